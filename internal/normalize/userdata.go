@@ -1,0 +1,130 @@
+package normalize
+
+// UserData holds the 11 hashable keys of user_data, each a list (Meta
+// accepts a string or a list; spec §3.1).
+type UserData struct {
+	Em, Ph, Fn, Ln, Db, Ge, Ct, St, Zp, Country, ExternalID []string
+}
+
+// Get returns the values of f (nil for an unknown field).
+func (u *UserData) Get(f Field) []string {
+	if p := u.field(f); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Set replaces the values of f; it does nothing for an unknown field.
+func (u *UserData) Set(f Field, v []string) {
+	if p := u.field(f); p != nil {
+		*p = v
+	}
+}
+
+func (u *UserData) field(f Field) *[]string {
+	switch f {
+	case Email:
+		return &u.Em
+	case Phone:
+		return &u.Ph
+	case FirstName:
+		return &u.Fn
+	case LastName:
+		return &u.Ln
+	case DateOfBirth:
+		return &u.Db
+	case Gender:
+		return &u.Ge
+	case City:
+		return &u.Ct
+	case State:
+		return &u.St
+	case Zip:
+		return &u.Zp
+	case Country:
+		return &u.Country
+	case ExternalID:
+		return &u.ExternalID
+	}
+	return nil
+}
+
+// HashUserData normalizes and hashes every value of in (see Hash). Values
+// that are empty or invalid are dropped, never sent as null or as the hash
+// of "", and never cost the other values; duplicates within a key are
+// removed, keeping the first. The event's own country (the first valid
+// value of in.Country) is the region for ph, st, zp and db, else o.Region.
+// in is not modified; the result shares no memory with it. It is safe for
+// concurrent use.
+func HashUserData(in *UserData, o Options) UserData {
+	var out UserData
+	if in == nil {
+		return out
+	}
+	e := o.env()
+	for _, c := range in.Country {
+		if code, ok := countryCode(prepare(c)); ok {
+			e.region = code
+			break
+		}
+	}
+	n, size := 0, 0
+	for _, f := range Fields {
+		for _, v := range *in.field(f) {
+			n++
+			size += max(64, len(v))
+		}
+	}
+	if n == 0 {
+		return out
+	}
+	// All values go into one byte buffer, converted to one string at the
+	// end and sliced per value: 2 allocations for the whole user_data (3
+	// with the slice headers) instead of 2 per value.
+	var stack [1024]byte
+	buf := stack[:0]
+	if size > len(stack) {
+		buf = make([]byte, 0, size)
+	}
+	var scratch [256]byte
+	sc := scratch[:0]
+	type span struct{ from, to int }
+	spans := make([]span, 0, 16)
+	var counts [11]int
+	for i, f := range Fields {
+	values:
+		for _, v := range *in.field(f) {
+			start := len(buf)
+			var why string
+			buf, sc, why = appendHash(buf, sc, f, v, &e)
+			if why != "" {
+				buf = buf[:start]
+				continue
+			}
+			got := buf[start:]
+			for _, s := range spans[len(spans)-counts[i]:] {
+				if string(buf[s.from:s.to]) == string(got) {
+					buf = buf[:start]
+					continue values
+				}
+			}
+			spans = append(spans, span{start, len(buf)})
+			counts[i]++
+		}
+	}
+	if len(spans) == 0 {
+		return out
+	}
+	all := string(buf)
+	vals := make([]string, len(spans))
+	for i, s := range spans {
+		vals[i] = all[s.from:s.to]
+	}
+	for i, f := range Fields {
+		if c := counts[i]; c > 0 {
+			*out.field(f) = vals[:c:c]
+			vals = vals[c:]
+		}
+	}
+	return out
+}
