@@ -56,28 +56,16 @@ var actionSources = map[string]bool{
 
 // hashedKeys are the user_data keys Meta wants as SHA-256 hex (§3.1), in the
 // order problems are reported.
-var hashedKeys = []string{"em", "ph", "fn", "ln", "db", "ge", "ct", "st", "zp", "country"}
+var hashedKeys = [...]string{"em", "ph", "fn", "ln", "db", "ge", "ct", "st", "zp", "country"}
 
 // emptySHA256 is sha256(""): a normalizer bug, never a real value (§3.4).
 const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
+// rawEvent holds the raw JSON values of the event fields we check.
 type rawEvent struct {
-	EventName      json.RawMessage `json:"event_name"`
-	EventTime      json.RawMessage `json:"event_time"`
-	ActionSource   json.RawMessage `json:"action_source"`
-	EventSourceURL json.RawMessage `json:"event_source_url"`
-	EventID        json.RawMessage `json:"event_id"`
-	OptOut         json.RawMessage `json:"opt_out"`
-	UserData       json.RawMessage `json:"user_data"`
-	CustomData     json.RawMessage `json:"custom_data"`
-	DPO            json.RawMessage `json:"data_processing_options"`
-	DPOCountry     json.RawMessage `json:"data_processing_options_country"`
-	DPOState       json.RawMessage `json:"data_processing_options_state"`
-}
-
-type rawCustomData struct {
-	Value    json.RawMessage `json:"value"`
-	Currency json.RawMessage `json:"currency"`
+	EventName, EventTime, ActionSource, EventSourceURL, EventID, OptOut []byte
+	UserData, CustomData                                                []byte
+	DPO, DPOCountry, DPOState                                           []byte
 }
 
 type validator struct {
@@ -113,29 +101,31 @@ func ValidateEvent(ev json.RawMessage, now time.Time) []Problem {
 // required here (the Client adds it).
 func ValidatePayload(body []byte, now time.Time) []Problem {
 	var v validator
-	var top struct {
-		Data          json.RawMessage `json:"data"`
-		AccessToken   json.RawMessage `json:"access_token"`
-		TestEventCode json.RawMessage `json:"test_event_code"`
-		PartnerAgent  json.RawMessage `json:"partner_agent"`
-	}
-	if err := json.Unmarshal(body, &top); err != nil {
-		if k := jsonKind(bytes.TrimSpace(body)); k != "object" && k != "" {
-			v.add("", 0, "payload must be a JSON object, not %s", k)
-		} else {
-			v.add("", 0, "payload is not valid JSON")
+	b := body[skipSpace(body, 0):]
+	if k := jsonKind(b); k != "object" {
+		if k == "" {
+			k = "empty"
 		}
+		v.add("", 0, "payload must be a JSON object, not %s", k)
 		return v.probs
 	}
-	for _, f := range []struct {
-		name string
-		raw  json.RawMessage
-	}{{"access_token", top.AccessToken}, {"test_event_code", top.TestEventCode}, {"partner_agent", top.PartnerAgent}} {
-		if k := jsonKind(f.raw); k != "" && k != "string" && k != "null" {
-			v.add(f.name, 0, "must be a string, not %s", k)
-		}
+	if !checkJSON(b) {
+		v.add("", 0, "payload is not valid JSON")
+		return v.probs
 	}
-	switch k := jsonKind(top.Data); k {
+	var data []byte
+	_ = eachMember(b, func(key, val []byte) bool { // checked above
+		switch name := string(keyName(key)); name {
+		case "data":
+			data = val
+		case "access_token", "test_event_code", "partner_agent":
+			if k := jsonKind(val); k != "string" && k != "null" {
+				v.add(name, 0, "must be a string, not %s", k)
+			}
+		}
+		return true
+	})
+	switch k := jsonKind(data); k {
 	case "", "null":
 		v.add("data", 0, "is required")
 		return v.probs
@@ -144,18 +134,9 @@ func ValidatePayload(body []byte, now time.Time) []Problem {
 		v.add("data", 0, "must be an array of events, not %s", k)
 		return v.probs
 	}
-	var events []json.RawMessage
-	if err := json.Unmarshal(top.Data, &events); err != nil {
-		v.add("data", 0, "is not a valid JSON array")
-		return v.probs
-	}
-	switch {
-	case len(events) == 0:
-		v.add("data", 0, "must contain at least one event")
-	case len(events) > MaxEventsPerRequest:
-		v.add("data", 0, "has %d events, max %d", len(events), MaxEventsPerRequest)
-	}
-	for i, ev := range events {
+	n := 0
+	_ = eachElement(data, func(i int, ev []byte) {
+		n++
 		start := len(v.probs)
 		v.event(ev, now)
 		prefix := "data[" + strconv.Itoa(i) + "]"
@@ -166,12 +147,18 @@ func ValidatePayload(body []byte, now time.Time) []Problem {
 				v.probs[j].Path = prefix + "." + v.probs[j].Path
 			}
 		}
+	})
+	switch {
+	case n == 0:
+		v.add("data", 0, "must contain at least one event")
+	case n > MaxEventsPerRequest:
+		v.add("data", 0, "has %d events, max %d", n, MaxEventsPerRequest)
 	}
 	return v.probs
 }
 
-func (v *validator) event(ev json.RawMessage, now time.Time) {
-	var e rawEvent
+func (v *validator) event(ev []byte, now time.Time) {
+	ev = ev[skipSpace(ev, 0):]
 	if k := jsonKind(ev); k != "object" {
 		if k == "" {
 			k = "empty"
@@ -179,31 +166,58 @@ func (v *validator) event(ev json.RawMessage, now time.Time) {
 		v.add("", 0, "event must be a JSON object, not %s", k)
 		return
 	}
-	if err := json.Unmarshal(ev, &e); err != nil {
+	if !checkJSON(ev) {
 		v.add("", 0, "event is not valid JSON")
 		return
 	}
+	var e rawEvent
+	_ = eachMember(ev, func(key, val []byte) bool { // checked above
+		switch string(keyName(key)) {
+		case "event_name":
+			e.EventName = val
+		case "event_time":
+			e.EventTime = val
+		case "action_source":
+			e.ActionSource = val
+		case "event_source_url":
+			e.EventSourceURL = val
+		case "event_id":
+			e.EventID = val
+		case "opt_out":
+			e.OptOut = val
+		case "user_data":
+			e.UserData = val
+		case "custom_data":
+			e.CustomData = val
+		case "data_processing_options":
+			e.DPO = val
+		case "data_processing_options_country":
+			e.DPOCountry = val
+		case "data_processing_options_state":
+			e.DPOState = val
+		}
+		return true
+	})
 
 	name, ok := v.requiredString("event_name", e.EventName)
-	if ok && strings.TrimSpace(name) == "" {
+	if ok && len(bytes.TrimSpace(name)) == 0 {
 		v.add("event_name", 0, "is empty")
 	}
 
 	source, sourceOK := v.requiredString("action_source", e.ActionSource)
-	if sourceOK && !actionSources[source] {
+	if sourceOK && !actionSources[string(source)] {
 		v.add("action_source", 0, "is not one of email, website, app, phone_call, chat, physical_store, system_generated, business_messaging, other")
 	}
-	v.eventTime(e.EventTime, source, now)
+	v.eventTime(e.EventTime, string(source) == "physical_store", now)
 
-	website := sourceOK && source == "website"
+	website := sourceOK && string(source) == "website"
 	switch k := jsonKind(e.EventSourceURL); k {
 	case "", "null":
 		if website {
 			v.add("event_source_url", 0, "is required for website events")
 		}
 	case "string":
-		s, _ := rawString(e.EventSourceURL)
-		if !isWebURL(s) {
+		if s, _ := strValue(e.EventSourceURL); !isWebURL(string(s)) {
 			v.add("event_source_url", 0, "is not an absolute http or https URL")
 		}
 	default:
@@ -213,7 +227,7 @@ func (v *validator) event(ev json.RawMessage, now time.Time) {
 	switch k := jsonKind(e.EventID); k {
 	case "", "null":
 	case "string":
-		if s, _ := rawString(e.EventID); s == "" {
+		if s, _ := strValue(e.EventID); len(s) == 0 {
 			v.add("event_id", 0, "is empty")
 		}
 	default:
@@ -224,30 +238,52 @@ func (v *validator) event(ev json.RawMessage, now time.Time) {
 	}
 
 	hasIP := v.userData(e.UserData, website)
-	v.customData(e.CustomData, name)
-	v.dataProcessing(e, hasIP)
+	v.customData(e.CustomData, string(name) == "Purchase")
+	v.dataProcessing(&e, hasIP)
 }
 
 // requiredString reports a problem unless raw is a JSON string, and returns
 // the decoded string.
-func (v *validator) requiredString(path string, raw json.RawMessage) (string, bool) {
+func (v *validator) requiredString(path string, raw []byte) ([]byte, bool) {
 	switch k := jsonKind(raw); k {
 	case "", "null":
 		v.add(path, 0, "is required")
-		return "", false
+		return nil, false
 	case "string":
-		s, ok := rawString(raw)
+		s, ok := strValue(raw)
 		if !ok {
 			v.add(path, 0, "is not a valid JSON string")
 		}
 		return s, ok
 	default:
 		v.add(path, 0, "must be a string, not %s", k)
-		return "", false
+		return nil, false
 	}
 }
 
-func (v *validator) eventTime(raw json.RawMessage, source string, now time.Time) {
+// parseInt parses a JSON integer literal; ok is false for fractions,
+// exponents and overflow.
+func parseInt(raw []byte) (n int64, ok bool) {
+	neg := len(raw) > 0 && raw[0] == '-'
+	if neg {
+		raw = raw[1:]
+	}
+	if len(raw) == 0 || len(raw) > 18 {
+		return 0, false
+	}
+	for _, c := range raw {
+		if !isDigit(c) {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
+}
+
+func (v *validator) eventTime(raw []byte, physicalStore bool, now time.Time) {
 	switch k := jsonKind(raw); k {
 	case "", "null":
 		v.add("event_time", 0, "is required")
@@ -257,8 +293,8 @@ func (v *validator) eventTime(raw json.RawMessage, source string, now time.Time)
 		v.add("event_time", 0, "must be an integer number of Unix seconds, not %s", k)
 		return
 	}
-	t, err := strconv.ParseInt(string(raw), 10, 64)
-	if err != nil {
+	t, ok := parseInt(raw)
+	if !ok {
 		v.add("event_time", 0, "must be an integer number of Unix seconds")
 		return
 	}
@@ -269,14 +305,13 @@ func (v *validator) eventTime(raw json.RawMessage, source string, now time.Time)
 		return
 	}
 	maxAge := MaxEventAge
-	if source == "physical_store" {
+	if physicalStore {
 		maxAge = MaxPhysicalStoreAge
 	}
-	at := time.Unix(t, 0)
-	switch {
-	case at.Before(now.Add(-maxAge)):
+	switch sec := now.Unix(); {
+	case t < sec-int64(maxAge/time.Second):
 		v.add("event_time", SubcodeTooOld, "is more than %d days old", int(maxAge/(24*time.Hour)))
-	case at.After(now.Add(MaxFutureSkew)):
+	case t > sec+int64(MaxFutureSkew/time.Second):
 		v.add("event_time", 0, "is in the future")
 	}
 }
@@ -296,11 +331,6 @@ const (
 	tmOther
 )
 
-var thinBits = map[string]int{
-	"ct": tmCT, "country": tmCountry, "st": tmST, "zp": tmZP, "ge": tmGE,
-	"client_user_agent": tmUA, "db": tmDB, "fn": tmFN, "ln": tmLN,
-}
-
 // thinSets are the §2.2 sets; user_data whose keys are a subset of one of
 // them is rejected with 100/2804050.
 var thinSets = []int{
@@ -310,9 +340,18 @@ var thinSets = []int{
 	tmLN | tmGE,
 }
 
-// userData validates user_data (§3) and reports whether it carries a
+// hashedBits maps hashedKeys (by index) to thin-match bits.
+var hashedBits = [len(hashedKeys)]int{tmOther, tmOther, tmFN, tmLN, tmDB, tmGE, tmCT, tmST, tmZP, tmCountry}
+
+type rawUserData struct {
+	hashed                     [len(hashedKeys)][]byte
+	externalID, ip, ua, fb, fp []byte
+	other                      bool // a non-empty key we do not check
+}
+
+// userData validates user_data (§3) and reports whether it carries a valid
 // client_ip_address.
-func (v *validator) userData(raw json.RawMessage, website bool) (hasIP bool) {
+func (v *validator) userData(raw []byte, website bool) (hasIP bool) {
 	switch k := jsonKind(raw); k {
 	case "", "null":
 		v.add("user_data", 0, "is required")
@@ -322,82 +361,92 @@ func (v *validator) userData(raw json.RawMessage, website bool) (hasIP bool) {
 		v.add("user_data", 0, "must be an object, not %s", k)
 		return false
 	}
-	var ud map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &ud); err != nil {
-		v.add("user_data", 0, "is not a valid JSON object")
-		return false
-	}
-	present := 0
-	mark := func(key string) {
-		if b, ok := thinBits[key]; ok {
-			present |= b
-		} else {
-			present |= tmOther
+	var ud rawUserData
+	_ = eachMember(raw, func(key, val []byte) bool { // checked by the caller
+		name := keyName(key)
+		for i, h := range hashedKeys {
+			if string(name) == h {
+				ud.hashed[i] = val
+				return true
+			}
 		}
-	}
-	for _, key := range hashedKeys {
-		if r, ok := ud[key]; ok && v.hashable(key, r, true) {
-			mark(key)
+		switch string(name) {
+		case "external_id":
+			ud.externalID = val
+		case "client_ip_address":
+			ud.ip = val
+		case "client_user_agent":
+			ud.ua = val
+		case "fbc":
+			ud.fb = val
+		case "fbp":
+			ud.fp = val
+		default:
+			// Other identifiers (fb_login_id, lead_id, subscription_id,
+			// madid, ...) pass through; a non-empty one counts as customer
+			// information.
+			if k := jsonKind(val); k != "null" && string(val) != `""` && !(k == "array" && isEmptyArray(val)) {
+				ud.other = true
+			}
 		}
-	}
-	if r, ok := ud["external_id"]; ok && v.hashable("external_id", r, false) {
-		mark("external_id")
-	}
+		return true
+	})
 
-	if r, ok := ud["client_ip_address"]; ok {
-		if s, ok := v.singleString("client_ip_address", r); ok {
-			if _, err := netip.ParseAddr(s); err != nil {
+	present := 0
+	if ud.other {
+		present |= tmOther
+	}
+	for i, key := range hashedKeys {
+		if ud.hashed[i] != nil && v.hashable(key, ud.hashed[i], true) {
+			present |= hashedBits[i]
+		}
+	}
+	if ud.externalID != nil && v.hashable("external_id", ud.externalID, false) {
+		present |= tmOther
+	}
+	if ud.ip != nil {
+		if s, ok := v.singleString("client_ip_address", ud.ip); ok {
+			if _, err := netip.ParseAddr(string(s)); err != nil {
 				v.add("user_data.client_ip_address", 0, "is not a valid IPv4 or IPv6 address")
 			} else {
 				hasIP = true
-				mark("client_ip_address")
+				present |= tmOther
 			}
 		}
 	}
-	if r, ok := ud["client_user_agent"]; ok {
-		if _, ok := v.singleString("client_user_agent", r); ok {
-			mark("client_user_agent")
+	if ud.ua != nil {
+		if _, ok := v.singleString("client_user_agent", ud.ua); ok {
+			present |= tmUA
 		}
 	}
 	if website && present&tmUA == 0 {
 		v.add("user_data.client_user_agent", 0, "is required for website events")
 	}
-	for _, key := range []string{"fbc", "fbp"} {
-		r, ok := ud[key]
+	for _, c := range []struct {
+		key     string
+		raw     []byte
+		subcode int
+	}{{"fbc", ud.fb, SubcodeBadClickID}, {"fbp", ud.fp, 0}} {
+		if c.raw == nil {
+			continue
+		}
+		s, ok := v.singleString(c.key, c.raw)
 		if !ok {
 			continue
 		}
-		s, ok := v.singleString(key, r)
-		if !ok {
+		if !isCookieValue(s) {
+			v.add("user_data."+c.key, c.subcode, "is not in the fb.<subdomain index>.<creation time>.<value>[.<appendix>] format")
 			continue
 		}
-		if !IsCookieValue(s) {
-			sub := 0
-			if key == "fbc" {
-				sub = SubcodeBadClickID
-			}
-			v.add("user_data."+key, sub, "is not in the fb.<subdomain index>.<creation time>.<value>[.<appendix>] format")
-			continue
-		}
-		mark(key)
-	}
-	// Other identifiers (fb_login_id, lead_id, subscription_id, madid, ...)
-	// are passed through; any non-empty one counts as customer information.
-	for key, r := range ud {
-		if _, known := thinBits[key]; known || isCheckedUserKey(key) {
-			continue
-		}
-		if k := jsonKind(r); k != "null" && string(r) != `""` && !(k == "array" && isEmptyArray(r)) {
-			mark(key)
-		}
+		present |= tmOther
 	}
 
 	for _, set := range thinSets {
 		if present&^set == 0 {
 			if present == 0 {
-				v.add("user_data", SubcodeThinMatch, "has no customer information parameters")
+				v.add("user_data", SubcodeThinMatch, "has no valid customer information parameters")
 			} else {
-				v.add("user_data", SubcodeThinMatch, "has too little customer information to match (see the baseline matching rule)")
+				v.add("user_data", SubcodeThinMatch, "has too little customer information to match (§2.2 baseline rule)")
 			}
 			break
 		}
@@ -405,68 +454,48 @@ func (v *validator) userData(raw json.RawMessage, website bool) (hasIP bool) {
 	return hasIP
 }
 
-func isCheckedUserKey(key string) bool {
-	switch key {
-	case "em", "ph", "external_id", "client_ip_address", "fbc", "fbp":
-		return true
-	}
-	return false
-}
-
 // hashable checks a string-or-array-of-strings user_data field. With hashed
 // set each string must be a SHA-256 hex digest (§3.2); otherwise (for
 // external_id) any non-empty string. It reports whether at least one valid
 // value is present.
-func (v *validator) hashable(key string, raw json.RawMessage, hashed bool) bool {
+func (v *validator) hashable(key string, raw []byte, hashed bool) bool {
 	path := "user_data." + key
-	check := func(p string, s string) bool {
+	check := func(p func() string, raw []byte) bool {
+		s, ok := strValue(raw)
 		switch {
+		case !ok:
+			v.add(p(), 0, "is not a valid JSON string")
 		case !hashed:
-			if s == "" {
-				v.add(p, 0, "is empty")
+			if len(s) == 0 {
+				v.add(p(), 0, "is empty")
 				return false
 			}
-		case s == emptySHA256:
-			v.add(p, 0, "is the SHA-256 of an empty string")
+		case string(s) == emptySHA256:
+			v.add(p(), 0, "is the SHA-256 of an empty string")
 			return false
 		case !isHashed(s):
-			v.add(p, 0, "is not a SHA-256 hex hash (64 lowercase hex characters)")
+			v.add(p(), 0, "is not a SHA-256 hex hash (64 lowercase hex characters)")
 			return false
 		}
-		return true
+		return ok
 	}
 	switch k := jsonKind(raw); k {
 	case "null":
 		return false
 	case "string":
-		s, ok := rawString(raw)
-		if !ok {
-			v.add(path, 0, "is not a valid JSON string")
-			return false
-		}
-		return check(path, s)
+		return check(func() string { return path }, raw)
 	case "array":
-		var list []json.RawMessage
-		if err := json.Unmarshal(raw, &list); err != nil {
-			v.add(path, 0, "is not a valid JSON array")
-			return false
-		}
 		found := false
-		for i, r := range list {
-			p := path + "[" + strconv.Itoa(i) + "]"
+		_ = eachElement(raw, func(i int, r []byte) { // checked by the caller
+			p := func() string { return path + "[" + strconv.Itoa(i) + "]" }
 			if k := jsonKind(r); k != "string" {
-				v.add(p, 0, "must be a string, not %s", k)
-				continue
+				v.add(p(), 0, "must be a string, not %s", k)
+				return
 			}
-			s, ok := rawString(r)
-			if !ok {
-				v.add(p, 0, "is not a valid JSON string")
-				continue
-			}
-			if check(p, s) {
+			if check(p, r) {
 				found = true
 			}
-		}
+		})
 		return found
 	default:
 		v.add(path, 0, "must be a string or an array of strings, not %s", k)
@@ -477,42 +506,46 @@ func (v *validator) hashable(key string, raw json.RawMessage, hashed bool) bool 
 // singleString checks a plain string user_data field and returns its value;
 // ok is false (and a problem added) unless it is a non-empty string. null
 // counts as absent.
-func (v *validator) singleString(key string, raw json.RawMessage) (string, bool) {
+func (v *validator) singleString(key string, raw []byte) ([]byte, bool) {
 	switch k := jsonKind(raw); k {
 	case "null":
-		return "", false
+		return nil, false
 	case "string":
-		s, ok := rawString(raw)
+		s, ok := strValue(raw)
 		if !ok {
 			v.add("user_data."+key, 0, "is not a valid JSON string")
-			return "", false
+			return nil, false
 		}
-		if s == "" {
+		if len(s) == 0 {
 			v.add("user_data."+key, 0, "is empty")
-			return "", false
+			return nil, false
 		}
 		return s, true
 	default:
 		v.add("user_data."+key, 0, "must be a string, not %s", k)
-		return "", false
+		return nil, false
 	}
 }
 
-func (v *validator) customData(raw json.RawMessage, eventName string) {
-	var cd rawCustomData
+func (v *validator) customData(raw []byte, purchase bool) {
+	var value, currency []byte
 	switch k := jsonKind(raw); k {
 	case "", "null":
 	case "object":
-		if err := json.Unmarshal(raw, &cd); err != nil {
-			v.add("custom_data", 0, "is not a valid JSON object")
-			return
-		}
+		_ = eachMember(raw, func(key, val []byte) bool { // checked by the caller
+			switch string(keyName(key)) {
+			case "value":
+				value = val
+			case "currency":
+				currency = val
+			}
+			return true
+		})
 	default:
 		v.add("custom_data", 0, "must be an object, not %s", k)
 		return
 	}
-	purchase := eventName == "Purchase"
-	switch k := jsonKind(cd.Value); k {
+	switch k := jsonKind(value); k {
 	case "", "null":
 		if purchase {
 			v.add("custom_data.value", 0, "is required for Purchase events")
@@ -521,13 +554,13 @@ func (v *validator) customData(raw json.RawMessage, eventName string) {
 	default:
 		v.add("custom_data.value", 0, "must be a number, not %s", k)
 	}
-	switch k := jsonKind(cd.Currency); k {
+	switch k := jsonKind(currency); k {
 	case "", "null":
 		if purchase {
 			v.add("custom_data.currency", 0, "is required for Purchase events")
 		}
 	case "string":
-		if s, _ := rawString(cd.Currency); !IsCurrency(s) {
+		if s, _ := strValue(currency); !IsCurrency(string(s)) {
 			v.add("custom_data.currency", 0, "is not an ISO 4217 currency code")
 		}
 	default:
@@ -536,28 +569,23 @@ func (v *validator) customData(raw json.RawMessage, eventName string) {
 }
 
 // dataProcessing checks the Limited Data Use fields (§9).
-func (v *validator) dataProcessing(e rawEvent, hasIP bool) {
+func (v *validator) dataProcessing(e *rawEvent, hasIP bool) {
 	ldu := false
 	switch k := jsonKind(e.DPO); k {
 	case "", "null":
 	case "array":
-		var list []json.RawMessage
-		if err := json.Unmarshal(e.DPO, &list); err != nil {
-			v.add("data_processing_options", 0, "is not a valid JSON array")
-			break
-		}
-		for i, r := range list {
+		_ = eachElement(e.DPO, func(i int, r []byte) { // checked by the caller
 			p := "data_processing_options[" + strconv.Itoa(i) + "]"
 			if k := jsonKind(r); k != "string" {
 				v.add(p, 0, "must be a string, not %s", k)
-				continue
+				return
 			}
-			if s, _ := rawString(r); s != "LDU" {
+			if s, _ := strValue(r); string(s) != "LDU" {
 				v.add(p, 0, `must be "LDU"`)
-				continue
+				return
 			}
 			ldu = true
-		}
+		})
 	default:
 		v.add("data_processing_options", 0, "must be an array of strings, not %s", k)
 	}
@@ -574,17 +602,16 @@ func (v *validator) dataProcessing(e rawEvent, hasIP bool) {
 	}
 }
 
-func (v *validator) dpoInt(path string, raw json.RawMessage) (int64, bool) {
+func (v *validator) dpoInt(path string, raw []byte) (int64, bool) {
 	switch k := jsonKind(raw); k {
 	case "", "null":
 		return 0, false
 	case "number":
-		n, err := strconv.ParseInt(string(raw), 10, 64)
-		if err != nil {
+		n, ok := parseInt(raw)
+		if !ok {
 			v.add(path, 0, "must be an integer")
-			return 0, false
 		}
-		return n, true
+		return n, ok
 	default:
 		v.add(path, 0, "must be an integer, not %s", k)
 		return 0, false
@@ -615,26 +642,12 @@ func jsonKind(raw []byte) string {
 	return ""
 }
 
-// rawString decodes a JSON string literal, without allocation tricks when it
-// has no escapes.
-func rawString(raw []byte) (string, bool) {
-	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' && bytes.IndexByte(raw, '\\') < 0 {
-		return string(raw[1 : len(raw)-1]), true
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", false
-	}
-	return s, true
-}
-
 func isEmptyArray(raw []byte) bool {
 	return len(bytes.TrimSpace(raw[1:len(raw)-1])) == 0
 }
 
-func isLowerHex(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
+func isLowerHex(s []byte) bool {
+	for _, c := range s {
 		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
 			return false
 		}
@@ -644,12 +657,12 @@ func isLowerHex(s string) bool {
 
 // isHashed reports whether s is a SHA-256 hex digest as Meta wants it: 64
 // lowercase hex, or 64 hex + "." + a parameter-builder appendix (§3.2).
-func isHashed(s string) bool {
+func isHashed(s []byte) bool {
 	switch {
 	case len(s) == 64:
 		return isLowerHex(s)
 	case len(s) > 65 && s[64] == '.':
-		return isLowerHex(s[:64]) && IsAppendix(s[65:])
+		return isLowerHex(s[:64]) && isAppendix(s[65:])
 	}
 	return false
 }
@@ -658,17 +671,19 @@ func isHashed(s string) bool {
 // legacy 2-character language token (AQ Ag Aw BA BQ Bg), or 8 base64url
 // characters decoding to 6 bytes with format byte 0x01 and a language index
 // 1..6.
-func IsAppendix(s string) bool {
+func IsAppendix(s string) bool { return isAppendix([]byte(s)) }
+
+func isAppendix(s []byte) bool {
 	switch len(s) {
 	case 2:
-		switch s {
+		switch string(s) {
 		case "AQ", "Ag", "Aw", "BA", "BQ", "Bg":
 			return true
 		}
 		return false
 	case 8:
 		var b [6]byte
-		n, err := base64.RawURLEncoding.Decode(b[:], []byte(s))
+		n, err := base64.RawURLEncoding.Decode(b[:], s)
 		return err == nil && n == 6 && b[0] == 0x01 && b[1] >= 1 && b[1] <= 6
 	}
 	return false
@@ -677,19 +692,41 @@ func IsAppendix(s string) bool {
 // IsCookieValue reports whether s has the fbp/fbc shape
 // fb.<subdomain index digit>.<creation time digits>.<value>[.<appendix>]
 // (§5.1, §5.3). The value (random number or fbclid) is case-sensitive and
-// only checked to be non-empty.
-func IsCookieValue(s string) bool {
-	parts := strings.Split(s, ".")
-	if len(parts) != 4 && len(parts) != 5 {
+// only checked to be non-empty and free of dots.
+func IsCookieValue(s string) bool { return isCookieValue([]byte(s)) }
+
+func isCookieValue(s []byte) bool {
+	var parts [5][]byte
+	n := 0
+	for {
+		i := bytes.IndexByte(s, '.')
+		if n == len(parts) {
+			return false
+		}
+		if i < 0 {
+			parts[n] = s
+			n++
+			break
+		}
+		parts[n] = s[:i]
+		s = s[i+1:]
+		n++
+	}
+	if n != 4 && n != 5 {
 		return false
 	}
-	if parts[0] != "fb" || len(parts[1]) != 1 || parts[1][0] < '0' || parts[1][0] > '9' {
+	if string(parts[0]) != "fb" || len(parts[1]) != 1 || !isDigit(parts[1][0]) {
 		return false
 	}
-	if parts[2] == "" || strings.Trim(parts[2], "0123456789") != "" || parts[3] == "" {
+	if len(parts[2]) == 0 || len(parts[3]) == 0 {
 		return false
 	}
-	return len(parts) == 4 || IsAppendix(parts[4])
+	for _, c := range parts[2] {
+		if !isDigit(c) {
+			return false
+		}
+	}
+	return n == 4 || isAppendix(parts[4])
 }
 
 func isWebURL(s string) bool {

@@ -450,7 +450,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) readEvents(r *http.Request, rec *Request) ([]json.RawMessage, *graphError) {
 	r.Body = http.MaxBytesReader(nil, r.Body, 64<<20)
 	mt, _, _ := mime.ParseMediaType(rec.ContentType)
-	var data json.RawMessage
+	var data []byte
+	var events []json.RawMessage
 	switch mt {
 	case "application/x-www-form-urlencoded", "multipart/form-data":
 		var err error
@@ -465,31 +466,18 @@ func (s *Server) readEvents(r *http.Request, rec *Request) ([]json.RawMessage, *
 		rec.AccessToken = r.FormValue("access_token")
 		rec.TestEventCode = r.FormValue("test_event_code")
 		rec.PartnerAgent = r.FormValue("partner_agent")
-		if d := r.FormValue("data"); d != "" {
-			data = json.RawMessage(d)
-		}
+		data = []byte(r.FormValue("data"))
 	default:
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
 			return nil, invalidParam("Could not read the request body")
 		}
-		var top struct {
-			Data          json.RawMessage `json:"data"`
-			AccessToken   string          `json:"access_token"`
-			TestEventCode string          `json:"test_event_code"`
-			PartnerAgent  string          `json:"partner_agent"`
+		req, err := capi.DecodeRequest(body)
+		if err != nil {
+			return nil, invalidParam("The request body is not a valid JSON object with a data array")
 		}
-		if err := json.Unmarshal(body, &top); err != nil {
-			return nil, invalidParam("The request body is not a valid JSON object")
-		}
-		rec.AccessToken, rec.TestEventCode, rec.PartnerAgent = top.AccessToken, top.TestEventCode, top.PartnerAgent
-		data = top.Data
-		if len(data) > 0 && data[0] == '"' { // data as a JSON-encoded string
-			var str string
-			if json.Unmarshal(data, &str) == nil {
-				data = json.RawMessage(str)
-			}
-		}
+		rec.AccessToken, rec.TestEventCode, rec.PartnerAgent = req.AccessToken, req.TestEventCode, req.PartnerAgent
+		events = req.Data
 	}
 	if rec.AccessToken == "" {
 		rec.AccessToken = r.URL.Query().Get("access_token")
@@ -497,11 +485,14 @@ func (s *Server) readEvents(r *http.Request, rec *Request) ([]json.RawMessage, *
 	if rec.AccessToken == "" {
 		rec.AccessToken = bearer(r)
 	}
-	if len(data) == 0 || string(data) == "null" {
+	if events != nil {
+		return events, nil
+	}
+	if len(data) == 0 {
 		return nil, invalidParam("The parameter data is required")
 	}
-	var events []json.RawMessage
-	if err := json.Unmarshal(data, &events); err != nil {
+	events, err := capi.DecodeEvents(data)
+	if err != nil {
 		return nil, invalidParam("Param data must be an array.")
 	}
 	return events, nil
