@@ -1,0 +1,13 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+)
+
+// runMore dispatches the subcommands that other files add.
+func runMore(ctx context.Context, cmd string, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv getenvFunc) error {
+	fmt.Fprintf(stderr, "capirelay: unknown command %q\n\n%s", cmd, usage)
+	return errUsage
+}

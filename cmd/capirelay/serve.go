@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/capirelay/capirelay/internal/app"
+	"github.com/capirelay/capirelay/internal/config"
+)
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, getenv getenvFunc) error {
+	cfg, err := config.Load(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	level := slog.LevelInfo
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	a, err := app.New(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	// Listen before serving, so a busy port fails start-up.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		a.Shutdown(context.Background())
+		return fmt.Errorf("listen: %w", err)
+	}
+	a.Start(ctx)
+	store := "sqlite"
+	if config.IsPostgres(cfg.DatabaseURL) {
+		store = "postgres"
+	}
+	logger.Info("capirelay listening", "addr", ln.Addr().String(), "store", store, "graph_version", cfg.GraphVersion, "version", app.Version)
+	if cfg.Demo {
+		logger.Info("demo page", "url", cfg.PublicURL+"/demo")
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- a.Serve(ln) }()
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return errorsJoin(err, a.Shutdown(sctx))
+}
+
+func errorsJoin(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}

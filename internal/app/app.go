@@ -1,0 +1,205 @@
+// Package app assembles a relay process from its parts: store, pipeline,
+// dispatcher, collectors, tag, dashboard and metrics. cmd/capirelay calls it;
+// end-to-end tests use it in-process. It holds wiring only.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/capirelay/capirelay/internal/capi"
+	"github.com/capirelay/capirelay/internal/collect"
+	"github.com/capirelay/capirelay/internal/config"
+	"github.com/capirelay/capirelay/internal/dispatch"
+	"github.com/capirelay/capirelay/internal/metrics"
+	"github.com/capirelay/capirelay/internal/pipeline"
+	"github.com/capirelay/capirelay/internal/secret"
+	"github.com/capirelay/capirelay/internal/store"
+	"github.com/capirelay/capirelay/internal/store/sqlite"
+)
+
+// Version is the relay's version, reported as partner_agent.
+var Version = "0.1.0"
+
+// PartnerAgent names capirelay in every request to Meta.
+func PartnerAgent() string { return "capirelay-" + Version }
+
+// App is one relay process.
+type App struct {
+	Config     config.Config
+	Logger     *slog.Logger
+	Store      store.Store
+	Box        *secret.Box
+	Metrics    *metrics.Metrics
+	Pipeline   *pipeline.Pipeline
+	Dispatcher *dispatch.Dispatcher
+	Graph      *capi.Client
+
+	handler  http.Handler
+	srv      *http.Server
+	bg       sync.WaitGroup
+	cancel   context.CancelFunc
+	shutOnce sync.Once
+}
+
+// OpenStore opens the configured store: PostgreSQL when the database URL
+// names one, else SQLite in the data directory.
+func OpenStore(ctx context.Context, cfg config.Config) (store.Store, *secret.Box, error) {
+	key, err := secret.LoadOrCreateKey(cfg.SecretKey, cfg.DataDir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("secret key: %w", err)
+	}
+	box, err := secret.New(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	if config.IsPostgres(cfg.DatabaseURL) {
+		st, err := openPostgres(ctx, cfg.DatabaseURL, box)
+		if err != nil {
+			return nil, nil, err
+		}
+		return st, box, nil
+	}
+	st, err := sqlite.Open(ctx, cfg.SQLitePath(sqlite.FileName), box)
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, box, nil
+}
+
+// New builds a relay from cfg. Nothing runs until Start.
+func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if err := checkVersion(cfg, logger, time.Now()); err != nil {
+		return nil, err
+	}
+	st, box, err := OpenStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	a := &App{Config: cfg, Logger: logger, Store: st, Box: box, Metrics: metrics.New()}
+	if cfg.Demo {
+		if err := EnsureDemoSite(ctx, st, cfg.PublicURL); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("demo site: %w", err)
+		}
+	}
+	a.Graph = &capi.Client{BaseURL: cfg.GraphURL, Version: cfg.GraphVersion, Timeout: cfg.GraphTimeout, UserAgent: PartnerAgent()}
+	a.Pipeline = pipeline.New(st)
+	a.Dispatcher = &dispatch.Dispatcher{
+		Store:   st,
+		Meta:    &dispatch.Meta{Client: a.Graph, PartnerAgent: PartnerAgent()},
+		Sandbox: &dispatch.Sandbox{Store: st, PartnerAgent: PartnerAgent()},
+		Metrics: a.Metrics,
+		Logger:  logger,
+		Linger:  cfg.BatchLinger,
+	}
+	a.handler = a.routes()
+	return a, nil
+}
+
+// Handler is the relay's HTTP handler.
+func (a *App) Handler() http.Handler { return a.handler }
+
+// Start runs the background work: delivery and housekeeping.
+func (a *App) Start(ctx context.Context) {
+	ctx, a.cancel = context.WithCancel(ctx)
+	a.Dispatcher.Start(ctx)
+	a.bg.Add(1)
+	go func() {
+		defer a.bg.Done()
+		a.housekeeping(ctx)
+	}()
+}
+
+// Serve accepts connections on ln until Shutdown.
+func (a *App) Serve(ln net.Listener) error {
+	a.srv = &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(a.Logger.Handler(), slog.LevelWarn),
+	}
+	err := a.srv.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops in order: HTTP (finishing requests in flight), delivery
+// (finishing the batch in flight), background jobs, then the store.
+func (a *App) Shutdown(ctx context.Context) error {
+	var err error
+	a.shutOnce.Do(func() {
+		if a.srv != nil {
+			err = a.srv.Shutdown(ctx)
+		}
+		a.Dispatcher.Stop()
+		if a.cancel != nil {
+			a.cancel()
+		}
+		a.bg.Wait()
+		err = errors.Join(err, a.Store.Close())
+	})
+	return err
+}
+
+func (a *App) housekeeping(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		if n, err := a.Store.Prune(ctx, now.Add(-a.Config.Retention), now.Add(-store.DedupWindow)); err != nil {
+			a.Logger.Error("prune", "err", err)
+		} else if n > 0 {
+			a.Logger.Info("pruned delivered events", "count", n)
+		}
+	}
+}
+
+// checkVersion warns from 90 days before the Graph API version expires and
+// refuses an expired one unless allowed.
+func checkVersion(cfg config.Config, logger *slog.Logger, now time.Time) error {
+	info, ok := capi.LookupVersion(cfg.GraphVersion)
+	if !ok {
+		logger.Warn("unknown Graph API version; check it is current", "version", cfg.GraphVersion)
+		return nil
+	}
+	if info.Expires.IsZero() {
+		return nil
+	}
+	switch left := info.Expires.Sub(now); {
+	case left <= 0 && !cfg.AllowExpiredVersion:
+		return fmt.Errorf("Graph API %s expired on %s; set CAPIRELAY_GRAPH_VERSION to a current version (or CAPIRELAY_ALLOW_EXPIRED_VERSION=true)",
+			cfg.GraphVersion, info.Expires.Format("2006-01-02"))
+	case left <= 0:
+		logger.Warn("Graph API version has expired", "version", cfg.GraphVersion, "expired", info.Expires.Format("2006-01-02"))
+	case left <= 90*24*time.Hour:
+		logger.Warn("Graph API version expires soon; move to a newer one", "version", cfg.GraphVersion,
+			"expires", info.Expires.Format("2006-01-02"), "days_left", int(left.Hours()/24))
+	}
+	return nil
+}
+
+var _ = collect.HashAPIKey

@@ -1,0 +1,380 @@
+package collect
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/capirelay/capirelay/internal/event"
+	"github.com/capirelay/capirelay/internal/metrics"
+	"github.com/capirelay/capirelay/internal/pipeline"
+	"github.com/capirelay/capirelay/internal/store"
+)
+
+// MaxServerBody is the largest /v1/events request body.
+const MaxServerBody = 1 << 20
+
+// APIKeyPrefix starts every site api key, so a leaked key is recognisable.
+const APIKeyPrefix = "crk_"
+
+// HashAPIKey is how api keys are stored: hex SHA-256. Looking a key up by its
+// hash makes the comparison independent of how much of the key matches.
+func HashAPIKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
+}
+
+// Server takes events from customer backends: POST /v1/events with a site
+// api key, and the Graph-compatible alias POST /{version}/{pixel}/events.
+type Server struct {
+	Sites    store.Sites
+	Pipeline *pipeline.Pipeline
+	Metrics  *metrics.Metrics
+	Logger   *slog.Logger
+	// Notify, if set, is told how many events a site just queued.
+	Notify func(site string, n int)
+}
+
+// Result is one event's answer in a /v1/events response.
+type Result struct {
+	EventID string `json:"event_id"`
+	Status  string `json:"status"`
+	Error   string `json:"error,omitempty"`
+	Field   string `json:"field,omitempty"`
+}
+
+// Response is the /v1/events answer.
+type Response struct {
+	EventsReceived int      `json:"events_received"`
+	Results        []Result `json:"results"`
+}
+
+// request is the body of both endpoints: Meta's own shape.
+type request struct {
+	Data          json.RawMessage `json:"data"`
+	TestEventCode string          `json:"test_event_code"`
+	AccessToken   string          `json:"access_token"`
+	PartnerAgent  string          `json:"partner_agent"`
+	NamespaceID   string          `json:"namespace_id"`
+	UploadID      string          `json:"upload_id"`
+	UploadTag     string          `json:"upload_tag"`
+	UploadSource  string          `json:"upload_source"`
+}
+
+// httpError is a refusal of a whole request.
+type httpError struct {
+	Status  int
+	Field   string
+	Message string
+	Code    int // Graph error code for the alias
+}
+
+func (e *httpError) Error() string {
+	if e.Field != "" {
+		return e.Field + ": " + e.Message
+	}
+	return e.Message
+}
+
+// ServeEvents handles POST /v1/events.
+func (s *Server) ServeEvents(w http.ResponseWriter, r *http.Request) {
+	key := bearer(r)
+	if key == "" {
+		writeError(w, errNoKey)
+		return
+	}
+	resp, status, err := s.handle(r, key)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, status, resp)
+}
+
+// ServeGraph handles POST /{version}/{pixel}/events, answering like the
+// Graph API so Meta's SDKs work with only the base URL changed. The api
+// key is given as access_token (query, form or JSON body).
+func (s *Server) ServeGraph(w http.ResponseWriter, r *http.Request) {
+	key := r.URL.Query().Get("access_token")
+	if key == "" {
+		key = bearer(r)
+	}
+	resp, _, err := s.handle(r, key, r.PathValue("pixel"))
+	if err != nil {
+		var he *httpError
+		if !errors.As(err, &he) {
+			he = &httpError{Status: 500, Message: "internal error"}
+		}
+		code := he.Code
+		if code == 0 {
+			code = 100
+		}
+		writeJSON(w, he.Status, map[string]any{"error": map[string]any{
+			"message": he.Error(), "type": "OAuthException", "code": code, "fbtrace_id": "capirelay",
+		}})
+		return
+	}
+	var msgs []string
+	for _, r := range resp.Results {
+		if r.Status != pipeline.Accepted {
+			msgs = append(msgs, fmt.Sprintf("event %s: %s %s", r.EventID, r.Status, strings.TrimSpace(r.Field+" "+r.Error)))
+		}
+	}
+	if msgs == nil {
+		msgs = []string{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"events_received": resp.EventsReceived, "messages": msgs, "fbtrace_id": "capirelay"})
+}
+
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+var errNoKey = &httpError{Status: http.StatusUnauthorized, Field: "Authorization", Message: "missing api key: send Authorization: Bearer <site api key>", Code: 190}
+
+// handle parses, authenticates and submits a request. pixel, when given,
+// must match the site's pixel.
+func (s *Server) handle(r *http.Request, key string, pixel ...string) (*Response, int, error) {
+	if r.Method != http.MethodPost {
+		return nil, 0, &httpError{Status: http.StatusMethodNotAllowed, Message: "use POST"}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxServerBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, 0, &httpError{Status: http.StatusRequestEntityTooLarge, Message: fmt.Sprintf("request body is larger than %d bytes", MaxServerBody)}
+		}
+		return nil, 0, &httpError{Status: http.StatusBadRequest, Message: "cannot read request body"}
+	}
+	var site *store.Site
+	if key != "" { // authenticate before looking at the body
+		if site, err = s.authenticate(r.Context(), key); err != nil {
+			return nil, 0, err
+		}
+	}
+	req, err := parseRequest(r, body)
+	if err != nil {
+		return nil, 0, err
+	}
+	if site == nil {
+		if req.AccessToken == "" {
+			return nil, 0, errNoKey
+		}
+		if site, err = s.authenticate(r.Context(), req.AccessToken); err != nil {
+			return nil, 0, err
+		}
+	}
+	if len(pixel) > 0 && pixel[0] != "" && site.PixelID != "" && pixel[0] != site.PixelID {
+		return nil, 0, &httpError{Status: http.StatusBadRequest, Field: "pixel_id", Message: "does not belong to this api key's site", Code: 100}
+	}
+	raws, err := splitData(req.Data)
+	if err != nil {
+		return nil, 0, err
+	}
+	ins := make([]pipeline.Input, len(raws))
+	for i, raw := range raws {
+		path := "data[" + strconv.Itoa(i) + "]"
+		ev, err := event.Decode(raw, path)
+		if err != nil {
+			var fe *event.FieldError
+			if errors.As(err, &fe) {
+				return nil, 0, &httpError{Status: http.StatusBadRequest, Field: fe.Field, Message: fe.Message}
+			}
+			return nil, 0, &httpError{Status: http.StatusBadRequest, Field: path, Message: err.Error()}
+		}
+		ins[i] = pipeline.Input{Site: site, Event: ev, Path: path, Source: pipeline.SourceServer, TestEventCode: req.TestEventCode}
+	}
+	if s.Metrics != nil {
+		s.Metrics.Received.WithLabelValues(pipeline.SourceServer).Add(float64(len(ins)))
+	}
+	results, err := s.Pipeline.Submit(r.Context(), ins)
+	if err != nil {
+		if s.Logger != nil {
+			s.Logger.Error("store events", "site", site.Key, "err", err)
+		}
+		return nil, 0, &httpError{Status: http.StatusServiceUnavailable, Message: "events could not be stored; nothing was accepted, retry later", Code: 2}
+	}
+	resp := &Response{Results: make([]Result, len(results))}
+	var accepted, dup, rejected int
+	var firstErr *Result
+	for i, res := range results {
+		out := Result{EventID: res.EventID, Status: res.Status}
+		switch res.Status {
+		case pipeline.Accepted:
+			accepted++
+		case pipeline.Duplicate:
+			dup++
+		default:
+			rejected++
+			if res.Err != nil {
+				var fe *event.FieldError
+				if errors.As(res.Err, &fe) {
+					out.Field, out.Error = fe.Field, fe.Message
+				} else {
+					out.Error = res.Err.Error()
+				}
+			}
+		}
+		resp.Results[i] = out
+		if firstErr == nil && out.Status == pipeline.Rejected {
+			firstErr = &resp.Results[i]
+		}
+	}
+	resp.EventsReceived = accepted + dup
+	if s.Metrics != nil {
+		s.Metrics.Accepted.WithLabelValues(site.Key).Add(float64(accepted))
+		s.Metrics.Duplicates.WithLabelValues(site.Key).Add(float64(dup))
+		s.Metrics.Rejected.WithLabelValues(site.Key).Add(float64(rejected))
+	}
+	if s.Notify != nil && accepted > 0 {
+		s.Notify(site.Key, accepted)
+	}
+	if accepted+dup == 0 && firstErr != nil {
+		// Nothing was taken: answer 4xx so a client that checks only the
+		// status notices, with every event's reason in the body.
+		return nil, 0, &rejectedAll{resp: resp, first: *firstErr}
+	}
+	return resp, http.StatusOK, nil
+}
+
+func (s *Server) authenticate(ctx context.Context, key string) (*store.Site, error) {
+	site, err := s.Sites.SiteByAPIKeyHash(ctx, HashAPIKey(key))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, &httpError{Status: http.StatusUnauthorized, Field: "Authorization", Message: "invalid api key", Code: 190}
+	}
+	if err != nil {
+		return nil, storeError(err)
+	}
+	return site, nil
+}
+
+// rejectedAll is a 422 carrying the per-event results.
+type rejectedAll struct {
+	resp  *Response
+	first Result
+}
+
+func (e *rejectedAll) Error() string { return e.first.Field + ": " + e.first.Error }
+
+func parseRequest(r *http.Request, body []byte) (*request, error) {
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if t := bytes.TrimSpace(body); len(t) > 0 && t[0] == '{' {
+		ct = "application/json" // curl -d sends JSON as a form by default
+	}
+	var req request
+	switch ct {
+	case "application/x-www-form-urlencoded":
+		v, err := url.ParseQuery(string(body))
+		if err != nil {
+			return nil, &httpError{Status: http.StatusBadRequest, Message: "malformed form body"}
+		}
+		req.Data = json.RawMessage(v.Get("data"))
+		req.TestEventCode, req.AccessToken = v.Get("test_event_code"), v.Get("access_token")
+	case "multipart/form-data":
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if err := r.ParseMultipartForm(MaxServerBody); err != nil {
+			return nil, &httpError{Status: http.StatusBadRequest, Message: "malformed multipart body"}
+		}
+		req.Data = json.RawMessage(r.FormValue("data"))
+		req.TestEventCode, req.AccessToken = r.FormValue("test_event_code"), r.FormValue("access_token")
+	default:
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			fe := describeTop(err)
+			return nil, &httpError{Status: http.StatusBadRequest, Field: fe.Field, Message: fe.Message}
+		}
+		if dec.More() {
+			return nil, &httpError{Status: http.StatusBadRequest, Message: "malformed JSON: trailing data after the object"}
+		}
+	}
+	if len(bytes.TrimSpace(req.Data)) == 0 {
+		return nil, &httpError{Status: http.StatusBadRequest, Field: "data", Message: "is required: a list of server events"}
+	}
+	return &req, nil
+}
+
+func describeTop(err error) *event.FieldError {
+	var fe *event.FieldError
+	if errors.As(event.DescribeJSONError(err, ""), &fe) {
+		return fe
+	}
+	return &event.FieldError{Message: err.Error()}
+}
+
+func splitData(data json.RawMessage) ([]json.RawMessage, error) {
+	var raws []json.RawMessage
+	if err := json.Unmarshal(data, &raws); err != nil {
+		return nil, &httpError{Status: http.StatusBadRequest, Field: "data", Message: "must be a list of server event objects"}
+	}
+	if len(raws) == 0 {
+		return nil, &httpError{Status: http.StatusBadRequest, Field: "data", Message: "is empty"}
+	}
+	if len(raws) > event.MaxPerRequest {
+		return nil, &httpError{Status: http.StatusRequestEntityTooLarge, Field: "data", Message: fmt.Sprintf("has %d events; at most %d per request", len(raws), event.MaxPerRequest)}
+	}
+	return raws, nil
+}
+
+func storeError(err error) error {
+	return &httpError{Status: http.StatusServiceUnavailable, Message: "store unavailable, retry later", Code: 2}
+}
+
+// ErrorBody is every JSON error answer: the problem and the field it names.
+type ErrorBody struct {
+	Error   string   `json:"error"`
+	Field   string   `json:"field,omitempty"`
+	Results []Result `json:"results,omitempty"`
+}
+
+// writeError is the one place errors become HTTP statuses.
+func writeError(w http.ResponseWriter, err error) {
+	var he *httpError
+	var ra *rejectedAll
+	switch {
+	case errors.As(err, &ra):
+		msg := "no event was accepted: " + ra.first.Error
+		if ra.first.Field != "" {
+			msg = "no event was accepted: " + ra.first.Field + " " + ra.first.Error
+		}
+		writeJSON(w, http.StatusUnprocessableEntity, ErrorBody{Error: msg, Field: ra.first.Field, Results: ra.resp.Results})
+	case errors.As(err, &he):
+		msg := he.Message
+		if he.Field != "" {
+			msg = he.Field + ": " + he.Message
+		}
+		if he.Status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "5")
+		}
+		writeJSON(w, he.Status, ErrorBody{Error: msg, Field: he.Field})
+	default:
+		writeJSON(w, http.StatusInternalServerError, ErrorBody{Error: "internal error"})
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+var _ = time.Now

@@ -1,0 +1,224 @@
+// Package config reads capirelay's settings from flags and CAPIRELAY_*
+// environment variables. It is the only package that reads the environment.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/capirelay/capirelay/internal/capi"
+)
+
+// Config is everything serve needs. The zero value of a field means its
+// default, which the field comment states.
+type Config struct {
+	Addr                string         // CAPIRELAY_ADDR, default ":8080"
+	DataDir             string         // CAPIRELAY_DATA_DIR, default "./data"
+	DatabaseURL         string         // CAPIRELAY_DATABASE_URL, default: SQLite file in DataDir
+	GraphURL            string         // CAPIRELAY_GRAPH_URL, default https://graph.facebook.com
+	GraphVersion        string         // CAPIRELAY_GRAPH_VERSION, default capi.DefaultVersion
+	SecretKey           string         // CAPIRELAY_SECRET_KEY, base64 of 32 bytes; default: key file in DataDir
+	TrustedProxies      []netip.Prefix // CAPIRELAY_TRUSTED_PROXIES, comma-separated CIDRs; default none
+	BatchLinger         time.Duration  // CAPIRELAY_BATCH_LINGER, default 1s
+	PublicURL           string         // CAPIRELAY_PUBLIC_URL, the relay's base URL for snippets; default http://localhost<Addr>
+	AdminPassword       string         // CAPIRELAY_ADMIN_PASSWORD, sets the dashboard password at start
+	LogLevel            string         // CAPIRELAY_LOG_LEVEL: debug, info (default), warn, error
+	Demo                bool           // CAPIRELAY_DEMO, default true: create the demo site in sandbox mode
+	AllowExpiredVersion bool           // CAPIRELAY_ALLOW_EXPIRED_VERSION: start even on an expired Graph API version
+	GraphTimeout        time.Duration  // CAPIRELAY_GRAPH_TIMEOUT, default 10s per Graph request
+	Retention           time.Duration  // CAPIRELAY_RETENTION, delivered events kept, default 7 days
+}
+
+// Defaults.
+const (
+	DefaultAddr         = ":8080"
+	DefaultDataDir      = "./data"
+	DefaultGraphURL     = "https://graph.facebook.com"
+	DefaultBatchLinger  = time.Second
+	DefaultGraphTimeout = 10 * time.Second
+	DefaultRetention    = 7 * 24 * time.Hour
+)
+
+// Env lists the environment variables, for the README and `serve -h`.
+var Env = []struct{ Name, Default, Help string }{
+	{"CAPIRELAY_ADDR", DefaultAddr, "listen address"},
+	{"CAPIRELAY_DATA_DIR", DefaultDataDir, "data directory (SQLite file, secret key)"},
+	{"CAPIRELAY_DATABASE_URL", "SQLite in the data directory", "postgres://… to share one PostgreSQL between several relay nodes"},
+	{"CAPIRELAY_GRAPH_URL", DefaultGraphURL, "Graph API base URL"},
+	{"CAPIRELAY_GRAPH_VERSION", capi.DefaultVersion, "Graph API version"},
+	{"CAPIRELAY_SECRET_KEY", "generated into the data directory (mode 0600)", "base64 of 32 bytes; seals tokens and raw personal data"},
+	{"CAPIRELAY_TRUSTED_PROXIES", "none", "comma-separated CIDRs whose X-Forwarded-For is trusted"},
+	{"CAPIRELAY_BATCH_LINGER", DefaultBatchLinger.String(), "how long a partial batch waits for more events"},
+	{"CAPIRELAY_PUBLIC_URL", "http://localhost:8080", "the relay's public base URL, used in snippets"},
+	{"CAPIRELAY_ADMIN_PASSWORD", "unset", "sets the dashboard password at start"},
+	{"CAPIRELAY_LOG_LEVEL", "info", "debug, info, warn or error"},
+	{"CAPIRELAY_DEMO", "true", "create the demo site (sandbox) and serve /demo"},
+	{"CAPIRELAY_ALLOW_EXPIRED_VERSION", "false", "start even if the Graph API version has expired"},
+	{"CAPIRELAY_GRAPH_TIMEOUT", DefaultGraphTimeout.String(), "timeout of one Graph API request"},
+	{"CAPIRELAY_RETENTION", DefaultRetention.String(), "how long delivered events are kept"},
+}
+
+// Load reads flags (args, without the subcommand) over the environment.
+// Flags win over the environment.
+func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	var c Config
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	env := func(name, def string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		return def
+	}
+	fs.StringVar(&c.Addr, "addr", env("CAPIRELAY_ADDR", DefaultAddr), "listen address (CAPIRELAY_ADDR)")
+	fs.StringVar(&c.DataDir, "data-dir", env("CAPIRELAY_DATA_DIR", DefaultDataDir), "data directory (CAPIRELAY_DATA_DIR)")
+	fs.StringVar(&c.DatabaseURL, "database-url", env("CAPIRELAY_DATABASE_URL", ""), "postgres://… or empty for SQLite (CAPIRELAY_DATABASE_URL)")
+	fs.StringVar(&c.GraphURL, "graph-url", env("CAPIRELAY_GRAPH_URL", DefaultGraphURL), "Graph API base URL (CAPIRELAY_GRAPH_URL)")
+	fs.StringVar(&c.GraphVersion, "graph-version", env("CAPIRELAY_GRAPH_VERSION", capi.DefaultVersion), "Graph API version (CAPIRELAY_GRAPH_VERSION)")
+	fs.StringVar(&c.PublicURL, "public-url", env("CAPIRELAY_PUBLIC_URL", ""), "public base URL (CAPIRELAY_PUBLIC_URL)")
+	fs.StringVar(&c.LogLevel, "log-level", env("CAPIRELAY_LOG_LEVEL", "info"), "log level (CAPIRELAY_LOG_LEVEL)")
+	proxies := fs.String("trusted-proxies", env("CAPIRELAY_TRUSTED_PROXIES", ""), "comma-separated CIDRs (CAPIRELAY_TRUSTED_PROXIES)")
+	linger := fs.String("batch-linger", env("CAPIRELAY_BATCH_LINGER", DefaultBatchLinger.String()), "batch linger (CAPIRELAY_BATCH_LINGER)")
+	timeout := fs.String("graph-timeout", env("CAPIRELAY_GRAPH_TIMEOUT", DefaultGraphTimeout.String()), "Graph request timeout (CAPIRELAY_GRAPH_TIMEOUT)")
+	retention := fs.String("retention", env("CAPIRELAY_RETENTION", DefaultRetention.String()), "delivered event retention (CAPIRELAY_RETENTION)")
+	demo := fs.String("demo", env("CAPIRELAY_DEMO", "true"), "create the demo site (CAPIRELAY_DEMO)")
+	allowExpired := fs.String("allow-expired-version", env("CAPIRELAY_ALLOW_EXPIRED_VERSION", "false"), "start on an expired Graph API version")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	c.SecretKey = getenv("CAPIRELAY_SECRET_KEY")
+	c.AdminPassword = getenv("CAPIRELAY_ADMIN_PASSWORD")
+	var errs []error
+	var err error
+	if c.TrustedProxies, err = ParsePrefixes(*proxies); err != nil {
+		errs = append(errs, fmt.Errorf("CAPIRELAY_TRUSTED_PROXIES: %w", err))
+	}
+	dur := func(name, v string) time.Duration {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			errs = append(errs, fmt.Errorf("%s: %q is not a duration such as 200ms or 1s", name, v))
+		}
+		return d
+	}
+	c.BatchLinger = dur("CAPIRELAY_BATCH_LINGER", *linger)
+	c.GraphTimeout = dur("CAPIRELAY_GRAPH_TIMEOUT", *timeout)
+	c.Retention = dur("CAPIRELAY_RETENTION", *retention)
+	b := func(name, v string) bool {
+		switch strings.ToLower(v) {
+		case "1", "true", "yes", "on":
+			return true
+		case "0", "false", "no", "off":
+			return false
+		}
+		errs = append(errs, fmt.Errorf("%s: %q is not true or false", name, v))
+		return false
+	}
+	c.Demo = b("CAPIRELAY_DEMO", *demo)
+	c.AllowExpiredVersion = b("CAPIRELAY_ALLOW_EXPIRED_VERSION", *allowExpired)
+	if len(errs) > 0 {
+		return c, errors.Join(errs...)
+	}
+	return c, c.Validate()
+}
+
+// Validate checks the settings and fills defaults.
+func (c *Config) Validate() error {
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.GraphURL == "" {
+		c.GraphURL = DefaultGraphURL
+	}
+	if c.GraphVersion == "" {
+		c.GraphVersion = capi.DefaultVersion
+	}
+	if c.BatchLinger == 0 {
+		c.BatchLinger = DefaultBatchLinger
+	}
+	if c.GraphTimeout == 0 {
+		c.GraphTimeout = DefaultGraphTimeout
+	}
+	if c.Retention == 0 {
+		c.Retention = DefaultRetention
+	}
+	if c.PublicURL == "" {
+		host := c.Addr
+		if strings.HasPrefix(host, ":") {
+			host = "localhost" + host
+		}
+		c.PublicURL = "http://" + host
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	if !strings.HasPrefix(c.GraphURL, "http://") && !strings.HasPrefix(c.GraphURL, "https://") {
+		return fmt.Errorf("CAPIRELAY_GRAPH_URL: %q must start with http:// or https://", c.GraphURL)
+	}
+	if !strings.HasPrefix(c.GraphVersion, "v") || !strings.HasSuffix(c.GraphVersion, ".0") {
+		return fmt.Errorf("CAPIRELAY_GRAPH_VERSION: %q must look like v25.0", c.GraphVersion)
+	}
+	if c.DatabaseURL != "" && !IsPostgres(c.DatabaseURL) && !strings.HasPrefix(c.DatabaseURL, "sqlite:") && !strings.HasPrefix(c.DatabaseURL, "file:") {
+		return fmt.Errorf("CAPIRELAY_DATABASE_URL: %q must be postgres://…, sqlite:PATH or file:PATH", c.DatabaseURL)
+	}
+	switch c.LogLevel {
+	case "", "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("CAPIRELAY_LOG_LEVEL: %q is not debug, info, warn or error", c.LogLevel)
+	}
+	return nil
+}
+
+// IsPostgres reports whether url names a PostgreSQL database.
+func IsPostgres(url string) bool {
+	return strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://")
+}
+
+// SQLitePath is the SQLite file to use when DatabaseURL does not name PostgreSQL.
+func (c *Config) SQLitePath(file string) string {
+	if p, ok := strings.CutPrefix(c.DatabaseURL, "sqlite:"); ok {
+		return p
+	}
+	if p, ok := strings.CutPrefix(c.DatabaseURL, "file:"); ok {
+		return p
+	}
+	return filepath.Join(c.DataDir, file)
+}
+
+// ParsePrefixes parses comma-separated CIDRs or addresses.
+func ParsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if !strings.Contains(f, "/") {
+			a, err := netip.ParseAddr(f)
+			if err != nil {
+				return nil, fmt.Errorf("%q is not a CIDR or IP address", f)
+			}
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a CIDR", f)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}

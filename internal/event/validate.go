@@ -1,0 +1,119 @@
+package event
+
+import (
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Window is how far back Meta accepts event_time (spec §2).
+const Window = 7 * 24 * time.Hour
+
+// MaxFutureSkew is how far ahead of the clock an event_time may be before it
+// is refused; anything ahead by less is clamped to now (spec §2: never send a
+// future time).
+const MaxFutureSkew = 10 * time.Minute
+
+// ActionSources are the values Meta accepts for action_source (spec §2).
+var ActionSources = map[string]bool{
+	"email": true, "website": true, "app": true, "phone_call": true, "chat": true,
+	"physical_store": true, "system_generated": true, "business_messaging": true, "other": true,
+}
+
+// Prepare checks the rules that do not depend on normalization and fixes
+// what may be fixed: a small future skew of event_time is clamped to now,
+// action_source and currency case are folded. path prefixes field names.
+func (ev *Event) Prepare(now time.Time, path string) error {
+	p := func(f string) string {
+		if path == "" {
+			return f
+		}
+		return path + "." + f
+	}
+	ev.EventName = strings.TrimSpace(ev.EventName)
+	if ev.EventName == "" {
+		return &FieldError{Field: p("event_name"), Message: "is required"}
+	}
+	if len(ev.EventName) > 100 {
+		return &FieldError{Field: p("event_name"), Message: "is longer than 100 characters"}
+	}
+	if ev.EventTime == 0 {
+		return &FieldError{Field: p("event_time"), Message: "is required (Unix seconds)"}
+	}
+	t := time.Unix(int64(ev.EventTime), 0)
+	switch {
+	case t.After(now.Add(MaxFutureSkew)):
+		return &FieldError{Field: p("event_time"), Message: "is in the future"}
+	case t.After(now):
+		ev.EventTime = Time(now.Unix())
+	case now.Sub(t) > Window:
+		return &FieldError{Field: p("event_time"), Message: "is older than Meta's 7-day window"}
+	}
+	ev.ActionSource = strings.ToLower(strings.TrimSpace(ev.ActionSource))
+	if ev.ActionSource == "" {
+		return &FieldError{Field: p("action_source"), Message: "is required (website, app, email, phone_call, chat, physical_store, system_generated, business_messaging or other)"}
+	}
+	if !ActionSources[ev.ActionSource] {
+		return &FieldError{Field: p("action_source"), Message: "is not one of website, app, email, phone_call, chat, physical_store, system_generated, business_messaging, other"}
+	}
+	if ev.EventSourceURL != "" {
+		u, err := url.Parse(ev.EventSourceURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return &FieldError{Field: p("event_source_url"), Message: "must be an absolute http(s) URL"}
+		}
+	}
+	if ev.ActionSource == "website" {
+		if ev.EventSourceURL == "" {
+			return &FieldError{Field: p("event_source_url"), Message: "is required for website events"}
+		}
+		if ev.UserData.ClientUserAgent == "" {
+			return &FieldError{Field: p("user_data.client_user_agent"), Message: "is required for website events"}
+		}
+	}
+	for _, o := range ev.DataProcessingOptions {
+		if o != "LDU" {
+			return &FieldError{Field: p("data_processing_options"), Message: `may only contain "LDU"`}
+		}
+	}
+	if len(ev.CustomData) > 0 {
+		if err := checkCustomData(ev, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// thinSets are the §2.2 sets: an event whose customer information is only a
+// subset of one of them is rejected by Meta.
+var thinSets = []map[string]bool{
+	{"ct": true, "country": true, "st": true, "zp": true, "ge": true, "client_user_agent": true},
+	{"db": true, "client_user_agent": true},
+	{"fn": true, "ge": true},
+	{"ln": true, "ge": true},
+}
+
+// CheckMatch applies the §2.2 baseline matching rule to the (normalized)
+// user_data: at least one key, and not only a thin combination.
+func (ev *Event) CheckMatch(path string) error {
+	f := "user_data"
+	if path != "" {
+		f = path + "." + f
+	}
+	keys := ev.UserData.Keys()
+	if len(keys) == 0 {
+		return &FieldError{Field: f, Message: "has no usable customer information (em, ph, fbp, fbc, client_ip_address, external_id, ...)"}
+	}
+	for _, set := range thinSets {
+		thin := true
+		for _, k := range keys {
+			if !set[k] {
+				thin = false
+				break
+			}
+		}
+		if thin {
+			return &FieldError{Field: f, Message: "has too little customer information to match (" + strings.Join(keys, ", ") + "); add em, ph, fbp, fbc, external_id or client_ip_address"}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,76 @@
+// Package metrics holds capirelay's Prometheus collectors. One *Metrics is
+// built in wiring and passed to whoever counts; nothing is registered
+// globally, so tests can build as many as they like.
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are the counters and histograms of one relay process.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	Received     *prometheus.CounterVec // events received, by source
+	Accepted     *prometheus.CounterVec // by site
+	Duplicates   *prometheus.CounterVec // by site
+	Rejected     *prometheus.CounterVec // by site
+	Delivered    *prometheus.CounterVec // by site
+	Retried      *prometheus.CounterVec // by site
+	DeadLettered *prometheus.CounterVec // by site, reason class
+	BotsDropped  prometheus.Counter
+	RateLimited  *prometheus.CounterVec   // by endpoint
+	QueueDepth   *prometheus.GaugeVec     // pending+inflight, by site
+	SitePaused   *prometheus.GaugeVec     // 1 when paused, by site
+	GraphLatency *prometheus.HistogramVec // Graph API request latency, by outcome
+	HTTPRequests *prometheus.CounterVec   // by route, code
+	TokenInvalid *prometheus.GaugeVec     // 1 when the token check failed, by site
+	Webhooks     *prometheus.CounterVec   // partial lead webhooks, by outcome
+	PartialLeads *prometheus.CounterVec   // by site
+}
+
+// New builds and registers every collector, plus Go and process collectors.
+func New() *Metrics {
+	r := prometheus.NewRegistry()
+	f := func(name, help string, labels ...string) *prometheus.CounterVec {
+		c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "capirelay", Name: name, Help: help}, labels)
+		r.MustRegister(c)
+		return c
+	}
+	g := func(name, help string, labels ...string) *prometheus.GaugeVec {
+		c := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "capirelay", Name: name, Help: help}, labels)
+		r.MustRegister(c)
+		return c
+	}
+	m := &Metrics{Registry: r}
+	m.Received = f("events_received_total", "Events received, by source (server, browser, import, lead).", "source")
+	m.Accepted = f("events_accepted_total", "Events stored for delivery.", "site")
+	m.Duplicates = f("events_duplicate_total", "Events dropped as repeats of (event_name, event_id) within 48h.", "site")
+	m.Rejected = f("events_rejected_total", "Events refused at ingest for breaking Meta's rules.", "site")
+	m.Delivered = f("events_delivered_total", "Events Meta (or the sandbox) accepted.", "site")
+	m.Retried = f("events_retried_total", "Event delivery attempts that will be retried.", "site")
+	m.DeadLettered = f("events_dead_lettered_total", "Events given up on, by reason class.", "site", "reason")
+	m.BotsDropped = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "capirelay", Name: "bot_events_dropped_total", Help: "Browser events from known bots, dropped."})
+	r.MustRegister(m.BotsDropped)
+	m.RateLimited = f("rate_limited_total", "Requests refused by a rate limit.", "endpoint")
+	m.QueueDepth = g("queue_depth", "Events pending or in flight, by site.", "site")
+	m.SitePaused = g("site_paused", "1 when delivery for the site is paused.", "site")
+	m.TokenInvalid = g("token_invalid", "1 when the site's access token failed its last check.", "site")
+	m.GraphLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "capirelay", Name: "graph_request_seconds",
+		Help: "Graph API request latency.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 12)}, []string{"outcome"})
+	r.MustRegister(m.GraphLatency)
+	m.HTTPRequests = f("http_requests_total", "HTTP requests, by route and status code.", "route", "code")
+	m.Webhooks = f("webhook_deliveries_total", "Partial lead webhook deliveries, by outcome.", "outcome")
+	m.PartialLeads = f("partial_leads_total", "Partial leads created.", "site")
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves /metrics.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}

@@ -1,0 +1,236 @@
+// Package pipeline turns accepted requests into outbox rows: it validates an
+// event against Meta's rules, normalizes and hashes user_data, assigns the
+// event_id, applies the site's consent mode, and hands the result to the
+// store, which drops repeats and commits durably.
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/capirelay/capirelay/internal/event"
+	"github.com/capirelay/capirelay/internal/normalize"
+	"github.com/capirelay/capirelay/internal/store"
+)
+
+// Sources of events.
+const (
+	SourceServer  = "server"
+	SourceBrowser = "browser"
+	SourceImport  = "import"
+	SourceLead    = "lead"
+)
+
+// Consent states reported by the tag.
+const (
+	ConsentUnknown = ""
+	ConsentGranted = "granted"
+	ConsentDenied  = "denied"
+)
+
+// Statuses of a Result.
+const (
+	Accepted  = store.Accepted
+	Duplicate = store.Duplicate
+	Rejected  = "rejected"
+	Dropped   = "dropped" // consent denied: deliberately not stored
+)
+
+// Input is one event on its way in.
+type Input struct {
+	Site      *store.Site
+	Event     *event.Event // user_data raw or pre-hashed; modified in place
+	Path      string       // JSON path prefix for errors, e.g. "data[3]"
+	Source    string
+	VisitorID string
+	Consent   string // browser consent state; "" for server events
+	Region    string // region hint (browser locale) used after the site default
+	// TestEventCode is the request's own test_event_code, if any.
+	TestEventCode string
+}
+
+// Result is the outcome of one Input.
+type Result struct {
+	EventID string
+	Status  string
+	Err     error // why it was rejected (a *event.FieldError), nil otherwise
+	ID      int64 // outbox id when accepted
+}
+
+// Enricher adds what is known about a person to an event before hashing
+// (identity stitching); it must never overwrite what the event carries.
+type Enricher interface {
+	Enrich(ctx context.Context, in *Input) error
+}
+
+// Observer learns from accepted events (identity stitching, live views).
+type Observer interface {
+	Observe(ctx context.Context, in *Input, res Result)
+}
+
+// Pipeline is safe for concurrent use.
+type Pipeline struct {
+	Store    store.Outbox
+	Enricher Enricher // optional
+	Observer Observer // optional
+	Now      func() time.Time
+	// DateOrder is the default day/month order for dates of birth.
+	DateOrder normalize.DateOrder
+}
+
+// New returns a pipeline writing to st.
+func New(st store.Outbox) *Pipeline {
+	return &Pipeline{Store: st, Now: time.Now}
+}
+
+// ErrStore wraps a failure to store: nothing of the request was stored.
+var ErrStore = errors.New("store failed")
+
+// Submit processes inputs in order. Per-event problems are in the results;
+// the error is set only when the store could not commit (then nothing was
+// acknowledged and the caller must answer 5xx).
+func (p *Pipeline) Submit(ctx context.Context, ins []Input) ([]Result, error) {
+	now := p.Now()
+	results := make([]Result, len(ins))
+	news := make([]store.NewEvent, 0, len(ins))
+	idx := make([]int, 0, len(ins))
+	for i := range ins {
+		in := &ins[i]
+		ne, res := p.prepare(ctx, in, now)
+		results[i] = res
+		if res.Status == "" {
+			news = append(news, ne)
+			idx = append(idx, i)
+		}
+	}
+	if len(news) > 0 {
+		out, err := p.Store.Enqueue(ctx, news)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrStore, err)
+		}
+		for j, r := range out {
+			i := idx[j]
+			results[i].Status = r.Status
+			results[i].ID = r.ID
+		}
+	}
+	if p.Observer != nil {
+		for i := range ins {
+			if results[i].Status == Accepted {
+				p.Observer.Observe(ctx, &ins[i], results[i])
+			}
+		}
+	}
+	return results, nil
+}
+
+// prepare validates, enriches, hashes and serializes one event. A Result
+// with a Status is final (rejected or dropped); otherwise the NewEvent goes
+// to the store.
+func (p *Pipeline) prepare(ctx context.Context, in *Input, now time.Time) (store.NewEvent, Result) {
+	ev := in.Event
+	if ev.EventID = strings.TrimSpace(ev.EventID); ev.EventID == "" {
+		ev.EventID = NewEventID()
+	}
+	res := Result{EventID: ev.EventID}
+	if len(ev.EventID) > 200 {
+		res.Status, res.Err = Rejected, &event.FieldError{Field: join(in.Path, "event_id"), Message: "is longer than 200 characters"}
+		return store.NewEvent{}, res
+	}
+	if err := ev.Prepare(now, in.Path); err != nil {
+		res.Status, res.Err = Rejected, err
+		return store.NewEvent{}, res
+	}
+	site := in.Site
+	held := false
+	if site.Consent == store.ConsentRequired && in.Source == SourceBrowser {
+		switch in.Consent {
+		case ConsentDenied:
+			res.Status = Dropped
+			return store.NewEvent{}, res
+		case ConsentGranted:
+		default:
+			held = true
+		}
+	}
+	if site.Consent == store.ConsentLDU && ev.DataProcessingOptions == nil {
+		ev.DataProcessingOptions = []string{"LDU"}
+		zero := 0
+		if ev.DPOCountry == nil {
+			ev.DPOCountry = &zero
+		}
+		if ev.DPOState == nil {
+			ev.DPOState = &zero
+		}
+	}
+	if p.Enricher != nil {
+		if err := p.Enricher.Enrich(ctx, in); err != nil {
+			// Enrichment is best effort: an event is never lost for it.
+			_ = err
+		}
+	}
+	region := site.DefaultRegion
+	if region == "" {
+		region = in.Region
+	}
+	raw := ev.UserData.Hashable()
+	hashed := normalize.HashUserData(&raw, normalize.Options{Region: region, DateOrder: p.DateOrder, Now: now})
+	ev.UserData.SetHashable(hashed)
+	if err := ev.CheckMatch(in.Path); err != nil {
+		res.Status, res.Err = Rejected, err
+		return store.NewEvent{}, res
+	}
+	payload, err := Marshal(ev)
+	if err != nil {
+		res.Status, res.Err = Rejected, &event.FieldError{Field: join(in.Path, ""), Message: "cannot be encoded: " + err.Error()}
+		return store.NewEvent{}, res
+	}
+	return store.NewEvent{
+		SiteKey: site.Key, EventName: ev.EventName, EventID: ev.EventID,
+		EventTime: time.Unix(int64(ev.EventTime), 0), Payload: payload,
+		VisitorID: in.VisitorID, Held: held, Source: in.Source, TestEventCode: in.TestEventCode,
+	}, res
+}
+
+func join(path, f string) string {
+	switch {
+	case path == "":
+		return f
+	case f == "":
+		return path
+	}
+	return path + "." + f
+}
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// Marshal encodes an event as Meta receives it (no HTML escaping).
+func Marshal(ev *event.Event) ([]byte, error) {
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer bufPool.Put(buf)
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(ev); err != nil {
+		return nil, err
+	}
+	b := bytes.TrimRight(buf.Bytes(), "\n")
+	return append([]byte(nil), b...), nil
+}
+
+// NewEventID returns a random 128-bit id as 32 hex characters.
+func NewEventID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("crypto/rand: " + err.Error())
+	}
+	return hex.EncodeToString(b[:])
+}
