@@ -1,0 +1,365 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/capirelay/capirelay/internal/capitest"
+	"github.com/capirelay/capirelay/internal/config"
+	"github.com/capirelay/capirelay/internal/store"
+)
+
+// relay is an in-process relay against a fake Graph API.
+type relay struct {
+	app   *App
+	srv   *httptest.Server
+	graph *capitest.Server
+}
+
+func newRelay(t *testing.T, tune func(a *App)) *relay {
+	t.Helper()
+	graph := capitest.New()
+	t.Cleanup(graph.Close)
+	cfg := config.Config{DataDir: t.TempDir(), GraphURL: graph.URL, BatchLinger: 20 * time.Millisecond, GraphTimeout: 2 * time.Second}
+	a, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Dispatcher.BackoffBase = 20 * time.Millisecond
+	a.Dispatcher.BackoffMax = 200 * time.Millisecond
+	if tune != nil {
+		tune(a)
+	}
+	a.Start(context.Background())
+	srv := httptest.NewServer(a.Handler())
+	t.Cleanup(func() {
+		srv.Close()
+		a.Shutdown(context.Background())
+	})
+	return &relay{app: a, srv: srv, graph: graph}
+}
+
+func (r *relay) addSite(t *testing.T, pixel, token string) (*store.Site, string) {
+	t.Helper()
+	s, key, err := CreateSite(context.Background(), r.app.Store, SiteInput{Name: "shop " + pixel, Domains: []string{"shop.example.com"}, PixelID: pixel, AccessToken: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, key
+}
+
+func serverEvent(id string, now time.Time) map[string]any {
+	return map[string]any{
+		"event_name": "Purchase", "event_time": now.Unix(), "event_id": id, "action_source": "website",
+		"event_source_url": "https://shop.example.com/checkout",
+		"user_data": map[string]any{"em": "John_Smith@gmail.com", "ph": "+1 (650) 555-1212", "fn": "Mary",
+			"client_ip_address": "2001:db8::1", "client_user_agent": "Mozilla/5.0 (X11)", "fbp": "fb.1.1596403881668.1116446470",
+			"fbc": "fb.1.1554763741205.IwAR2F4-dbP0l7Mn1IawQQGCINEz7PYXQvwjNwB_qa2ofrHyiLjcbCRxTDMgk"},
+		"custom_data": map[string]any{"value": 42.5, "currency": "USD"},
+	}
+}
+
+func (r *relay) post(t *testing.T, key string, events ...map[string]any) (int, map[string]any) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"data": events})
+	return r.postRaw(t, key, "application/json", body)
+}
+
+func (r *relay) postRaw(t *testing.T, key, ctype string, body []byte) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", r.srv.URL+"/v1/events", bytes.NewReader(body))
+	req.Header.Set("Content-Type", ctype)
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	b, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatalf("answer is not JSON: %s", b)
+	}
+	return resp.StatusCode, out
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestDuplicateDeliveredOnce(t *testing.T) {
+	r := newRelay(t, nil)
+	_, key := r.addSite(t, "111", "tok")
+	now := time.Now()
+	code, out := r.post(t, key, serverEvent("order-1", now))
+	if code != 200 || status(out, 0) != "accepted" {
+		t.Fatalf("first post: %d %v", code, out)
+	}
+	code, out = r.post(t, key, serverEvent("order-1", now))
+	if code != 200 || status(out, 0) != "duplicate" {
+		t.Fatalf("second post: %d %v", code, out)
+	}
+	// Another event name with the same id is a different event.
+	other := serverEvent("order-1", now)
+	other["event_name"] = "AddToCart"
+	if _, out = r.post(t, key, other); status(out, 0) != "accepted" {
+		t.Fatalf("other name: %v", out)
+	}
+	waitFor(t, 5*time.Second, "delivery", func() bool { return len(r.graph.Events("111")) == 2 })
+	time.Sleep(100 * time.Millisecond)
+	if n := len(r.graph.EventsByID("111")["order-1"]); n != 2 {
+		t.Fatalf("order-1 delivered %d times, want 2 (Purchase and AddToCart once each)", n)
+	}
+}
+
+func status(out map[string]any, i int) string {
+	rs, _ := out["results"].([]any)
+	if i >= len(rs) {
+		return ""
+	}
+	m, _ := rs[i].(map[string]any)
+	s, _ := m["status"].(string)
+	return s
+}
+
+func TestTransientFaultsLoseNothingAndBadEventIsDeadLettered(t *testing.T) {
+	r := newRelay(t, nil)
+	_, key := r.addSite(t, "222", "tok")
+	r.graph.SetSeed(7)
+	r.graph.SetFaultRate(0.30, capitest.Fault500, capitest.Fault503, capitest.FaultRateLimit, capitest.FaultReset, capitest.FaultThrottle613)
+	r.graph.Reject(func(ev map[string]any) bool { return ev["event_id"] == "bad-4242" })
+	now := time.Now()
+	const total = 10000
+	var wg sync.WaitGroup
+	errs := make(chan error, total/100)
+	for c := 0; c < total/100; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			evs := make([]map[string]any, 100)
+			for i := range evs {
+				id := fmt.Sprintf("e-%d", c*100+i)
+				if c*100+i == 4242 {
+					id = "bad-4242"
+				}
+				evs[i] = serverEvent(id, now)
+			}
+			body, _ := json.Marshal(map[string]any{"data": evs})
+			req, _ := http.NewRequest("POST", r.srv.URL+"/v1/events", bytes.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+key)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				errs <- err
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				errs <- fmt.Errorf("status %d", resp.StatusCode)
+			}
+		}(c)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "all good events delivered", func() bool { return len(r.graph.EventsByID("222")) == total-1 })
+	byID := r.graph.EventsByID("222")
+	for i := 0; i < total; i++ {
+		id := fmt.Sprintf("e-%d", i)
+		if i == 4242 {
+			id = "bad-4242"
+			if len(byID[id]) != 0 {
+				t.Fatal("the rejected event was delivered")
+			}
+			continue
+		}
+		if len(byID[id]) == 0 {
+			t.Fatalf("event %s lost", id)
+		}
+	}
+	dead, err := r.app.Store.Items(context.Background(), "", store.StateDead, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dead) != 1 || dead[0].EventID != "bad-4242" || !strings.Contains(dead[0].LastError, "rejected") {
+		t.Fatalf("dead letters = %+v", dead)
+	}
+	if st := r.graph.Stats(); st.Faults == 0 {
+		t.Fatalf("no faults were injected: %+v", st)
+	}
+}
+
+func TestTokenErrorPausesOnlyThatPixel(t *testing.T) {
+	r := newRelay(t, nil)
+	bad, badKey := r.addSite(t, "333", "old-token")
+	_, goodKey := r.addSite(t, "444", "tok")
+	r.graph.SetToken("333", "new-token")
+	now := time.Now()
+	r.post(t, badKey, serverEvent("a-1", now), serverEvent("a-2", now))
+	r.post(t, goodKey, serverEvent("b-1", now))
+	waitFor(t, 5*time.Second, "site paused", func() bool {
+		s, _ := r.app.Store.Site(context.Background(), bad.Key)
+		return s.Paused
+	})
+	waitFor(t, 5*time.Second, "other pixel delivered", func() bool { return len(r.graph.Events("444")) == 1 })
+	// No retry storm while paused.
+	before := len(r.graph.Requests())
+	r.post(t, goodKey, serverEvent("b-2", now))
+	r.post(t, badKey, serverEvent("a-3", now))
+	waitFor(t, 5*time.Second, "other pixel keeps flowing", func() bool { return len(r.graph.Events("444")) == 2 })
+	time.Sleep(300 * time.Millisecond)
+	calls333 := 0
+	for _, rq := range r.graph.Requests()[before:] {
+		if rq.Pixel == "333" {
+			calls333++
+		}
+	}
+	if calls333 != 0 {
+		t.Fatalf("paused pixel got %d more requests", calls333)
+	}
+	s, _ := r.app.Store.Site(context.Background(), bad.Key)
+	if !strings.Contains(s.PauseReason, "set-token") {
+		t.Fatalf("pause reason does not say what to do: %q", s.PauseReason)
+	}
+	if err := r.app.Store.SetAccessToken(context.Background(), bad.Key, "new-token"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "paused pixel resumed", func() bool { return len(r.graph.EventsByID("333")) == 3 })
+}
+
+func TestBadInputRefusedAndNothingStored(t *testing.T) {
+	r := newRelay(t, nil)
+	_, key := r.addSite(t, "555", "tok")
+	now := time.Now()
+	ev := func(mut func(m map[string]any)) []byte {
+		m := serverEvent("x", now)
+		mut(m)
+		b, _ := json.Marshal(map[string]any{"data": []any{m}})
+		return b
+	}
+	many := make([]any, 1001)
+	for i := range many {
+		many[i] = serverEvent(fmt.Sprint(i), now)
+	}
+	tooMany, _ := json.Marshal(map[string]any{"data": many})
+	huge := []byte(`{"data":[{"event_name":"` + strings.Repeat("a", 1<<20) + `"}]}`)
+	cases := []struct {
+		name      string
+		key       string
+		body      []byte
+		status    int
+		wantField string
+	}{
+		{"malformed JSON", key, []byte(`{"data":[{"event_name":`), 400, ""},
+		{"missing key", "", ev(func(m map[string]any) {}), 401, "Authorization"},
+		{"wrong key", "crk_wrong", ev(func(m map[string]any) {}), 401, "Authorization"},
+		{"body over 1 MiB", key, huge, 413, ""},
+		{"over 1000 events", key, tooMany, 413, "data"},
+		{"data not a list", key, []byte(`{"data":{"event_name":"x"}}`), 400, "data"},
+		{"no data", key, []byte(`{}`), 400, "data"},
+		{"event_time as a string", key, ev(func(m map[string]any) { m["event_time"] = fmt.Sprint(now.Unix()) }), 400, "data[0].event_time"},
+		{"event_time in milliseconds", key, ev(func(m map[string]any) { m["event_time"] = now.UnixMilli() }), 400, "data[0].event_time"},
+		{"event_name a number", key, ev(func(m map[string]any) { m["event_name"] = 7 }), 400, "data[0].event_name"},
+		{"user_data a string", key, ev(func(m map[string]any) { m["user_data"] = "x" }), 400, "data[0].user_data"},
+		{"em a number", key, ev(func(m map[string]any) { m["user_data"].(map[string]any)["em"] = 5 }), 400, "data[0].user_data.em"},
+		{"unknown field", key, ev(func(m map[string]any) { m["evnt_name"] = "x" }), 400, "data[0].evnt_name"},
+		{"too old", key, ev(func(m map[string]any) { m["event_time"] = now.Add(-8 * 24 * time.Hour).Unix() }), 422, "data[0].event_time"},
+		{"no action_source", key, ev(func(m map[string]any) { delete(m, "action_source") }), 422, "data[0].action_source"},
+		{"bad currency", key, ev(func(m map[string]any) { m["custom_data"] = map[string]any{"value": 1, "currency": "XXY"} }), 422, "data[0].custom_data.currency"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, out := r.postRaw(t, c.key, "application/json", c.body)
+			if code != c.status {
+				t.Fatalf("status = %d, want %d (%v)", code, c.status, out)
+			}
+			msg, _ := out["error"].(string)
+			if msg == "" {
+				t.Fatalf("no error message: %v", out)
+			}
+			if c.wantField != "" && out["field"] != c.wantField {
+				t.Fatalf("field = %v, want %s (%s)", out["field"], c.wantField, msg)
+			}
+		})
+	}
+	items, err := r.app.Store.Items(context.Background(), "", "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(items) != 0 {
+		t.Fatalf("bad requests stored %d events", len(items))
+	}
+}
+
+func TestGraphAliasAcceptsSDKRequests(t *testing.T) {
+	r := newRelay(t, nil)
+	_, key := r.addSite(t, "666", "tok")
+	body, _ := json.Marshal(map[string]any{"data": []any{serverEvent("g-1", time.Now())}, "access_token": key})
+	resp, err := http.Post(r.srv.URL+"/v25.0/666/events", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || out["events_received"] != float64(1) {
+		t.Fatalf("alias: %d %v", resp.StatusCode, out)
+	}
+	// Form-encoded, as Meta's curl examples send it, with the key in the query.
+	data, _ := json.Marshal([]any{serverEvent("g-2", time.Now())})
+	resp, err = http.PostForm(r.srv.URL+"/v25.0/666/events?access_token="+key, map[string][]string{"data": {string(data)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("form alias: %d", resp.StatusCode)
+	}
+	// A wrong key answers like Graph: an error object with code 190.
+	resp, _ = http.Post(r.srv.URL+"/v25.0/666/events?access_token=nope", "application/json", bytes.NewReader(body[:0]))
+	json.NewDecoder(resp.Body).Decode(&out)
+	resp.Body.Close()
+	if e, _ := out["error"].(map[string]any); resp.StatusCode != 401 || e["code"] != float64(190) {
+		t.Fatalf("wrong key: %d %v", resp.StatusCode, out)
+	}
+	waitFor(t, 5*time.Second, "alias events delivered", func() bool { return len(r.graph.Events("666")) == 2 })
+}
+
+func TestVersionCheck(t *testing.T) {
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&buf, nil))
+	now := time.Date(2027, 12, 1, 0, 0, 0, 0, time.UTC) // v24.0 expires 2028-02-18
+	if err := checkVersion(config.Config{GraphVersion: "v24.0"}, logger, now); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "expires soon") {
+		t.Fatalf("no warning 79 days before expiry: %s", buf.String())
+	}
+	if err := checkVersion(config.Config{GraphVersion: "v22.0"}, logger, now); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("expired version accepted: %v", err)
+	}
+	if err := checkVersion(config.Config{GraphVersion: "v22.0", AllowExpiredVersion: true}, logger, now); err != nil {
+		t.Fatalf("allowed expired version refused: %v", err)
+	}
+}
