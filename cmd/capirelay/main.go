@@ -69,6 +69,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runSite(ctx, rest, stdout, stderr, getenv)
 	case "sandbox":
 		return runSandbox(ctx, rest, stdout, stderr, getenv)
+	case "hash":
+		return runHash(ctx, rest, stdin, stdout, stderr)
 	case "migrate":
 		return runMigrate(ctx, rest, stdout, stderr, getenv)
 	case "version", "--version", "-v":
