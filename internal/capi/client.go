@@ -36,37 +36,39 @@ const DefaultUserAgent = "capirelay"
 const maxResponseBytes = 1 << 20
 
 // Client posts event batches to the Graph API. The zero value is ready to
-// use; fields must not change after the first call. A Client is safe for
-// concurrent use.
+// use. A Client is safe for concurrent use as long as its fields are not
+// changed meanwhile.
 type Client struct {
 	// BaseURL is the Graph API root, without the version; it may carry a
 	// path prefix. Default DefaultBaseURL.
 	BaseURL string
 	// Version is the Graph API version ("v25.0"). Default DefaultVersion.
 	Version string
-	// HTTP sends the requests. Default: a client whose transport keeps up
-	// to 64 idle connections per host.
+	// HTTP sends the requests. Default: a shared client whose transport
+	// keeps up to 64 idle connections per host.
 	HTTP *http.Client
 	// Timeout bounds each request, on top of the caller's ctx.
 	// Default DefaultTimeout.
 	Timeout time.Duration
 	// UserAgent is the User-Agent header. Default DefaultUserAgent.
 	UserAgent string
-
-	once        sync.Once
-	defaultHTTP *http.Client
 }
+
+// defaultHTTP is shared by Clients without HTTP, like http.DefaultClient,
+// but keeps 64 idle connections per host (not 2) so concurrent batches to
+// graph.facebook.com reuse connections. It holds no per-pixel state; a
+// package-level value keeps Client free of locks, so it can be copied.
+var defaultHTTP = func() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 64
+	return &http.Client{Transport: t}
+}()
 
 func (c *Client) httpClient() *http.Client {
 	if c.HTTP != nil {
 		return c.HTTP
 	}
-	c.once.Do(func() {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConnsPerHost = 64
-		c.defaultHTTP = &http.Client{Transport: t}
-	})
-	return c.defaultHTTP
+	return defaultHTTP
 }
 
 func (c *Client) endpoint(pixelID, suffix string) string {

@@ -183,13 +183,23 @@ func checkJSON(b []byte) bool {
 	return i >= 0 && skipSpace(b, i) == len(b)
 }
 
+// trailing fails unless b[i:] is only white space.
+func trailing(b []byte, i int) error {
+	if skipSpace(b, i) != len(b) {
+		return errSyntax
+	}
+	return nil
+}
+
 // eachMember calls fn for every member of the JSON object obj (which must
 // start with '{'), with the raw key (quotes included) and raw value. It
-// stops early if fn returns false, and fails on invalid JSON.
+// stops early if fn returns false, and otherwise fails unless obj is one
+// valid JSON object (surrounding space allowed). fn may have been called
+// before an error is found.
 func eachMember(obj []byte, fn func(key, val []byte) bool) error {
 	i := skipSpace(obj, 1)
 	if i < len(obj) && obj[i] == '}' {
-		return nil
+		return trailing(obj, i+1)
 	}
 	for {
 		if i >= len(obj) || obj[i] != '"' {
@@ -216,7 +226,7 @@ func eachMember(obj []byte, fn func(key, val []byte) bool) error {
 			return errSyntax
 		}
 		if obj[i] == '}' {
-			return nil
+			return trailing(obj, i+1)
 		}
 		if obj[i] != ',' {
 			return errSyntax
@@ -230,7 +240,7 @@ func eachMember(obj []byte, fn func(key, val []byte) bool) error {
 func eachElement(arr []byte, fn func(i int, val []byte)) error {
 	i := skipSpace(arr, 1)
 	if i < len(arr) && arr[i] == ']' {
-		return nil
+		return trailing(arr, i+1)
 	}
 	for n := 0; ; n++ {
 		v := i
@@ -243,7 +253,7 @@ func eachElement(arr []byte, fn func(i int, val []byte)) error {
 			return errSyntax
 		}
 		if arr[i] == ']' {
-			return nil
+			return trailing(arr, i+1)
 		}
 		if arr[i] != ',' {
 			return errSyntax
@@ -306,7 +316,7 @@ func keyName(key []byte) []byte {
 // validate the events (see ValidateEvent).
 func DecodeRequest(body []byte) (*Request, error) {
 	b := body[skipSpace(body, 0):]
-	if len(b) == 0 || b[0] != '{' || !checkJSON(b) {
+	if len(b) == 0 || b[0] != '{' {
 		return nil, errors.New("capi: request body is not a JSON object")
 	}
 	req := &Request{}

@@ -109,22 +109,23 @@ func ValidatePayload(body []byte, now time.Time) []Problem {
 		v.add("", 0, "payload must be a JSON object, not %s", k)
 		return v.probs
 	}
-	if !checkJSON(b) {
-		v.add("", 0, "payload is not valid JSON")
-		return v.probs
-	}
 	var data []byte
-	_ = eachMember(b, func(key, val []byte) bool { // checked above
+	var fieldProbs []Problem
+	if err := eachMember(b, func(key, val []byte) bool {
 		switch name := string(keyName(key)); name {
 		case "data":
 			data = val
 		case "access_token", "test_event_code", "partner_agent":
 			if k := jsonKind(val); k != "string" && k != "null" {
-				v.add(name, 0, "must be a string, not %s", k)
+				fieldProbs = append(fieldProbs, Problem{Path: name, Message: "must be a string, not " + k, Code: CodeInvalidParameter})
 			}
 		}
 		return true
-	})
+	}); err != nil {
+		v.add("", 0, "payload is not valid JSON")
+		return v.probs
+	}
+	v.probs = append(v.probs, fieldProbs...)
 	switch k := jsonKind(data); k {
 	case "", "null":
 		v.add("data", 0, "is required")
@@ -166,12 +167,8 @@ func (v *validator) event(ev []byte, now time.Time) {
 		v.add("", 0, "event must be a JSON object, not %s", k)
 		return
 	}
-	if !checkJSON(ev) {
-		v.add("", 0, "event is not valid JSON")
-		return
-	}
 	var e rawEvent
-	_ = eachMember(ev, func(key, val []byte) bool { // checked above
+	err := eachMember(ev, func(key, val []byte) bool {
 		switch string(keyName(key)) {
 		case "event_name":
 			e.EventName = val
@@ -198,6 +195,10 @@ func (v *validator) event(ev []byte, now time.Time) {
 		}
 		return true
 	})
+	if err != nil {
+		v.add("", 0, "event is not valid JSON")
+		return
+	}
 
 	name, ok := v.requiredString("event_name", e.EventName)
 	if ok && len(bytes.TrimSpace(name)) == 0 {
