@@ -102,9 +102,20 @@ func (db *DB) commitGroup(batch []*enqueueReq) {
 	}
 }
 
+// chunk bounds the rows of one multi-row statement (SQLite allows 32766
+// bound variables; the outbox insert takes 11 per row).
+const chunk = 500
+
+type dedupKey struct{ site, name, id string }
+
 func (db *DB) insertGroup(batch []*enqueueReq) (err error) {
 	ctx := context.Background()
-	tx, err := db.w.BeginTx(ctx, nil)
+	conn, err := db.durable(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return mapErr(err)
 	}
@@ -113,45 +124,147 @@ func (db *DB) insertGroup(batch []*enqueueReq) (err error) {
 			tx.Rollback()
 		}
 	}()
-	seenStmt, err := tx.PrepareContext(ctx, `INSERT INTO seen (site_key, event_name, event_id, seen_at) VALUES (?,?,?,?)
-		ON CONFLICT (site_key, event_name, event_id) DO UPDATE SET seen_at = excluded.seen_at WHERE seen.seen_at < ?`)
-	if err != nil {
-		return mapErr(err)
+	type ref struct {
+		r *enqueueReq
+		i int
 	}
-	defer seenStmt.Close()
-	insStmt, err := tx.PrepareContext(ctx, `INSERT INTO outbox (site_key, event_name, event_id, event_time, payload, state,
-		next_attempt, source, visitor_id, test_event_code, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)`)
-	if err != nil {
-		return mapErr(err)
-	}
-	defer insStmt.Close()
-	now := db.now()
-	nowMS, cutoff := ms(now), ms(now.Add(-store.DedupWindow))
+	var all []ref
 	for _, r := range batch {
 		r.res = make([]store.EnqueueResult, len(r.evs))
-		for i, ev := range r.evs {
-			res, err := seenStmt.Exec(ev.SiteKey, ev.EventName, ev.EventID, nowMS, cutoff)
-			if err != nil {
+		for i := range r.evs {
+			all = append(all, ref{r, i})
+		}
+	}
+	now := db.now()
+	nowMS, cutoff := ms(now), ms(now.Add(-store.DedupWindow))
+	// Dedup: a key is new (inserted) or stale (older than the window, so
+	// updated); RETURNING names exactly those. A repeat inside the batch
+	// conflicts with its twin's fresh row and is not returned.
+	fresh := make(map[dedupKey]bool, len(all))
+	var sb strings.Builder
+	args := make([]any, 0, chunk*11)
+	for lo := 0; lo < len(all); lo += chunk {
+		part := all[lo:min(lo+chunk, len(all))]
+		sb.Reset()
+		args = args[:0]
+		sb.WriteString(`INSERT INTO seen (site_key, event_name, event_id, seen_at) VALUES `)
+		for j, rf := range part {
+			if j > 0 {
+				sb.WriteByte(',')
+			}
+			sb.WriteString("(?,?,?,?)")
+			ev := &rf.r.evs[rf.i]
+			args = append(args, ev.SiteKey, ev.EventName, ev.EventID, nowMS)
+		}
+		sb.WriteString(` ON CONFLICT (site_key, event_name, event_id) DO UPDATE SET seen_at = excluded.seen_at WHERE seen.seen_at < ?
+			RETURNING site_key, event_name, event_id`)
+		args = append(args, cutoff)
+		rows, err := tx.QueryContext(ctx, sb.String(), args...)
+		if err != nil {
+			return mapErr(err)
+		}
+		for rows.Next() {
+			var k dedupKey
+			if err := rows.Scan(&k.site, &k.name, &k.id); err != nil {
+				rows.Close()
 				return mapErr(err)
 			}
-			if n, _ := res.RowsAffected(); n == 0 {
-				r.res[i] = store.EnqueueResult{Status: store.Duplicate}
-				continue
+			fresh[k] = true
+		}
+		if err := rows.Close(); err != nil {
+			return mapErr(err)
+		}
+	}
+	accepted := all[:0:0]
+	for _, rf := range all {
+		ev := &rf.r.evs[rf.i]
+		k := dedupKey{ev.SiteKey, ev.EventName, ev.EventID}
+		if fresh[k] {
+			delete(fresh, k) // a second copy in this batch is a duplicate
+			accepted = append(accepted, rf)
+		} else {
+			rf.r.res[rf.i] = store.EnqueueResult{Status: store.Duplicate}
+		}
+	}
+	ids := make(map[dedupKey]int64, len(accepted))
+	for lo := 0; lo < len(accepted); lo += chunk {
+		part := accepted[lo:min(lo+chunk, len(accepted))]
+		sb.Reset()
+		args = args[:0]
+		sb.WriteString(`INSERT INTO outbox (site_key, event_name, event_id, event_time, payload, state,
+			next_attempt, source, visitor_id, test_event_code, created_at) VALUES `)
+		for j, rf := range part {
+			if j > 0 {
+				sb.WriteByte(',')
 			}
+			sb.WriteString("(?,?,?,?,?,?,?,?,?,?,?)")
+			ev := &rf.r.evs[rf.i]
 			state := store.StatePending
 			if ev.Held {
 				state = store.StateHeld
 			}
-			res, err = insStmt.Exec(ev.SiteKey, ev.EventName, ev.EventID, ms(ev.EventTime), ev.Payload, state,
+			args = append(args, ev.SiteKey, ev.EventName, ev.EventID, ms(ev.EventTime), ev.Payload, state,
 				nowMS, ev.Source, ev.VisitorID, ev.TestEventCode, nowMS)
-			if err != nil {
+		}
+		sb.WriteString(` RETURNING id, site_key, event_name, event_id`)
+		rows, err := tx.QueryContext(ctx, sb.String(), args...)
+		if err != nil {
+			return mapErr(err)
+		}
+		for rows.Next() {
+			var k dedupKey
+			var id int64
+			if err := rows.Scan(&id, &k.site, &k.name, &k.id); err != nil {
+				rows.Close()
 				return mapErr(err)
 			}
-			id, _ := res.LastInsertId()
-			r.res[i] = store.EnqueueResult{Status: store.Accepted, ID: id}
+			ids[k] = id
+		}
+		if err := rows.Close(); err != nil {
+			return mapErr(err)
 		}
 	}
+	for _, rf := range accepted {
+		ev := &rf.r.evs[rf.i]
+		rf.r.res[rf.i] = store.EnqueueResult{Status: store.Accepted, ID: ids[dedupKey{ev.SiteKey, ev.EventName, ev.EventID}]}
+	}
 	return mapErr(tx.Commit())
+}
+
+// durable pins the write connection with synchronous=FULL: the commit is
+// fsynced before it returns. Ingest uses it: an acknowledged event is on disk.
+func (db *DB) durable(ctx context.Context) (*sql.Conn, error) {
+	return db.pin(ctx, "PRAGMA synchronous=FULL")
+}
+
+// relaxed pins the write connection with synchronous=NORMAL: in WAL mode a
+// commit survives a process crash but may be lost with the OS. Dispatch
+// bookkeeping uses it: a lost claim or outcome only means an event is sent
+// again with the same event_id, which Meta deduplicates; the next durable
+// commit fsyncs these frames too.
+// release restores synchronous=FULL, the connection's default, so every
+// other write stays durable.
+func (db *DB) relaxed(ctx context.Context) (conn *sql.Conn, release func(), err error) {
+	conn, err = db.pin(ctx, "PRAGMA synchronous=NORMAL")
+	if err != nil {
+		return nil, nil, err
+	}
+	return conn, func() {
+		_, _ = conn.ExecContext(context.Background(), "PRAGMA synchronous=FULL")
+		conn.Close()
+	}, nil
+}
+
+func (db *DB) pin(ctx context.Context, pragma string) (*sql.Conn, error) {
+	conn, err := db.w.Conn(ctx)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	if _, err := conn.ExecContext(ctx, pragma); err != nil {
+		conn.Close()
+		return nil, mapErr(err)
+	}
+	return conn, nil
 }
 
 const itemCols = `id, site_key, event_name, event_id, event_time, payload, state, attempts, next_attempt, last_error,
@@ -176,8 +289,13 @@ func (db *DB) scanItem(row interface{ Scan(...any) error }) (store.Item, error) 
 
 // Claim leases up to limit due items of a site to owner.
 func (db *DB) Claim(ctx context.Context, siteKey, owner string, limit int, now time.Time, lease time.Duration) ([]store.Item, error) {
-	rows, err := db.w.QueryContext(ctx, `UPDATE outbox SET state='inflight', lease_owner=?, next_attempt=?, attempts=attempts+1
-		WHERE id IN (SELECT id FROM outbox WHERE state IN ('pending','inflight') AND site_key=? AND next_attempt<=? ORDER BY id LIMIT ?)
+	conn, release, err := db.relaxed(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("claim for site %s: %w", siteKey, err)
+	}
+	defer release()
+	rows, err := conn.QueryContext(ctx, `UPDATE outbox SET state='inflight', lease_owner=?, next_attempt=?, attempts=attempts+1
+		WHERE id IN (SELECT id FROM outbox WHERE state IN ('pending','inflight') AND site_key=? AND next_attempt<=? ORDER BY next_attempt LIMIT ?)
 		RETURNING `+itemCols, owner, ms(now.Add(lease)), siteKey, ms(now), limit)
 	if err != nil {
 		return nil, fmt.Errorf("claim for site %s: %w", siteKey, mapErr(err))
@@ -201,7 +319,12 @@ func (db *DB) Claim(ctx context.Context, siteKey, owner string, limit int, now t
 // Complete records outcomes for items leased to owner. Delivered items that
 // share a trace id are written with one statement.
 func (db *DB) Complete(ctx context.Context, owner string, outs []store.Outcome, now time.Time) error {
-	tx, err := db.w.BeginTx(ctx, nil)
+	conn, release, err := db.relaxed(ctx)
+	if err != nil {
+		return fmt.Errorf("complete: %w", err)
+	}
+	defer release()
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("complete: %w", mapErr(err))
 	}

@@ -50,8 +50,9 @@ CREATE TABLE outbox (
     created_at   INTEGER NOT NULL,
     delivered_at INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX outbox_due ON outbox (state, site_key, next_attempt);
-CREATE INDEX outbox_site ON outbox (site_key, id);
+-- Only queued rows are indexed for dispatch, so delivered history costs
+-- nothing to claim past.
+CREATE INDEX outbox_due ON outbox (site_key, next_attempt) WHERE state IN ('pending','inflight');
 CREATE INDEX outbox_visitor ON outbox (visitor_id) WHERE visitor_id <> '';
 
 CREATE TABLE sandbox (
