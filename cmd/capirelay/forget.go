@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/capirelay/capirelay/internal/normalize"
+	"github.com/capirelay/capirelay/internal/store"
+)
+
+// runForget implements "capirelay forget" with the process environment.
+func runForget(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	return runForgetEnv(ctx, args, stdin, stdout, stderr, os.Getenv)
+}
+
+func runForgetEnv(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv getenvFunc) error {
+	fs := newFlagSet("forget", stderr, "forget --email X | --phone X | --visitor ID [--site KEY] [--region CC]")
+	var sf storeFlags
+	sf.register(fs, getenv)
+	email := fs.String("email", "", "the person's email address")
+	phone := fs.String("phone", "", "the person's phone number (international, or national with --region or --site)")
+	visitor := fs.String("visitor", "", "a browser visitor id")
+	key := fs.String("site", "", "only this site (default every site)")
+	region := fs.String("region", "", "ISO country of a national phone number (default the site's, else every site's)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	given := 0
+	for _, v := range []string{*email, *phone, *visitor} {
+		if strings.TrimSpace(v) != "" {
+			given++
+		}
+	}
+	if given != 1 || fs.NArg() > 0 {
+		fs.Usage()
+		return errUsage
+	}
+	st, err := openLeadsStore(ctx, &sf, getenv)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	req := store.ForgetRequest{SiteKey: *key}
+	var regions []string
+	if *key != "" {
+		site, err := st.Site(ctx, *key)
+		if err != nil {
+			return fmt.Errorf("forget: %w", err)
+		}
+		regions = append(regions, site.DefaultRegion)
+	} else {
+		sites, err := st.ListSites(ctx)
+		if err != nil {
+			return fmt.Errorf("forget: %w", err)
+		}
+		for _, s := range sites {
+			regions = append(regions, s.DefaultRegion)
+		}
+	}
+	if *region != "" {
+		regions = []string{*region}
+	}
+	switch {
+	case *email != "":
+		h, err := normalize.Hash(normalize.Email, *email, normalize.Options{})
+		if err != nil {
+			return fmt.Errorf("forget: --email: %w", err)
+		}
+		req.Hashes = []string{h}
+	case *phone != "":
+		// A national number hashes differently per region: try each.
+		seen := map[string]bool{}
+		var lastErr error
+		for _, r := range append(regions, "") {
+			h, err := normalize.Hash(normalize.Phone, *phone, normalize.Options{Region: r})
+			if err != nil {
+				lastErr = err
+				continue
+			}
+			if !seen[h] {
+				seen[h] = true
+				req.Hashes = append(req.Hashes, h)
+			}
+		}
+		if len(req.Hashes) == 0 {
+			return fmt.Errorf("forget: --phone: %w (give it in international format or pass --region)", lastErr)
+		}
+	default:
+		req.VisitorIDs = []string{strings.TrimSpace(*visitor)}
+	}
+	res, err := st.Forget(ctx, req)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "visitors\t%d\nidentities\t%d\nidentity_keys\t%d\nleads\t%d\nlead_sessions\t%d\nwebhook_jobs\t%d\noutbox_events\t%d\n",
+		res.Visitors, res.Identities, res.IdentityKeys, res.Leads, res.Sessions, res.WebhookJobs, res.OutboxEvents)
+	if res == (store.ForgetResult{}) {
+		fmt.Fprintln(stderr, "nothing found for that person")
+	}
+	return nil
+}

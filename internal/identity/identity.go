@@ -1,0 +1,277 @@
+// Package identity stitches events of one person together. It learns from
+// accepted events (pipeline.Observer): per (site, visitor), the SHA-256
+// hashes of the match keys (em, ph, fn, ln, db, ge, ct, st, zp, country,
+// external_id) and the latest fbp, fbc, IP address and user agent. Before
+// hashing (pipeline.Enricher) it adds what is known to a later event of the
+// same person that lacks it: a browser event by its visitor id, a server
+// event by the visitor id, external_id, em or ph it names. An event's own
+// values are never overwritten. Only hashes of match keys are stored;
+// browser identifiers are sealed by the store.
+package identity
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+
+	"github.com/capirelay/capirelay/internal/event"
+	"github.com/capirelay/capirelay/internal/normalize"
+	"github.com/capirelay/capirelay/internal/pipeline"
+	"github.com/capirelay/capirelay/internal/store"
+)
+
+// ExternalPrefix prefixes the pseudo visitor id of a person known only
+// from server events, by the hash of their external_id.
+const ExternalPrefix = "ext:"
+
+// Service implements pipeline.Enricher and pipeline.Observer. It is safe
+// for concurrent use.
+type Service struct {
+	Store  store.Identities
+	Logger *slog.Logger
+}
+
+var (
+	_ pipeline.Enricher = (*Service)(nil)
+	_ pipeline.Observer = (*Service)(nil)
+)
+
+// New returns a service over st; logger nil means slog.Default().
+func New(st store.Identities, logger *slog.Logger) *Service {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Service{Store: st, Logger: logger.With("component", "identity")}
+}
+
+// held reports whether the pipeline holds in for consent: such an event
+// teaches nothing until consent is granted.
+func held(in *pipeline.Input) bool {
+	return in.Site.Consent == store.ConsentRequired && in.Source == pipeline.SourceBrowser &&
+		in.Consent != pipeline.ConsentGranted
+}
+
+// Enrich adds the hashes and browser identifiers known for the person of
+// in to the keys its event lacks. The values added are 64-hex hashes,
+// which the normalizer passes through. The error is a store failure; the
+// event is then left as it was.
+func (s *Service) Enrich(ctx context.Context, in *pipeline.Input) error {
+	if in.Event == nil || in.Site == nil || held(in) {
+		return nil
+	}
+	ud := &in.Event.UserData
+	ids, err := s.resolve(ctx, in.Site, in.VisitorID, lookupHashes(in, ud))
+	if err != nil || len(ids) == 0 {
+		return err
+	}
+	for _, k := range store.IdentityKeys {
+		dst := listOf(ud, k)
+		if len(*dst) > 0 {
+			continue
+		}
+		var add event.List
+		for _, id := range ids {
+			for _, h := range id.Hashes[k] {
+				if len(add) < store.MaxIdentityValues && !slices.Contains(add, h) {
+					add = append(add, h)
+				}
+			}
+		}
+		*dst = add
+	}
+	for _, id := range ids {
+		fill(&ud.Fbp, id.Fbp)
+		fill(&ud.Fbc, id.Fbc)
+		fill(&ud.ClientIPAddress, id.IP)
+		fill(&ud.ClientUserAgent, id.UA)
+	}
+	return nil
+}
+
+func fill(dst *string, v string) {
+	if *dst == "" {
+		*dst = v
+	}
+}
+
+// lookup is one indexed hash an event names.
+type lookup struct{ key, hash string }
+
+// lookupHashes hashes the raw external_id, em and ph of an event (before
+// the pipeline does) as the pipeline will, to find their owner.
+func lookupHashes(in *pipeline.Input, ud *event.UserData) []lookup {
+	region := in.Site.DefaultRegion
+	if region == "" {
+		region = in.Region
+	}
+	// As normalize.HashUserData: the event's own country wins.
+	for _, c := range ud.Country {
+		if code, err := normalize.Normalize(normalize.Country, c, normalize.Options{}); err == nil {
+			region = code
+			break
+		}
+	}
+	o := normalize.Options{Region: region}
+	var out []lookup
+	for _, f := range []struct {
+		key   string
+		field normalize.Field
+		vals  event.List
+	}{
+		{store.KeyExternalID, normalize.ExternalID, ud.ExternalID},
+		{store.KeyEmail, normalize.Email, ud.Em},
+		{store.KeyPhone, normalize.Phone, ud.Ph},
+	} {
+		for _, v := range f.vals {
+			if h, err := normalize.Hash(f.field, v, o); err == nil && len(h) >= 64 {
+				out = append(out, lookup{f.key, h[:64]})
+			}
+		}
+	}
+	return out
+}
+
+// resolve returns the identities of a visitor and of the owners of the
+// hashes, the visitor's first, each once.
+func (s *Service) resolve(ctx context.Context, site *store.Site, visitorID string, hs []lookup) ([]*store.Identity, error) {
+	var ids []*store.Identity
+	seen := map[string]bool{}
+	add := func(v string) error {
+		if v == "" || seen[v] {
+			return nil
+		}
+		seen[v] = true
+		id, err := s.Store.Identity(ctx, site.Key, v)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		ids = append(ids, id)
+		return nil
+	}
+	if err := add(visitorID); err != nil {
+		return nil, err
+	}
+	for _, l := range hs {
+		vs, err := s.Store.VisitorsByHash(ctx, site.Key, l.key, l.hash)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range vs {
+			if err := add(v); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return ids, nil
+}
+
+// Observe learns from an accepted event, whose user_data now holds hashes.
+// The person is the event's visitor; else the owner of its external_id,
+// em or ph; else, with an external_id, a pseudo visitor for it. Failures
+// are logged: the event is already stored.
+func (s *Service) Observe(ctx context.Context, in *pipeline.Input, res pipeline.Result) {
+	if res.Status != pipeline.Accepted || in.Event == nil || in.Site == nil || held(in) {
+		return
+	}
+	if err := s.learn(ctx, in); err != nil {
+		s.Logger.Warn("learn identity", "site", in.Site.Key, "event_id", res.EventID, "err", err)
+	}
+}
+
+func (s *Service) learn(ctx context.Context, in *pipeline.Input) error {
+	ud := &in.Event.UserData
+	obs := &store.Identity{SiteKey: in.Site.Key, VisitorID: in.VisitorID, Hashes: map[string][]string{},
+		Fbp: ud.Fbp, Fbc: ud.Fbc, IP: ud.ClientIPAddress, UA: ud.ClientUserAgent}
+	for _, k := range store.IdentityKeys {
+		for _, v := range *listOf(ud, k) {
+			// Only pure hashes are kept; anything else is never stored.
+			if isHash(v) && !slices.Contains(obs.Hashes[k], v) {
+				obs.Hashes[k] = append(obs.Hashes[k], v)
+			}
+		}
+	}
+	if obs.VisitorID == "" {
+		v, err := s.owner(ctx, obs)
+		if err != nil {
+			return err
+		}
+		obs.VisitorID = v
+	}
+	if obs.VisitorID == "" {
+		return nil
+	}
+	// Most events repeat what is known: check on a reader before writing.
+	cur, err := s.Store.Identity(ctx, obs.SiteKey, obs.VisitorID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return err
+	case !cur.Merge(obs):
+		return nil
+	}
+	return s.Store.LearnIdentity(ctx, obs)
+}
+
+// owner finds the visitor of an event that names none.
+func (s *Service) owner(ctx context.Context, obs *store.Identity) (string, error) {
+	for _, k := range store.IndexedKeys {
+		for _, h := range obs.Hashes[k] {
+			vs, err := s.Store.VisitorsByHash(ctx, obs.SiteKey, k, h)
+			if err != nil {
+				return "", err
+			}
+			if len(vs) > 0 {
+				return vs[0], nil
+			}
+		}
+	}
+	if ext := obs.Hashes[store.KeyExternalID]; len(ext) > 0 {
+		return ExternalPrefix + ext[0], nil
+	}
+	return "", nil
+}
+
+func isHash(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func listOf(ud *event.UserData, k string) *event.List {
+	switch k {
+	case "em":
+		return &ud.Em
+	case "ph":
+		return &ud.Ph
+	case "fn":
+		return &ud.Fn
+	case "ln":
+		return &ud.Ln
+	case "db":
+		return &ud.Db
+	case "ge":
+		return &ud.Ge
+	case "ct":
+		return &ud.Ct
+	case "st":
+		return &ud.St
+	case "zp":
+		return &ud.Zp
+	case "country":
+		return &ud.Country
+	case "external_id":
+		return &ud.ExternalID
+	}
+	panic("BUG: unknown identity key " + k)
+}

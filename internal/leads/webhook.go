@@ -1,0 +1,205 @@
+package leads
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/capirelay/capirelay/internal/store"
+)
+
+// Webhook headers.
+const (
+	SignatureHeader = "X-Capirelay-Signature" // "sha256=" + hex HMAC-SHA256 of the body
+	TimestampHeader = "X-Capirelay-Timestamp" // Unix seconds when sent; also "sent_at" in the body
+	DeliveryHeader  = "X-Capirelay-Delivery"  // webhook job id: the same on every retry
+)
+
+// DefaultWebhookMaxAttempts: with Backoff, 12 attempts span about 20 hours
+// (30s, 1m, 2m, 4m, 8m, 16m, 32m, 1h4m, 2h8m, 4h16m, 6h between them).
+const DefaultWebhookMaxAttempts = 12
+
+// webhookTimeout bounds one webhook request.
+const webhookTimeout = 15 * time.Second
+
+// Backoff is the wait after failed attempt n (1-based): 30 s doubling per
+// attempt, capped at 6 h, scaled by a jitter factor in [0.75, 1.25) from
+// r in [0, 1) so that many failing hooks do not retry in step.
+func Backoff(attempt int, r float64) time.Duration {
+	d := 30 * time.Second
+	for i := 1; i < attempt && d < 6*time.Hour; i++ {
+		d *= 2
+	}
+	d = min(d, 6*time.Hour)
+	return time.Duration(float64(d) * (0.75 + r/2))
+}
+
+// Sign returns the signature header value of body under secret.
+func Sign(secret string, body []byte) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// Verify reports whether header is the signature of body under secret; a
+// receiver should also refuse old timestamps.
+func Verify(secret string, body []byte, header string) bool {
+	return hmac.Equal([]byte(Sign(secret, body)), []byte(header))
+}
+
+// NewWebhookSecret returns a random 256-bit secret: "whsec_" and 64 hex
+// characters.
+func NewWebhookSecret() string {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("crypto/rand: " + err.Error())
+	}
+	return "whsec_" + hex.EncodeToString(b[:])
+}
+
+// WebhookSecret returns the site's webhook secret, creating it on first use.
+func (s *Service) WebhookSecret(ctx context.Context, siteKey string) (string, error) {
+	return s.Store.WebhookSecret(ctx, siteKey, NewWebhookSecret())
+}
+
+// WebhookPayload is the JSON body posted for a partial lead. Fields holds
+// the raw values the visitor typed: the webhook is the operator's own
+// endpoint.
+type WebhookPayload struct {
+	Type           string            `json:"type"` // "partial_lead"
+	DeliveryID     int64             `json:"delivery_id"`
+	LeadID         string            `json:"lead_id"` // the session id; stable
+	EventID        string            `json:"event_id"`
+	Site           string            `json:"site"`
+	FormID         string            `json:"form_id"`
+	VisitorID      string            `json:"visitor_id"`
+	Fields         map[string]string `json:"fields"`
+	PageURL        string            `json:"page_url,omitempty"`
+	StartedAt      time.Time         `json:"started_at"`
+	LastActivityAt time.Time         `json:"last_activity_at"`
+	PartialAt      time.Time         `json:"partial_at"`
+	SentAt         int64             `json:"sent_at"` // Unix seconds, as TimestampHeader
+}
+
+// deliver makes one attempt of job and records it. The error is set only
+// when the outcome could not be recorded; the job then comes back after
+// its lease.
+func (s *Service) deliver(ctx context.Context, job *store.WebhookJob, now time.Time) error {
+	a := store.WebhookAttempt{JobID: job.ID, Attempt: job.Attempts, At: now}
+	site, err := s.Store.Site(ctx, job.SiteKey)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		a.State, a.Error = store.WebhookSkipped, "site deleted"
+	case err != nil:
+		return err
+	case site.WebhookURL == "":
+		a.State, a.Error = store.WebhookSkipped, "no webhook URL"
+	case job.Lead == nil || job.Lead.State != store.LeadPartial:
+		a.State, a.Error = store.WebhookSkipped, "lead converted"
+	}
+	if a.State != "" {
+		return s.Store.CompleteWebhook(ctx, a)
+	}
+	secret, err := s.WebhookSecret(ctx, site.Key)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	status, err := s.post(ctx, site.WebhookURL, secret, job)
+	a.Status, a.Duration = status, time.Since(start)
+	switch {
+	case err == nil && status >= 200 && status < 300:
+		a.State = store.WebhookDelivered
+	default:
+		if err != nil {
+			a.Error = err.Error()
+		} else {
+			a.Error = "HTTP " + strconv.Itoa(status)
+		}
+		limit := s.WebhookMaxAttempts
+		if limit <= 0 {
+			limit = DefaultWebhookMaxAttempts
+		}
+		if job.Attempts >= limit {
+			a.State = store.WebhookDead
+		} else {
+			a.State = store.WebhookPending
+			backoff := s.BackoffFunc
+			if backoff == nil {
+				backoff = func(n int) time.Duration { return Backoff(n, mrand.Float64()) }
+			}
+			a.RetryAt = now.Add(backoff(job.Attempts))
+		}
+		s.logger().Warn("lead webhook failed", "site", site.Key, "job", job.ID, "attempt", job.Attempts,
+			"status", status, "err", a.Error, "next_state", a.State)
+	}
+	return s.Store.CompleteWebhook(ctx, a)
+}
+
+// post sends the payload of job and returns the HTTP status. Errors carry
+// no personal data: the URL is reduced to its scheme and host.
+func (s *Service) post(ctx context.Context, target, secret string, job *store.WebhookJob) (int, error) {
+	sentAt := s.now().Unix()
+	l := job.Lead
+	body, err := json.Marshal(WebhookPayload{
+		Type: "partial_lead", DeliveryID: job.ID, LeadID: l.SessionID, EventID: EventID(l.SessionID),
+		Site: l.SiteKey, FormID: l.FormID, VisitorID: l.VisitorID, Fields: l.Data.Fields, PageURL: l.Data.PageURL,
+		StartedAt: l.StartedAt.UTC(), LastActivityAt: l.UpdatedAt.UTC(), PartialAt: l.PartialAt.UTC(), SentAt: sentAt,
+	})
+	if err != nil {
+		return 0, fmt.Errorf("encode webhook: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, webhookTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+	if err != nil {
+		return 0, errors.New("invalid webhook URL")
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "capirelay-webhook/1")
+	req.Header.Set(SignatureHeader, Sign(secret, body))
+	req.Header.Set(TimestampHeader, strconv.FormatInt(sentAt, 10))
+	req.Header.Set(DeliveryHeader, strconv.FormatInt(job.ID, 10))
+	client := s.Client
+	if client == nil {
+		client = &http.Client{Timeout: webhookTimeout}
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("post to %s: %w", redact(target), unwrapURLError(err))
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	return resp.StatusCode, nil
+}
+
+// redact keeps the scheme and host of a URL: a path or query may hold a
+// token.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(invalid URL)"
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+// unwrapURLError drops *url.Error, whose message repeats the full URL.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}

@@ -1,0 +1,258 @@
+package store
+
+import (
+	"context"
+	"slices"
+	"time"
+)
+
+// Lead states. A session is open while the visitor fills a form; a submit
+// closes it as a full lead (submitted); the sweeper turns an open session
+// whose due time passed into a partial lead; a partial lead whose visitor
+// submits later is converted.
+const (
+	LeadOpen      = "open"
+	LeadSubmitted = "submitted"
+	LeadPartial   = "partial"
+	LeadConverted = "converted"
+)
+
+// Forward states of a partial lead's CAPI event.
+const (
+	ForwardNone     = ""         // not a partial lead (yet)
+	ForwardPending  = "pending"  // to be decided and submitted by the sweeper
+	ForwardSent     = "sent"     // accepted by the pipeline (or a duplicate)
+	ForwardSkipped  = "skipped"  // forwarding off, no consent, or converted
+	ForwardRejected = "rejected" // the pipeline refused the event
+)
+
+// Webhook job states.
+const (
+	WebhookPending   = "pending"
+	WebhookDelivered = "delivered"
+	WebhookDead      = "dead"
+	WebhookSkipped   = "skipped" // no webhook URL, or the lead converted first
+)
+
+// LeadData is what a visitor typed and the context of the page. It is
+// sealed at rest as a whole.
+type LeadData struct {
+	Fields  map[string]string `json:"fields"` // em ph fn ln ct st zp country db: raw values
+	PageURL string            `json:"page_url,omitempty"`
+	Fbp     string            `json:"fbp,omitempty"`
+	Fbc     string            `json:"fbc,omitempty"`
+	IP      string            `json:"ip,omitempty"`
+	UA      string            `json:"ua,omitempty"`
+}
+
+// Lead is one lead session of a (site, visitor, form), from the first field
+// captured to a submit or to becoming a partial lead.
+type Lead struct {
+	ID        int64
+	SessionID string // random; the partial lead's event_id derives from it
+	SiteKey   string
+	VisitorID string
+	FormID    string
+	State     string // LeadOpen, LeadSubmitted, LeadPartial, LeadConverted
+	Data      LeadData
+	Consent   string // the visitor's consent state at the last capture
+	// EmailHash and PhoneHash are the SHA-256 user_data values of the
+	// captured em and ph ("" when absent or invalid); erasure finds a
+	// person's leads by them without opening every sealed row.
+	EmailHash string
+	PhoneHash string
+
+	StartedAt    time.Time
+	UpdatedAt    time.Time // last capture
+	DueAt        time.Time // open sessions: when it becomes partial
+	PartialAt    time.Time
+	ClosedAt     time.Time // submitted or converted
+	ExpiresAt    time.Time // purged from then on
+	ForwardState string
+	ForwardError string
+}
+
+// LeadFilter selects leads for listing and export.
+type LeadFilter struct {
+	SiteKey string   // required
+	States  []string // empty means every state
+	Since   time.Time
+	Limit   int // 0 means no limit
+}
+
+// WebhookJob is one durable webhook delivery of a partial lead.
+type WebhookJob struct {
+	ID          int64
+	LeadID      int64
+	SiteKey     string
+	State       string
+	Attempts    int // including the current claim
+	NextAttempt time.Time
+	LastError   string
+	CreatedAt   time.Time
+	Lead        *Lead // filled by ClaimWebhooks
+}
+
+// WebhookAttempt is the outcome of one delivery attempt, kept in the
+// delivery log. Error never contains personal data.
+type WebhookAttempt struct {
+	JobID    int64
+	Attempt  int
+	At       time.Time
+	Status   int // HTTP status, 0 when no answer
+	Error    string
+	Duration time.Duration
+	// State is the job's state afterwards; when WebhookPending, the job is
+	// tried again at RetryAt.
+	State   string
+	RetryAt time.Time
+}
+
+// Leads keeps lead sessions, partial leads and their webhook jobs. Methods
+// are safe for concurrent use, also from several processes.
+type Leads interface {
+	// UpsertLead runs fn on the active (open or partial) lead of (site,
+	// visitor, form) and writes the result back, in one transaction. When
+	// there is none, fn gets a Lead with ID 0 (and SessionID set) and the
+	// result is inserted. fn may run more than once and must not have side
+	// effects; an error from it aborts without writing.
+	UpsertLead(ctx context.Context, siteKey, visitorID, formID string, fn func(*Lead) error) (*Lead, error)
+	// ClaimDueLeads turns up to limit open leads due at now into partial
+	// leads, each with a pending forward and a pending webhook job, in one
+	// transaction: a lead becomes partial exactly once.
+	ClaimDueLeads(ctx context.Context, now time.Time, limit int) ([]Lead, error)
+	// ClaimLeadForwards leases up to limit partial leads whose forward is
+	// pending until now+lease.
+	ClaimLeadForwards(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Lead, error)
+	// CompleteLeadForward records the forward outcome (ForwardSent,
+	// ForwardSkipped or ForwardRejected with a reason free of personal data).
+	CompleteLeadForward(ctx context.Context, id int64, state, reason string) error
+	// ClaimWebhooks leases up to limit due pending webhook jobs until
+	// now+lease, counting the attempt, with their lead.
+	ClaimWebhooks(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]WebhookJob, error)
+	// CompleteWebhook logs one attempt and sets the job's state.
+	CompleteWebhook(ctx context.Context, a WebhookAttempt) error
+	// WebhookAttempts lists the delivery log of a site, newest first.
+	WebhookAttempts(ctx context.Context, siteKey string, limit int) ([]WebhookAttempt, error)
+	// WebhookSecret returns the site's webhook signing secret, storing
+	// newSecret first when the site has none.
+	WebhookSecret(ctx context.Context, siteKey, newSecret string) (string, error)
+	// Lead returns one lead; ErrNotFound when absent.
+	Lead(ctx context.Context, id int64) (*Lead, error)
+	// ListLeads lists leads of a site, oldest activity first.
+	ListLeads(ctx context.Context, f LeadFilter) ([]Lead, error)
+	// PurgeLeads deletes leads (with their webhook jobs and log) that
+	// expired at now.
+	PurgeLeads(ctx context.Context, now time.Time) (int, error)
+}
+
+// Identity kinds that are indexed for lookups (hash → visitor).
+const (
+	KeyEmail      = "em"
+	KeyPhone      = "ph"
+	KeyExternalID = "external_id"
+)
+
+// IdentityKeys are the hashable user_data keys an identity keeps.
+var IdentityKeys = []string{"em", "ph", "fn", "ln", "db", "ge", "ct", "st", "zp", "country", "external_id"}
+
+// IndexedKeys are the identity keys with a hash → visitor index.
+var IndexedKeys = []string{KeyEmail, KeyPhone, KeyExternalID}
+
+// MaxIdentityValues bounds the hashes kept per key of one identity.
+const MaxIdentityValues = 5
+
+// Identity is what is known about one visitor of a site: SHA-256 hashes of
+// the match keys (never raw values) and the latest browser identifiers.
+// The browser identifiers are sealed at rest.
+type Identity struct {
+	SiteKey   string
+	VisitorID string
+	Hashes    map[string][]string // key (IdentityKeys) → 64-hex hashes, newest first
+	Fbp       string
+	Fbc       string
+	IP        string
+	UA        string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Merge adds what o knows to id: o's hashes go first (newest), each key
+// keeps at most MaxIdentityValues; o's non-empty browser identifiers replace
+// id's. It reports whether id changed.
+func (id *Identity) Merge(o *Identity) bool {
+	changed := false
+	for _, k := range IdentityKeys {
+		if len(o.Hashes[k]) == 0 {
+			continue
+		}
+		cur := id.Hashes[k]
+		next := make([]string, 0, MaxIdentityValues)
+		for _, h := range slices.Concat(o.Hashes[k], cur) {
+			if len(next) < MaxIdentityValues && !slices.Contains(next, h) {
+				next = append(next, h)
+			}
+		}
+		if !slices.Equal(next, cur) {
+			if id.Hashes == nil {
+				id.Hashes = map[string][]string{}
+			}
+			id.Hashes[k] = next
+			changed = true
+		}
+	}
+	set := func(dst *string, v string) {
+		if v != "" && *dst != v {
+			*dst, changed = v, true
+		}
+	}
+	set(&id.Fbp, o.Fbp)
+	set(&id.Fbc, o.Fbc)
+	set(&id.IP, o.IP)
+	set(&id.UA, o.UA)
+	return changed
+}
+
+// Identities keeps identities for stitching. Methods are safe for
+// concurrent use.
+type Identities interface {
+	// Identity returns the identity of a visitor; ErrNotFound when none.
+	Identity(ctx context.Context, siteKey, visitorID string) (*Identity, error)
+	// VisitorsByHash lists the visitors whose identity holds hash under an
+	// indexed key (KeyEmail, KeyPhone, KeyExternalID), most recently
+	// updated first.
+	VisitorsByHash(ctx context.Context, siteKey, key, hash string) ([]string, error)
+	// LearnIdentity merges id into the stored identity of (id.SiteKey,
+	// id.VisitorID) (see Identity.Merge), creating it when absent, and
+	// indexes its hashes.
+	LearnIdentity(ctx context.Context, id *Identity) error
+}
+
+// ForgetRequest names a person to erase. Hashes are SHA-256 user_data
+// values of em or ph; VisitorIDs name browsers directly.
+type ForgetRequest struct {
+	SiteKey    string // "" means every site
+	Hashes     []string
+	VisitorIDs []string
+}
+
+// ForgetResult counts what was erased.
+type ForgetResult struct {
+	Visitors     int // distinct visitors the request resolved to
+	Identities   int
+	IdentityKeys int
+	Leads        int // submitted, partial and converted leads
+	Sessions     int // open lead sessions
+	WebhookJobs  int
+	OutboxEvents int // pending, held and dead events
+}
+
+// Forgetter erases a person.
+type Forgetter interface {
+	// Forget resolves the request to visitors (given ones, those whose
+	// identity or leads hold one of the hashes) and deletes their
+	// identities, leads, lead sessions, webhook jobs and unsent outbox
+	// events (by visitor id, or whose payload carries one of their hashes),
+	// then makes sure no deleted bytes remain in the database files.
+	Forget(ctx context.Context, req ForgetRequest) (ForgetResult, error)
+}
