@@ -2,7 +2,10 @@ package app
 
 import (
 	"context"
+	_ "embed"
 	"errors"
+	"html/template"
+	"net/http"
 
 	"github.com/capirelay/capirelay/internal/store"
 )
@@ -26,4 +29,16 @@ func EnsureDemoSite(ctx context.Context, st store.Sites, publicURL string) error
 		return nil // another process created it
 	}
 	return err
+}
+
+//go:embed demo.html
+var demoHTML string
+
+var demoPage = template.Must(template.New("demo").Parse(demoHTML))
+
+// serveDemo is GET /demo: a landing page with a lead form using the tag.
+func serveDemo(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = demoPage.Execute(w, map[string]any{"SiteKey": DemoSiteKey, "Thanks": r.URL.Query().Get("thanks") != ""})
 }

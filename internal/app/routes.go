@@ -2,11 +2,26 @@ package app
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
 	"github.com/capirelay/capirelay/internal/collect"
+	"github.com/capirelay/capirelay/internal/store"
+	"github.com/capirelay/capirelay/internal/tag"
 )
+
+// tagConfig tells the tag its site's consent mode.
+func (a *App) tagConfig(ctx context.Context, key string) (tag.Config, error) {
+	s, err := a.Store.Site(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return tag.Config{}, tag.ErrUnknownSite
+	}
+	if err != nil {
+		return tag.Config{}, err
+	}
+	return tag.Config{Consent: s.Consent}, nil
+}
 
 func (a *App) routes() http.Handler {
 	mux := http.NewServeMux()
@@ -29,5 +44,9 @@ func (a *App) routes() http.Handler {
 		w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", a.Metrics.Handler())
+	mux.Handle("GET /t.js", &tag.Handler{Logger: a.Logger, ConfigFunc: a.tagConfig})
+	if a.Config.Demo {
+		mux.HandleFunc("GET /demo", serveDemo)
+	}
 	return mux
 }
