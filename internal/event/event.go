@@ -131,6 +131,10 @@ func (l *List) UnmarshalJSON(b []byte) error {
 		*l = nil
 		return nil
 	case b[0] == '"':
+		if s, ok := plainString(b); ok {
+			*l = List{s}
+			return nil
+		}
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
 			return err
@@ -152,6 +156,22 @@ func (l *List) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	return &TypeError{Want: "a string or a list of strings"}
+}
+
+// plainString returns the contents of a JSON string literal that needs no
+// unescaping (no backslash, no control character, valid UTF-8), the common
+// case, without a second pass through encoding/json.
+func plainString(b []byte) (string, bool) {
+	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
+		return "", false
+	}
+	inner := b[1 : len(b)-1]
+	for _, c := range inner {
+		if c == '\\' || c == '"' || c < 0x20 || c >= 0x80 {
+			return "", false // escapes, or non-ASCII: let encoding/json decide
+		}
+	}
+	return string(inner), true
 }
 
 // FlexString is an id that Meta documents as an int but that callers send as

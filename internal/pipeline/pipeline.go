@@ -5,15 +5,12 @@
 package pipeline
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/capirelay/capirelay/internal/event"
@@ -210,20 +207,9 @@ func join(path, f string) string {
 	return path + "." + f
 }
 
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
 // Marshal encodes an event as Meta receives it (no HTML escaping).
 func Marshal(ev *event.Event) ([]byte, error) {
-	buf := bufPool.Get().(*bytes.Buffer)
-	buf.Reset()
-	defer bufPool.Put(buf)
-	enc := json.NewEncoder(buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(ev); err != nil {
-		return nil, err
-	}
-	b := bytes.TrimRight(buf.Bytes(), "\n")
-	return append([]byte(nil), b...), nil
+	return ev.AppendJSON(make([]byte, 0, 1024)), nil
 }
 
 // NewEventID returns a random 128-bit id as 32 hex characters.

@@ -1,0 +1,203 @@
+package event
+
+import (
+	"strconv"
+	"unicode/utf8"
+)
+
+// AppendJSON appends the event as Meta receives it: the same bytes as
+// encoding/json with HTML escaping off and the struct's omitempty rules, but
+// without reflection (it runs once per event on the ingest path).
+func (ev *Event) AppendJSON(b []byte) []byte {
+	b = append(b, `{"event_name":`...)
+	b = appendString(b, ev.EventName)
+	b = append(b, `,"event_time":`...)
+	b = strconv.AppendInt(b, int64(ev.EventTime), 10)
+	b = appendStr(b, "event_id", ev.EventID)
+	b = appendStr(b, "action_source", ev.ActionSource)
+	b = appendStr(b, "event_source_url", ev.EventSourceURL)
+	b = appendStr(b, "referrer_url", ev.ReferrerURL)
+	if ev.OptOut {
+		b = append(b, `,"opt_out":true`...)
+	}
+	b = append(b, `,"user_data":`...)
+	b = ev.UserData.AppendJSON(b)
+	b = appendRaw(b, "custom_data", ev.CustomData)
+	if len(ev.DataProcessingOptions) > 0 {
+		b = append(b, `,"data_processing_options":`...)
+		b = appendStrings(b, ev.DataProcessingOptions)
+	}
+	if ev.DPOCountry != nil {
+		b = append(b, `,"data_processing_options_country":`...)
+		b = strconv.AppendInt(b, int64(*ev.DPOCountry), 10)
+	}
+	if ev.DPOState != nil {
+		b = append(b, `,"data_processing_options_state":`...)
+		b = strconv.AppendInt(b, int64(*ev.DPOState), 10)
+	}
+	b = appendStr(b, "customer_segmentation", ev.CustomerSegmentation)
+	b = appendRaw(b, "original_event_data", ev.OriginalEventData)
+	b = appendRaw(b, "attribution_data", ev.AttributionData)
+	b = appendRaw(b, "app_data", ev.AppData)
+	b = appendStr(b, "messaging_channel", ev.MessagingChannel)
+	return append(b, '}')
+}
+
+// AppendJSON appends user_data.
+func (u *UserData) AppendJSON(b []byte) []byte {
+	b = append(b, '{')
+	start := len(b)
+	b = appendList(b, "em", u.Em)
+	b = appendList(b, "ph", u.Ph)
+	b = appendList(b, "fn", u.Fn)
+	b = appendList(b, "ln", u.Ln)
+	b = appendList(b, "db", u.Db)
+	b = appendList(b, "ge", u.Ge)
+	b = appendList(b, "ct", u.Ct)
+	b = appendList(b, "st", u.St)
+	b = appendList(b, "zp", u.Zp)
+	b = appendList(b, "country", u.Country)
+	b = appendList(b, "external_id", u.ExternalID)
+	b = appendStr(b, "client_ip_address", u.ClientIPAddress)
+	b = appendStr(b, "client_user_agent", u.ClientUserAgent)
+	b = appendStr(b, "fbc", u.Fbc)
+	b = appendStr(b, "fbp", u.Fbp)
+	b = appendStr(b, "subscription_id", u.SubscriptionID)
+	b = appendStr(b, "fb_login_id", string(u.FbLoginID))
+	b = appendStr(b, "lead_id", string(u.LeadID))
+	b = appendStr(b, "anon_id", u.AnonID)
+	b = appendStr(b, "madid", u.Madid)
+	b = appendStr(b, "page_id", u.PageID)
+	b = appendStr(b, "page_scoped_user_id", u.PageScopedUserID)
+	b = appendStr(b, "ctwa_clid", u.CtwaClid)
+	b = appendStr(b, "ig_account_id", u.IgAccountID)
+	b = appendStr(b, "ig_sid", u.IgSid)
+	if len(b) > start { // drop the comma before the first key
+		copy(b[start:], b[start+1:])
+		b = b[:len(b)-1]
+	}
+	return append(b, '}')
+}
+
+func appendStr(b []byte, key, v string) []byte {
+	if v == "" {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, key...)
+	b = append(b, '"', ':')
+	return appendString(b, v)
+}
+
+func appendList(b []byte, key string, v []string) []byte {
+	if len(v) == 0 {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, key...)
+	b = append(b, '"', ':')
+	return appendStrings(b, v)
+}
+
+func appendStrings(b []byte, v []string) []byte {
+	b = append(b, '[')
+	for i, s := range v {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, s)
+	}
+	return append(b, ']')
+}
+
+func appendRaw(b []byte, key string, v []byte) []byte {
+	if len(v) == 0 {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, key...)
+	b = append(b, '"', ':')
+	return appendCompact(b, v)
+}
+
+// appendCompact copies JSON that encoding/json already validated, without
+// insignificant whitespace (as encoding/json's Marshal of a RawMessage does).
+func appendCompact(b, v []byte) []byte {
+	inStr, esc := false, false
+	for _, c := range v {
+		switch {
+		case inStr:
+			b = append(b, c)
+			if esc {
+				esc = false
+			} else if c == '\\' {
+				esc = true
+			} else if c == '"' {
+				inStr = false
+			}
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+		default:
+			if c == '"' {
+				inStr = true
+			}
+			b = append(b, c)
+		}
+	}
+	return b
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString quotes s as encoding/json does with HTML escaping off:
+// invalid UTF-8 becomes U+FFFD, U+2028 and U+2029 are escaped.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

@@ -1,0 +1,51 @@
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+)
+
+// AppendJSON must give exactly what encoding/json gives (HTML escaping off).
+func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
+	one, zero := 1, 0
+	evs := []Event{
+		{EventName: "Purchase", EventTime: 1700000000, EventID: "id-1", ActionSource: "website",
+			EventSourceURL: "https://x.example/a?b=<c>&d", OptOut: true,
+			UserData: UserData{Em: List{"a", "b"}, Ph: List{"c"}, ExternalID: List{"x\"y\\z"}, ClientIPAddress: "::1",
+				ClientUserAgent: "Mozilla/5.0 \t\u2028\x01 é \xff", Fbp: "fb.1.2.3", FbLoginID: "123", LeadID: "456", IgSid: "s"},
+			CustomData:            json.RawMessage("{ \"value\" : 1.5 ,\n \"currency\": \"USD\", \"s\": \"a b\" }"),
+			DataProcessingOptions: []string{"LDU"}, DPOCountry: &one, DPOState: &zero,
+			OriginalEventData: json.RawMessage(`{"event_name":"Lead"}`), MessagingChannel: "whatsapp"},
+		{EventName: "x", EventTime: 1},
+		{EventName: "y", EventTime: 2, UserData: UserData{Fbc: "fb.1.2.AbC"}},
+	}
+	for i, ev := range evs {
+		var want bytes.Buffer
+		enc := json.NewEncoder(&want)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(&ev); err != nil {
+			t.Fatal(err)
+		}
+		got := ev.AppendJSON(nil)
+		if !bytes.Equal(got, bytes.TrimSpace(want.Bytes())) {
+			t.Errorf("event %d:\n got %s\nwant %s", i, got, want.Bytes())
+		}
+	}
+}
+
+func FuzzAppendString(f *testing.F) {
+	for _, s := range []string{"", "a", "\"\\", "\u2028", "\xff\xfe", "é😀", "\x00\x1f"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		enc.Encode(s)
+		want := bytes.TrimSpace(buf.Bytes())
+		if got := appendString(nil, s); !bytes.Equal(got, want) {
+			t.Fatalf("appendString(%q) = %s, want %s", s, got, want)
+		}
+	})
+}
