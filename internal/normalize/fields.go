@@ -24,7 +24,15 @@ func appendEmail(dst []byte, s string) ([]byte, string) {
 	if local[0] == '.' || local[len(local)-1] == '.' || strings.Contains(local, "..") {
 		return dst, "dot at edge of local part or doubled"
 	}
+	for i := 0; i < len(local); i++ {
+		if c := local[i]; c < utf8.RuneSelf && !emailLocalOK[c] {
+			return dst, "bad character in local part"
+		}
+	}
 	for _, r := range local {
+		if r < utf8.RuneSelf {
+			continue
+		}
 		if isJSSpace(r) || unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) ||
 			strings.ContainsRune(`<>()[]\,;:"`, r) || r == utf8.RuneError {
 			return dst, "bad character in local part"
@@ -37,6 +45,12 @@ func appendEmail(dst []byte, s string) ([]byte, string) {
 			return dst, "empty label or hyphen at edge of domain label"
 		}
 		for _, r := range label {
+			if r < utf8.RuneSelf {
+				if !emailDomainOK[r] {
+					return dst, "bad character in domain"
+				}
+				continue
+			}
 			if r != '-' && !unicode.IsLetter(r) && !unicode.IsDigit(r) && !unicode.IsMark(r) {
 				return dst, "bad character in domain"
 			}
@@ -54,6 +68,16 @@ func appendEmail(dst []byte, s string) ([]byte, string) {
 	}
 	return dst, ""
 }
+
+// emailLocalOK and emailDomainOK are the ASCII bytes allowed in the local
+// part and in a domain label.
+var emailLocalOK, emailDomainOK = func() (l, d [utf8.RuneSelf]bool) {
+	for c := 0x21; c < 0x7f; c++ {
+		l[c] = !strings.ContainsRune(`<>()[]\,;:"@`, rune(c))
+		d[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-'
+	}
+	return l, d
+}()
 
 // appendName serves fn, ln and ct: letters of any script and combining
 // marks only, lowercased (spec §3.3 fn/ln, ct).

@@ -2,10 +2,11 @@ package normalize
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // Field is a hashable user_data key of the Conversions API (spec §3.1).
@@ -120,6 +121,20 @@ func (e *env) err(f Field, why string) error {
 // "" on success, else the reason to drop it. It does not allocate for ASCII
 // input (apart from the country table and the full phone parser).
 func appendNormalized(dst []byte, f Field, raw string, e *env) ([]byte, string) {
+	n := len(dst)
+	dst, why := appendField(dst, f, raw, e)
+	if why == "" && !isASCII(string(dst[n:])) {
+		// Removing a character can bring a letter and a combining mark
+		// together ("A0\u0301" as a city): compose them again. Only for
+		// non-ASCII output; the copy to a string keeps dst off the heap.
+		if out := string(dst[n:]); !norm.NFC.IsNormalString(out) {
+			dst = append(dst[:n], norm.NFC.String(out)...)
+		}
+	}
+	return dst, why
+}
+
+func appendField(dst []byte, f Field, raw string, e *env) ([]byte, string) {
 	s := prepare(raw)
 	if s == "" {
 		return dst, reasonEmpty
@@ -195,7 +210,19 @@ func appendHash(dst, scratch []byte, f Field, raw string, e *env) ([]byte, []byt
 		return dst, scratch, why
 	}
 	sum := sha256.Sum256(scratch)
-	return hex.AppendEncode(dst, sum[:]), scratch, ""
+	return appendHex(dst, &sum), scratch, ""
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendHex is hex.AppendEncode for one digest, unrolled for the hot path.
+func appendHex(dst []byte, sum *[sha256.Size]byte) []byte {
+	var out [2 * sha256.Size]byte
+	for i, b := range sum {
+		out[2*i] = hexDigits[b>>4]
+		out[2*i+1] = hexDigits[b&0x0f]
+	}
+	return append(dst, out[:]...)
 }
 
 type hashKind int

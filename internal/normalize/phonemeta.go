@@ -32,13 +32,13 @@ type phoneMeta struct {
 }
 
 type phoneTables struct {
-	byRegion map[string]*phoneMeta // upper-case region code
-	byCC     [1000]*phoneMeta      // main region of a calling code
+	byRegion [26 * 26]*phoneMeta // index (A-Z)*26 + (A-Z) of the region code
+	byCC     [1000]*phoneMeta    // main region of a calling code
 }
 
 // phoneData builds the tables once, on first use; they are read-only after.
 var phoneData = sync.OnceValue(func() *phoneTables {
-	t := &phoneTables{byRegion: make(map[string]*phoneMeta, 256)}
+	t := &phoneTables{}
 	coll, err := phonenumbers.MetadataCollection()
 	if err != nil {
 		// The metadata is embedded in the phonenumbers module; without it
@@ -63,7 +63,9 @@ var phoneData = sync.OnceValue(func() *phoneTables {
 			}
 			continue
 		}
-		t.byRegion[m.id] = m
+		if i, ok := regionIndex(m.id); ok {
+			t.byRegion[i] = m
+		}
 		if m.cc > 0 && m.cc < len(t.byCC) && phonenumbers.GetRegionCodeForCountryCode(m.cc) == m.id {
 			t.byCC[m.cc] = m
 		}
@@ -89,18 +91,22 @@ func literalsOrRegexp(pat string) ([]string, *regexp.Regexp) {
 
 // region returns the metadata of an alpha-2 region code in any case, or nil.
 func (t *phoneTables) region(code string) *phoneMeta {
+	if i, ok := regionIndex(code); ok {
+		return t.byRegion[i]
+	}
+	return nil
+}
+
+// regionIndex maps a 2-letter code in any case to 0..675.
+func regionIndex(code string) (int, bool) {
 	if len(code) != 2 {
-		return nil
+		return 0, false
 	}
-	var b [2]byte
-	for i := 0; i < 2; i++ {
-		c := code[i]
-		if 'a' <= c && c <= 'z' {
-			c -= 'a' - 'A'
-		}
-		b[i] = c
+	a, b := code[0]|0x20, code[1]|0x20
+	if a < 'a' || a > 'z' || b < 'a' || b > 'z' {
+		return 0, false
 	}
-	return t.byRegion[string(b[:])]
+	return int(a-'a')*26 + int(b-'a'), true
 }
 
 // matchPrefix reports how a literal-or-regexp prefix matches the start of d:

@@ -134,6 +134,13 @@ func digitValue(r rune) int {
 	if '0' <= r && r <= '9' {
 		return int(r - '0')
 	}
+	if r < utf8.RuneSelf {
+		return -1
+	}
+	return digitValueSlow(r)
+}
+
+func digitValueSlow(r rune) int {
 	if r < 0x660 || !unicode.Is(unicode.Nd, r) {
 		return -1
 	}
