@@ -18,6 +18,8 @@ import (
 	"github.com/capirelay/capirelay/internal/collect"
 	"github.com/capirelay/capirelay/internal/config"
 	"github.com/capirelay/capirelay/internal/dispatch"
+	"github.com/capirelay/capirelay/internal/identity"
+	"github.com/capirelay/capirelay/internal/leads"
 	"github.com/capirelay/capirelay/internal/metrics"
 	"github.com/capirelay/capirelay/internal/pipeline"
 	"github.com/capirelay/capirelay/internal/secret"
@@ -41,6 +43,8 @@ type App struct {
 	Pipeline   *pipeline.Pipeline
 	Dispatcher *dispatch.Dispatcher
 	Graph      *capi.Client
+	Leads      *leads.Service
+	Identity   *identity.Service
 
 	handler  http.Handler
 	srv      *http.Server
@@ -98,6 +102,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 	}
 	a.Graph = &capi.Client{BaseURL: cfg.GraphURL, Version: cfg.GraphVersion, Timeout: cfg.GraphTimeout, UserAgent: PartnerAgent()}
 	a.Pipeline = pipeline.New(st)
+	a.Identity = identity.New(st, logger)
+	a.Pipeline.Enricher, a.Pipeline.Observer = a.Identity, a.Identity
+	a.Leads = leads.New(st, a.Pipeline, logger)
 	a.Dispatcher = &dispatch.Dispatcher{
 		Store:   st,
 		Meta:    &dispatch.Meta{Client: a.Graph, PartnerAgent: PartnerAgent()},
@@ -117,10 +124,14 @@ func (a *App) Handler() http.Handler { return a.handler }
 func (a *App) Start(ctx context.Context) {
 	ctx, a.cancel = context.WithCancel(ctx)
 	a.Dispatcher.Start(ctx)
-	a.bg.Add(1)
+	a.bg.Add(2)
 	go func() {
 		defer a.bg.Done()
 		a.housekeeping(ctx)
+	}()
+	go func() {
+		defer a.bg.Done()
+		a.Leads.Run(ctx)
 	}()
 }
 

@@ -204,6 +204,9 @@ type Store interface {
 	Sites
 	Outbox
 	Sandbox
+	Leads
+	Identities
+	Forgetter
 	Ping(ctx context.Context) error
 	Close() error
 }
