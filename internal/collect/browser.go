@@ -1,0 +1,723 @@
+package collect
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/capirelay/capirelay/internal/event"
+	"github.com/capirelay/capirelay/internal/fbcookie"
+	"github.com/capirelay/capirelay/internal/metrics"
+	"github.com/capirelay/capirelay/internal/pipeline"
+	"github.com/capirelay/capirelay/internal/store"
+)
+
+// MaxBrowserBody is the largest /e request body (DESIGN.md: 64 KiB).
+const MaxBrowserBody = 64 << 10
+
+// maxBrowserEvents caps the events of one /e request; the tag batches the
+// events of one tick, which is a handful.
+const maxBrowserEvents = 50
+
+// Browser handles POST /e (and its CORS preflight) from the tag: it checks
+// the site key and the page's origin, drops bots, enriches events with the
+// client IP, user agent, _fbp/_fbc and visitor id, submits them to the
+// pipeline as website events, and sets or refreshes the first-party cookies.
+// It answers 204 only once the pipeline has durably stored the events.
+//
+// The zero values of the optional fields are documented on each. Browser is
+// safe for concurrent use once serving starts; do not change its fields
+// afterwards.
+type Browser struct {
+	Sites    store.Sites
+	Pipeline *pipeline.Pipeline
+	Metrics  *metrics.Metrics // nil: nothing is counted
+	Logger   *slog.Logger     // nil: nothing is logged
+	// TrustedProxies are the proxies whose X-Forwarded-For and
+	// X-Forwarded-Proto are believed (see ClientIP). nil: none.
+	TrustedProxies []netip.Prefix
+	Now            func() time.Time // nil: time.Now
+	// PerIPRate and PerIPBurst limit requests per client address (an IPv6
+	// /64). Zero: DefaultPerIPRate and DefaultPerIPBurst; rate.Inf: no limit.
+	PerIPRate  rate.Limit
+	PerIPBurst int
+	// OnCapture receives form captures and submits (lead sessions); a
+	// submit is passed after its event is stored. nil: captures are ignored.
+	// An error answers 503, so the tag retries.
+	OnCapture func(ctx context.Context, site *store.Site, c Capture) error
+	// Notify, if set, is told how many events a site just queued (it wakes
+	// the dispatcher).
+	Notify func(site string, n int)
+
+	once    sync.Once
+	limiter *ipLimiter
+}
+
+// Capture is what a visitor typed into one form so far, or the whole form
+// at submit. Field names are Meta's user_data keys: em ph fn ln ct st zp
+// country db. Values are raw (never logged, never sent to Meta unhashed).
+type Capture struct {
+	VisitorID string
+	FormID    string
+	Fields    map[string]string
+	Submitted bool
+	At        time.Time
+	PageURL   string
+	Fbp, Fbc  string
+	IP, UA    string
+	Consent   string
+}
+
+// browserBody is what the tag posts (text/plain JSON, so no preflight).
+type browserBody struct {
+	V         int            `json:"v"`
+	Site      string         `json:"site"` // when not in the query string
+	VisitorID string         `json:"vid"`
+	Fbp       string         `json:"fbp"`
+	Fbc       string         `json:"fbc"`
+	Consent   string         `json:"consent"` // "", "granted" or "denied"
+	Lang      string         `json:"lang"`    // navigator.language
+	URL       string         `json:"url"`     // page URL when events lack one
+	Events    []browserEvent `json:"events"`
+}
+
+type browserEvent struct {
+	Type   string            `json:"type"` // "event" (default), "capture" or "consent"
+	Name   string            `json:"name"`
+	ID     string            `json:"id"`
+	URL    string            `json:"url"`
+	Ref    string            `json:"ref"`
+	Data   json.RawMessage   `json:"data"` // custom_data
+	User   map[string]string `json:"user"` // identify and form fields
+	Form   string            `json:"form"`
+	Submit bool              `json:"submit"`
+	Fields map[string]string `json:"fields"` // capture
+	State  string            `json:"state"`  // consent
+	Prev   string            `json:"prev"`   // consent: the page's visitor id before
+}
+
+// userKeys are the user_data keys a browser may send, with the aliases a
+// hand-written integration might use.
+var userKeys = map[string]string{
+	"em": "em", "ph": "ph", "fn": "fn", "ln": "ln", "db": "db", "ge": "ge", "ct": "ct", "st": "st",
+	"zp": "zp", "country": "country", "external_id": "external_id",
+	"email": "em", "phone": "ph", "first_name": "fn", "last_name": "ln", "dob": "db", "gender": "ge",
+	"city": "ct", "state": "st", "zip": "zp",
+}
+
+// captureKeys are the fields a form capture may carry.
+var captureKeys = map[string]bool{"em": true, "ph": true, "fn": true, "ln": true, "ct": true, "st": true, "zp": true, "country": true, "db": true}
+
+const maxValueLen = 1000
+
+func (b *Browser) init() {
+	b.once.Do(func() {
+		r, burst := b.PerIPRate, b.PerIPBurst
+		if r == 0 {
+			r = DefaultPerIPRate
+		}
+		if burst == 0 {
+			burst = DefaultPerIPBurst
+		}
+		b.limiter = newIPLimiter(r, burst, maxLimiters)
+	})
+}
+
+func (b *Browser) now() time.Time {
+	if b.Now != nil {
+		return b.Now()
+	}
+	return time.Now()
+}
+
+// ServeHTTP serves POST /e and OPTIONS /e.
+func (b *Browser) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b.init()
+	var err error
+	switch r.Method {
+	case http.MethodOptions:
+		err = b.preflight(w, r)
+	case http.MethodPost:
+		err = b.collect(w, r)
+	default:
+		w.Header().Set("Allow", "POST, OPTIONS")
+		err = &httpError{Status: http.StatusMethodNotAllowed, Message: "use POST"}
+	}
+	if err == nil {
+		return
+	}
+	var he *httpError
+	if errors.As(err, &he) {
+		lvl := slog.LevelInfo
+		if he.Status >= 500 {
+			lvl = slog.LevelError
+		}
+		if b.Logger != nil {
+			b.Logger.Log(r.Context(), lvl, "browser request refused", "site", r.URL.Query().Get("site"),
+				"status", he.Status, "field", he.Field, "reason", he.Message)
+		}
+		if he.Status == http.StatusTooManyRequests {
+			w.Header().Set("Retry-After", "1")
+		}
+	}
+	writeError(w, err)
+}
+
+// site looks up the site named in the query string (or, failing that, by
+// fallback) and checks that the request comes from one of its pages. It
+// returns the page origin as the browser sent it.
+func (b *Browser) site(r *http.Request, key string) (*store.Site, string, error) {
+	if key == "" {
+		return nil, "", &httpError{Status: http.StatusBadRequest, Field: "site", Message: "is required (e?site=KEY)"}
+	}
+	site, err := b.Sites.Site(r.Context(), key)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, "", &httpError{Status: http.StatusNotFound, Field: "site", Message: "unknown site key"}
+	}
+	if err != nil {
+		return nil, "", &httpError{Status: http.StatusServiceUnavailable, Message: "site lookup failed, retry later"}
+	}
+	origin, host := requestOrigin(r)
+	if host == "" {
+		return nil, "", &httpError{Status: http.StatusForbidden, Field: "Origin", Message: "missing Origin and Referer"}
+	}
+	if !originAllowed(site, host) {
+		return nil, "", &httpError{Status: http.StatusForbidden, Field: "Origin", Message: "is not one of the site's domains"}
+	}
+	return site, origin, nil
+}
+
+// requestOrigin returns the Origin header (or the origin of the Referer
+// when there is no Origin) and its host name without port, lower case.
+func requestOrigin(r *http.Request) (origin, host string) {
+	raw := r.Header.Get("Origin")
+	if raw == "" || raw == "null" {
+		raw = r.Header.Get("Referer")
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", ""
+	}
+	return u.Scheme + "://" + u.Host, strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+}
+
+// originAllowed: a site domain admits itself and its subdomains; ports are
+// ignored. The demo site also admits localhost and loopback addresses.
+func originAllowed(site *store.Site, host string) bool {
+	for _, d := range site.Domains {
+		d = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
+		if d != "" && (host == d || strings.HasSuffix(host, "."+d)) {
+			return true
+		}
+	}
+	if site.Demo {
+		if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+			return true
+		}
+		if a, err := netip.ParseAddr(host); err == nil && a.IsLoopback() {
+			return true
+		}
+	}
+	return false
+}
+
+// cors allows exactly the page's origin, with credentials so the relay's
+// first-party cookies flow when it is served under the site's domain.
+func cors(w http.ResponseWriter, origin string) {
+	h := w.Header()
+	h.Add("Vary", "Origin")
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Allow-Credentials", "true")
+}
+
+func (b *Browser) preflight(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Add("Vary", "Origin")
+	_, origin, err := b.site(r, r.URL.Query().Get("site"))
+	if err != nil {
+		return err
+	}
+	cors(w, origin)
+	h := w.Header()
+	h.Set("Access-Control-Allow-Methods", "POST")
+	h.Set("Access-Control-Allow-Headers", "Content-Type")
+	h.Set("Access-Control-Max-Age", "86400")
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// visit is everything known about the request, shared by its events.
+type visit struct {
+	site      *store.Site
+	now       time.Time
+	ip        netip.Addr
+	ua        string
+	vid       string
+	fbp, fbc  string
+	consent   string
+	allowed   bool // cookies and captures allowed (spec §9)
+	region    string
+	pageURL   string
+	setCookie func(w http.ResponseWriter)
+}
+
+func (b *Browser) collect(w http.ResponseWriter, r *http.Request) error {
+	ip := ClientIP(r, b.TrustedProxies)
+	now := b.now()
+	if ip.IsValid() && !b.limiter.allow(ip, now) {
+		b.count(func(m *metrics.Metrics) { m.RateLimited.WithLabelValues("e").Inc() })
+		return &httpError{Status: http.StatusTooManyRequests, Message: "too many requests from this address"}
+	}
+	w.Header().Add("Vary", "Origin")
+	key := r.URL.Query().Get("site")
+	var (
+		site   *store.Site
+		origin string
+		err    error
+	)
+	if key != "" { // refuse a stranger before reading its body
+		if site, origin, err = b.site(r, key); err != nil {
+			return err
+		}
+		cors(w, origin)
+	}
+	if r.ContentLength > MaxBrowserBody {
+		return errBrowserTooLarge
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBrowserBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return errBrowserTooLarge
+		}
+		return &httpError{Status: http.StatusBadRequest, Message: "cannot read request body"}
+	}
+	body, err := parseBrowserBody(r, raw)
+	if err != nil {
+		return err
+	}
+	if site == nil {
+		if site, origin, err = b.site(r, body.Site); err != nil {
+			return err
+		}
+		cors(w, origin)
+	}
+	ua := r.UserAgent()
+	if IsBot(ua) {
+		b.count(func(m *metrics.Metrics) { m.BotsDropped.Inc() })
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	if err := validateBrowserBody(body); err != nil {
+		return err
+	}
+	v := b.visit(r, site, body, ip, ua, now, origin)
+
+	ins := make([]pipeline.Input, 0, len(body.Events))
+	var captures, submits []Capture
+	var consents []browserEvent
+	for i := range body.Events {
+		e := &body.Events[i]
+		path := "events[" + strconv.Itoa(i) + "]"
+		switch e.Type {
+		case "capture":
+			if v.allowed && v.consent != pipeline.ConsentDenied {
+				captures = append(captures, v.capture(e.Form, e.Fields, false, b.eventURL(e, body)))
+			}
+		case "consent":
+			consents = append(consents, *e)
+		default:
+			if v.consent == pipeline.ConsentDenied {
+				continue // the visitor said no: nothing is stored
+			}
+			ev, err := v.event(e, b.eventURL(e, body), path)
+			if err != nil {
+				return err
+			}
+			ins = append(ins, pipeline.Input{Site: site, Event: ev, Path: path, Source: pipeline.SourceBrowser,
+				VisitorID: v.vid, Consent: v.consent, Region: v.region})
+			if e.Submit && v.allowed {
+				submits = append(submits, v.capture(e.Form, e.User, true, ev.EventSourceURL))
+			}
+		}
+	}
+	b.count(func(m *metrics.Metrics) { m.Received.WithLabelValues(pipeline.SourceBrowser).Add(float64(len(ins))) })
+
+	for _, c := range consents {
+		granted := c.State == pipeline.ConsentGranted
+		for _, id := range []string{v.vid, c.Prev} {
+			if !validVisitorID(id) {
+				continue
+			}
+			if _, err := b.Pipeline.Store.ReleaseHeld(r.Context(), site.Key, id, granted); err != nil {
+				if b.Logger != nil {
+					b.Logger.Error("release held events", "site", site.Key, "err", err)
+				}
+				return errBrowserStore
+			}
+		}
+	}
+	rejected := 0
+	if len(ins) > 0 {
+		results, err := b.Pipeline.Submit(r.Context(), ins)
+		if err != nil {
+			if b.Logger != nil {
+				b.Logger.Error("store browser events", "site", site.Key, "err", err)
+			}
+			return errBrowserStore
+		}
+		var accepted, dup int
+		var first error
+		for _, res := range results {
+			switch res.Status {
+			case pipeline.Accepted:
+				accepted++
+			case pipeline.Duplicate:
+				dup++
+			case pipeline.Rejected:
+				rejected++
+				if first == nil {
+					first = res.Err
+				}
+			}
+		}
+		b.count(func(m *metrics.Metrics) {
+			m.Accepted.WithLabelValues(site.Key).Add(float64(accepted))
+			m.Duplicates.WithLabelValues(site.Key).Add(float64(dup))
+			m.Rejected.WithLabelValues(site.Key).Add(float64(rejected))
+		})
+		if b.Notify != nil && accepted > 0 {
+			b.Notify(site.Key, accepted)
+		}
+		if rejected == len(results) && first != nil {
+			return fieldHTTPError(first)
+		}
+	}
+	if b.OnCapture != nil {
+		for _, c := range append(captures, submits...) {
+			if err := b.OnCapture(r.Context(), site, c); err != nil {
+				if b.Logger != nil {
+					b.Logger.Error("capture lead session", "site", site.Key, "err", err)
+				}
+				return errBrowserStore
+			}
+		}
+	}
+	v.setCookie(w)
+	if rejected > 0 {
+		w.Header().Set("X-Capirelay-Rejected", strconv.Itoa(rejected))
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+var (
+	errBrowserTooLarge = &httpError{Status: http.StatusRequestEntityTooLarge, Message: fmt.Sprintf("request body is larger than %d bytes", MaxBrowserBody)}
+	errBrowserStore    = &httpError{Status: http.StatusServiceUnavailable, Message: "events could not be stored; retry later"}
+)
+
+func fieldHTTPError(err error) error {
+	var fe *event.FieldError
+	if errors.As(err, &fe) {
+		return &httpError{Status: http.StatusBadRequest, Field: fe.Field, Message: fe.Message}
+	}
+	return &httpError{Status: http.StatusBadRequest, Message: err.Error()}
+}
+
+func (b *Browser) count(f func(m *metrics.Metrics)) {
+	if b.Metrics != nil {
+		f(b.Metrics)
+	}
+}
+
+// parseBrowserBody decodes the body: JSON sent as text/plain (sendBeacon)
+// or application/json. Unknown fields are ignored, so a cached tag newer or
+// older than the relay keeps working.
+func parseBrowserBody(r *http.Request, raw []byte) (*browserBody, error) {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "text/plain" && mt != "application/json") {
+			return nil, &httpError{Status: http.StatusUnsupportedMediaType, Field: "Content-Type", Message: "must be text/plain or application/json"}
+		}
+	}
+	var body browserBody
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(&body); err != nil {
+		var fe *event.FieldError
+		if errors.As(event.DescribeJSONError(err, ""), &fe) {
+			return nil, &httpError{Status: http.StatusBadRequest, Field: fe.Field, Message: fe.Message}
+		}
+		return nil, &httpError{Status: http.StatusBadRequest, Message: "malformed JSON"}
+	}
+	if dec.More() {
+		return nil, &httpError{Status: http.StatusBadRequest, Message: "malformed JSON: trailing data after the object"}
+	}
+	return &body, nil
+}
+
+// validateBrowserBody refuses a request with a bad field before anything is
+// stored.
+func validateBrowserBody(body *browserBody) error {
+	bad := func(field, msg string) error {
+		return &httpError{Status: http.StatusBadRequest, Field: field, Message: msg}
+	}
+	switch body.Consent {
+	case pipeline.ConsentUnknown, pipeline.ConsentGranted, pipeline.ConsentDenied:
+	default:
+		return bad("consent", `must be "granted", "denied" or empty`)
+	}
+	if len(body.Events) == 0 {
+		return bad("events", "is empty")
+	}
+	if len(body.Events) > maxBrowserEvents {
+		return bad("events", fmt.Sprintf("has %d events; at most %d per request", len(body.Events), maxBrowserEvents))
+	}
+	for i := range body.Events {
+		e := &body.Events[i]
+		p := "events[" + strconv.Itoa(i) + "]."
+		if len(e.Form) > 200 {
+			return bad(p+"form", "is longer than 200 characters")
+		}
+		switch e.Type {
+		case "", "event":
+			if strings.TrimSpace(e.Name) == "" {
+				return bad(p+"name", "is required")
+			}
+			if len(e.Data) > 0 && !bytes.Equal(bytes.TrimSpace(e.Data), []byte("null")) && bytes.TrimSpace(e.Data)[0] != '{' {
+				return bad(p+"data", "must be an object (custom_data)")
+			}
+			for k, val := range e.User {
+				if userKeys[k] == "" {
+					return bad(p+"user."+k, "is not a user_data key (em, ph, fn, ln, db, ge, ct, st, zp, country, external_id)")
+				}
+				if len(val) > maxValueLen {
+					return bad(p+"user."+k, "is too long")
+				}
+			}
+		case "capture":
+			for k, val := range e.Fields {
+				if !captureKeys[userKeys[k]] {
+					return bad(p+"fields."+k, "is not a capturable field (em, ph, fn, ln, ct, st, zp, country, db)")
+				}
+				if len(val) > maxValueLen {
+					return bad(p+"fields."+k, "is too long")
+				}
+			}
+		case "consent":
+			if e.State != pipeline.ConsentGranted && e.State != pipeline.ConsentDenied {
+				return bad(p+"state", `must be "granted" or "denied"`)
+			}
+		default:
+			return bad(p+"type", `must be "event", "capture" or "consent"`)
+		}
+	}
+	return nil
+}
+
+// eventURL is the page an event happened on: its own url, the body's, or
+// the Referer.
+func (b *Browser) eventURL(e *browserEvent, body *browserBody) string {
+	for _, u := range []string{e.URL, body.URL} {
+		if u != "" {
+			return u
+		}
+	}
+	return ""
+}
+
+// visit gathers the request-wide facts and decides the cookies.
+func (b *Browser) visit(r *http.Request, site *store.Site, body *browserBody, ip netip.Addr, ua string, now time.Time, origin string) *visit {
+	v := &visit{site: site, now: now, ip: ip, ua: ua, consent: body.Consent, region: regionOf(body.Lang), setCookie: func(http.ResponseWriter) {}}
+	// Spec §9: without the required consent no cookie is read, minted or
+	// refreshed and nothing typed is captured.
+	v.allowed = body.Consent == pipeline.ConsentGranted ||
+		(body.Consent != pipeline.ConsentDenied && site.Consent != store.ConsentRequired)
+	for _, e := range body.Events {
+		if v.pageURL = b.eventURL(&e, body); v.pageURL != "" {
+			break
+		}
+	}
+	if v.pageURL == "" {
+		v.pageURL = r.Header.Get("Referer")
+	}
+	if validVisitorID(body.VisitorID) {
+		v.vid = body.VisitorID
+	}
+	if !v.allowed {
+		return v
+	}
+	// The body wins: the tag read the page's own cookies. The relay's
+	// cookies are a fallback, for when it runs under the site's domain.
+	fbp, fbc := body.Fbp, body.Fbc
+	if fbp == "" {
+		fbp = cookieValue(r, fbcookie.FbpName)
+	}
+	if fbc == "" {
+		fbc = cookieValue(r, fbcookie.FbcName)
+	}
+	if v.vid == "" {
+		if c := cookieValue(r, VisitorCookie); validVisitorID(c) {
+			v.vid = c
+		}
+	}
+	var ref string
+	for _, e := range body.Events {
+		if e.Ref != "" {
+			ref = e.Ref
+			break
+		}
+	}
+	clickID := fbcookie.ClickID(v.pageURL, ref)
+
+	// Cookies can only be set for the relay's own host. They help only
+	// when that is the page's site (the relay under the site's domain);
+	// for a third-party relay they would be third-party cookies, so none
+	// are set and nothing is minted that could not be kept.
+	d := fbcookie.CookieDomain(r.Host, site.Domains)
+	_, pageHost := requestOrigin(r)
+	sameSite := pageHost != "" && d.Name != "" && (pageHost == d.Name || !d.HostOnly && strings.HasSuffix(pageHost, "."+d.Name))
+	if sameSite {
+		st := fbcookie.Resolve(now, d.Index, fbp, fbc, clickID)
+		v.fbp, v.fbc = st.Fbp, st.Fbc
+		if v.vid == "" {
+			v.vid = newVisitorID()
+		}
+		secure := requestScheme(r, b.TrustedProxies) == "https"
+		vid := v.vid
+		v.setCookie = func(w http.ResponseWriter) {
+			setBrowserCookie(w, fbcookie.FbpName, v.fbp, d, fbcookie.MaxAge, secure)
+			if v.fbc != "" {
+				setBrowserCookie(w, fbcookie.FbcName, v.fbc, d, fbcookie.MaxAge, secure)
+			}
+			setBrowserCookie(w, VisitorCookie, vid, d, VisitorMaxAge, secure)
+		}
+		return v
+	}
+	if fbcookie.Valid(fbp) {
+		v.fbp = fbp
+	}
+	// D-FBC: with a click id in the URL and no usable _fbc, fbc may still
+	// be built and sent, at the index of the page's own domain.
+	pd := fbcookie.CookieDomain(pageHost, site.Domains)
+	st := fbcookie.Resolve(now, pd.Index, "", fbc, clickID)
+	v.fbc = st.Fbc
+	return v
+}
+
+// event builds the canonical event for one tag event.
+func (v *visit) event(e *browserEvent, pageURL, path string) (*event.Event, error) {
+	if !absoluteHTTP(pageURL) {
+		return nil, &httpError{Status: http.StatusBadRequest, Field: path + ".url", Message: "must be the page's absolute http(s) URL"}
+	}
+	ev := &event.Event{
+		EventName:      strings.TrimSpace(e.Name),
+		EventTime:      event.Time(v.now.Unix()), // the browser's clock may be off (spec §10 pitfall 12)
+		EventID:        e.ID,
+		ActionSource:   "website",
+		EventSourceURL: pageURL,
+	}
+	if absoluteHTTP(e.Ref) {
+		ev.ReferrerURL = e.Ref
+	}
+	if d := bytes.TrimSpace(e.Data); len(d) > 0 && !bytes.Equal(d, []byte("null")) {
+		ev.CustomData = append(json.RawMessage(nil), d...)
+	}
+	u := &ev.UserData
+	for k, val := range e.User {
+		if val = strings.TrimSpace(val); val == "" {
+			continue
+		}
+		switch userKeys[k] {
+		case "em":
+			u.Em = append(u.Em, val)
+		case "ph":
+			u.Ph = append(u.Ph, val)
+		case "fn":
+			u.Fn = append(u.Fn, val)
+		case "ln":
+			u.Ln = append(u.Ln, val)
+		case "db":
+			u.Db = append(u.Db, val)
+		case "ge":
+			u.Ge = append(u.Ge, val)
+		case "ct":
+			u.Ct = append(u.Ct, val)
+		case "st":
+			u.St = append(u.St, val)
+		case "zp":
+			u.Zp = append(u.Zp, val)
+		case "country":
+			u.Country = append(u.Country, val)
+		case "external_id":
+			u.ExternalID = append(u.ExternalID, val)
+		}
+	}
+	if v.vid != "" {
+		u.ExternalID = append(u.ExternalID, v.vid)
+	}
+	if v.ip.IsValid() {
+		u.ClientIPAddress = v.ip.String()
+	}
+	u.ClientUserAgent = v.ua
+	u.Fbp, u.Fbc = v.fbp, v.fbc
+	if err := ev.Prepare(v.now, path); err != nil {
+		return nil, fieldHTTPError(err)
+	}
+	return ev, nil
+}
+
+func (v *visit) capture(form string, fields map[string]string, submitted bool, pageURL string) Capture {
+	c := Capture{VisitorID: v.vid, FormID: form, Fields: map[string]string{}, Submitted: submitted, At: v.now,
+		PageURL: pageURL, Fbp: v.fbp, Fbc: v.fbc, UA: v.ua, Consent: v.consent}
+	if v.ip.IsValid() {
+		c.IP = v.ip.String()
+	}
+	for k, val := range fields {
+		if k = userKeys[k]; captureKeys[k] {
+			if val = strings.TrimSpace(val); val != "" {
+				c.Fields[k] = val
+			}
+		}
+	}
+	return c
+}
+
+func absoluteHTTP(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// regionOf turns a BCP 47 language tag (navigator.language) into a lower-case
+// ISO 3166 alpha-2 region hint: en-US → us, zh-Hant-TW → tw, de → "".
+func regionOf(lang string) string {
+	parts := strings.FieldsFunc(lang, func(r rune) bool { return r == '-' || r == '_' })
+	for _, p := range parts[min(1, len(parts)):] {
+		if len(p) == 2 && isLetters(p) {
+			return strings.ToLower(p)
+		}
+	}
+	return ""
+}
+
+func isLetters(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i] | 0x20
+		if c < 'a' || c > 'z' {
+			return false
+		}
+	}
+	return true
+}
