@@ -3,6 +3,7 @@ package collect
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -546,4 +547,40 @@ func TestRegionOf(t *testing.T) {
 			t.Errorf("regionOf(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// FuzzBrowserBody: any body is either refused with a 4xx httpError or gives
+// events that pass event.Prepare; nothing panics.
+func FuzzBrowserBody(f *testing.F) {
+	f.Add(pageView(""))
+	f.Add(pageView(`,"user":{"em":"a@b.c"},"data":{"value":1,"currency":"EUR"}`))
+	f.Add(`{"events":[{"type":"capture","form":"f","fields":{"em":"x"}},{"type":"consent","state":"granted"}]}`)
+	f.Add(`{"events":[{"name":"Lead","url":"https://x.example/","submit":true,"form":"f","user":{"fn":"A"}}]}`)
+	site := &store.Site{Key: "shop", Domains: []string{"example.co.uk"}, Consent: store.ConsentNone}
+	f.Fuzz(func(t *testing.T, raw string) {
+		r := httptest.NewRequest(http.MethodPost, "/e?site=shop", strings.NewReader(raw))
+		body, err := parseBrowserBody(r, []byte(raw))
+		if err == nil {
+			err = validateBrowserBody(body)
+		}
+		if err != nil {
+			var he *httpError
+			if !errors.As(err, &he) || he.Status < 400 || he.Status >= 500 {
+				t.Fatalf("error %v is not a 4xx httpError", err)
+			}
+			return
+		}
+		v := (&Browser{}).visit(r, site, body, netip.MustParseAddr("203.0.113.7"), testUA, time.Now(), testOrigin)
+		for i := range body.Events {
+			e := &body.Events[i]
+			if e.Type == "" || e.Type == "event" {
+				if _, err := v.event(e, (&Browser{}).eventURL(e, body), "events[0]"); err != nil {
+					var he *httpError
+					if !errors.As(err, &he) || he.Status != http.StatusBadRequest {
+						t.Fatalf("event error %v is not a 400", err)
+					}
+				}
+			}
+		}
+	})
 }
