@@ -1,0 +1,104 @@
+// Command load drives a capirelay relay on this machine with concurrent
+// clients and reports events/s, requests/s and latency percentiles.
+//
+//	go run ./bench/cmd/load -inprocess -mode v1 -duration 10s
+//	go run ./bench/cmd/load -url http://127.0.0.1:8080 -mode e -site sKEY
+//	go run ./bench/cmd/load -url http://127.0.0.1:8080 -mode v1 -api-key crk_… -rate 250
+//
+// Only loopback URLs are accepted; a run is bounded by -duration and
+// -max-requests.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"time"
+
+	"github.com/capirelay/capirelay/bench/loadgen"
+	"github.com/capirelay/capirelay/bench/relay"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "load:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg loadgen.Config
+	fs.StringVar(&cfg.URL, "url", "", "relay base URL (loopback only); empty with -inprocess")
+	fs.StringVar(&cfg.Mode, "mode", "v1", "v1 (POST /v1/events) or e (POST /e)")
+	fs.IntVar(&cfg.Concurrency, "concurrency", 64, "concurrent clients")
+	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to run")
+	fs.Int64Var(&cfg.MaxRequests, "max-requests", 0, "stop after this many requests (0: no limit within -duration)")
+	fs.IntVar(&cfg.EventsPerRequest, "events-per-request", 100, "events per /v1/events request (at most 1000)")
+	fs.StringVar(&cfg.APIKey, "api-key", "", "site api key for /v1/events")
+	fs.StringVar(&cfg.Site, "site", "", "site key for /e")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "requests per second in total (0: as fast as possible)")
+	inproc := fs.Bool("inprocess", false, "start a relay in this process on a temporary data directory, delivering to a local sink")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process (relay included with -inprocess)")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *inproc {
+		sink, err := relay.NewSink()
+		if err != nil {
+			return err
+		}
+		defer sink.Close()
+		r, err := relay.StartInProcess(ctx, relay.Options{GraphURL: sink.URL})
+		if err != nil {
+			return fmt.Errorf("start relay: %w", err)
+		}
+		defer r.Close()
+		cfg.URL, cfg.APIKey, cfg.Site = r.URL, r.APIKey, r.SiteKey
+		fmt.Fprintf(stderr, "in-process relay at %s (site %s)\n", r.URL, r.SiteKey)
+		defer func() { fmt.Fprintf(stderr, "delivered to the sink: %d events\n", sink.Events.Load()) }()
+	} else if cfg.URL == "" {
+		return errors.New("-url or -inprocess is required")
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	res, err := loadgen.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(map[string]any{
+			"mode": res.Mode, "concurrency": res.Concurrency, "rate": res.Rate, "elapsed_s": res.Elapsed.Seconds(),
+			"requests": res.Requests, "events": res.Events, "failures": res.Failures, "status": res.Status,
+			"requests_per_s": res.RequestsPerSec(), "events_per_s": res.EventsPerSec(),
+			"p50_ms": ms(res.Latency.Quantile(0.5)), "p99_ms": ms(res.Latency.Quantile(0.99)),
+			"p999_ms": ms(res.Latency.Quantile(0.999)), "max_ms": ms(res.Latency.Max()), "first_error": res.FirstError,
+		})
+	}
+	fmt.Fprintln(stdout, res)
+	if res.FirstError != "" {
+		fmt.Fprintln(stdout, "first error:", res.FirstError)
+	}
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }

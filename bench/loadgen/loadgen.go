@@ -1,0 +1,376 @@
+// Package loadgen drives a capirelay relay over HTTP the way production
+// clients do: customer backends posting batches to /v1/events, and browsers
+// beaconing /e. It reports throughput and latency percentiles. It only ever
+// talks to loopback addresses and every run is bounded in time and in
+// requests. Run is safe to call from several goroutines, each with its own
+// Config.
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Modes.
+const (
+	ModeServer  = "v1" // POST /v1/events with a site api key
+	ModeBrowser = "e"  // POST /e?site=KEY as the tag's beacon
+)
+
+// DefaultOrigin is the page origin browser requests claim; the site under
+// test must list its host as a domain.
+const DefaultOrigin = "https://shop.example.com"
+
+// BrowserUA is a current desktop browser; bot-like user agents are
+// filtered by /e, so the load must not look like a library.
+const BrowserUA = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari/605.1.15"
+
+// Config is one load run. Zero values mean the defaults in the comments.
+type Config struct {
+	URL              string        // relay base URL, e.g. http://127.0.0.1:8080; must be loopback
+	Mode             string        // ModeServer (default) or ModeBrowser
+	Concurrency      int           // concurrent clients, default 64
+	Duration         time.Duration // default 10s; the run stops at the first of Duration and MaxRequests
+	MaxRequests      int64         // default: unbounded within Duration
+	EventsPerRequest int           // /v1/events only, default 100
+	APIKey           string        // /v1/events: the site api key
+	Site             string        // /e: the site key
+	Origin           string        // /e: Origin header, default DefaultOrigin
+	// Rate, if positive, paces the run at that many requests per second in
+	// total (open loop): each request has a scheduled start, and latency is
+	// measured from it, so a relay that falls behind shows it in the
+	// percentiles instead of silently slowing the clients down.
+	Rate float64
+	// RunID makes event ids unique across runs against the same relay;
+	// default: the start time.
+	RunID string
+}
+
+// Result is what a run measured.
+type Result struct {
+	Mode        string
+	Concurrency int
+	Rate        float64 // the pacing asked for; 0 = as fast as possible
+	Elapsed     time.Duration
+	Requests    int64 // answered 2xx
+	Events      int64 // events in 2xx answers
+	Failures    int64 // transport errors and non-2xx answers
+	Status      map[int]int64
+	FirstError  string
+	Latency     *Histogram // of 2xx answers
+}
+
+// RequestsPerSec is the rate of 2xx answers.
+func (r *Result) RequestsPerSec() float64 { return float64(r.Requests) / r.Elapsed.Seconds() }
+
+// EventsPerSec is the rate of events acknowledged with a 2xx.
+func (r *Result) EventsPerSec() float64 { return float64(r.Events) / r.Elapsed.Seconds() }
+
+// String is a one-line summary.
+func (r *Result) String() string {
+	return fmt.Sprintf("mode=%s c=%d rate=%.0f elapsed=%s requests=%d (%.0f/s) events=%d (%.0f/s) failures=%d p50=%s p99=%s p999=%s max=%s status=%v",
+		r.Mode, r.Concurrency, r.Rate, r.Elapsed.Round(time.Millisecond), r.Requests, r.RequestsPerSec(), r.Events, r.EventsPerSec(),
+		r.Failures, ms(r.Latency.Quantile(0.50)), ms(r.Latency.Quantile(0.99)), ms(r.Latency.Quantile(0.999)), ms(r.Latency.Max()), r.Status)
+}
+
+func ms(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 2, 64) + "ms" }
+
+// CheckLoopback refuses a URL whose host is not a loopback address, so the
+// generator cannot be pointed at someone else's server.
+func CheckLoopback(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("url %q: want http://127.0.0.1:PORT", raw)
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("url %q: only loopback addresses may be load tested", raw)
+	}
+	return nil
+}
+
+func (c *Config) defaults() error {
+	if c.Mode == "" {
+		c.Mode = ModeServer
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 64
+	}
+	if c.Duration <= 0 {
+		c.Duration = 10 * time.Second
+	}
+	if c.MaxRequests <= 0 {
+		c.MaxRequests = 1 << 40
+	}
+	if c.EventsPerRequest <= 0 {
+		c.EventsPerRequest = 100
+	}
+	if c.Origin == "" {
+		c.Origin = DefaultOrigin
+	}
+	if c.RunID == "" {
+		c.RunID = strconv.FormatInt(time.Now().UnixNano()%1e12, 36)
+	}
+	switch c.Mode {
+	case ModeServer:
+		if c.APIKey == "" {
+			return errors.New("mode v1 needs an api key")
+		}
+		if c.EventsPerRequest > 1000 {
+			return errors.New("at most 1000 events per request")
+		}
+	case ModeBrowser:
+		if c.Site == "" {
+			return errors.New("mode e needs a site key")
+		}
+	default:
+		return fmt.Errorf("mode %q: want v1 or e", c.Mode)
+	}
+	return CheckLoopback(c.URL)
+}
+
+// Run sends load until the duration or request budget is spent, or ctx is
+// done. It returns an error only for a bad Config.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	tr := &http.Transport{
+		MaxIdleConns:        cfg.Concurrency * 2,
+		MaxIdleConnsPerHost: cfg.Concurrency * 2,
+		DisableCompression:  true,
+		IdleConnTimeout:     30 * time.Second,
+	}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
+	defer cancel()
+
+	var (
+		next     atomic.Int64 // request sequence, shared
+		mu       sync.Mutex
+		res      = &Result{Mode: cfg.Mode, Concurrency: cfg.Concurrency, Rate: cfg.Rate, Status: map[int]int64{}, Latency: &Histogram{}}
+		wg       sync.WaitGroup
+		start    = time.Now()
+		interval time.Duration
+	)
+	if cfg.Rate > 0 {
+		interval = time.Duration(float64(time.Second) / cfg.Rate)
+	}
+	for w := range cfg.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			wk := newWorker(&cfg, w)
+			h := &Histogram{}
+			status := map[int]int64{}
+			var reqs, events, fails int64
+			var firstErr string
+			for ctx.Err() == nil {
+				seq := next.Add(1) - 1
+				if seq >= cfg.MaxRequests {
+					break
+				}
+				sent := time.Now()
+				if interval > 0 {
+					sent = start.Add(time.Duration(seq) * interval)
+					if d := time.Until(sent); d > 0 {
+						t := time.NewTimer(d)
+						select {
+						case <-t.C:
+						case <-ctx.Done():
+							t.Stop()
+						}
+						if ctx.Err() != nil {
+							break
+						}
+					}
+				}
+				code, err := wk.do(ctx, client, seq)
+				if err != nil {
+					if ctx.Err() != nil {
+						break // cut off by the end of the run, not a failure
+					}
+					fails++
+					if firstErr == "" {
+						firstErr = err.Error()
+					}
+					continue
+				}
+				status[code]++
+				if code/100 != 2 {
+					fails++
+					if firstErr == "" {
+						firstErr = fmt.Sprintf("status %d: %s", code, wk.lastBody())
+					}
+					continue
+				}
+				h.Record(time.Since(sent))
+				reqs++
+				events += int64(wk.events)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			res.Latency.Merge(h)
+			res.Requests += reqs
+			res.Events += events
+			res.Failures += fails
+			for k, v := range status {
+				res.Status[k] += v
+			}
+			if res.FirstError == "" {
+				res.FirstError = firstErr
+			}
+		}()
+	}
+	wg.Wait()
+	res.Elapsed = time.Since(start)
+	return res, nil
+}
+
+// worker owns one client's request body; ids are patched in place so a
+// request costs the generator almost nothing.
+type worker struct {
+	cfg     *Config
+	url     string
+	body    []byte
+	idAt    []int // offsets of the 12-digit sequence in each event id
+	events  int
+	xff     bool
+	respBuf bytes.Buffer
+}
+
+const seqDigits = 12
+
+func newWorker(cfg *Config, w int) *worker {
+	wk := &worker{cfg: cfg}
+	prefix := fmt.Sprintf("%s-%03d-", cfg.RunID, w)
+	marker := prefix + "000000000000"
+	var body []byte
+	switch cfg.Mode {
+	case ModeServer:
+		wk.url = cfg.URL + "/v1/events"
+		wk.events = cfg.EventsPerRequest
+		body = serverBody(marker, cfg.EventsPerRequest)
+	case ModeBrowser:
+		wk.url = cfg.URL + "/e?site=" + url.QueryEscape(cfg.Site)
+		wk.events = 1
+		wk.xff = true
+		body = browserBody(marker, cfg.Origin, w)
+	}
+	// Each event id is marker+"-"+index; find where the digits sit.
+	for i := 0; ; {
+		j := bytes.Index(body[i:], []byte(marker))
+		if j < 0 {
+			break
+		}
+		wk.idAt = append(wk.idAt, i+j+len(prefix))
+		i += j + len(marker)
+	}
+	wk.body = body
+	return wk
+}
+
+func (wk *worker) do(ctx context.Context, client *http.Client, seq int64) (int, error) {
+	var digits [seqDigits]byte
+	s := strconv.AppendInt(nil, seq, 10)
+	for i := range digits {
+		digits[i] = '0'
+	}
+	copy(digits[seqDigits-len(s):], s)
+	for _, at := range wk.idAt {
+		copy(wk.body[at:at+seqDigits], digits[:])
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, wk.url, bytes.NewReader(wk.body))
+	if err != nil {
+		return 0, err
+	}
+	switch wk.cfg.Mode {
+	case ModeServer:
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+wk.cfg.APIKey)
+	case ModeBrowser:
+		// What navigator.sendBeacon sends: text/plain, no preflight.
+		req.Header.Set("Content-Type", "text/plain;charset=UTF-8")
+		req.Header.Set("Origin", wk.cfg.Origin)
+		req.Header.Set("Referer", wk.cfg.Origin+"/")
+		req.Header.Set("User-Agent", BrowserUA)
+		// One address per request from the benchmark range (RFC 2544), as
+		// a trusted proxy in front of the relay would report them: the
+		// relay's per-address limit is for people, not for this test.
+		req.Header.Set("X-Forwarded-For", fmt.Sprintf("198.18.%d.%d", (seq>>8)&0xff, seq&0xff))
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	wk.respBuf.Reset()
+	_, err = io.Copy(&wk.respBuf, io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	if err != nil {
+		return 0, err
+	}
+	return resp.StatusCode, nil
+}
+
+func (wk *worker) lastBody() string {
+	b := wk.respBuf.Bytes()
+	if len(b) > 300 {
+		b = b[:300]
+	}
+	return string(bytes.TrimSpace(b))
+}
+
+// serverBody is a /v1/events request of n fully populated website
+// purchases with raw user_data; event ids are marker-<j>.
+func serverBody(marker string, n int) []byte {
+	now := time.Now().Unix()
+	evs := make([]map[string]any, n)
+	for j := range evs {
+		id := fmt.Sprintf("%s-%d", marker, j)
+		evs[j] = map[string]any{
+			"event_name": "Purchase", "event_time": now, "event_id": id, "action_source": "website",
+			"event_source_url": "https://shop.example.com/checkout?step=3",
+			"user_data": map[string]any{"em": fmt.Sprintf("mary.smith%d@Example.com", j), "ph": fmt.Sprintf("(650) 555-%04d", j),
+				"fn": "Mary", "ln": "Smith", "ct": "Menlo Park", "st": "California", "zp": "94025-1234", "country": "US",
+				"db": "1990-02-16", "ge": "female", "external_id": fmt.Sprintf("cust-%d", j), "client_ip_address": "203.0.113.7",
+				"client_user_agent": BrowserUA, "fbp": "fb.1.1596403881668.1116446470",
+				"fbc": "fb.1.1554763741205.IwAR2F4-dbP0l7Mn1IawQQGCINEz7PYXQvwjNwB"},
+			"custom_data": map[string]any{"value": 49.9, "currency": "USD", "content_ids": []string{"sku-1", "sku-2"}, "num_items": 2},
+		}
+	}
+	b, err := json.Marshal(map[string]any{"data": evs})
+	if err != nil {
+		panic("BUG: encode bench body: " + err.Error())
+	}
+	return b
+}
+
+// browserBody is what the tag beacons for a page view: one event, the
+// visitor's ids, a granted consent. Its event id is marker-0.
+func browserBody(marker, origin string, w int) []byte {
+	b, err := json.Marshal(map[string]any{
+		"v": 1, "vid": fmt.Sprintf("%032x", w+1), "fbp": "fb.1.1596403881668.1116446470", "fbc": "", "consent": "granted",
+		"lang": "en-US",
+		"events": []map[string]any{{"type": "event", "name": "PageView", "id": marker + "-0", "url": origin + "/products/shoes?color=red", "ref": "https://www.google.com/"}},
+	})
+	if err != nil {
+		panic("BUG: encode bench body: " + err.Error())
+	}
+	return b
+}

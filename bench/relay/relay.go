@@ -1,0 +1,319 @@
+// Package relay starts a capirelay relay for benchmarks: either in this
+// process (app.New on a temporary data directory) or as a `capirelay serve`
+// subprocess built with `go build`, whose memory can be read from /proc.
+// Both deliver to a Sink, a minimal local Graph API that accepts every
+// batch, so dispatch runs during the load as it would in production.
+package relay
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/capirelay/capirelay/internal/app"
+	"github.com/capirelay/capirelay/internal/config"
+)
+
+// Site identities used by the benchmarks.
+const (
+	PixelID     = "1234567890"
+	AccessToken = "bench-token"
+	Domain      = "shop.example.com"
+)
+
+// Sink is a local Graph API that accepts every batch and counts events.
+type Sink struct {
+	URL    string
+	Events atomic.Int64
+	srv    *http.Server
+	ln     net.Listener
+}
+
+// NewSink listens on a loopback port.
+func NewSink() (*Sink, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	s := &Sink{URL: "http://" + ln.Addr().String() + "/graph", ln: ln}
+	s.srv = &http.Server{Handler: http.HandlerFunc(s.serve), ReadHeaderTimeout: 10 * time.Second}
+	go s.srv.Serve(ln)
+	return s, nil
+}
+
+var eventNameKey = []byte(`"event_name"`)
+
+func (s *Sink) serve(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<20))
+	if err != nil {
+		http.Error(w, "read", http.StatusBadRequest)
+		return
+	}
+	n := bytes.Count(body, eventNameKey)
+	s.Events.Add(int64(n))
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, `{"events_received":%d,"messages":[],"fbtrace_id":"bench"}`, n)
+}
+
+// Close stops the sink.
+func (s *Sink) Close() { s.srv.Close() }
+
+// Relay is a running relay under test.
+type Relay struct {
+	URL     string // base URL
+	SiteKey string
+	APIKey  string
+	Pid     int // the relay's process (this one when in-process)
+	InProc  bool
+	Log     *syncBuffer // subprocess stderr
+
+	app     *app.App
+	cmd     *exec.Cmd
+	dataDir string
+	cleanup []func()
+}
+
+// Options shape a relay.
+type Options struct {
+	DataDir  string // default: a new temporary directory, removed by Close
+	GraphURL string // the sink's URL
+	Linger   time.Duration
+}
+
+func (o *Options) dataDir() (string, func(), error) {
+	if o.DataDir != "" {
+		return o.DataDir, func() {}, nil
+	}
+	d, err := os.MkdirTemp("", "capirelay-bench-")
+	if err != nil {
+		return "", nil, err
+	}
+	return d, func() { os.RemoveAll(d) }, nil
+}
+
+// StartInProcess builds a relay with app.New and serves it on a loopback
+// port. Its logs are discarded below warnings.
+func StartInProcess(ctx context.Context, o Options) (*Relay, error) {
+	dir, rm, err := o.dataDir()
+	if err != nil {
+		return nil, err
+	}
+	r := &Relay{InProc: true, Pid: os.Getpid(), dataDir: dir, cleanup: []func(){rm}}
+	cfg := config.Config{DataDir: dir, GraphURL: o.GraphURL, Demo: false, BatchLinger: o.Linger,
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Addr: "127.0.0.1:0"}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	a, err := app.New(ctx, cfg, logger)
+	if err != nil {
+		rm()
+		return nil, err
+	}
+	r.app = a
+	site, key, err := app.CreateSite(ctx, a.Store, app.SiteInput{Name: "bench", Domains: []string{Domain}, PixelID: PixelID, AccessToken: AccessToken})
+	if err != nil {
+		a.Shutdown(context.Background())
+		rm()
+		return nil, err
+	}
+	r.SiteKey, r.APIKey = site.Key, key
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		a.Shutdown(context.Background())
+		rm()
+		return nil, err
+	}
+	a.Start(context.Background())
+	go a.Serve(ln)
+	r.URL = "http://" + ln.Addr().String()
+	return r, waitReady(ctx, r.URL)
+}
+
+// Build compiles ./cmd/capirelay (from the module root moduleDir) into dir
+// and returns the binary's path.
+func Build(ctx context.Context, moduleDir, dir string) (string, error) {
+	bin := filepath.Join(dir, "capirelay")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/capirelay")
+	cmd.Dir = moduleDir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/capirelay: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+var addrRE = regexp.MustCompile(`msg="capirelay listening" addr=(\S+)`)
+
+// StartProcess creates the bench site with `capirelay site add` and runs
+// `capirelay serve` on a loopback port.
+func StartProcess(ctx context.Context, bin string, o Options) (*Relay, error) {
+	dir, rm, err := o.dataDir()
+	if err != nil {
+		return nil, err
+	}
+	r := &Relay{dataDir: dir, cleanup: []func(){rm}, Log: &syncBuffer{}}
+	linger := o.Linger
+	if linger == 0 {
+		linger = config.DefaultBatchLinger
+	}
+	env := append(os.Environ(), "CAPIRELAY_DATA_DIR="+dir, "CAPIRELAY_GRAPH_URL="+o.GraphURL, "CAPIRELAY_ADDR=127.0.0.1:0",
+		"CAPIRELAY_DEMO=false", "CAPIRELAY_LOG_LEVEL=info", "CAPIRELAY_TRUSTED_PROXIES=127.0.0.0/8",
+		"CAPIRELAY_BATCH_LINGER="+linger.String())
+	add := exec.CommandContext(ctx, bin, "site", "add", "--name", "bench", "--domain", Domain, "--pixel-id", PixelID, "--access-token", AccessToken)
+	add.Env = env
+	out, err := add.Output()
+	if err != nil {
+		rm()
+		return nil, fmt.Errorf("capirelay site add: %w", err)
+	}
+	var keys struct {
+		SiteKey string `json:"site_key"`
+		APIKey  string `json:"api_key"`
+	}
+	if err := json.Unmarshal(out, &keys); err != nil {
+		rm()
+		return nil, fmt.Errorf("capirelay site add printed %q: %w", out, err)
+	}
+	r.SiteKey, r.APIKey = keys.SiteKey, keys.APIKey
+
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = env
+	pr, pw := io.Pipe()
+	cmd.Stderr = pw
+	if err := cmd.Start(); err != nil {
+		rm()
+		return nil, err
+	}
+	r.cmd = cmd
+	r.Pid = cmd.Process.Pid
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			line := sc.Text()
+			r.Log.Write([]byte(line + "\n"))
+			if m := addrRE.FindStringSubmatch(line); m != nil {
+				select {
+				case found <- m[1]:
+				default:
+				}
+			}
+		}
+	}()
+	select {
+	case addr := <-found:
+		r.URL = "http://" + addr
+	case <-time.After(30 * time.Second):
+		r.Close()
+		return nil, fmt.Errorf("capirelay serve did not start: %s", r.Log.String())
+	}
+	return r, waitReady(ctx, r.URL)
+}
+
+func waitReady(ctx context.Context, base string) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("relay at %s not ready: %v", base, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Close stops the relay (SIGTERM for a subprocess, then SIGKILL after 30 s)
+// and removes a temporary data directory.
+func (r *Relay) Close() error {
+	var err error
+	if r.app != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err = r.app.Shutdown(ctx)
+		cancel()
+	}
+	if r.cmd != nil && r.cmd.Process != nil {
+		r.cmd.Process.Signal(os.Interrupt)
+		done := make(chan error, 1)
+		go func() { done <- r.cmd.Wait() }()
+		select {
+		case err = <-done:
+		case <-time.After(30 * time.Second):
+			r.cmd.Process.Kill()
+			err = errors.Join(errors.New("relay did not stop within 30s"), <-done)
+		}
+	}
+	for _, f := range r.cleanup {
+		f()
+	}
+	return err
+}
+
+// Memory reads the relay's resident set (VmRSS) and its peak (VmHWM) from
+// /proc/PID/status, in bytes.
+func (r *Relay) Memory() (rss, peak int64, err error) {
+	return ProcMemory(r.Pid)
+}
+
+// ProcMemory reads VmRSS and VmHWM of pid, in bytes.
+func ProcMemory(pid int) (rss, peak int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || (k != "VmRSS" && k != "VmHWM") {
+			continue
+		}
+		f := strings.Fields(v) // "123456 kB"
+		if len(f) == 0 {
+			continue
+		}
+		n, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("parse %s: %w", k, err)
+		}
+		if k == "VmRSS" {
+			rss = n << 10
+		} else {
+			peak = n << 10
+		}
+	}
+	return rss, peak, nil
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
