@@ -366,7 +366,7 @@ func serverBody(marker string, n int) []byte {
 func browserBody(marker, origin string, w int) []byte {
 	b, err := json.Marshal(map[string]any{
 		"v": 1, "vid": fmt.Sprintf("%032x", w+1), "fbp": "fb.1.1596403881668.1116446470", "fbc": "", "consent": "granted",
-		"lang": "en-US",
+		"lang":   "en-US",
 		"events": []map[string]any{{"type": "event", "name": "PageView", "id": marker + "-0", "url": origin + "/products/shoes?color=red", "ref": "https://www.google.com/"}},
 	})
 	if err != nil {
