@@ -11,6 +11,12 @@ func runMore(ctx context.Context, cmd string, args []string, stdin io.Reader, st
 	switch cmd {
 	case "leads":
 		return runLeadsEnv(ctx, args, stdin, stdout, stderr, getenv)
+	case "import":
+		return runImport(ctx, args, stdout, stderr, getenv)
+	case "validate":
+		return runValidateStdin(ctx, args, stdin, stdout, stderr)
+	case "admin":
+		return runAdmin(ctx, args, stdin, stdout, stderr)
 	case "forget":
 		return runForgetEnv(ctx, args, stdin, stdout, stderr, getenv)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/capirelay/capirelay/internal/collect"
 	"github.com/capirelay/capirelay/internal/config"
 	"github.com/capirelay/capirelay/internal/dispatch"
+	"github.com/capirelay/capirelay/internal/health"
 	"github.com/capirelay/capirelay/internal/identity"
 	"github.com/capirelay/capirelay/internal/leads"
 	"github.com/capirelay/capirelay/internal/metrics"
@@ -45,8 +46,10 @@ type App struct {
 	Graph      *capi.Client
 	Leads      *leads.Service
 	Identity   *identity.Service
+	Tokens     *health.TokenChecker
 
 	handler  http.Handler
+	lock     *os.File
 	srv      *http.Server
 	bg       sync.WaitGroup
 	cancel   context.CancelFunc
@@ -89,11 +92,21 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 	if err := checkVersion(cfg, logger, time.Now()); err != nil {
 		return nil, err
 	}
+	var lock *os.File
+	if !config.IsPostgres(cfg.DatabaseURL) {
+		var err error
+		if lock, err = lockDataDir(cfg.DataDir); err != nil {
+			return nil, err
+		}
+	}
 	st, box, err := OpenStore(ctx, cfg)
 	if err != nil {
+		if lock != nil {
+			lock.Close()
+		}
 		return nil, err
 	}
-	a := &App{Config: cfg, Logger: logger, Store: st, Box: box, Metrics: metrics.New()}
+	a := &App{Config: cfg, Logger: logger, Store: st, Box: box, Metrics: metrics.New(), lock: lock}
 	if cfg.Demo {
 		if err := EnsureDemoSite(ctx, st, cfg.PublicURL); err != nil {
 			st.Close()
@@ -105,6 +118,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 	a.Identity = identity.New(st, logger)
 	a.Pipeline.Enricher, a.Pipeline.Observer = a.Identity, a.Identity
 	a.Leads = leads.New(st, a.Pipeline, logger)
+	a.Tokens = &health.TokenChecker{Sites: st, Graph: a.Graph, Metrics: a.Metrics, Logger: logger}
 	a.Dispatcher = &dispatch.Dispatcher{
 		Store:   st,
 		Meta:    &dispatch.Meta{Client: a.Graph, PartnerAgent: PartnerAgent()},
@@ -113,7 +127,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 		Logger:  logger,
 		Linger:  cfg.BatchLinger,
 	}
-	a.handler = a.routes()
+	if a.handler, err = a.routes(); err != nil {
+		st.Close()
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -123,8 +140,25 @@ func (a *App) Handler() http.Handler { return a.handler }
 // Start runs the background work: delivery and housekeeping.
 func (a *App) Start(ctx context.Context) {
 	ctx, a.cancel = context.WithCancel(ctx)
+	if a.lock != nil { // SQLite: this process is the only dispatcher
+		if o, ok := a.Store.(interface{ ReleaseOrphans(context.Context) (int, error) }); ok {
+			if n, err := o.ReleaseOrphans(ctx); err != nil {
+				a.Logger.Error("release orphaned claims", "err", err)
+			} else if n > 0 {
+				a.Logger.Info("events in flight when the last run stopped are due again", "count", n)
+			}
+		}
+	}
 	a.Dispatcher.Start(ctx)
-	a.bg.Add(2)
+	a.bg.Add(4)
+	go func() {
+		defer a.bg.Done()
+		a.Tokens.Run(ctx)
+	}()
+	go func() {
+		defer a.bg.Done()
+		a.Identity.Run(ctx)
+	}()
 	go func() {
 		defer a.bg.Done()
 		a.housekeeping(ctx)
@@ -167,6 +201,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 		}
 		a.bg.Wait()
 		err = errors.Join(err, a.Store.Close())
+		if a.lock != nil {
+			a.lock.Close()
+		}
 	})
 	return err
 }

@@ -4,12 +4,21 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
+	"github.com/capirelay/capirelay/internal/admin"
 	"github.com/capirelay/capirelay/internal/collect"
+	"github.com/capirelay/capirelay/internal/leads"
 	"github.com/capirelay/capirelay/internal/store"
 	"github.com/capirelay/capirelay/internal/tag"
 )
+
+// capture hands the collector's form captures to the lead sessions.
+func (a *App) capture(ctx context.Context, site *store.Site, c collect.Capture) error {
+	return a.Leads.Capture(ctx, site, leads.Capture{VisitorID: c.VisitorID, FormID: c.FormID, Fields: c.Fields,
+		Submitted: c.Submitted, At: c.At, PageURL: c.PageURL, Fbp: c.Fbp, Fbc: c.Fbc, IP: c.IP, UA: c.UA, Consent: c.Consent})
+}
 
 // tagConfig tells the tag its site's consent mode.
 func (a *App) tagConfig(ctx context.Context, key string) (tag.Config, error) {
@@ -23,11 +32,27 @@ func (a *App) tagConfig(ctx context.Context, key string) (tag.Config, error) {
 	return tag.Config{Consent: s.Consent}, nil
 }
 
-func (a *App) routes() http.Handler {
+func (a *App) routes() (http.Handler, error) {
 	mux := http.NewServeMux()
+	adm, err := admin.New(admin.Config{
+		Store: a.Store, Metrics: a.Metrics, Logger: a.Logger, Version: Version,
+		PublicURL: a.Config.PublicURL, AdminPassword: a.Config.AdminPassword,
+		NewSite: func(ctx context.Context, name string, domains []string) (*store.Site, string, error) {
+			return CreateSite(ctx, a.Store, SiteInput{Name: name, Domains: domains})
+		},
+		RotateKey: func(ctx context.Context, key string) (string, error) { return RotateAPIKey(ctx, a.Store, key) },
+		ClientIP: func(r *http.Request) string {
+			return collect.ClientIP(r, a.Config.TrustedProxies).String()
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	mux.Handle("/admin/", adm)
+	mux.Handle("/api/admin/", adm)
+	mux.Handle("GET /{$}", http.RedirectHandler("/admin/", http.StatusFound))
 	server := &collect.Server{Sites: a.Store, Pipeline: a.Pipeline, Metrics: a.Metrics, Logger: a.Logger, Notify: a.Dispatcher.Notify}
 	mux.HandleFunc("POST /v1/events", server.ServeEvents)
-	mux.HandleFunc("POST /{version}/{pixel}/events", server.ServeGraph)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write([]byte("ok\n"))
@@ -45,8 +70,36 @@ func (a *App) routes() http.Handler {
 	})
 	mux.Handle("GET /metrics", a.Metrics.Handler())
 	mux.Handle("GET /t.js", &tag.Handler{Logger: a.Logger, ConfigFunc: a.tagConfig})
+	browser := &collect.Browser{Sites: a.Store, Pipeline: a.Pipeline, Metrics: a.Metrics, Logger: a.Logger,
+		TrustedProxies: a.Config.TrustedProxies, Notify: a.Dispatcher.Notify, OnCapture: a.capture}
+	mux.Handle("POST /e", browser)
+	mux.Handle("OPTIONS /e", browser)
 	if a.Config.Demo {
 		mux.HandleFunc("GET /demo", serveDemo)
 	}
-	return mux
+	// The Graph-compatible alias POST /vNN.0/{pixel}/events is matched
+	// before the mux: as a mux pattern it would overlap /admin/.
+	graph := http.NewServeMux()
+	graph.HandleFunc("POST /{version}/{pixel}/events", server.ServeGraph)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && graphPath(r.URL.Path) {
+			graph.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	}), nil
+}
+
+// graphPath reports whether p is /vNN.N/{pixel}/events.
+func graphPath(p string) bool {
+	parts := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	if len(parts) != 3 || parts[2] != "events" || parts[1] == "" || len(parts[0]) < 2 || parts[0][0] != 'v' {
+		return false
+	}
+	for _, c := range parts[0][1:] {
+		if (c < '0' || c > '9') && c != '.' {
+			return false
+		}
+	}
+	return true
 }

@@ -14,6 +14,8 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"sync/atomic"
+	"time"
 
 	"github.com/capirelay/capirelay/internal/event"
 	"github.com/capirelay/capirelay/internal/normalize"
@@ -27,10 +29,29 @@ const ExternalPrefix = "ext:"
 
 // Service implements pipeline.Enricher and pipeline.Observer. It is safe
 // for concurrent use.
+//
+// Learning is asynchronous and batched: Observe queues what an accepted
+// event teaches, and Run writes queues of it in one transaction, so the
+// ingest path pays no extra write. Until Run has loaded the filter of known
+// visitors and hashes, Enrich asks the store about every event; afterwards
+// only about those the filter may know. Other relay nodes' learning reaches
+// the filter within RefreshEvery.
 type Service struct {
 	Store  store.Identities
 	Logger *slog.Logger
+	// RefreshEvery is how often the filter takes in what other nodes
+	// learned (default 30s).
+	RefreshEvery time.Duration
+
+	queue   chan *store.Identity
+	flushes chan chan struct{}
+	filter  *filter
+	ready   atomic.Bool
 }
+
+// queueSize bounds observations waiting to be written; past it Observe
+// writes synchronously (back-pressure rather than loss).
+const queueSize = 1 << 16
 
 var (
 	_ pipeline.Enricher = (*Service)(nil)
@@ -42,7 +63,137 @@ func New(st store.Identities, logger *slog.Logger) *Service {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Service{Store: st, Logger: logger.With("component", "identity")}
+	return &Service{Store: st, Logger: logger.With("component", "identity"),
+		queue: make(chan *store.Identity, queueSize), flushes: make(chan chan struct{}), filter: newFilter()}
+}
+
+// Run loads the filter, then writes queued observations in batches until
+// ctx ends (what is queued then is written first).
+func (s *Service) Run(ctx context.Context) {
+	every := s.RefreshEvery
+	if every <= 0 {
+		every = 30 * time.Second
+	}
+	since, err := s.Store.KnownKeys(ctx, time.Time{}, s.filter.add)
+	if err != nil {
+		s.Logger.Error("load known identities; enrichment asks the store for every event", "err", err)
+	} else {
+		s.ready.Store(true)
+	}
+	refresh := time.NewTicker(every)
+	defer refresh.Stop()
+	var batch []*store.Identity
+	var waiters []chan struct{}
+	for {
+		select {
+		case <-ctx.Done():
+			for {
+				select {
+				case obs := <-s.queue:
+					batch = append(batch, obs)
+				default:
+					s.write(context.WithoutCancel(ctx), batch)
+					return
+				}
+			}
+		case obs := <-s.queue:
+			batch = append(batch, obs)
+		gather:
+			for len(batch) < 1000 {
+				select {
+				case obs := <-s.queue:
+					batch = append(batch, obs)
+				default:
+					break gather
+				}
+			}
+		case w := <-s.flushes:
+			waiters = append(waiters, w)
+		case <-refresh.C:
+			// A little overlap: rows written during the last scan.
+			next, err := s.Store.KnownKeys(ctx, since.Add(-time.Second), s.filter.add)
+			if err == nil {
+				since = next
+			}
+			continue
+		}
+		for len(s.queue) > 0 && len(batch) < 1000 {
+			batch = append(batch, <-s.queue)
+		}
+		s.write(ctx, batch)
+		batch = batch[:0]
+		if len(s.queue) == 0 {
+			for _, w := range waiters {
+				close(w)
+			}
+			waiters = waiters[:0]
+		}
+	}
+}
+
+// Flush waits until what was observed before it is written. Run must be
+// running.
+func (s *Service) Flush(ctx context.Context) error {
+	w := make(chan struct{})
+	select {
+	case s.flushes <- w:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case s.queue <- nil: // wake the writer even when nothing is queued
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-w:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Service) write(ctx context.Context, batch []*store.Identity) {
+	ids := make([]*store.Identity, 0, len(batch))
+	for _, obs := range batch {
+		if obs == nil {
+			continue
+		}
+		if obs.VisitorID == "" {
+			v, err := s.owner(ctx, obs)
+			if err != nil {
+				s.Logger.Warn("learn identity", "site", obs.SiteKey, "err", err)
+				continue
+			}
+			if v == "" {
+				continue
+			}
+			obs.VisitorID = v
+		}
+		ids = append(ids, obs)
+	}
+	if err := s.Store.LearnIdentities(ctx, ids); err != nil {
+		s.Logger.Warn("learn identities", "count", len(ids), "err", err)
+		return
+	}
+	for _, id := range ids {
+		s.remember(id)
+	}
+}
+
+// remember adds what an identity makes findable to the filter.
+func (s *Service) remember(id *store.Identity) {
+	s.filter.add(id.SiteKey, "visitor", id.VisitorID)
+	for _, k := range store.IndexedKeys {
+		for _, h := range id.Hashes[k] {
+			s.filter.add(id.SiteKey, k, h)
+		}
+	}
+}
+
+// mayKnow reports whether the store may hold kind/value for a site.
+func (s *Service) mayKnow(site, kind, value string) bool {
+	return !s.ready.Load() || s.filter.has(site, kind, value)
 }
 
 // held reports whether the pipeline holds in for consent: such an event
@@ -142,6 +293,9 @@ func (s *Service) resolve(ctx context.Context, site *store.Site, visitorID strin
 			return nil
 		}
 		seen[v] = true
+		if !s.mayKnow(site.Key, "visitor", v) {
+			return nil
+		}
 		id, err := s.Store.Identity(ctx, site.Key, v)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
@@ -156,12 +310,17 @@ func (s *Service) resolve(ctx context.Context, site *store.Site, visitorID strin
 		return nil, err
 	}
 	for _, l := range hs {
+		if !s.mayKnow(site.Key, l.key, l.hash) {
+			continue
+		}
 		vs, err := s.Store.VisitorsByHash(ctx, site.Key, l.key, l.hash)
 		if err != nil {
 			return nil, err
 		}
-		for _, v := range vs {
-			if err := add(v); err != nil {
+		// Only the most recent owner: a value shared by many people (a
+		// family phone, a role address) must not stitch them all together.
+		if len(vs) > 0 {
+			if err := add(vs[0]); err != nil {
 				return nil, err
 			}
 		}
@@ -177,12 +336,19 @@ func (s *Service) Observe(ctx context.Context, in *pipeline.Input, res pipeline.
 	if res.Status != pipeline.Accepted || in.Event == nil || in.Site == nil || held(in) {
 		return
 	}
-	if err := s.learn(ctx, in); err != nil {
-		s.Logger.Warn("learn identity", "site", in.Site.Key, "event_id", res.EventID, "err", err)
+	obs := observation(in)
+	if obs.VisitorID == "" && len(obs.Hashes) == 0 {
+		return
+	}
+	select {
+	case s.queue <- obs:
+	default: // the writer is behind: write this one now
+		s.write(ctx, []*store.Identity{obs})
 	}
 }
 
-func (s *Service) learn(ctx context.Context, in *pipeline.Input) error {
+// observation is what an accepted event (user_data hashed) teaches.
+func observation(in *pipeline.Input) *store.Identity {
 	ud := &in.Event.UserData
 	obs := &store.Identity{SiteKey: in.Site.Key, VisitorID: in.VisitorID, Hashes: map[string][]string{},
 		Fbp: ud.Fbp, Fbc: ud.Fbc, IP: ud.ClientIPAddress, UA: ud.ClientUserAgent}
@@ -194,32 +360,21 @@ func (s *Service) learn(ctx context.Context, in *pipeline.Input) error {
 			}
 		}
 	}
-	if obs.VisitorID == "" {
-		v, err := s.owner(ctx, obs)
-		if err != nil {
-			return err
+	for k, v := range obs.Hashes {
+		if len(v) == 0 {
+			delete(obs.Hashes, k)
 		}
-		obs.VisitorID = v
 	}
-	if obs.VisitorID == "" {
-		return nil
-	}
-	// Most events repeat what is known: check on a reader before writing.
-	cur, err := s.Store.Identity(ctx, obs.SiteKey, obs.VisitorID)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-	case err != nil:
-		return err
-	case !cur.Merge(obs):
-		return nil
-	}
-	return s.Store.LearnIdentity(ctx, obs)
+	return obs
 }
 
 // owner finds the visitor of an event that names none.
 func (s *Service) owner(ctx context.Context, obs *store.Identity) (string, error) {
 	for _, k := range store.IndexedKeys {
 		for _, h := range obs.Hashes[k] {
+			if !s.mayKnow(obs.SiteKey, k, h) {
+				continue
+			}
 			vs, err := s.Store.VisitorsByHash(ctx, obs.SiteKey, k, h)
 			if err != nil {
 				return "", err

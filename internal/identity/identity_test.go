@@ -2,6 +2,7 @@ package identity_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"log/slog"
 	"os"
@@ -52,6 +53,10 @@ func setup(t *testing.T) *bundle {
 		t.Fatal(err)
 	}
 	b.ids = identity.New(b.db, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { b.ids.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
 	b.pipe = pipeline.New(b.db)
 	b.pipe.Enricher, b.pipe.Observer = b.ids, b.ids
 	return b
@@ -76,6 +81,10 @@ func (b *bundle) submit(t *testing.T, in pipeline.Input) event.UserData {
 	}
 	res, err := b.pipe.Submit(t.Context(), []pipeline.Input{in})
 	if err != nil {
+		t.Fatal(err)
+	}
+	// Learning is asynchronous; wait for it as a later request would.
+	if err := b.ids.Flush(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if res[0].Status != pipeline.Accepted {

@@ -226,6 +226,16 @@ type Identities interface {
 	// id.VisitorID) (see Identity.Merge), creating it when absent, and
 	// indexes its hashes.
 	LearnIdentity(ctx context.Context, id *Identity) error
+	// LearnIdentities does LearnIdentity for each of ids in one
+	// transaction. Identity data is enrichment: implementations may commit
+	// it without waiting for the disk (a power cut may lose the last
+	// moments of learning, never an event).
+	LearnIdentities(ctx context.Context, ids []*Identity) error
+	// KnownKeys calls fn for every visitor (kind "visitor", value the
+	// visitor id) and every indexed hash (kind KeyEmail, KeyPhone,
+	// KeyExternalID) changed at or after since, and returns the latest
+	// change time seen (since when none).
+	KnownKeys(ctx context.Context, since time.Time, fn func(siteKey, kind, value string)) (time.Time, error)
 }
 
 // ForgetRequest names a person to erase. Hashes are SHA-256 user_data

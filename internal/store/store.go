@@ -207,6 +207,7 @@ type Store interface {
 	Leads
 	Identities
 	Forgetter
+	Admin
 	Ping(ctx context.Context) error
 	Close() error
 }

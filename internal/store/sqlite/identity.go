@@ -32,6 +32,13 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
+// readQuerier reads through the cached statements.
+type readQuerier struct{ db *DB }
+
+func (q readQuerier) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return q.db.readRow(ctx, query, args...)
+}
+
 func (db *DB) loadIdentity(ctx context.Context, q querier, siteKey, visitorID string) (*store.Identity, error) {
 	id := store.Identity{SiteKey: siteKey, VisitorID: visitorID}
 	var hashes string
@@ -62,7 +69,7 @@ func (db *DB) loadIdentity(ctx context.Context, q querier, siteKey, visitorID st
 
 // Identity returns the identity of a visitor.
 func (db *DB) Identity(ctx context.Context, siteKey, visitorID string) (*store.Identity, error) {
-	id, err := db.loadIdentity(ctx, db.r, siteKey, visitorID)
+	id, err := db.loadIdentity(ctx, readQuerier{db}, siteKey, visitorID)
 	if err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
 	}
@@ -71,7 +78,7 @@ func (db *DB) Identity(ctx context.Context, siteKey, visitorID string) (*store.I
 
 // VisitorsByHash lists visitors whose identity holds hash under key.
 func (db *DB) VisitorsByHash(ctx context.Context, siteKey, key, hash string) ([]string, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT visitor_id FROM identity_keys WHERE kind=? AND hash=? AND site_key=?
+	rows, err := db.readRows(ctx, `SELECT visitor_id FROM identity_keys WHERE kind=? AND hash=? AND site_key=?
 		ORDER BY updated_at DESC, visitor_id LIMIT 20`, key, hash, siteKey)
 	if err != nil {
 		return nil, fmt.Errorf("visitors by %s: %w", key, mapErr(err))
@@ -90,11 +97,34 @@ func (db *DB) VisitorsByHash(ctx context.Context, siteKey, key, hash string) ([]
 
 // LearnIdentity merges id into the stored identity and indexes its hashes.
 func (db *DB) LearnIdentity(ctx context.Context, id *store.Identity) error {
-	tx, err := db.w.BeginTx(ctx, nil)
+	return db.LearnIdentities(ctx, []*store.Identity{id})
+}
+
+// LearnIdentities merges each of ids in one transaction, without waiting
+// for fsync (see store.Identities).
+func (db *DB) LearnIdentities(ctx context.Context, ids []*store.Identity) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	conn, release, err := db.relaxed(ctx)
+	if err != nil {
+		return fmt.Errorf("learn identity: %w", err)
+	}
+	defer release()
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("learn identity: %w", mapErr(err))
 	}
 	defer tx.Rollback()
+	for _, id := range ids {
+		if err := db.learnOne(ctx, tx, id); err != nil {
+			return err
+		}
+	}
+	return mapErr(tx.Commit())
+}
+
+func (db *DB) learnOne(ctx context.Context, tx *sql.Tx, id *store.Identity) error {
 	cur, err := db.loadIdentity(ctx, tx, id.SiteKey, id.VisitorID)
 	isNew := errors.Is(err, store.ErrNotFound)
 	switch {
@@ -122,8 +152,10 @@ func (db *DB) LearnIdentity(ctx context.Context, id *store.Identity) error {
 		return fmt.Errorf("learn identity: %w", mapErr(err))
 	}
 	// The index mirrors the capped lists: hashes pushed out are unlinked.
-	if _, err := tx.ExecContext(ctx, `DELETE FROM identity_keys WHERE site_key=? AND visitor_id=?`, cur.SiteKey, cur.VisitorID); err != nil {
-		return fmt.Errorf("learn identity: index: %w", mapErr(err))
+	if !isNew {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM identity_keys WHERE site_key=? AND visitor_id=?`, cur.SiteKey, cur.VisitorID); err != nil {
+			return fmt.Errorf("learn identity: index: %w", mapErr(err))
+		}
 	}
 	for _, k := range store.IndexedKeys {
 		for _, h := range cur.Hashes[k] {
@@ -133,7 +165,38 @@ func (db *DB) LearnIdentity(ctx context.Context, id *store.Identity) error {
 			}
 		}
 	}
-	return mapErr(tx.Commit())
+	return nil
+}
+
+// KnownKeys lists visitors and indexed hashes changed since a time.
+func (db *DB) KnownKeys(ctx context.Context, since time.Time, fn func(siteKey, kind, value string)) (time.Time, error) {
+	latest := since
+	scan := func(q string) error {
+		rows, err := db.r.QueryContext(ctx, q, ms(since))
+		if err != nil {
+			return mapErr(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var site, kind, value string
+			var at int64
+			if err := rows.Scan(&site, &kind, &value, &at); err != nil {
+				return mapErr(err)
+			}
+			fn(site, kind, value)
+			if t := fromMS(at); t.After(latest) {
+				latest = t
+			}
+		}
+		return mapErr(rows.Err())
+	}
+	if err := scan(`SELECT site_key, 'visitor', visitor_id, updated_at FROM identities WHERE updated_at >= ?`); err != nil {
+		return since, fmt.Errorf("known identity keys: %w", err)
+	}
+	if err := scan(`SELECT site_key, kind, hash, updated_at FROM identity_keys WHERE updated_at >= ?`); err != nil {
+		return since, fmt.Errorf("known identity keys: %w", err)
+	}
+	return latest, nil
 }
 
 // visitorRef is a visitor of a site; an empty site means every site.

@@ -43,7 +43,18 @@ func (db *DB) Enqueue(ctx context.Context, evs []store.NewEvent) ([]store.Enqueu
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	<-r.done // never abandon: the result says whether it was stored
+	// Never abandon a request the writer may be committing: its result
+	// says whether it was stored. If the writer has exited (Close raced
+	// this send), nobody will.
+	select {
+	case <-r.done:
+	case <-db.done:
+		select {
+		case <-r.done:
+		default:
+			return nil, fmt.Errorf("enqueue: %w: store closed", store.ErrUnavailable)
+		}
+	}
 	return r.res, r.err
 }
 
@@ -533,4 +544,18 @@ func (db *DB) SandboxRecords(ctx context.Context, siteKey string, afterID int64,
 		out = append(out, r)
 	}
 	return out, mapErr(rows.Err())
+}
+
+// ReleaseOrphans gives back every claim. SQLite serves one relay process
+// per data directory (serve holds a lock), so at start any in-flight item
+// was claimed by a process that died: it is due again at once, instead of
+// when its lease would have run out.
+func (db *DB) ReleaseOrphans(ctx context.Context) (int, error) {
+	res, err := db.w.ExecContext(ctx, `UPDATE outbox SET state='pending', next_attempt=?, lease_owner=''
+		WHERE state='inflight'`, ms(db.now()))
+	if err != nil {
+		return 0, fmt.Errorf("release orphaned claims: %w", mapErr(err))
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
 }

@@ -60,7 +60,7 @@ func (db *DB) scanSite(row interface{ Scan(...any) error }) (*store.Site, error)
 
 // Site returns the site with key.
 func (db *DB) Site(ctx context.Context, key string) (*store.Site, error) {
-	s, err := db.scanSite(db.r.QueryRowContext(ctx, `SELECT `+siteCols+` FROM sites WHERE key = ?`, key))
+	s, err := db.scanSite(db.readRow(ctx, `SELECT `+siteCols+` FROM sites WHERE key = ?`, key))
 	if err != nil {
 		return nil, fmt.Errorf("site %q: %w", key, err)
 	}
@@ -69,7 +69,7 @@ func (db *DB) Site(ctx context.Context, key string) (*store.Site, error) {
 
 // SiteByAPIKeyHash returns the site whose api key hashes to hash.
 func (db *DB) SiteByAPIKeyHash(ctx context.Context, hash string) (*store.Site, error) {
-	s, err := db.scanSite(db.r.QueryRowContext(ctx, `SELECT `+siteCols+` FROM sites WHERE api_key_hash = ?`, hash))
+	s, err := db.scanSite(db.readRow(ctx, `SELECT `+siteCols+` FROM sites WHERE api_key_hash = ?`, hash))
 	if err != nil {
 		return nil, fmt.Errorf("site by api key: %w", err)
 	}

@@ -44,6 +44,43 @@ type DB struct {
 	done     chan struct{}
 	closeOne sync.Once
 	now      func() time.Time
+
+	stmts sync.Map // query → *sql.Stmt on the readers
+}
+
+// prepared returns a cached prepared statement for a hot read query, so the
+// SQL is parsed once, not on every call.
+func (db *DB) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st, ok := db.stmts.Load(q); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := db.r.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	if prev, loaded := db.stmts.LoadOrStore(q, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+// readRow runs a hot single-row read through a cached statement.
+func (db *DB) readRow(ctx context.Context, q string, args ...any) *sql.Row {
+	st, err := db.prepared(ctx, q)
+	if err != nil {
+		return db.r.QueryRowContext(ctx, q, args...) // reports the same error
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// readRows runs a hot read through a cached statement.
+func (db *DB) readRows(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	st, err := db.prepared(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
 }
 
 var _ store.Store = (*DB)(nil)
@@ -132,6 +169,10 @@ func (db *DB) Close() error {
 	db.closeOne.Do(func() {
 		close(db.stop)
 		<-db.done
+		db.stmts.Range(func(_, st any) bool {
+			st.(*sql.Stmt).Close()
+			return true
+		})
 		// Fold the WAL back into the main file so a copied data directory
 		// is complete.
 		_, _ = db.w.Exec("PRAGMA wal_checkpoint(TRUNCATE)")

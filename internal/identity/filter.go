@@ -1,0 +1,60 @@
+package identity
+
+import (
+	"hash/maphash"
+	"sync"
+)
+
+// filter is a Bloom filter of the visitors and indexed hashes the store
+// knows, so that an event naming nobody known costs no store reads. A false
+// positive only costs a read; there are no false negatives for what this
+// process loaded or learned. It is safe for concurrent use.
+type filter struct {
+	mu   sync.RWMutex
+	bits []uint64
+	seed maphash.Seed
+}
+
+const (
+	filterBits = 1 << 25 // 4 MiB: ~1% false positives at 3.5M entries
+	filterK    = 7
+)
+
+func newFilter() *filter {
+	return &filter{bits: make([]uint64, filterBits/64), seed: maphash.MakeSeed()}
+}
+
+func (f *filter) positions(site, kind, value string) (h1, h2 uint64) {
+	var h maphash.Hash
+	h.SetSeed(f.seed)
+	h.WriteString(site)
+	h.WriteByte(0)
+	h.WriteString(kind)
+	h.WriteByte(0)
+	h.WriteString(value)
+	sum := h.Sum64()
+	return sum, sum>>33 | sum<<31 | 1
+}
+
+func (f *filter) add(site, kind, value string) {
+	h1, h2 := f.positions(site, kind, value)
+	f.mu.Lock()
+	for i := uint64(0); i < filterK; i++ {
+		b := (h1 + i*h2) % filterBits
+		f.bits[b/64] |= 1 << (b % 64)
+	}
+	f.mu.Unlock()
+}
+
+func (f *filter) has(site, kind, value string) bool {
+	h1, h2 := f.positions(site, kind, value)
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	for i := uint64(0); i < filterK; i++ {
+		b := (h1 + i*h2) % filterBits
+		if f.bits[b/64]&(1<<(b%64)) == 0 {
+			return false
+		}
+	}
+	return true
+}
