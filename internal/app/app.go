@@ -141,7 +141,9 @@ func (a *App) Handler() http.Handler { return a.handler }
 func (a *App) Start(ctx context.Context) {
 	ctx, a.cancel = context.WithCancel(ctx)
 	if a.lock != nil { // SQLite: this process is the only dispatcher
-		if o, ok := a.Store.(interface{ ReleaseOrphans(context.Context) (int, error) }); ok {
+		if o, ok := a.Store.(interface {
+			ReleaseOrphans(context.Context) (int, error)
+		}); ok {
 			if n, err := o.ReleaseOrphans(ctx); err != nil {
 				a.Logger.Error("release orphaned claims", "err", err)
 			} else if n > 0 {
