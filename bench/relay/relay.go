@@ -301,14 +301,22 @@ func ProcMemory(pid int) (rss, peak int64, err error) {
 	return rss, peak, nil
 }
 
+// syncBuffer keeps the last maxLog bytes written, for error messages.
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
+const maxLog = 1 << 20
+
 func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.b.Len()+len(p) > maxLog {
+		keep := append([]byte(nil), s.b.Bytes()[s.b.Len()/2:]...)
+		s.b.Reset()
+		s.b.Write(keep)
+	}
 	return s.b.Write(p)
 }
 
