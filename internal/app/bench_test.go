@@ -65,7 +65,9 @@ func BenchmarkIngestHTTP(b *testing.B) {
 	defer srv.Close()
 	tr := &http.Transport{MaxIdleConnsPerHost: 128}
 	client := &http.Client{Transport: tr}
-	bodies := benchBodies(256, 100, time.Now())
+	now := time.Now()
+	bodies := benchBodies(256, 100, now)
+	prefix := []byte(fmt.Sprintf("b%d-", now.UnixNano()))
 	var next atomic.Int64
 	b.SetParallelism(32) // 64 goroutines on 2 cores
 	b.ResetTimer()
@@ -74,8 +76,8 @@ func BenchmarkIngestHTTP(b *testing.B) {
 		for pb.Next() {
 			i := next.Add(1)
 			body := bodies[i%int64(len(bodies))]
-			if i >= int64(len(bodies)) { // fresh ids: no duplicates
-				body = bytes.ReplaceAll(body, []byte(`"event_id":"b`), []byte(fmt.Sprintf(`"event_id":"r%d-`, i)))
+			if i >= int64(len(bodies)) { // new people, new ids: no duplicates
+				body = bytes.ReplaceAll(body, prefix, []byte(fmt.Sprintf("r%d-", i)))
 			}
 			req, _ := http.NewRequest("POST", srv.URL+"/v1/events", bytes.NewReader(body))
 			req.Header.Set("Authorization", "Bearer "+key)

@@ -155,6 +155,7 @@ func (s *Service) Flush(ctx context.Context) error {
 
 func (s *Service) write(ctx context.Context, batch []*store.Identity) {
 	ids := make([]*store.Identity, 0, len(batch))
+	byVisitor := make(map[[2]string]*store.Identity, len(batch))
 	for _, obs := range batch {
 		if obs == nil {
 			continue
@@ -170,6 +171,15 @@ func (s *Service) write(ctx context.Context, batch []*store.Identity) {
 			}
 			obs.VisitorID = v
 		}
+		// Several events of one person in a batch make one write; the
+		// batch is in arrival order, so later ones are newer.
+		k := [2]string{obs.SiteKey, obs.VisitorID}
+		if prev := byVisitor[k]; prev != nil {
+			prev.Merge(obs)
+			continue
+		}
+		byVisitor[k] = obs
+		obs.LikelyNew = !s.mayKnow(obs.SiteKey, "visitor", obs.VisitorID)
 		ids = append(ids, obs)
 	}
 	if err := s.Store.LearnIdentities(ctx, ids); err != nil {

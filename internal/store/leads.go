@@ -175,6 +175,10 @@ type Identity struct {
 	UA        string
 	CreatedAt time.Time
 	UpdatedAt time.Time
+	// LikelyNew is a hint to LearnIdentities: the caller believes no
+	// identity exists yet, so the store may try a plain insert first. A
+	// wrong hint costs time, never data.
+	LikelyNew bool
 }
 
 // Merge adds what o knows to id: o's hashes go first (newest), each key

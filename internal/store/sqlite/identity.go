@@ -125,6 +125,12 @@ func (db *DB) LearnIdentities(ctx context.Context, ids []*store.Identity) error 
 }
 
 func (db *DB) learnOne(ctx context.Context, tx *sql.Tx, id *store.Identity) error {
+	if id.LikelyNew {
+		inserted, err := db.insertIdentity(ctx, tx, id)
+		if err != nil || inserted {
+			return err
+		}
+	}
 	cur, err := db.loadIdentity(ctx, tx, id.SiteKey, id.VisitorID)
 	isNew := errors.Is(err, store.ErrNotFound)
 	switch {
@@ -166,6 +172,39 @@ func (db *DB) learnOne(ctx context.Context, tx *sql.Tx, id *store.Identity) erro
 		}
 	}
 	return nil
+}
+
+// insertIdentity inserts id as a new identity; false when one exists.
+func (db *DB) insertIdentity(ctx context.Context, tx *sql.Tx, id *store.Identity) (bool, error) {
+	cur := &store.Identity{SiteKey: id.SiteKey, VisitorID: id.VisitorID, Hashes: map[string][]string{}}
+	cur.Merge(id)
+	now := ms(db.now())
+	hashes, err := json.Marshal(cur.Hashes)
+	if err != nil {
+		return false, fmt.Errorf("learn identity: %w", err)
+	}
+	var sealed []byte
+	if d := (device{Fbp: cur.Fbp, Fbc: cur.Fbc, IP: cur.IP, UA: cur.UA}); d != (device{}) {
+		pt, _ := json.Marshal(d)
+		sealed = db.box.Seal(pt, []byte(identityAD(cur.SiteKey, cur.VisitorID)))
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO identities (site_key, visitor_id, hashes, device, created_at, updated_at)
+		VALUES (?,?,?,?,?,?) ON CONFLICT (site_key, visitor_id) DO NOTHING`, cur.SiteKey, cur.VisitorID, string(hashes), sealed, now, now)
+	if err != nil {
+		return false, fmt.Errorf("learn identity: %w", mapErr(err))
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return false, nil
+	}
+	for _, k := range store.IndexedKeys {
+		for _, h := range cur.Hashes[k] {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO identity_keys (kind, hash, site_key, visitor_id, updated_at)
+				VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING`, k, h, cur.SiteKey, cur.VisitorID, now); err != nil {
+				return false, fmt.Errorf("learn identity: index: %w", mapErr(err))
+			}
+		}
+	}
+	return true, nil
 }
 
 // KnownKeys lists visitors and indexed hashes changed since a time.
