@@ -278,3 +278,29 @@ func serve(t *testing.T, a *app.App) string {
 	})
 	return "http://" + ln.Addr().String()
 }
+
+// beacon posts one browser PageView to /e as the tag does and returns the
+// status (0 for a transport error). A 2xx records the event as
+// acknowledged.
+func (r *relay) beacon(t *testing.T, siteKey, id string) int {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"v": 1, "vid": "0123456789abcdef0123", "consent": "granted",
+		"events": []any{map[string]any{"type": "event", "name": "PageView", "id": id, "url": "https://shop.example.com/p"}}})
+	req, _ := http.NewRequest("POST", r.url+"/e?site="+siteKey, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "text/plain;charset=UTF-8")
+	req.Header.Set("Origin", "https://shop.example.com")
+	req.Header.Set("User-Agent", "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) Safari/605.1.15")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	r.acked.mu.Lock()
+	defer r.acked.mu.Unlock()
+	r.acked.codes[resp.StatusCode]++
+	if resp.StatusCode/100 == 2 {
+		r.acked.ids[id] = true
+	}
+	return resp.StatusCode
+}

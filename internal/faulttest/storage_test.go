@@ -112,13 +112,21 @@ func TestFullDataDirectory(t *testing.T) {
 	}
 	dir := mountTmpfs(t, "24m")
 	r := newRelay(t, options{dataDir: filepath.Join(dir, "data")})
-	_, key := r.addSite(t, "710", "tok")
+	site, key := r.addSite(t, "710", "tok")
 	if !r.postUntil(t, key, "before", 200, 5) {
 		t.Fatal("healthy relay did not accept events")
 	}
+	browser := r.beacon(t, site.Key, "beacon-before") != 404
 	filler := fill(t, dir)
 	if !r.postUntil(t, key, "full", 503, 400) {
 		t.Fatalf("a full disk never made ingest answer 503; statuses %v", r.acked.statuses())
+	}
+	if browser {
+		for i := range 3 {
+			if code := r.beacon(t, site.Key, fmt.Sprintf("beacon-full-%d", i)); code != 503 {
+				t.Errorf("POST /e on a full disk = %d, want 503", code)
+			}
+		}
 	}
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
@@ -264,16 +272,20 @@ func TestDataDirectoryGoesReadOnly(t *testing.T) {
 	}
 	data := filepath.Join(dir, "data")
 	r := newRelay(t, options{dataDir: data})
-	_, key := r.addSite(t, "712", "tok")
+	site, key := r.addSite(t, "712", "tok")
 	if !r.postUntil(t, key, "before", 200, 5) {
 		t.Fatal("healthy relay did not accept events")
 	}
+	browser := r.beacon(t, site.Key, "beacon-before") != 404
 	if err := os.WriteFile(trigger, []byte("capirelay faulttest\n"), 0o200); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 5 {
 		if r.postUntil(t, key, fmt.Sprintf("ro%d", i), 200, 1) {
 			t.Fatalf("ingest acknowledged events on a read-only file system; statuses %v", r.acked.statuses())
+		}
+		if code := r.beacon(t, site.Key, fmt.Sprintf("beacon-ro-%d", i)); browser && code != 503 {
+			t.Errorf("POST /e on a read-only file system = %d, want 503", code)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"time"
 
@@ -49,6 +50,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&cfg.Rate, "rate", 0, "requests per second in total (0: as fast as possible)")
 	inproc := fs.Bool("inprocess", false, "start a relay in this process on a temporary data directory, delivering to a local sink")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process (relay included with -inprocess)")
+	memprofile := fs.String("memprofile", "", "write a heap profile of this process at the end (relay included with -inprocess)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -85,6 +87,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if *memprofile != "" {
+		if err := writeHeap(*memprofile); err != nil {
+			return err
+		}
+	}
+	if _, peak, err := relay.ProcMemory(os.Getpid()); err == nil {
+		fmt.Fprintf(stderr, "peak RSS of this process: %.1f MiB\n", float64(peak)/(1<<20))
+	}
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(map[string]any{
 			"mode": res.Mode, "concurrency": res.Concurrency, "rate": res.Rate, "elapsed_s": res.Elapsed.Seconds(),
@@ -99,6 +109,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, "first error:", res.FirstError)
 	}
 	return nil
+}
+
+func writeHeap(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	runtime.GC()
+	return pprof.Lookup("heap").WriteTo(f, 0)
 }
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
