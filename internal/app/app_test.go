@@ -130,6 +130,25 @@ func TestDuplicateDeliveredOnce(t *testing.T) {
 	if n := len(r.graph.EventsByID("111")["order-1"]); n != 2 {
 		t.Fatalf("order-1 delivered %d times, want 2 (Purchase and AddToCart once each)", n)
 	}
+	resp, err := http.Get(r.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"capirelay_events_received_total{source=\"server\"} 3", "capirelay_events_duplicate_total",
+		"capirelay_events_accepted_total", "capirelay_events_delivered_total", "capirelay_graph_request_seconds_bucket"} {
+		if !strings.Contains(string(m), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get(r.srv.URL + path)
+		if err != nil || resp.StatusCode != 200 {
+			t.Errorf("%s: %v %v", path, resp.StatusCode, err)
+		}
+		resp.Body.Close()
+	}
 }
 
 func status(out map[string]any, i int) string {

@@ -1,0 +1,57 @@
+package config
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadDefaultsAndEnv(t *testing.T) {
+	c, err := Load(nil, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != ":8080" || c.DataDir != "./data" || c.GraphURL != "https://graph.facebook.com" || c.BatchLinger != time.Second || !c.Demo {
+		t.Fatalf("defaults = %+v", c)
+	}
+	env := map[string]string{
+		"CAPIRELAY_ADDR": "127.0.0.1:9999", "CAPIRELAY_DATA_DIR": "/tmp/x", "CAPIRELAY_DATABASE_URL": "postgres://u@h/db",
+		"CAPIRELAY_GRAPH_URL": "http://127.0.0.1:1", "CAPIRELAY_GRAPH_VERSION": "v24.0", "CAPIRELAY_SECRET_KEY": "k",
+		"CAPIRELAY_TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.1", "CAPIRELAY_BATCH_LINGER": "200ms",
+	}
+	c, err = Load(nil, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "127.0.0.1:9999" || c.DataDir != "/tmp/x" || !IsPostgres(c.DatabaseURL) || c.GraphVersion != "v24.0" ||
+		c.SecretKey != "k" || len(c.TrustedProxies) != 2 || c.BatchLinger != 200*time.Millisecond {
+		t.Fatalf("from env = %+v", c)
+	}
+	// Flags win over the environment.
+	c, err = Load([]string{"-addr", ":1"}, func(k string) string { return env[k] }, io.Discard)
+	if err != nil || c.Addr != ":1" {
+		t.Fatalf("flag: %v %v", c.Addr, err)
+	}
+}
+
+func TestLoadRefusesBadValuesNamingThem(t *testing.T) {
+	for name, v := range map[string]string{
+		"CAPIRELAY_BATCH_LINGER":    "soon",
+		"CAPIRELAY_TRUSTED_PROXIES": "10.0.0.0/33",
+		"CAPIRELAY_GRAPH_VERSION":   "25",
+		"CAPIRELAY_GRAPH_URL":       "graph.facebook.com",
+		"CAPIRELAY_DATABASE_URL":    "mysql://x",
+		"CAPIRELAY_DEMO":            "maybe",
+	} {
+		_, err := Load(nil, func(k string) string {
+			if k == name {
+				return v
+			}
+			return ""
+		}, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s=%q: err = %v, want one naming the variable", name, v, err)
+		}
+	}
+}
