@@ -382,3 +382,35 @@ func TestVersionCheck(t *testing.T) {
 		t.Fatalf("allowed expired version refused: %v", err)
 	}
 }
+
+func TestTestEventCodeForwarded(t *testing.T) {
+	r := newRelay(t, nil)
+	site, key := r.addSite(t, "888", "tok")
+	site.TestEventCode = "TEST123"
+	if err := r.app.Store.UpdateSite(context.Background(), site); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	r.post(t, key, serverEvent("site-code", now))
+	body, _ := json.Marshal(map[string]any{"data": []any{serverEvent("request-code", now)}, "test_event_code": "REQ9"})
+	if code, out := r.postRaw(t, key, "application/json", body); code != 200 {
+		t.Fatalf("post: %d %v", code, out)
+	}
+	waitFor(t, 5*time.Second, "both delivered", func() bool { return len(r.graph.Events("888")) == 2 })
+	codes := map[string]string{}
+	for _, rq := range r.graph.Requests() {
+		if rq.Pixel != "888" || rq.Status != 200 {
+			continue
+		}
+		for _, ev := range rq.Events {
+			var e struct {
+				EventID string `json:"event_id"`
+			}
+			json.Unmarshal(ev, &e)
+			codes[e.EventID] = rq.TestEventCode
+		}
+	}
+	if codes["site-code"] != "TEST123" || codes["request-code"] != "REQ9" {
+		t.Fatalf("test_event_code per event = %v", codes)
+	}
+}
