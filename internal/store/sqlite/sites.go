@@ -58,9 +58,43 @@ func (db *DB) scanSite(row interface{ Scan(...any) error }) (*store.Site, error)
 	return &s, nil
 }
 
+// siteTTL is how long a site read is reused. Every request looks its site
+// up; a change made by another process (the CLI) shows within this time,
+// one made through this DB at once.
+const siteTTL = time.Second
+
+type cachedSite struct {
+	site *store.Site
+	at   time.Time
+}
+
+func (db *DB) cachedSite(ck string, load func() (*store.Site, error)) (*store.Site, error) {
+	now := time.Now()
+	if c, ok := db.sites.Load(ck); ok && now.Sub(c.(cachedSite).at) < siteTTL {
+		return cloneSite(c.(cachedSite).site), nil
+	}
+	s, err := load()
+	if err != nil {
+		return nil, err
+	}
+	db.sites.Store(ck, cachedSite{site: s, at: now})
+	return cloneSite(s), nil
+}
+
+// forgetSites drops cached site reads after a write.
+func (db *DB) forgetSites() { db.sites.Clear() }
+
+func cloneSite(s *store.Site) *store.Site {
+	c := *s
+	c.Domains = append([]string(nil), s.Domains...)
+	return &c
+}
+
 // Site returns the site with key.
 func (db *DB) Site(ctx context.Context, key string) (*store.Site, error) {
-	s, err := db.scanSite(db.readRow(ctx, `SELECT `+siteCols+` FROM sites WHERE key = ?`, key))
+	s, err := db.cachedSite("k:"+key, func() (*store.Site, error) {
+		return db.scanSite(db.readRow(ctx, `SELECT `+siteCols+` FROM sites WHERE key = ?`, key))
+	})
 	if err != nil {
 		return nil, fmt.Errorf("site %q: %w", key, err)
 	}
@@ -69,7 +103,9 @@ func (db *DB) Site(ctx context.Context, key string) (*store.Site, error) {
 
 // SiteByAPIKeyHash returns the site whose api key hashes to hash.
 func (db *DB) SiteByAPIKeyHash(ctx context.Context, hash string) (*store.Site, error) {
-	s, err := db.scanSite(db.readRow(ctx, `SELECT `+siteCols+` FROM sites WHERE api_key_hash = ?`, hash))
+	s, err := db.cachedSite("h:"+hash, func() (*store.Site, error) {
+		return db.scanSite(db.readRow(ctx, `SELECT `+siteCols+` FROM sites WHERE api_key_hash = ?`, hash))
+	})
 	if err != nil {
 		return nil, fmt.Errorf("site by api key: %w", err)
 	}
@@ -129,6 +165,7 @@ func (db *DB) SetPaused(ctx context.Context, key string, paused bool, reason str
 
 // DeleteSite removes a site and everything queued for it.
 func (db *DB) DeleteSite(ctx context.Context, key string) error {
+	defer db.forgetSites()
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("delete site: %w", mapErr(err))
@@ -150,6 +187,7 @@ func (db *DB) DeleteSite(ctx context.Context, key string) error {
 }
 
 func (db *DB) exec1(ctx context.Context, what, q string, args ...any) error {
+	defer db.forgetSites()
 	res, err := db.w.ExecContext(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, mapErr(err))

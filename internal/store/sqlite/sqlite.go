@@ -46,6 +46,7 @@ type DB struct {
 	now      func() time.Time
 
 	stmts sync.Map // query → *sql.Stmt on the readers
+	sites sync.Map // cache key → cachedSite
 }
 
 // prepared returns a cached prepared statement for a hot read query, so the
@@ -108,6 +109,8 @@ func Open(ctx context.Context, path string, box *secret.Box) (*DB, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(8)
+	r.SetMaxIdleConns(8) // keep readers (and their prepared statements) warm
+	r.SetConnMaxIdleTime(0)
 	db := &DB{path: path, w: w, r: r, box: box,
 		reqs: make(chan *enqueueReq, 4096), stop: make(chan struct{}), done: make(chan struct{}), now: time.Now}
 	if err := db.migrate(ctx); err != nil {
