@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"testing"
 	"time"
 
@@ -55,6 +56,24 @@ func (b *fuzzBundle) depth(t *testing.T) int {
 	return d[b.site.Key]
 }
 
+// within runs serve and fails the input if it takes more than 10 s: the
+// fuzzer has no hang detection of its own.
+func within(t *testing.T, body []byte, serve func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		serve()
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		t.Fatalf("request hung for 10 s on %q\n%s", body, buf)
+	}
+}
+
 func seedEvent(id string) map[string]any {
 	return map[string]any{
 		"event_name": "Purchase", "event_time": time.Now().Unix(), "event_id": id, "action_source": "website",
@@ -93,7 +112,7 @@ func FuzzServerEvents(f *testing.F) {
 		req.Header.Set("Authorization", "Bearer "+fuzzAPIKey)
 		req.Header.Set("Content-Type", ctype)
 		w := httptest.NewRecorder()
-		srv.ServeEvents(w, req)
+		within(t, body, func() { srv.ServeEvents(w, req) })
 		after := b.depth(t)
 		code := w.Code
 		if code >= 500 && code != http.StatusServiceUnavailable {
@@ -145,7 +164,7 @@ func FuzzBrowserEvents(f *testing.F) {
 		req.Header.Set("User-Agent", "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) Safari/605.1.15")
 		req.RemoteAddr = "203.0.113.9:1234"
 		w := httptest.NewRecorder()
-		h.ServeHTTP(w, req)
+		within(t, body, func() { h.ServeHTTP(w, req) })
 		code := w.Code
 		if code >= 500 && code != http.StatusServiceUnavailable {
 			t.Fatalf("status %d for %q: %s", code, body, w.Body.Bytes())
