@@ -139,9 +139,11 @@ func (r *report) markdown() string {
 	return b.String()
 }
 
+// lossVerdict: delivered may exceed acknowledged, because requests cut
+// off at the end of a phase are committed but never answered.
 func lossVerdict(delivered, acked int64) string {
 	if delivered >= acked {
-		return "no loss"
+		return "no loss (any surplus: requests cut off at the end of a phase, committed but unanswered)"
 	}
 	return "**not all delivered within 2 min**"
 }
