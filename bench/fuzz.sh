@@ -19,7 +19,7 @@ while IFS=: read -r file line; do
 	pkg="$(dirname "$file")"
 	count=$((count + 1))
 	echo "== $pkg $name ($duration)"
-	if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "$duration" "${parallel[@]}" "$pkg"; then
+	if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "$duration" -fuzzminimizetime "${FUZZ_MINIMIZE:-200x}" "${parallel[@]}" "$pkg"; then
 		failed+=("$pkg $name")
 	fi
 done < <(grep -rHE --include='*_test.go' '^func Fuzz[A-Za-z0-9_]+\(f \*testing\.F\)' . | grep -v '^./bench/results' | sort)
