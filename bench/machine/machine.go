@@ -65,19 +65,6 @@ func LoadAvg() string {
 	return strings.Join(f[:3], " ")
 }
 
-// Load1 is the 1-minute load average, or -1.
-func Load1() float64 {
-	f := strings.Fields(LoadAvg())
-	if len(f) == 0 {
-		return -1
-	}
-	v, err := strconv.ParseFloat(f[0], 64)
-	if err != nil {
-		return -1
-	}
-	return v
-}
-
 // Markdown is the machine as a bullet list.
 func (in Info) Markdown() string {
 	return fmt.Sprintf("- CPU: %s, %d logical CPUs (nproc)\n- Memory: %s\n- Go: %s\n- Kernel: Linux %s\n- Load average at start (1/5/15 min): %s\n",
