@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/capirelay/capirelay/internal/store"
@@ -116,7 +117,19 @@ func (db *DB) LearnIdentities(ctx context.Context, ids []*store.Identity) error 
 		return fmt.Errorf("learn identity: %w", mapErr(err))
 	}
 	defer tx.Rollback()
+	var likelyNew, rest []*store.Identity
 	for _, id := range ids {
+		if id.LikelyNew {
+			likelyNew = append(likelyNew, id)
+		} else {
+			rest = append(rest, id)
+		}
+	}
+	existing, err := db.insertIdentities(ctx, tx, likelyNew)
+	if err != nil {
+		return err
+	}
+	for _, id := range append(rest, existing...) {
 		if err := db.learnOne(ctx, tx, id); err != nil {
 			return err
 		}
@@ -124,13 +137,89 @@ func (db *DB) LearnIdentities(ctx context.Context, ids []*store.Identity) error 
 	return mapErr(tx.Commit())
 }
 
-func (db *DB) learnOne(ctx context.Context, tx *sql.Tx, id *store.Identity) error {
-	if id.LikelyNew {
-		inserted, err := db.insertIdentity(ctx, tx, id)
-		if err != nil || inserted {
-			return err
+// insertIdentities inserts identities believed new with multi-row
+// statements and returns those that existed after all (to merge).
+func (db *DB) insertIdentities(ctx context.Context, tx *sql.Tx, ids []*store.Identity) ([]*store.Identity, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	now := ms(db.now())
+	var existing []*store.Identity
+	const rowsPer = 200
+	for lo := 0; lo < len(ids); lo += rowsPer {
+		part := ids[lo:min(lo+rowsPer, len(ids))]
+		var sb strings.Builder
+		args := make([]any, 0, len(part)*6)
+		sb.WriteString(`INSERT INTO identities (site_key, visitor_id, hashes, device, created_at, updated_at) VALUES `)
+		curs := make(map[[2]string]*store.Identity, len(part))
+		for i, id := range part {
+			cur := &store.Identity{SiteKey: id.SiteKey, VisitorID: id.VisitorID, Hashes: map[string][]string{}}
+			cur.Merge(id)
+			curs[[2]string{cur.SiteKey, cur.VisitorID}] = cur
+			hashes, err := json.Marshal(cur.Hashes)
+			if err != nil {
+				return nil, fmt.Errorf("learn identity: %w", err)
+			}
+			var sealed []byte
+			if d := (device{Fbp: cur.Fbp, Fbc: cur.Fbc, IP: cur.IP, UA: cur.UA}); d != (device{}) {
+				pt, _ := json.Marshal(d)
+				sealed = db.box.Seal(pt, []byte(identityAD(cur.SiteKey, cur.VisitorID)))
+			}
+			if i > 0 {
+				sb.WriteByte(',')
+			}
+			sb.WriteString("(?,?,?,?,?,?)")
+			args = append(args, cur.SiteKey, cur.VisitorID, string(hashes), sealed, now, now)
+		}
+		sb.WriteString(` ON CONFLICT (site_key, visitor_id) DO NOTHING RETURNING site_key, visitor_id`)
+		rows, err := tx.QueryContext(ctx, sb.String(), args...)
+		if err != nil {
+			return nil, fmt.Errorf("learn identities: %w", mapErr(err))
+		}
+		inserted := map[[2]string]bool{}
+		for rows.Next() {
+			var k [2]string
+			if err := rows.Scan(&k[0], &k[1]); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("learn identities: %w", mapErr(err))
+			}
+			inserted[k] = true
+		}
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("learn identities: %w", mapErr(err))
+		}
+		sb.Reset()
+		args = args[:0]
+		n := 0
+		for _, id := range part {
+			k := [2]string{id.SiteKey, id.VisitorID}
+			if !inserted[k] {
+				existing = append(existing, id)
+				continue
+			}
+			cur := curs[k]
+			for _, kind := range store.IndexedKeys {
+				for _, h := range cur.Hashes[kind] {
+					if n > 0 {
+						sb.WriteByte(',')
+					}
+					sb.WriteString("(?,?,?,?,?)")
+					args = append(args, kind, h, cur.SiteKey, cur.VisitorID, now)
+					n++
+				}
+			}
+		}
+		if n > 0 {
+			q := `INSERT INTO identity_keys (kind, hash, site_key, visitor_id, updated_at) VALUES ` + sb.String() + ` ON CONFLICT DO NOTHING`
+			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+				return nil, fmt.Errorf("learn identities: index: %w", mapErr(err))
+			}
 		}
 	}
+	return existing, nil
+}
+
+func (db *DB) learnOne(ctx context.Context, tx *sql.Tx, id *store.Identity) error {
 	cur, err := db.loadIdentity(ctx, tx, id.SiteKey, id.VisitorID)
 	isNew := errors.Is(err, store.ErrNotFound)
 	switch {
@@ -172,39 +261,6 @@ func (db *DB) learnOne(ctx context.Context, tx *sql.Tx, id *store.Identity) erro
 		}
 	}
 	return nil
-}
-
-// insertIdentity inserts id as a new identity; false when one exists.
-func (db *DB) insertIdentity(ctx context.Context, tx *sql.Tx, id *store.Identity) (bool, error) {
-	cur := &store.Identity{SiteKey: id.SiteKey, VisitorID: id.VisitorID, Hashes: map[string][]string{}}
-	cur.Merge(id)
-	now := ms(db.now())
-	hashes, err := json.Marshal(cur.Hashes)
-	if err != nil {
-		return false, fmt.Errorf("learn identity: %w", err)
-	}
-	var sealed []byte
-	if d := (device{Fbp: cur.Fbp, Fbc: cur.Fbc, IP: cur.IP, UA: cur.UA}); d != (device{}) {
-		pt, _ := json.Marshal(d)
-		sealed = db.box.Seal(pt, []byte(identityAD(cur.SiteKey, cur.VisitorID)))
-	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO identities (site_key, visitor_id, hashes, device, created_at, updated_at)
-		VALUES (?,?,?,?,?,?) ON CONFLICT (site_key, visitor_id) DO NOTHING`, cur.SiteKey, cur.VisitorID, string(hashes), sealed, now, now)
-	if err != nil {
-		return false, fmt.Errorf("learn identity: %w", mapErr(err))
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return false, nil
-	}
-	for _, k := range store.IndexedKeys {
-		for _, h := range cur.Hashes[k] {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO identity_keys (kind, hash, site_key, visitor_id, updated_at)
-				VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING`, k, h, cur.SiteKey, cur.VisitorID, now); err != nil {
-				return false, fmt.Errorf("learn identity: index: %w", mapErr(err))
-			}
-		}
-	}
-	return true, nil
 }
 
 // KnownKeys lists visitors and indexed hashes changed since a time.
