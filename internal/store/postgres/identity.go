@@ -1,0 +1,351 @@
+package postgres
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/capirelay/capirelay/internal/store"
+)
+
+var (
+	_ store.Identities = (*DB)(nil)
+	_ store.Forgetter  = (*DB)(nil)
+)
+
+// device is the sealed part of an identity, as in the SQLite store.
+type device struct {
+	Fbp string `json:"fbp,omitempty"`
+	Fbc string `json:"fbc,omitempty"`
+	IP  string `json:"ip,omitempty"`
+	UA  string `json:"ua,omitempty"`
+}
+
+func identityAD(siteKey, visitorID string) string { return "identity:" + siteKey + ":" + visitorID }
+
+// querier is a pool or a transaction.
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func (db *DB) loadIdentity(ctx context.Context, q querier, siteKey, visitorID string, lock bool) (*store.Identity, error) {
+	id := store.Identity{SiteKey: siteKey, VisitorID: visitorID}
+	var hashes string
+	var sealed []byte
+	sql := `SELECT hashes, device, created_at, updated_at FROM identities WHERE site_key = $1 AND visitor_id = $2`
+	if lock {
+		sql += ` FOR UPDATE`
+	}
+	if err := q.QueryRow(ctx, sql, siteKey, visitorID).Scan(&hashes, &sealed, &id.CreatedAt, &id.UpdatedAt); err != nil {
+		return nil, mapErr(err)
+	}
+	if err := json.Unmarshal([]byte(hashes), &id.Hashes); err != nil {
+		return nil, fmt.Errorf("identity hashes: %w", err)
+	}
+	if len(sealed) > 0 {
+		pt, err := db.box.Open(sealed, []byte(identityAD(siteKey, visitorID)))
+		if err != nil {
+			return nil, fmt.Errorf("identity device: %w", err)
+		}
+		var d device
+		if err := json.Unmarshal(pt, &d); err != nil {
+			return nil, fmt.Errorf("identity device: %w", err)
+		}
+		id.Fbp, id.Fbc, id.IP, id.UA = d.Fbp, d.Fbc, d.IP, d.UA
+	}
+	return &id, nil
+}
+
+// Identity returns the identity of a visitor; store.ErrNotFound when none.
+func (db *DB) Identity(ctx context.Context, siteKey, visitorID string) (*store.Identity, error) {
+	id, err := db.loadIdentity(ctx, db.pool, siteKey, visitorID, false)
+	if err != nil {
+		return nil, fmt.Errorf("identity: %w", err)
+	}
+	return id, nil
+}
+
+// VisitorsByHash lists (at most 20) visitors whose identity holds hash
+// under key, most recently updated first.
+func (db *DB) VisitorsByHash(ctx context.Context, siteKey, key, hash string) ([]string, error) {
+	rows, err := db.pool.Query(ctx, `SELECT visitor_id FROM identity_keys WHERE kind = $1 AND hash = $2 AND site_key = $3
+		ORDER BY updated_at DESC, visitor_id LIMIT 20`, key, hash, siteKey)
+	if err != nil {
+		return nil, fmt.Errorf("visitors by %s: %w", key, mapErr(err))
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("visitors by %s: %w", key, mapErr(err))
+	}
+	return out, nil
+}
+
+// LearnIdentity merges id into the stored identity and indexes its hashes.
+func (db *DB) LearnIdentity(ctx context.Context, id *store.Identity) error {
+	return db.LearnIdentities(ctx, []*store.Identity{id})
+}
+
+// LearnIdentities merges each of ids in one transaction committed without
+// waiting for the WAL flush (synchronous_commit off: identity data is
+// enrichment; see store.Identities). Each visitor is serialized across
+// nodes by a transaction advisory lock, taken in sorted order so that
+// concurrent transactions cannot deadlock.
+func (db *DB) LearnIdentities(ctx context.Context, ids []*store.Identity) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	sorted := slices.Clone(ids)
+	slices.SortStableFunc(sorted, func(a, b *store.Identity) int {
+		return cmp.Or(cmp.Compare(a.SiteKey, b.SiteKey), cmp.Compare(a.VisitorID, b.VisitorID))
+	})
+	err := db.transact(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+			return err
+		}
+		for _, id := range sorted {
+			if err := db.learnOne(ctx, tx, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("learn identity: %w", mapErr(err))
+	}
+	return nil
+}
+
+func (db *DB) learnOne(ctx context.Context, tx pgx.Tx, id *store.Identity) error {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey(identityAD(id.SiteKey, id.VisitorID))); err != nil {
+		return err
+	}
+	cur, err := db.loadIdentity(ctx, tx, id.SiteKey, id.VisitorID, true)
+	isNew := errors.Is(err, store.ErrNotFound)
+	switch {
+	case isNew:
+		cur = &store.Identity{SiteKey: id.SiteKey, VisitorID: id.VisitorID, Hashes: map[string][]string{}}
+	case err != nil:
+		return err
+	}
+	if !cur.Merge(id) && !isNew {
+		return nil
+	}
+	now := db.now()
+	hashes, err := json.Marshal(cur.Hashes)
+	if err != nil {
+		return err
+	}
+	var sealed []byte
+	if d := (device{Fbp: cur.Fbp, Fbc: cur.Fbc, IP: cur.IP, UA: cur.UA}); d != (device{}) {
+		pt, _ := json.Marshal(d)
+		sealed = db.box.Seal(pt, []byte(identityAD(cur.SiteKey, cur.VisitorID)))
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO identities (site_key, visitor_id, hashes, device, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (site_key, visitor_id) DO UPDATE SET hashes = excluded.hashes,
+		device = excluded.device, updated_at = excluded.updated_at`,
+		cur.SiteKey, cur.VisitorID, string(hashes), sealed, now); err != nil {
+		return err
+	}
+	// The index mirrors the capped lists: hashes pushed out are unlinked.
+	if !isNew {
+		if _, err := tx.Exec(ctx, `DELETE FROM identity_keys WHERE site_key = $1 AND visitor_id = $2`, cur.SiteKey, cur.VisitorID); err != nil {
+			return err
+		}
+	}
+	var kinds, values []string
+	for _, k := range store.IndexedKeys {
+		for _, h := range cur.Hashes[k] {
+			kinds, values = append(kinds, k), append(values, h)
+		}
+	}
+	if len(kinds) > 0 {
+		if _, err := tx.Exec(ctx, `INSERT INTO identity_keys (kind, hash, site_key, visitor_id, updated_at)
+			SELECT k, h, $3, $4, $5 FROM unnest($1::text[], $2::text[]) AS u(k, h) ON CONFLICT DO NOTHING`,
+			kinds, values, cur.SiteKey, cur.VisitorID, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// KnownKeys calls fn for every visitor and indexed hash changed at or
+// after since and returns the latest change time seen (since when none).
+func (db *DB) KnownKeys(ctx context.Context, since time.Time, fn func(siteKey, kind, value string)) (time.Time, error) {
+	latest := since
+	for _, q := range []string{
+		`SELECT site_key, 'visitor', visitor_id, updated_at FROM identities WHERE updated_at >= $1`,
+		`SELECT site_key, kind, hash, updated_at FROM identity_keys WHERE updated_at >= $1`,
+	} {
+		rows, err := db.pool.Query(ctx, q, since)
+		if err != nil {
+			return since, fmt.Errorf("known identity keys: %w", mapErr(err))
+		}
+		var site, kind, value string
+		var at time.Time
+		if _, err := pgx.ForEachRow(rows, []any{&site, &kind, &value, &at}, func() error {
+			fn(site, kind, value)
+			if at.After(latest) {
+				latest = at
+			}
+			return nil
+		}); err != nil {
+			return since, fmt.Errorf("known identity keys: %w", mapErr(err))
+		}
+	}
+	return latest, nil
+}
+
+// visitorRef is a visitor of a site; an empty site means every site.
+type visitorRef struct{ site, visitor string }
+
+// Forget erases a person (see store.Forgetter) in one transaction. Unlike
+// SQLite with secure_delete, PostgreSQL keeps deleted row versions on disk
+// until VACUUM reuses their space, and in WAL archives and backups until
+// they age out: operators who must guarantee erasure run VACUUM and set
+// backup retention accordingly (docs/scaling.md).
+func (db *DB) Forget(ctx context.Context, req store.ForgetRequest) (store.ForgetResult, error) {
+	var res store.ForgetResult
+	err := db.transact(ctx, func(tx pgx.Tx) error {
+		res = store.ForgetResult{}
+		return db.forget(ctx, tx, req, &res)
+	})
+	if err != nil {
+		return res, fmt.Errorf("forget: %w", mapErr(err))
+	}
+	return res, nil
+}
+
+func (db *DB) forget(ctx context.Context, tx pgx.Tx, req store.ForgetRequest, res *store.ForgetResult) error {
+	refs := map[visitorRef]bool{}
+	for _, v := range req.VisitorIDs {
+		if v != "" {
+			refs[visitorRef{req.SiteKey, v}] = true
+		}
+	}
+	hashes := slices.Clone(req.Hashes)
+	if len(req.Hashes) > 0 {
+		for _, q := range []string{
+			`SELECT site_key, visitor_id FROM identity_keys WHERE kind IN ('em', 'ph') AND hash = ANY($1) AND ($2 = '' OR site_key = $2)`,
+			`SELECT site_key, visitor_id FROM leads WHERE (em_hash = ANY($1) OR ph_hash = ANY($1)) AND ($2 = '' OR site_key = $2)`,
+		} {
+			if err := collectRefs(ctx, tx, q, []any{req.Hashes, req.SiteKey}, refs); err != nil {
+				return err
+			}
+		}
+	}
+	// A visitor named without a site is looked up in every site.
+	for ref := range refs {
+		if ref.site != "" {
+			continue
+		}
+		delete(refs, ref)
+		q := `SELECT site_key, visitor_id FROM identities WHERE visitor_id = $1
+			UNION SELECT site_key, visitor_id FROM leads WHERE visitor_id = $1
+			UNION SELECT site_key, visitor_id FROM outbox WHERE visitor_id = $1`
+		if err := collectRefs(ctx, tx, q, []any{ref.visitor}, refs); err != nil {
+			return err
+		}
+	}
+	res.Visitors = len(refs)
+
+	for ref := range refs {
+		id, err := db.loadIdentity(ctx, tx, ref.site, ref.visitor, true)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			return err
+		default:
+			for _, k := range store.IndexedKeys {
+				hashes = append(hashes, id.Hashes[k]...)
+			}
+		}
+		var jobs int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM lead_webhooks WHERE lead_id IN
+			(SELECT id FROM leads WHERE site_key = $1 AND visitor_id = $2)`, ref.site, ref.visitor).Scan(&jobs); err != nil {
+			return err
+		}
+		res.WebhookJobs += jobs
+		for _, step := range []struct {
+			n *int
+			q string
+		}{
+			{&res.IdentityKeys, `DELETE FROM identity_keys WHERE site_key = $1 AND visitor_id = $2`},
+			{&res.Identities, `DELETE FROM identities WHERE site_key = $1 AND visitor_id = $2`},
+			{&res.Sessions, `DELETE FROM leads WHERE site_key = $1 AND visitor_id = $2 AND state = 'open'`},
+			{&res.Leads, `DELETE FROM leads WHERE site_key = $1 AND visitor_id = $2`},
+			{&res.OutboxEvents, `DELETE FROM outbox WHERE site_key = $1 AND visitor_id = $2 AND state IN ('pending', 'held', 'dead')`},
+		} {
+			tag, err := tx.Exec(ctx, step.q, ref.site, ref.visitor)
+			if err != nil {
+				return err
+			}
+			*step.n += int(tag.RowsAffected())
+		}
+	}
+	// Unsent events of the person that carry no visitor id (server events)
+	// are found by the hashes in their sealed payloads.
+	if len(hashes) > 0 {
+		n, err := db.forgetPayloads(ctx, tx, req.SiteKey, hashes)
+		if err != nil {
+			return err
+		}
+		res.OutboxEvents += n
+	}
+	return nil
+}
+
+func collectRefs(ctx context.Context, tx pgx.Tx, q string, args []any, refs map[visitorRef]bool) error {
+	rows, err := tx.Query(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	var r visitorRef
+	_, err = pgx.ForEachRow(rows, []any{&r.site, &r.visitor}, func() error {
+		refs[r] = true
+		return nil
+	})
+	return err
+}
+
+// forgetPayloads deletes unsent outbox rows whose payload holds one of
+// hashes. Payloads are sealed, so each is opened.
+func (db *DB) forgetPayloads(ctx context.Context, tx pgx.Tx, siteKey string, hashes []string) (int, error) {
+	rows, err := tx.Query(ctx, `SELECT id, payload FROM outbox WHERE state IN ('pending', 'held', 'dead')
+		AND ($1 = '' OR site_key = $1)`, siteKey)
+	if err != nil {
+		return 0, err
+	}
+	var ids []int64
+	var id int64
+	var sealed []byte
+	if _, err := pgx.ForEachRow(rows, []any{&id, &sealed}, func() error {
+		pt, err := db.box.Open(sealed, []byte(payloadAD))
+		if err != nil {
+			return fmt.Errorf("outbox item %d: %w", id, err)
+		}
+		for _, h := range hashes {
+			if h != "" && bytes.Contains(pt, []byte(h)) {
+				ids = append(ids, id)
+				break
+			}
+		}
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	tag, err := tx.Exec(ctx, `DELETE FROM outbox WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return 0, err
+	}
+	return int(tag.RowsAffected()), nil
+}

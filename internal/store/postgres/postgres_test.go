@@ -1,0 +1,509 @@
+package postgres_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/capirelay/capirelay/internal/secret"
+	"github.com/capirelay/capirelay/internal/store"
+	"github.com/capirelay/capirelay/internal/store/postgres"
+	"github.com/capirelay/capirelay/internal/store/storetest"
+)
+
+// envURL names the server the tests use; each test gets its own database
+// on it, dropped afterwards, so the role needs CREATEDB.
+const envURL = "CAPIRELAY_TEST_DATABASE_URL"
+
+// serverURL returns the test server's URL, skipping the test when none is
+// set, except in CI, where PostgreSQL is mandatory.
+func serverURL(tb testing.TB) string {
+	tb.Helper()
+	u := os.Getenv(envURL)
+	if u == "" {
+		if os.Getenv("CI") == "true" {
+			tb.Fatalf("set %s; .ci/run starts PostgreSQL", envURL)
+		}
+		tb.Skipf("install postgresql and set %s=postgres://user:password@localhost:5432/postgres?sslmode=disable", envURL)
+	}
+	return u
+}
+
+// newDatabase creates an empty database and returns its URL; it is
+// dropped when the test ends.
+func newDatabase(tb testing.TB) string {
+	tb.Helper()
+	server := serverURL(tb)
+	var b [6]byte
+	rand.Read(b[:])
+	name := "t_capirelay_" + hex.EncodeToString(b[:])
+	admin := func(q string) {
+		tb.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, server)
+		if err != nil {
+			tb.Fatalf("connect to %s: %v", envURL, err)
+		}
+		defer conn.Close(ctx)
+		for {
+			_, err := conn.Exec(ctx, q)
+			var pe *pgconn.PgError
+			// 55006: a session of a closed store is still going away.
+			if errors.As(err, &pe) && pe.Code == "55006" && ctx.Err() == nil {
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			if err != nil {
+				tb.Fatalf("%s: %v", q, err)
+			}
+			return
+		}
+	}
+	admin("CREATE DATABASE " + name)
+	// Not WITH (FORCE): that needs the right to signal autovacuum workers.
+	tb.Cleanup(func() { admin("DROP DATABASE IF EXISTS " + name) })
+	return withDatabase(tb, server, name)
+}
+
+// withDatabase points a URL or key=value DSN at database name.
+func withDatabase(tb testing.TB, server, name string) string {
+	if strings.HasPrefix(server, "postgres://") || strings.HasPrefix(server, "postgresql://") {
+		u, err := url.Parse(server)
+		if err != nil {
+			tb.Fatalf("parse %s: %v", envURL, err)
+		}
+		u.Path = "/" + name
+		return u.String()
+	}
+	return server + " dbname=" + name
+}
+
+func testBox(tb testing.TB) *secret.Box {
+	tb.Helper()
+	box, err := secret.New(bytes.Repeat([]byte{7}, secret.KeySize))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return box
+}
+
+func mustOpen(tb testing.TB, dbURL string) *postgres.DB {
+	tb.Helper()
+	db, err := postgres.Open(context.Background(), dbURL, testBox(tb))
+	if err != nil {
+		tb.Fatalf("Open = %v", err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestStore(t *testing.T) {
+	serverURL(t)
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return mustOpen(t, newDatabase(t))
+	})
+}
+
+// TestSealedAtRest reads the raw columns: tokens and payloads are sealed,
+// with the same additional data as the SQLite store, so a key moves data
+// between the two.
+func TestSealedAtRest(t *testing.T) {
+	ctx := t.Context()
+	dbURL := newDatabase(t)
+	db := mustOpen(t, dbURL)
+	const (
+		token   = "EAAplaintext-token-4d2f9c"
+		payload = `{"client_ip_address":"198.51.100.213","marker":"payload-plaintext-7e1b"}`
+		sandbox = `{"marker":"sandbox-plaintext-93aa"}`
+	)
+	if err := db.CreateSite(ctx, &store.Site{Key: "k", Name: "n", APIKeyHash: "h", PixelID: "1", AccessToken: token}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Enqueue(ctx, []store.NewEvent{{SiteKey: "k", EventName: "Lead", EventID: "1",
+		EventTime: time.Now(), Payload: []byte(payload)}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.RecordSandbox(ctx, "k", time.Now(), []byte(sandbox)); err != nil {
+		t.Fatal(err)
+	}
+
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	box := testBox(t)
+	for _, c := range []struct{ query, ad, plain string }{
+		{`SELECT access_token FROM sites WHERE key = 'k'`, "site-token:k", token},
+		{`SELECT payload FROM outbox`, "outbox", payload},
+		{`SELECT payload FROM sandbox`, "sandbox", sandbox},
+	} {
+		var raw []byte
+		if err := conn.QueryRow(ctx, c.query).Scan(&raw); err != nil {
+			t.Fatalf("%s: %v", c.query, err)
+		}
+		if bytes.Contains(raw, []byte("plaintext")) || bytes.Contains(raw, []byte("198.51.100.213")) {
+			t.Errorf("%s: stored in plaintext: %q", c.query, raw)
+		}
+		got, err := box.Open(raw, []byte(c.ad))
+		if err != nil || string(got) != c.plain {
+			t.Errorf("%s: box.Open(raw, %q) = %q, %v; want the plaintext", c.query, c.ad, got, err)
+		}
+	}
+	// Nothing else in the database holds it either (text search over a
+	// dump of every row).
+	var hits int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM (
+		SELECT s::text AS t FROM sites s UNION ALL SELECT o::text FROM outbox o UNION ALL SELECT x::text FROM sandbox x
+		UNION ALL SELECT e::text FROM seen e) r WHERE t LIKE '%plaintext%' OR t LIKE '%198.51.100.213%'`).Scan(&hits); err != nil {
+		t.Fatal(err)
+	}
+	if hits != 0 {
+		t.Errorf("%d rows hold plaintext", hits)
+	}
+}
+
+// TestConcurrentOpen starts four nodes at once on an empty database: the
+// migration lock lets one migrate and the others wait and find it done.
+func TestConcurrentOpen(t *testing.T) {
+	dbURL := newDatabase(t)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			db, err := postgres.Open(context.Background(), dbURL, testBox(t))
+			if err != nil {
+				t.Errorf("Open = %v", err)
+				return
+			}
+			db.Close()
+		})
+	}
+	wg.Wait()
+	db := mustOpen(t, dbURL)
+	if err := db.Ping(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTryLock(t *testing.T) {
+	ctx := t.Context()
+	dbURL := newDatabase(t)
+	node1, node2 := mustOpen(t, dbURL), mustOpen(t, dbURL)
+
+	unlock, ok, err := node1.TryLock(ctx, "sweeper")
+	if err != nil || !ok {
+		t.Fatalf("node1 TryLock(sweeper) = %v, %v; want the lock", ok, err)
+	}
+	if _, ok, err := node2.TryLock(ctx, "sweeper"); err != nil || ok {
+		t.Fatalf("node2 TryLock(sweeper) while node1 holds it = %v, %v; want not ok", ok, err)
+	}
+	unlockRetention, ok, err := node2.TryLock(ctx, "retention")
+	if err != nil || !ok {
+		t.Fatalf("node2 TryLock(retention) = %v, %v; want the lock (other name)", ok, err)
+	}
+	defer unlockRetention()
+	unlock()
+	unlock() // safe twice
+	unlock2, ok, err := node2.TryLock(ctx, "sweeper")
+	if err != nil || !ok {
+		t.Fatalf("node2 TryLock(sweeper) after unlock = %v, %v; want the lock", ok, err)
+	}
+	unlock2()
+
+	// A node that dies frees its locks.
+	_, ok, err = node1.TryLock(ctx, "sweeper")
+	if err != nil || !ok {
+		t.Fatalf("node1 TryLock again = %v, %v", ok, err)
+	}
+	node1.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		unlock, ok, err := node2.TryLock(ctx, "sweeper")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			unlock()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("lock of a closed node was not freed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestTwoNodes runs two nodes on one database: dedup holds across them
+// and their dispatchers never share an item.
+func TestTwoNodes(t *testing.T) {
+	dbURL := newDatabase(t)
+	nodes := []*postgres.DB{mustOpen(t, dbURL), mustOpen(t, dbURL)}
+	const keys = 500
+	accepted := make([]int, len(nodes))
+	var wg sync.WaitGroup
+	for n, db := range nodes {
+		wg.Go(func() {
+			for i := 0; i < keys; i += 50 {
+				evs := make([]store.NewEvent, 50)
+				for j := range evs {
+					evs[j] = store.NewEvent{SiteKey: "s", EventName: "Purchase", EventID: fmt.Sprint(i + j),
+						EventTime: time.Now(), Payload: []byte("{}")}
+				}
+				res, err := db.Enqueue(context.Background(), evs)
+				if err != nil {
+					t.Errorf("node %d: Enqueue = %v", n, err)
+					return
+				}
+				for _, r := range res {
+					if r.Status == store.Accepted {
+						accepted[n]++
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if accepted[0]+accepted[1] != keys {
+		t.Fatalf("accepted %d + %d events sent to both nodes, want %d in all", accepted[0], accepted[1], keys)
+	}
+
+	now := time.Now()
+	claimed := make([]map[int64]bool, len(nodes))
+	for n, db := range nodes {
+		claimed[n] = map[int64]bool{}
+		wg.Go(func() {
+			for {
+				items, err := db.Claim(context.Background(), "s", fmt.Sprint("node-", n), 25, now, time.Minute)
+				if err != nil {
+					t.Errorf("node %d: Claim = %v", n, err)
+					return
+				}
+				if len(items) == 0 {
+					return
+				}
+				for _, it := range items {
+					claimed[n][it.ID] = true
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for id := range claimed[0] {
+		if claimed[1][id] {
+			t.Errorf("item %d claimed by both nodes", id)
+		}
+	}
+	if got := len(claimed[0]) + len(claimed[1]); got != keys {
+		t.Errorf("claimed %d items, want %d", got, keys)
+	}
+}
+
+func TestUnavailable(t *testing.T) {
+	serverURL(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	_, err := postgres.Open(ctx, "postgres://nobody:x@127.0.0.1:1/none?sslmode=disable&connect_timeout=2", testBox(t))
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("Open(closed port) = %v, want ErrUnavailable", err)
+	}
+
+	db := mustOpen(t, newDatabase(t))
+	db.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := db.Enqueue(context.Background(), []store.NewEvent{{SiteKey: "s", EventName: "e", EventID: "1"}})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("Enqueue after Close = %v, want ErrUnavailable", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Enqueue after Close did not return")
+	}
+	if err := db.Ping(t.Context()); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("Ping after Close = %v, want ErrUnavailable", err)
+	}
+}
+
+func TestDuplicateMapped(t *testing.T) {
+	db := mustOpen(t, newDatabase(t))
+	site := &store.Site{Key: "a", Name: "a", APIKeyHash: "h"}
+	if err := db.CreateSite(t.Context(), site); err != nil {
+		t.Fatal(err)
+	}
+	err := db.CreateSite(t.Context(), &store.Site{Key: "a", Name: "a", APIKeyHash: "h2"})
+	if !errors.Is(err, store.ErrDuplicate) || !strings.Contains(err.Error(), "sites_pkey") {
+		t.Errorf("CreateSite(same key) = %v, want ErrDuplicate naming the constraint", err)
+	}
+}
+
+func TestEnqueueRefusesBadText(t *testing.T) {
+	db := mustOpen(t, newDatabase(t))
+	_, err := db.Enqueue(t.Context(), []store.NewEvent{{SiteKey: "s", EventName: "e", EventID: "a\x00b", Payload: []byte("{}")}})
+	if err == nil {
+		t.Fatal("Enqueue(event id with NUL) = nil, want an error")
+	}
+	// The refusal touched nobody else.
+	res, err := db.Enqueue(t.Context(), []store.NewEvent{{SiteKey: "s", EventName: "e", EventID: "ab", Payload: []byte("{}")}})
+	if err != nil || res[0].Status != store.Accepted {
+		t.Fatalf("Enqueue after refusal = %v, %v", res, err)
+	}
+}
+
+func BenchmarkEnqueue(b *testing.B) {
+	storetest.BenchEnqueue(b, mustOpen(b, newDatabase(b)))
+}
+
+func BenchmarkClaimComplete(b *testing.B) {
+	storetest.BenchClaimComplete(b, mustOpen(b, newDatabase(b)))
+}
+
+// TestLeadsIdentitiesAdminSmoke runs each lead, identity, forget and admin
+// method once, so SQL errors show up here. The semantics are the SQLite
+// store's; TODO(storetest): move these into the contract suite.
+func TestLeadsIdentitiesAdminSmoke(t *testing.T) {
+	ctx := t.Context()
+	db := mustOpen(t, newDatabase(t))
+	now := time.Now()
+	l, err := db.UpsertLead(ctx, "s", "v", "f", func(l *store.Lead) error {
+		l.State, l.StartedAt, l.UpdatedAt, l.DueAt, l.ExpiresAt = store.LeadOpen, now, now, now, now.Add(time.Hour)
+		l.Data.Fields = map[string]string{"em": "a@example.com"}
+		l.EmailHash = "emhash"
+		return nil
+	})
+	if err != nil || l.ID == 0 {
+		t.Fatalf("UpsertLead = %+v, %v", l, err)
+	}
+	got, err := db.Lead(ctx, l.ID)
+	if err != nil || !got.PartialAt.IsZero() || !got.ClosedAt.IsZero() || got.Data.Fields["em"] != "a@example.com" {
+		t.Fatalf("Lead = %+v, %v; want zero PartialAt and ClosedAt, the data back", got, err)
+	}
+	leads, err := db.ClaimDueLeads(ctx, now, 10)
+	if err != nil || len(leads) != 1 || leads[0].State != store.LeadPartial {
+		t.Fatalf("ClaimDueLeads = %+v, %v", leads, err)
+	}
+	if fw, err := db.ClaimLeadForwards(ctx, now, time.Minute, 10); err != nil || len(fw) != 1 {
+		t.Fatalf("ClaimLeadForwards = %d, %v", len(fw), err)
+	}
+	if err := db.CompleteLeadForward(ctx, l.ID, store.ForwardSent, ""); err != nil {
+		t.Fatal(err)
+	}
+	jobs, err := db.ClaimWebhooks(ctx, now, time.Minute, 10)
+	if err != nil || len(jobs) != 1 || jobs[0].Lead == nil || jobs[0].Attempts != 1 {
+		t.Fatalf("ClaimWebhooks = %+v, %v", jobs, err)
+	}
+	if err := db.CompleteWebhook(ctx, store.WebhookAttempt{JobID: jobs[0].ID, Attempt: 1, At: now, Status: 200,
+		State: store.WebhookDelivered, Duration: 15 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	if as, err := db.WebhookAttempts(ctx, "s", 10); err != nil || len(as) != 1 || as[0].Duration != 15*time.Millisecond {
+		t.Fatalf("WebhookAttempts = %+v, %v", as, err)
+	}
+	if sec, err := db.WebhookSecret(ctx, "s", "first"); err != nil || sec != "first" {
+		t.Fatalf("WebhookSecret = %q, %v", sec, err)
+	}
+	if sec, _ := db.WebhookSecret(ctx, "s", "second"); sec != "first" {
+		t.Fatalf("WebhookSecret kept = %q, want first", sec)
+	}
+	if ls, err := db.ListLeads(ctx, store.LeadFilter{SiteKey: "s", States: []string{store.LeadPartial}}); err != nil || len(ls) != 1 {
+		t.Fatalf("ListLeads = %d, %v", len(ls), err)
+	}
+
+	if err := db.LearnIdentities(ctx, []*store.Identity{{SiteKey: "s", VisitorID: "v",
+		Hashes: map[string][]string{store.KeyEmail: {"emhash"}}, IP: "203.0.113.9"}}); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := db.Identity(ctx, "s", "v"); err != nil || id.IP != "203.0.113.9" || id.Hashes[store.KeyEmail][0] != "emhash" {
+		t.Fatalf("Identity = %+v, %v", id, err)
+	}
+	if vs, err := db.VisitorsByHash(ctx, "s", store.KeyEmail, "emhash"); err != nil || len(vs) != 1 {
+		t.Fatalf("VisitorsByHash = %v, %v", vs, err)
+	}
+	var keys int
+	if _, err := db.KnownKeys(ctx, time.Time{}, func(_, _, _ string) { keys++ }); err != nil || keys != 2 {
+		t.Fatalf("KnownKeys = %d keys, %v; want visitor and em", keys, err)
+	}
+	mustEnqueue := func(ev store.NewEvent) {
+		if _, err := db.Enqueue(ctx, []store.NewEvent{ev}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustEnqueue(store.NewEvent{SiteKey: "s", EventName: "Lead", EventID: "1", VisitorID: "v", Payload: []byte("{}")})
+	mustEnqueue(store.NewEvent{SiteKey: "s", EventName: "Purchase", EventID: "2", Payload: []byte(`{"em":["emhash"]}`)})
+	res, err := db.Forget(ctx, store.ForgetRequest{Hashes: []string{"emhash"}})
+	if err != nil || res.Visitors != 1 || res.Identities != 1 || res.Leads != 1 || res.OutboxEvents != 2 || res.WebhookJobs != 1 {
+		t.Fatalf("Forget = %+v, %v", res, err)
+	}
+	if n, err := db.PurgeLeads(ctx, now.Add(2*time.Hour)); err != nil || n != 0 {
+		t.Fatalf("PurgeLeads = %d, %v", n, err)
+	}
+
+	if _, err := db.AdminPasswordHash(ctx); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("AdminPasswordHash = %v, want ErrNotFound", err)
+	}
+	if err := db.CreateAdminSession(ctx, &store.AdminSession{IDHash: "sess", CSRF: "c", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := db.AdminSession(ctx, "sess", now); err != nil || s.CSRF != "c" {
+		t.Fatalf("AdminSession = %+v, %v", s, err)
+	}
+	if err := db.SetAdminPasswordHash(ctx, "pw"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.AdminSession(ctx, "sess", now); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("AdminSession after password change = %v, want ErrNotFound", err)
+	}
+	tok := &store.AdminToken{Name: "ci", Hash: "th"}
+	if err := db.CreateAdminToken(ctx, tok); err != nil || tok.ID == 0 {
+		t.Fatalf("CreateAdminToken = %v", err)
+	}
+	if err := db.CreateAdminToken(ctx, &store.AdminToken{Name: "x", Hash: "th"}); !errors.Is(err, store.ErrDuplicate) {
+		t.Fatalf("CreateAdminToken(same hash) = %v, want ErrDuplicate", err)
+	}
+	if got, err := db.AdminTokenByHash(ctx, "th", now); err != nil || !got.LastUsedAt.Equal(now) {
+		t.Fatalf("AdminTokenByHash = %+v, %v", got, err)
+	}
+	if ts, err := db.ListAdminTokens(ctx); err != nil || len(ts) != 1 {
+		t.Fatalf("ListAdminTokens = %d, %v", len(ts), err)
+	}
+	if err := db.DeleteAdminToken(ctx, tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DeleteAdminSession(ctx, "nope"); err != nil {
+		t.Fatal(err)
+	}
+
+	ids, err := db.Enqueue(ctx, []store.NewEvent{{SiteKey: "s", EventName: "P", EventID: "9", Payload: []byte("{}")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	items, _ := db.Claim(ctx, "s", "o", 10, time.Now(), time.Minute)
+	done := time.Now()
+	if err := db.Complete(ctx, "o", []store.Outcome{{ID: ids[0].ID, Kind: store.OutcomeRetry, RetryAt: done, Reason: "HTTP 500"}}, done); err != nil || len(items) != 1 {
+		t.Fatalf("Complete = %v (claimed %d)", err, len(items))
+	}
+	if act, err := db.Activity(ctx, now.Add(-time.Hour), time.Now().Add(time.Hour)); err != nil || len(act) == 0 || act[0].In == 0 {
+		t.Fatalf("Activity = %+v, %v", act, err)
+	}
+	if errs, err := db.Errors(ctx, now.Add(-time.Hour), 10); err != nil || len(errs) != 1 || errs[0].Reason != "HTTP 500" {
+		t.Fatalf("Errors = %+v, %v", errs, err)
+	}
+	if _, err := db.DeliveryLatencies(ctx, now.Add(-time.Hour), 10); err != nil {
+		t.Fatal(err)
+	}
+}
