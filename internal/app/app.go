@@ -126,6 +126,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 		Metrics: a.Metrics,
 		Logger:  logger,
 		Linger:  cfg.BatchLinger,
+		Lease:   cfg.DispatchLease,
 	}
 	if a.handler, err = a.routes(); err != nil {
 		st.Close()

@@ -2,12 +2,12 @@ package app
 
 import (
 	"context"
-	"errors"
 
 	"github.com/capirelay/capirelay/internal/secret"
 	"github.com/capirelay/capirelay/internal/store"
+	"github.com/capirelay/capirelay/internal/store/postgres"
 )
 
 func openPostgres(ctx context.Context, url string, box *secret.Box) (store.Store, error) {
-	return nil, errors.New("postgres store not built yet")
+	return postgres.Open(ctx, url, box)
 }

@@ -34,16 +34,22 @@ type Config struct {
 	AllowExpiredVersion bool           // CAPIRELAY_ALLOW_EXPIRED_VERSION: start even on an expired Graph API version
 	GraphTimeout        time.Duration  // CAPIRELAY_GRAPH_TIMEOUT, default 10s per Graph request
 	Retention           time.Duration  // CAPIRELAY_RETENTION, delivered events kept, default 7 days
+	// DispatchLease is how long a claimed batch is this node's before
+	// another node may take it (PostgreSQL), CAPIRELAY_DISPATCH_LEASE,
+	// default 2m. It must outlast a batch's requests, including the
+	// retries that isolate a rejected event.
+	DispatchLease time.Duration
 }
 
 // Defaults.
 const (
-	DefaultAddr         = ":8080"
-	DefaultDataDir      = "./data"
-	DefaultGraphURL     = "https://graph.facebook.com"
-	DefaultBatchLinger  = time.Second
-	DefaultGraphTimeout = 10 * time.Second
-	DefaultRetention    = 7 * 24 * time.Hour
+	DefaultAddr          = ":8080"
+	DefaultDataDir       = "./data"
+	DefaultGraphURL      = "https://graph.facebook.com"
+	DefaultBatchLinger   = time.Second
+	DefaultGraphTimeout  = 10 * time.Second
+	DefaultRetention     = 7 * 24 * time.Hour
+	DefaultDispatchLease = 2 * time.Minute
 )
 
 // Env lists the environment variables, for the README and `serve -h`.
@@ -63,6 +69,7 @@ var Env = []struct{ Name, Default, Help string }{
 	{"CAPIRELAY_ALLOW_EXPIRED_VERSION", "false", "start even if the Graph API version has expired"},
 	{"CAPIRELAY_GRAPH_TIMEOUT", DefaultGraphTimeout.String(), "timeout of one Graph API request"},
 	{"CAPIRELAY_RETENTION", DefaultRetention.String(), "how long delivered events are kept"},
+	{"CAPIRELAY_DISPATCH_LEASE", DefaultDispatchLease.String(), "how long a node's claim on a batch lasts (several nodes)"},
 }
 
 // Load reads flags (args, without the subcommand) over the environment.
@@ -91,6 +98,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	linger := fs.String("batch-linger", env("CAPIRELAY_BATCH_LINGER", DefaultBatchLinger.String()), "batch linger (CAPIRELAY_BATCH_LINGER)")
 	timeout := fs.String("graph-timeout", env("CAPIRELAY_GRAPH_TIMEOUT", DefaultGraphTimeout.String()), "Graph request timeout (CAPIRELAY_GRAPH_TIMEOUT)")
 	retention := fs.String("retention", env("CAPIRELAY_RETENTION", DefaultRetention.String()), "delivered event retention (CAPIRELAY_RETENTION)")
+	lease := fs.String("dispatch-lease", env("CAPIRELAY_DISPATCH_LEASE", DefaultDispatchLease.String()), "claim lease (CAPIRELAY_DISPATCH_LEASE)")
 	demo := fs.String("demo", env("CAPIRELAY_DEMO", "true"), "create the demo site (CAPIRELAY_DEMO)")
 	allowExpired := fs.String("allow-expired-version", env("CAPIRELAY_ALLOW_EXPIRED_VERSION", "false"), "start on an expired Graph API version")
 	if err := fs.Parse(args); err != nil {
@@ -116,6 +124,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	c.BatchLinger = dur("CAPIRELAY_BATCH_LINGER", *linger)
 	c.GraphTimeout = dur("CAPIRELAY_GRAPH_TIMEOUT", *timeout)
 	c.Retention = dur("CAPIRELAY_RETENTION", *retention)
+	c.DispatchLease = dur("CAPIRELAY_DISPATCH_LEASE", *lease)
 	b := func(name, v string) bool {
 		switch strings.ToLower(v) {
 		case "1", "true", "yes", "on":
@@ -156,6 +165,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Retention == 0 {
 		c.Retention = DefaultRetention
+	}
+	if c.DispatchLease == 0 {
+		c.DispatchLease = DefaultDispatchLease
 	}
 	if c.PublicURL == "" {
 		host := c.Addr
