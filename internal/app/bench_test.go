@@ -8,10 +8,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/capirelay/capirelay/internal/capi"
 	"github.com/capirelay/capirelay/internal/config"
@@ -46,7 +50,13 @@ func benchBodies(n, per int, now time.Time) [][]byte {
 // 64 concurrent clients, 100 events per request, a real SQLite file
 // (WAL, synchronous=FULL). One op is one request.
 func BenchmarkIngestHTTP(b *testing.B) {
-	cfg := config.Config{DataDir: b.TempDir(), GraphURL: "http://127.0.0.1:1", Demo: false}
+	for _, st := range benchStores(b) {
+		b.Run(st.name, func(b *testing.B) { benchIngest(b, st.url(b)) })
+	}
+}
+
+func benchIngest(b *testing.B, dbURL string) {
+	cfg := config.Config{DataDir: b.TempDir(), GraphURL: "http://127.0.0.1:1", Demo: false, DatabaseURL: dbURL}
 	a, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
@@ -109,7 +119,13 @@ func (c *countingDest) Send(ctx context.Context, site *store.Site, bt *dispatch.
 // SQLite outbox to a local destination, in batches of 1000. One op is one
 // event.
 func BenchmarkDispatch(b *testing.B) {
-	cfg := config.Config{DataDir: b.TempDir(), GraphURL: "http://127.0.0.1:1", Demo: false}
+	for _, st := range benchStores(b) {
+		b.Run(st.name, func(b *testing.B) { benchDispatch(b, st.url(b)) })
+	}
+}
+
+func benchDispatch(b *testing.B, dbURL string) {
+	cfg := config.Config{DataDir: b.TempDir(), GraphURL: "http://127.0.0.1:1", Demo: false, DatabaseURL: dbURL}
 	a, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
@@ -152,4 +168,41 @@ func benchPayload() []byte {
 	var req struct{ Data []json.RawMessage }
 	json.Unmarshal(ev, &req)
 	return req.Data[0]
+}
+
+type benchStore struct {
+	name string
+	url  func(b *testing.B) string
+}
+
+// benchStores is SQLite, plus PostgreSQL when CAPIRELAY_TEST_DATABASE_URL
+// names a server (each run gets a fresh database).
+func benchStores(b *testing.B) []benchStore {
+	out := []benchStore{{"sqlite", func(*testing.B) string { return "" }}}
+	base := os.Getenv("CAPIRELAY_TEST_DATABASE_URL")
+	if base == "" {
+		return out
+	}
+	return append(out, benchStore{"postgres", func(b *testing.B) string {
+		ctx := context.Background()
+		conn, err := pgx.Connect(ctx, base)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		name := fmt.Sprintf("t_bench_%d", time.Now().UnixNano())
+		if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() {
+			c, err := pgx.Connect(context.Background(), base)
+			if err == nil {
+				c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name)
+				c.Close(context.Background())
+			}
+		})
+		u, _ := url.Parse(base)
+		u.Path = "/" + name
+		return u.String()
+	}})
 }
