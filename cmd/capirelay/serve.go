@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"time"
 
 	"github.com/capirelay/capirelay/internal/app"
@@ -16,6 +17,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	cfg, err := config.Load(args, getenv, stderr)
 	if err != nil {
 		return err
+	}
+	if getenv("GOMEMLIMIT") == "" {
+		// A soft heap limit: the GC works harder before the process grows
+		// past it. Work in progress is bounded by the collectors, so the
+		// live heap stays well under it. GOMEMLIMIT overrides.
+		debug.SetMemoryLimit(defaultMemoryLimit)
 	}
 	level := slog.LevelInfo
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
@@ -50,6 +57,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	defer cancel()
 	return errorsJoin(err, a.Shutdown(sctx))
 }
+
+// defaultMemoryLimit is serve's soft heap limit when GOMEMLIMIT is unset.
+const defaultMemoryLimit = 100 << 20
 
 func errorsJoin(a, b error) error {
 	if a != nil {

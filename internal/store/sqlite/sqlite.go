@@ -129,7 +129,6 @@ func dsn(path string, write bool) string {
 	// B-tree splits and WAL frames per event (payloads are ~1 KB).
 	q.Add("_pragma", "page_size(16384)")
 	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "cache_size(-32768)")
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "foreign_keys(ON)")
 	q.Add("_pragma", "secure_delete(ON)")
