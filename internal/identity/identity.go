@@ -11,7 +11,6 @@ package identity
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"slices"
 	"sync/atomic"
@@ -43,6 +42,7 @@ type Service struct {
 	// learned (default 30s).
 	RefreshEvery time.Duration
 
+	cache   *cache
 	queue   chan *store.Identity
 	flushes chan chan struct{}
 	filter  *filter
@@ -64,7 +64,8 @@ func New(st store.Identities, logger *slog.Logger) *Service {
 		logger = slog.Default()
 	}
 	return &Service{Store: st, Logger: logger.With("component", "identity"),
-		queue: make(chan *store.Identity, queueSize), flushes: make(chan chan struct{}), filter: newFilter()}
+		queue: make(chan *store.Identity, queueSize), flushes: make(chan chan struct{}), filter: newFilter(),
+		cache: newCache(100_000)}
 }
 
 // Run loads the filter, then writes queued observations in batches until
@@ -188,6 +189,7 @@ func (s *Service) write(ctx context.Context, batch []*store.Identity) {
 	}
 	for _, id := range ids {
 		s.remember(id)
+		s.cache.learned(id)
 	}
 }
 
@@ -306,11 +308,8 @@ func (s *Service) resolve(ctx context.Context, site *store.Site, visitorID strin
 		if !s.mayKnow(site.Key, "visitor", v) {
 			return nil
 		}
-		id, err := s.Store.Identity(ctx, site.Key, v)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil
-		}
-		if err != nil {
+		id, err := s.lookupIdentity(ctx, site.Key, v)
+		if err != nil || id == nil {
 			return err
 		}
 		ids = append(ids, id)
@@ -323,16 +322,14 @@ func (s *Service) resolve(ctx context.Context, site *store.Site, visitorID strin
 		if !s.mayKnow(site.Key, l.key, l.hash) {
 			continue
 		}
-		vs, err := s.Store.VisitorsByHash(ctx, site.Key, l.key, l.hash)
+		// Only the most recent owner: a value shared by many people (a
+		// family phone, a role address) must not stitch them all together.
+		v, err := s.lookupOwner(ctx, site.Key, l.key, l.hash)
 		if err != nil {
 			return nil, err
 		}
-		// Only the most recent owner: a value shared by many people (a
-		// family phone, a role address) must not stitch them all together.
-		if len(vs) > 0 {
-			if err := add(vs[0]); err != nil {
-				return nil, err
-			}
+		if err := add(v); err != nil {
+			return nil, err
 		}
 	}
 	return ids, nil
@@ -349,6 +346,12 @@ func (s *Service) Observe(ctx context.Context, in *pipeline.Input, res pipeline.
 	obs := observation(in)
 	if obs.VisitorID == "" && len(obs.Hashes) == 0 {
 		return
+	}
+	if obs.VisitorID != "" {
+		// A returning visitor whose event teaches nothing new costs nothing.
+		if cur, ok := s.cache.identity(obs.SiteKey, obs.VisitorID); ok && cur != nil && !cur.Merge(obs) {
+			return
+		}
 	}
 	select {
 	case s.queue <- obs:
@@ -385,12 +388,12 @@ func (s *Service) owner(ctx context.Context, obs *store.Identity) (string, error
 			if !s.mayKnow(obs.SiteKey, k, h) {
 				continue
 			}
-			vs, err := s.Store.VisitorsByHash(ctx, obs.SiteKey, k, h)
+			v, err := s.lookupOwner(ctx, obs.SiteKey, k, h)
 			if err != nil {
 				return "", err
 			}
-			if len(vs) > 0 {
-				return vs[0], nil
+			if v != "" {
+				return v, nil
 			}
 		}
 	}

@@ -1,0 +1,142 @@
+package identity
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/capirelay/capirelay/internal/store"
+)
+
+// cache keeps recently read or learned identities and hash owners, so a
+// returning customer's events cost no store reads. Entries live cacheTTL:
+// another node's learning shows after at most that long, and a stale entry
+// can only add less, never overwrite (Enrich fills gaps only).
+type cache struct {
+	mu      sync.Mutex
+	ids     map[[2]string]cachedIdentity
+	owners  map[[3]string]cachedOwner
+	maxSize int
+}
+
+type cachedIdentity struct {
+	id *store.Identity // nil: known absent
+	at time.Time
+}
+
+type cachedOwner struct {
+	visitor string // "": known to have no owner
+	at      time.Time
+}
+
+const cacheTTL = 10 * time.Second
+
+func newCache(max int) *cache {
+	return &cache{ids: map[[2]string]cachedIdentity{}, owners: map[[3]string]cachedOwner{}, maxSize: max}
+}
+
+func cloneIdentity(id *store.Identity) *store.Identity {
+	if id == nil {
+		return nil
+	}
+	c := *id
+	c.Hashes = make(map[string][]string, len(id.Hashes))
+	for k, v := range id.Hashes {
+		c.Hashes[k] = append([]string(nil), v...)
+	}
+	return &c
+}
+
+// identity returns a cached identity; ok is false on a miss.
+func (c *cache) identity(site, visitor string) (*store.Identity, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.ids[[2]string{site, visitor}]
+	if !ok || time.Since(e.at) > cacheTTL {
+		return nil, false
+	}
+	return cloneIdentity(e.id), true
+}
+
+func (c *cache) putIdentity(site, visitor string, id *store.Identity) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.ids) >= c.maxSize {
+		clear(c.ids)
+	}
+	c.ids[[2]string{site, visitor}] = cachedIdentity{id: cloneIdentity(id), at: time.Now()}
+}
+
+// learned merges what was just written into a cached identity (the store
+// did the same merge), and makes the visitor the owner of its hashes.
+func (c *cache) learned(obs *store.Identity) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := [2]string{obs.SiteKey, obs.VisitorID}
+	if e, ok := c.ids[k]; ok && e.id != nil && time.Since(e.at) <= cacheTTL {
+		e.id.Merge(obs)
+	} else {
+		delete(c.ids, k)
+	}
+	if len(c.owners) >= c.maxSize {
+		clear(c.owners)
+	}
+	for _, kind := range store.IndexedKeys {
+		for _, h := range obs.Hashes[kind] {
+			c.owners[[3]string{obs.SiteKey, kind, h}] = cachedOwner{visitor: obs.VisitorID, at: time.Now()}
+		}
+	}
+}
+
+func (c *cache) owner(site, kind, hash string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.owners[[3]string{site, kind, hash}]
+	if !ok || time.Since(e.at) > cacheTTL {
+		return "", false
+	}
+	return e.visitor, true
+}
+
+func (c *cache) putOwner(site, kind, hash, visitor string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.owners) >= c.maxSize {
+		clear(c.owners)
+	}
+	c.owners[[3]string{site, kind, hash}] = cachedOwner{visitor: visitor, at: time.Now()}
+}
+
+// lookupIdentity reads an identity through the cache; nil when none.
+func (s *Service) lookupIdentity(ctx context.Context, site, visitor string) (*store.Identity, error) {
+	if id, ok := s.cache.identity(site, visitor); ok {
+		return id, nil
+	}
+	id, err := s.Store.Identity(ctx, site, visitor)
+	if errors.Is(err, store.ErrNotFound) {
+		id, err = nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.cache.putIdentity(site, visitor, id)
+	return id, nil
+}
+
+// lookupOwner finds the most recent owner of a hash through the cache.
+func (s *Service) lookupOwner(ctx context.Context, site, kind, hash string) (string, error) {
+	if v, ok := s.cache.owner(site, kind, hash); ok {
+		return v, nil
+	}
+	vs, err := s.Store.VisitorsByHash(ctx, site, kind, hash)
+	if err != nil {
+		return "", err
+	}
+	v := ""
+	if len(vs) > 0 {
+		v = vs[0]
+	}
+	s.cache.putOwner(site, kind, hash, v)
+	return v, nil
+}
