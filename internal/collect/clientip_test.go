@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/capirelay/capirelay/internal/sharedtest"
 )
 
 func TestClientIP(t *testing.T) {
@@ -121,30 +123,5 @@ func TestClientIPPeerParams(t *testing.T) {
 	}
 }
 
-// peerTestdataDir finds ../shared next to the module root. Missing: a failure in
-// CI, a skip elsewhere.
-func peerTestdataDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-	shared := filepath.Join(dir, "..", "shared")
-	if _, err := os.Stat(filepath.Join(shared, "testdata")); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("shared test data missing: %v", err)
-		}
-		t.Skipf("shared test data missing (%v)", err)
-	}
-	return shared
-}
+// peerTestdataDir is ../shared beside the repository.
+func peerTestdataDir(t *testing.T) string { return sharedtest.Dir(t) }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/capirelay/capirelay/internal/sharedtest"
 )
 
 var now = time.UnixMilli(1735689600000)
@@ -359,33 +361,8 @@ func deref(s *string) string {
 	return *s
 }
 
-// sharedDir finds ../shared next to the module root. Missing: a failure in
-// CI, a skip elsewhere.
-func sharedDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-	shared := filepath.Join(dir, "..", "shared")
-	if _, err := os.Stat(filepath.Join(shared, "testdata")); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("shared test data missing: %v", err)
-		}
-		t.Skipf("shared test data missing (%v)", err)
-	}
-	return shared
-}
+// sharedDir is ../shared beside the repository.
+func sharedDir(t *testing.T) string { return sharedtest.Dir(t) }
 
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{"fb.1.1596403881668.1116446470", "fb.1.123.abc.BA", "fb.1.1.x.AQQCAQMC", "fb..1.x", "a.b.c.d.e"} {

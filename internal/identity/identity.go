@@ -172,6 +172,9 @@ func (s *Service) write(ctx context.Context, batch []*store.Identity) {
 			}
 			obs.VisitorID = v
 		}
+		if cur, ok := s.cache.identity(obs.SiteKey, obs.VisitorID); ok && cur != nil && !cur.Merge(obs) {
+			continue // nothing new about a known person
+		}
 		// Several events of one person in a batch make one write; the
 		// batch is in arrival order, so later ones are newer.
 		k := [2]string{obs.SiteKey, obs.VisitorID}

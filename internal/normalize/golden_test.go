@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/capirelay/capirelay/internal/sharedtest"
 )
 
 // peerRow is one line of peer-normalization.jsonl (see its README).
@@ -32,21 +34,7 @@ var testNow = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 // module root (the directory holding go.mod).
 func loadPeerRows(t testing.TB) []peerRow {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-	path := filepath.Join(dir, "..", "shared", "testdata", "peer-normalization.jsonl")
+	path := filepath.Join(sharedtest.Dir(t), "testdata", "peer-normalization.jsonl")
 	f, err := os.Open(path)
 	if err != nil {
 		if os.Getenv("CI") == "true" {
