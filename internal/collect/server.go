@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/capirelay/capirelay/internal/capi"
 	"github.com/capirelay/capirelay/internal/event"
 	"github.com/capirelay/capirelay/internal/metrics"
 	"github.com/capirelay/capirelay/internal/pipeline"
@@ -319,8 +320,14 @@ func describeTop(err error) *event.FieldError {
 }
 
 func splitData(data json.RawMessage) ([]json.RawMessage, error) {
-	var raws []json.RawMessage
-	if err := json.Unmarshal(data, &raws); err != nil {
+	t := bytes.TrimSpace(data)
+	if len(t) == 0 || t[0] != '[' {
+		return nil, &httpError{Status: http.StatusBadRequest, Field: "data", Message: "must be a list of server event objects"}
+	}
+	// The body was validated as JSON when it was decoded; split without a
+	// second full decode.
+	raws, err := capi.DecodeEvents(t)
+	if err != nil {
 		return nil, &httpError{Status: http.StatusBadRequest, Field: "data", Message: "must be a list of server event objects"}
 	}
 	if len(raws) == 0 {
