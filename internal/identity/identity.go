@@ -172,7 +172,7 @@ func (s *Service) write(ctx context.Context, batch []*store.Identity) {
 			}
 			obs.VisitorID = v
 		}
-		if cur, ok := s.cache.identity(obs.SiteKey, obs.VisitorID); ok && cur != nil && !cur.Merge(obs) {
+		if cur, ok := s.cache.identity(obs.SiteKey, obs.VisitorID); ok && cur != nil && !cur.Merge(withoutChurn(obs, cur)) {
 			continue // nothing new about a known person
 		}
 		// Several events of one person in a batch make one write; the
@@ -352,7 +352,7 @@ func (s *Service) Observe(ctx context.Context, in *pipeline.Input, res pipeline.
 	}
 	if obs.VisitorID != "" {
 		// A returning visitor whose event teaches nothing new costs nothing.
-		if cur, ok := s.cache.identity(obs.SiteKey, obs.VisitorID); ok && cur != nil && !cur.Merge(obs) {
+		if cur, ok := s.cache.identity(obs.SiteKey, obs.VisitorID); ok && cur != nil && !cur.Merge(withoutChurn(obs, cur)) {
 			return
 		}
 	}
@@ -361,6 +361,20 @@ func (s *Service) Observe(ctx context.Context, in *pipeline.Input, res pipeline.
 	default: // the writer is behind: write this one now
 		s.write(ctx, []*store.Identity{obs})
 	}
+}
+
+// withoutChurn is obs without the IP address and user agent when cur
+// already has some: a returning visitor's address changes often and is
+// refreshed when the cached identity expires, not on every event.
+func withoutChurn(obs, cur *store.Identity) *store.Identity {
+	p := *obs
+	if cur.IP != "" {
+		p.IP = ""
+	}
+	if cur.UA != "" {
+		p.UA = ""
+	}
+	return &p
 }
 
 // observation is what an accepted event (user_data hashed) teaches.
