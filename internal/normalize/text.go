@@ -1,6 +1,7 @@
 package normalize
 
 import (
+	"strings"
 	"sync"
 	"unicode"
 	"unicode/utf8"
@@ -83,6 +84,12 @@ func prepare(raw string) string {
 		return trimJS(raw)
 	}
 	s := raw
+	// Invalid UTF-8 becomes U+FFFD first (as encoding/json does): otherwise
+	// removing a character between two stray bytes can join them into a new
+	// letter, and normalizing twice would not give the same result.
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
 	if !norm.NFC.IsNormalString(s) {
 		s = norm.NFC.String(s)
 	}
