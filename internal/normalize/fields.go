@@ -163,6 +163,12 @@ func appendZip(dst []byte, s, region string) ([]byte, string) {
 	if len(dst)-n < 2 {
 		return dst[:n], "postcode shorter than 2 characters"
 	}
+	// Without a region, nine digits read as a US ZIP+4 (see above), also
+	// when other characters were removed to get there; so normalizing the
+	// result again gives the same five digits.
+	if region == "" && len(dst)-n == 9 && strings.Trim(string(dst[n:]), "0123456789") == "" {
+		dst = dst[:n+5]
+	}
 	return dst, ""
 }
 
