@@ -28,8 +28,6 @@ type device struct {
 	UA  string `json:"ua,omitempty"`
 }
 
-func identityAD(siteKey, visitorID string) string { return "identity:" + siteKey + ":" + visitorID }
-
 // querier is a pool or a transaction.
 type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
@@ -50,7 +48,7 @@ func (db *DB) loadIdentity(ctx context.Context, q querier, siteKey, visitorID st
 		return nil, fmt.Errorf("identity hashes: %w", err)
 	}
 	if len(sealed) > 0 {
-		pt, err := db.box.Open(sealed, []byte(identityAD(siteKey, visitorID)))
+		pt, err := db.box.Open(sealed, []byte(store.IdentityAD(siteKey, visitorID)))
 		if err != nil {
 			return nil, fmt.Errorf("identity device: %w", err)
 		}
@@ -123,7 +121,7 @@ func (db *DB) LearnIdentities(ctx context.Context, ids []*store.Identity) error 
 }
 
 func (db *DB) learnOne(ctx context.Context, tx pgx.Tx, id *store.Identity) error {
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey(identityAD(id.SiteKey, id.VisitorID))); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey(store.IdentityAD(id.SiteKey, id.VisitorID))); err != nil {
 		return err
 	}
 	cur, err := db.loadIdentity(ctx, tx, id.SiteKey, id.VisitorID, true)
@@ -145,7 +143,7 @@ func (db *DB) learnOne(ctx context.Context, tx pgx.Tx, id *store.Identity) error
 	var sealed []byte
 	if d := (device{Fbp: cur.Fbp, Fbc: cur.Fbc, IP: cur.IP, UA: cur.UA}); d != (device{}) {
 		pt, _ := json.Marshal(d)
-		sealed = db.box.Seal(pt, []byte(identityAD(cur.SiteKey, cur.VisitorID)))
+		sealed = db.box.Seal(pt, []byte(store.IdentityAD(cur.SiteKey, cur.VisitorID)))
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO identities (site_key, visitor_id, hashes, device, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (site_key, visitor_id) DO UPDATE SET hashes = excluded.hashes,
@@ -326,7 +324,7 @@ func (db *DB) forgetPayloads(ctx context.Context, tx pgx.Tx, siteKey string, has
 	var id int64
 	var sealed []byte
 	if _, err := pgx.ForEachRow(rows, []any{&id, &sealed}, func() error {
-		pt, err := db.box.Open(sealed, []byte(payloadAD))
+		pt, err := db.box.Open(sealed, []byte(store.PayloadAD))
 		if err != nil {
 			return fmt.Errorf("outbox item %d: %w", id, err)
 		}

@@ -14,11 +14,6 @@ import (
 )
 
 // Additional data for sealed values: the same as the SQLite store.
-const (
-	payloadAD = "outbox"
-	sandboxAD = "sandbox"
-)
-
 type enqueueReq struct {
 	ctx  context.Context
 	evs  []store.NewEvent
@@ -51,7 +46,7 @@ func (db *DB) Enqueue(ctx context.Context, evs []store.NewEvent) ([]store.Enqueu
 				return nil, fmt.Errorf("enqueue: event %d: text field %q is not valid UTF-8 or holds a NUL byte", i, f)
 			}
 		}
-		ev.Payload = db.box.Seal(ev.Payload, []byte(payloadAD))
+		ev.Payload = db.box.Seal(ev.Payload, []byte(store.PayloadAD))
 		sealed[i] = ev
 	}
 	r := &enqueueReq{ctx: ctx, evs: sealed, done: make(chan struct{})}
@@ -237,7 +232,7 @@ func (db *DB) scanItem(row pgx.Row) (store.Item, error) {
 		&delivered); err != nil {
 		return it, mapErr(err)
 	}
-	pt, err := db.box.Open(payload, []byte(payloadAD))
+	pt, err := db.box.Open(payload, []byte(store.PayloadAD))
 	if err != nil {
 		return it, fmt.Errorf("outbox item %d: %w", it.ID, err)
 	}
@@ -514,7 +509,7 @@ func (db *DB) Prune(ctx context.Context, deliveredBefore, seenBefore time.Time) 
 // RecordSandbox keeps a payload the sandbox destination received, sealed.
 func (db *DB) RecordSandbox(ctx context.Context, siteKey string, at time.Time, payload []byte) error {
 	_, err := db.pool.Exec(ctx, `INSERT INTO sandbox (site_key, at, payload) VALUES ($1, $2, $3)`, siteKey, at,
-		db.box.Seal(payload, []byte(sandboxAD)))
+		db.box.Seal(payload, []byte(store.SandboxAD)))
 	if err != nil {
 		return fmt.Errorf("record sandbox payload: %w", mapErr(err))
 	}
@@ -533,7 +528,7 @@ func (db *DB) SandboxRecords(ctx context.Context, siteKey string, afterID int64,
 	var r store.SandboxRecord
 	var sealed []byte
 	_, err = pgx.ForEachRow(rows, []any{&r.ID, &r.SiteKey, &r.At, &sealed}, func() error {
-		pt, err := db.box.Open(sealed, []byte(sandboxAD))
+		pt, err := db.box.Open(sealed, []byte(store.SandboxAD))
 		if err != nil {
 			return fmt.Errorf("sandbox record %d: %w", r.ID, err)
 		}

@@ -15,8 +15,6 @@ const siteCols = `key, name, domains, pixel_id, access_token, api_key_hash, test
 	paused, pause_reason, demo, created_at, updated_at`
 
 // tokenAD binds a sealed token to its site; the same as the SQLite store.
-func tokenAD(key string) string { return "site-token:" + key }
-
 // CreateSite inserts s, filling defaults. It returns store.ErrDuplicate
 // when the key or the api key hash is taken.
 func (db *DB) CreateSite(ctx context.Context, s *store.Site) error {
@@ -25,7 +23,7 @@ func (db *DB) CreateSite(ctx context.Context, s *store.Site) error {
 	s.CreatedAt, s.UpdatedAt = now, now
 	_, err := db.pool.Exec(ctx, `INSERT INTO sites (`+siteCols+`)
 		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20)`,
-		s.Key, s.Name, s.Domains, s.PixelID, db.box.SealString(s.AccessToken, tokenAD(s.Key)), s.APIKeyHash,
+		s.Key, s.Name, s.Domains, s.PixelID, db.box.SealString(s.AccessToken, store.TokenAD(s.Key)), s.APIKeyHash,
 		s.TestEventCode, s.Consent, s.DefaultRegion, s.PartialLeads, s.PartialLeadTimeout.Milliseconds(),
 		s.PartialLeadForward, s.PartialLeadEvent, s.WebhookURL, s.Retention.Milliseconds(),
 		s.Paused, s.PauseReason, s.Demo, now, now)
@@ -45,7 +43,7 @@ func (db *DB) scanSite(row pgx.Row) (*store.Site, error) {
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	if s.AccessToken, err = db.box.OpenString(token, tokenAD(s.Key)); err != nil {
+	if s.AccessToken, err = db.box.OpenString(token, store.TokenAD(s.Key)); err != nil {
 		return nil, fmt.Errorf("site %s access token: %w", s.Key, err)
 	}
 	if s.Domains == nil {
@@ -112,7 +110,7 @@ func (db *DB) UpdateSite(ctx context.Context, s *store.Site) error {
 func (db *DB) SetAccessToken(ctx context.Context, key, token string) error {
 	return db.exec1(ctx, "set access token",
 		`UPDATE sites SET access_token=$1, paused=false, pause_reason='', updated_at=$2 WHERE key=$3`,
-		db.box.SealString(token, tokenAD(key)), db.now(), key)
+		db.box.SealString(token, store.TokenAD(key)), db.now(), key)
 }
 
 // SetAPIKeyHash replaces the api key hash (rotation); store.ErrDuplicate

@@ -27,8 +27,6 @@ type device struct {
 	UA  string `json:"ua,omitempty"`
 }
 
-func identityAD(siteKey, visitorID string) string { return "identity:" + siteKey + ":" + visitorID }
-
 type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
@@ -54,7 +52,7 @@ func (db *DB) loadIdentity(ctx context.Context, q querier, siteKey, visitorID st
 		return nil, fmt.Errorf("identity hashes: %w", err)
 	}
 	if len(sealed) > 0 {
-		pt, err := db.box.Open(sealed, []byte(identityAD(siteKey, visitorID)))
+		pt, err := db.box.Open(sealed, []byte(store.IdentityAD(siteKey, visitorID)))
 		if err != nil {
 			return nil, fmt.Errorf("identity device: %w", err)
 		}
@@ -163,7 +161,7 @@ func (db *DB) insertIdentities(ctx context.Context, tx *sql.Tx, ids []*store.Ide
 			var sealed []byte
 			if d := (device{Fbp: cur.Fbp, Fbc: cur.Fbc, IP: cur.IP, UA: cur.UA}); d != (device{}) {
 				pt, _ := json.Marshal(d)
-				sealed = db.box.Seal(pt, []byte(identityAD(cur.SiteKey, cur.VisitorID)))
+				sealed = db.box.Seal(pt, []byte(store.IdentityAD(cur.SiteKey, cur.VisitorID)))
 			}
 			if i > 0 {
 				sb.WriteByte(',')
@@ -239,7 +237,7 @@ func (db *DB) learnOne(ctx context.Context, tx *sql.Tx, id *store.Identity) erro
 	var sealed []byte
 	if d := (device{Fbp: cur.Fbp, Fbc: cur.Fbc, IP: cur.IP, UA: cur.UA}); d != (device{}) {
 		pt, _ := json.Marshal(d)
-		sealed = db.box.Seal(pt, []byte(identityAD(cur.SiteKey, cur.VisitorID)))
+		sealed = db.box.Seal(pt, []byte(store.IdentityAD(cur.SiteKey, cur.VisitorID)))
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO identities (site_key, visitor_id, hashes, device, created_at, updated_at)
 		VALUES (?,?,?,?,?,?) ON CONFLICT (site_key, visitor_id) DO UPDATE SET hashes=excluded.hashes, device=excluded.device,
@@ -454,7 +452,7 @@ func (db *DB) forgetPayloads(ctx context.Context, tx *sql.Tx, siteKey string, ha
 			rows.Close()
 			return 0, mapErr(err)
 		}
-		pt, err := db.box.Open(sealed, []byte(payloadAD))
+		pt, err := db.box.Open(sealed, []byte(store.PayloadAD))
 		if err != nil {
 			rows.Close()
 			return 0, fmt.Errorf("outbox item %d: %w", id, err)

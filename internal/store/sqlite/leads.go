@@ -3,9 +3,7 @@ package sqlite
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,19 +19,6 @@ var _ store.Leads = (*DB)(nil)
 const leadCols = `id, session_id, site_key, visitor_id, form_id, state, data, consent, em_hash, ph_hash,
 	started_at, updated_at, due_at, partial_at, closed_at, expires_at, forward_state, forward_error`
 
-// leadAD binds a lead's sealed data to its session.
-func leadAD(sessionID string) string { return "lead:" + sessionID }
-
-func webhookSecretAD(siteKey string) string { return "webhook-secret:" + siteKey }
-
-func newSessionID() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic("crypto/rand: " + err.Error())
-	}
-	return hex.EncodeToString(b[:])
-}
-
 func (db *DB) scanLead(row interface{ Scan(...any) error }) (*store.Lead, error) {
 	var l store.Lead
 	var data []byte
@@ -43,7 +28,7 @@ func (db *DB) scanLead(row interface{ Scan(...any) error }) (*store.Lead, error)
 		&l.ForwardState, &l.ForwardError); err != nil {
 		return nil, mapErr(err)
 	}
-	pt, err := db.box.Open(data, []byte(leadAD(l.SessionID)))
+	pt, err := db.box.Open(data, []byte(store.LeadAD(l.SessionID)))
 	if err != nil {
 		return nil, fmt.Errorf("lead %d: %w", l.ID, err)
 	}
@@ -60,7 +45,7 @@ func (db *DB) sealLead(l *store.Lead) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode lead data: %w", err)
 	}
-	return db.box.Seal(pt, []byte(leadAD(l.SessionID))), nil
+	return db.box.Seal(pt, []byte(store.LeadAD(l.SessionID))), nil
 }
 
 // UpsertLead runs fn on the active lead of (site, visitor, form) and writes
@@ -75,7 +60,7 @@ func (db *DB) UpsertLead(ctx context.Context, siteKey, visitorID, formID string,
 		WHERE site_key=? AND visitor_id=? AND form_id=? AND state IN ('open','partial')`, siteKey, visitorID, formID))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		l = &store.Lead{SessionID: newSessionID(), SiteKey: siteKey, VisitorID: visitorID, FormID: formID}
+		l = &store.Lead{SessionID: store.NewSessionID(), SiteKey: siteKey, VisitorID: visitorID, FormID: formID}
 	case err != nil:
 		return nil, fmt.Errorf("upsert lead: %w", err)
 	}
@@ -277,7 +262,7 @@ func (db *DB) WebhookAttempts(ctx context.Context, siteKey string, limit int) ([
 func (db *DB) WebhookSecret(ctx context.Context, siteKey, newSecret string) (string, error) {
 	if newSecret != "" {
 		if _, err := db.w.ExecContext(ctx, `INSERT INTO lead_webhook_secrets (site_key, secret, created_at) VALUES (?,?,?)
-			ON CONFLICT (site_key) DO NOTHING`, siteKey, db.box.SealString(newSecret, webhookSecretAD(siteKey)), ms(db.now())); err != nil {
+			ON CONFLICT (site_key) DO NOTHING`, siteKey, db.box.SealString(newSecret, store.WebhookSecretAD(siteKey)), ms(db.now())); err != nil {
 			return "", fmt.Errorf("webhook secret of site %s: %w", siteKey, mapErr(err))
 		}
 	}
@@ -285,7 +270,7 @@ func (db *DB) WebhookSecret(ctx context.Context, siteKey, newSecret string) (str
 	if err := db.w.QueryRowContext(ctx, `SELECT secret FROM lead_webhook_secrets WHERE site_key=?`, siteKey).Scan(&sealed); err != nil {
 		return "", fmt.Errorf("webhook secret of site %s: %w", siteKey, mapErr(err))
 	}
-	s, err := db.box.OpenString(sealed, webhookSecretAD(siteKey))
+	s, err := db.box.OpenString(sealed, store.WebhookSecretAD(siteKey))
 	if err != nil {
 		return "", fmt.Errorf("webhook secret of site %s: %w", siteKey, err)
 	}

@@ -10,8 +10,6 @@ import (
 	"github.com/capirelay/capirelay/internal/store"
 )
 
-const payloadAD = "outbox"
-
 type enqueueReq struct {
 	ctx  context.Context
 	evs  []store.NewEvent
@@ -32,7 +30,7 @@ func (db *DB) Enqueue(ctx context.Context, evs []store.NewEvent) ([]store.Enqueu
 	// Seal outside the writer so that work runs in parallel.
 	sealed := make([]store.NewEvent, len(evs))
 	for i, ev := range evs {
-		ev.Payload = db.box.Seal(ev.Payload, []byte(payloadAD))
+		ev.Payload = db.box.Seal(ev.Payload, []byte(store.PayloadAD))
 		sealed[i] = ev
 	}
 	r := &enqueueReq{ctx: ctx, evs: sealed, done: make(chan struct{})}
@@ -289,7 +287,7 @@ func (db *DB) scanItem(row interface{ Scan(...any) error }) (store.Item, error) 
 		&next, &it.LastError, &it.TraceID, &it.Source, &it.VisitorID, &it.TestEventCode, &created, &delivered); err != nil {
 		return it, mapErr(err)
 	}
-	pt, err := db.box.Open(payload, []byte(payloadAD))
+	pt, err := db.box.Open(payload, []byte(store.PayloadAD))
 	if err != nil {
 		return it, fmt.Errorf("outbox item %d: %w", it.ID, err)
 	}
@@ -514,7 +512,7 @@ func (db *DB) Prune(ctx context.Context, deliveredBefore, seenBefore time.Time) 
 // RecordSandbox keeps a payload the sandbox destination received.
 func (db *DB) RecordSandbox(ctx context.Context, siteKey string, at time.Time, payload []byte) error {
 	_, err := db.w.ExecContext(ctx, `INSERT INTO sandbox (site_key, at, payload) VALUES (?,?,?)`, siteKey, ms(at),
-		db.box.Seal(payload, []byte("sandbox")))
+		db.box.Seal(payload, []byte(store.SandboxAD)))
 	if err != nil {
 		return fmt.Errorf("record sandbox payload: %w", mapErr(err))
 	}
@@ -537,7 +535,7 @@ func (db *DB) SandboxRecords(ctx context.Context, siteKey string, afterID int64,
 		if err := rows.Scan(&r.ID, &r.SiteKey, &at, &sealed); err != nil {
 			return nil, mapErr(err)
 		}
-		if r.Payload, err = db.box.Open(sealed, []byte("sandbox")); err != nil {
+		if r.Payload, err = db.box.Open(sealed, []byte(store.SandboxAD)); err != nil {
 			return nil, fmt.Errorf("sandbox record %d: %w", r.ID, err)
 		}
 		r.At = fromMS(at)

@@ -14,8 +14,6 @@ const siteCols = `key, name, domains, pixel_id, access_token, api_key_hash, test
 	partial_leads, partial_lead_timeout, partial_lead_forward, partial_lead_event, webhook_url, retention,
 	paused, pause_reason, demo, created_at, updated_at`
 
-func tokenAD(key string) string { return "site-token:" + key }
-
 // CreateSite inserts s, filling defaults.
 func (db *DB) CreateSite(ctx context.Context, s *store.Site) error {
 	store.SiteDefaults(s)
@@ -23,7 +21,7 @@ func (db *DB) CreateSite(ctx context.Context, s *store.Site) error {
 	s.CreatedAt, s.UpdatedAt = now, now
 	doms, _ := json.Marshal(s.Domains)
 	_, err := db.w.ExecContext(ctx, `INSERT INTO sites (`+siteCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-		s.Key, s.Name, string(doms), s.PixelID, db.box.SealString(s.AccessToken, tokenAD(s.Key)), s.APIKeyHash,
+		s.Key, s.Name, string(doms), s.PixelID, db.box.SealString(s.AccessToken, store.TokenAD(s.Key)), s.APIKeyHash,
 		s.TestEventCode, s.Consent, s.DefaultRegion, boolInt(s.PartialLeads), s.PartialLeadTimeout.Milliseconds(),
 		boolInt(s.PartialLeadForward), s.PartialLeadEvent, s.WebhookURL, s.Retention.Milliseconds(),
 		boolInt(s.Paused), s.PauseReason, boolInt(s.Demo), ms(now), ms(now))
@@ -48,7 +46,7 @@ func (db *DB) scanSite(row interface{ Scan(...any) error }) (*store.Site, error)
 	if err := json.Unmarshal([]byte(doms), &s.Domains); err != nil {
 		return nil, fmt.Errorf("site %s domains: %w", s.Key, err)
 	}
-	if s.AccessToken, err = db.box.OpenString(token, tokenAD(s.Key)); err != nil {
+	if s.AccessToken, err = db.box.OpenString(token, store.TokenAD(s.Key)); err != nil {
 		return nil, fmt.Errorf("site %s access token: %w", s.Key, err)
 	}
 	s.PartialLeads, s.PartialLeadForward, s.Paused, s.Demo = pl != 0, plf != 0, paused != 0, demo != 0
@@ -146,7 +144,7 @@ func (db *DB) UpdateSite(ctx context.Context, s *store.Site) error {
 // SetAccessToken stores a new sealed token and un-pauses the site.
 func (db *DB) SetAccessToken(ctx context.Context, key, token string) error {
 	return db.exec1(ctx, "set access token", `UPDATE sites SET access_token=?, paused=0, pause_reason='', updated_at=? WHERE key=?`,
-		db.box.SealString(token, tokenAD(key)), ms(db.now()), key)
+		db.box.SealString(token, store.TokenAD(key)), ms(db.now()), key)
 }
 
 // SetAPIKeyHash replaces the api key hash (rotation).
