@@ -77,6 +77,12 @@ func (a *App) routes() (http.Handler, error) {
 	mux.Handle("OPTIONS /e", browser)
 	if a.Config.Demo {
 		mux.HandleFunc("GET /demo", serveDemo)
+		// The form posts here, so what was typed never lands in a URL (and
+		// so in the next event's event_source_url); the relay keeps nothing
+		// of the post itself: the tag already sent the Lead.
+		mux.HandleFunc("POST /demo", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "/demo?thanks=1", http.StatusSeeOther)
+		})
 	}
 	// The Graph-compatible alias POST /vNN.0/{pixel}/events is matched
 	// before the mux: as a mux pattern it would overlap /admin/.
