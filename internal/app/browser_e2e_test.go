@@ -321,3 +321,53 @@ func sha(s string) string {
 	h := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(h[:])
 }
+
+// TestDemoPage: the built-in demo site works out of the box: a newcomer
+// types into /demo, submits, and the sandbox holds the Lead Meta would
+// have received, hashed.
+func TestDemoPage(t *testing.T) {
+	cfg := config.Config{DataDir: t.TempDir(), GraphURL: "http://127.0.0.1:1", BatchLinger: 50 * time.Millisecond, Demo: true}
+	a, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Start(context.Background())
+	srv := httptest.NewServer(a.Handler())
+	defer func() {
+		srv.Close()
+		a.Shutdown(context.Background())
+	}()
+	ctx := browsertest.New(t, browsertest.Options{Timeout: 60 * time.Second})
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(srv.URL+"/demo"),
+		chromedp.SendKeys(chromedp.ID("em"), "Newcomer@Example.com"),
+		chromedp.SendKeys(chromedp.ID("fn"), "Ada"),
+		chromedp.Click(chromedp.ID("ph")),
+		chromedp.Click(chromedp.ID("send")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if t.Failed() {
+			items, _ := a.Store.Items(context.Background(), "", "", 20)
+			for _, it := range items {
+				t.Logf("outbox: %s %s %s %s", it.EventName, it.State, it.LastError, it.Payload)
+			}
+		}
+	}()
+	waitFor(t, 20*time.Second, "the Lead in the sandbox", func() bool {
+		recs, err := a.Store.SandboxRecords(context.Background(), DemoSiteKey, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			if bytes.Contains(r.Payload, []byte(`"event_name":"Lead"`)) {
+				if bytes.Contains(r.Payload, []byte("Newcomer")) || !bytes.Contains(r.Payload, []byte(sha("newcomer@example.com"))) {
+					t.Fatalf("sandbox Lead not hashed: %s", r.Payload)
+				}
+				return true
+			}
+		}
+		return false
+	})
+}
