@@ -4,17 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/capirelay/capirelay/internal/normalize"
 	"github.com/capirelay/capirelay/internal/store"
 )
-
-// runForget implements "capirelay forget" with the process environment.
-func runForget(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	return runForgetEnv(ctx, args, stdin, stdout, stderr, os.Getenv)
-}
 
 func runForgetEnv(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv getenvFunc) error {
 	fs := newFlagSet("forget", stderr, "forget --email X | --phone X | --visitor ID [--site KEY] [--region CC]")

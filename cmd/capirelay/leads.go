@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,11 +24,6 @@ const leadsUsage = `Usage:
 --state is partial, converted, submitted, open or all, comma separated;
 export defaults to partial,converted, list to all.
 `
-
-// runLeads implements "capirelay leads" with the process environment.
-func runLeads(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	return runLeadsEnv(ctx, args, stdin, stdout, stderr, os.Getenv)
-}
 
 func runLeadsEnv(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv getenvFunc) error {
 	if len(args) == 0 {

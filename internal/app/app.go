@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/capirelay/capirelay/internal/capi"
-	"github.com/capirelay/capirelay/internal/collect"
 	"github.com/capirelay/capirelay/internal/config"
 	"github.com/capirelay/capirelay/internal/dispatch"
 	"github.com/capirelay/capirelay/internal/health"
@@ -252,5 +251,3 @@ func checkVersion(cfg config.Config, logger *slog.Logger, now time.Time) error {
 	}
 	return nil
 }
-
-var _ = collect.HashAPIKey

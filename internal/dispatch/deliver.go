@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -167,5 +166,3 @@ func errText(err error) string {
 	}
 	return s
 }
-
-var _ = fmt.Sprintf

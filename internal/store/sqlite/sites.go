@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -195,5 +194,3 @@ func (db *DB) exec1(ctx context.Context, what, q string, args ...any) error {
 	}
 	return nil
 }
-
-var _ = sql.ErrNoRows
