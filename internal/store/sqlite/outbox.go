@@ -495,18 +495,41 @@ func (db *DB) Depth(ctx context.Context) (map[string]int, error) {
 	return out, mapErr(rows.Err())
 }
 
+// pruneChunk bounds the rows one prune statement deletes, so the write lock
+// is never held long enough to stall ingest.
+const pruneChunk = 2000
+
 // Prune deletes delivered items older than deliveredBefore and dedup keys
-// older than seenBefore.
+// older than seenBefore, a chunk at a time. "delivered_at > 0" lets SQLite
+// use the partial index on delivered_at instead of scanning the outbox
+// (a scan of millions of rows held the write lock for seconds).
 func (db *DB) Prune(ctx context.Context, deliveredBefore, seenBefore time.Time) (int, error) {
-	res, err := db.w.ExecContext(ctx, `DELETE FROM outbox WHERE state='delivered' AND delivered_at < ?`, ms(deliveredBefore))
-	if err != nil {
-		return 0, fmt.Errorf("prune outbox: %w", mapErr(err))
+	total := 0
+	for _, q := range []struct {
+		what, sql string
+		before    time.Time
+		count     bool
+	}{
+		{"prune outbox", `DELETE FROM outbox WHERE id IN (SELECT id FROM outbox
+			WHERE delivered_at > 0 AND delivered_at < ? AND state='delivered' LIMIT ?)`, deliveredBefore, true},
+		{"prune dedup keys", `DELETE FROM seen WHERE (site_key, event_name, event_id) IN
+			(SELECT site_key, event_name, event_id FROM seen WHERE seen_at < ? LIMIT ?)`, seenBefore, false},
+	} {
+		for {
+			res, err := db.w.ExecContext(ctx, q.sql, ms(q.before), pruneChunk)
+			if err != nil {
+				return total, fmt.Errorf("%s: %w", q.what, mapErr(err))
+			}
+			n, _ := res.RowsAffected()
+			if q.count {
+				total += int(n)
+			}
+			if n < pruneChunk {
+				break
+			}
+		}
 	}
-	n, _ := res.RowsAffected()
-	if _, err := db.w.ExecContext(ctx, `DELETE FROM seen WHERE seen_at < ?`, ms(seenBefore)); err != nil {
-		return int(n), fmt.Errorf("prune dedup keys: %w", mapErr(err))
-	}
-	return int(n), nil
+	return total, nil
 }
 
 // RecordSandbox keeps a payload the sandbox destination received.
