@@ -640,29 +640,8 @@ func (v *visit) event(e *browserEvent, pageURL, path string) (*event.Event, erro
 		if val = strings.TrimSpace(val); val == "" {
 			continue
 		}
-		switch userKeys[k] {
-		case "em":
-			u.Em = append(u.Em, val)
-		case "ph":
-			u.Ph = append(u.Ph, val)
-		case "fn":
-			u.Fn = append(u.Fn, val)
-		case "ln":
-			u.Ln = append(u.Ln, val)
-		case "db":
-			u.Db = append(u.Db, val)
-		case "ge":
-			u.Ge = append(u.Ge, val)
-		case "ct":
-			u.Ct = append(u.Ct, val)
-		case "st":
-			u.St = append(u.St, val)
-		case "zp":
-			u.Zp = append(u.Zp, val)
-		case "country":
-			u.Country = append(u.Country, val)
-		case "external_id":
-			u.ExternalID = append(u.ExternalID, val)
+		if l := u.List(userKeys[k]); l != nil {
+			*l = append(*l, val)
 		}
 	}
 	if v.vid != "" {

@@ -84,6 +84,36 @@ func (u *UserData) SetHashable(h normalize.UserData) {
 	u.Ct, u.St, u.Zp, u.Country, u.ExternalID = h.Ct, h.St, h.Zp, h.Country, h.ExternalID
 }
 
+// List returns the list of a hashable key (em, ph, fn, ln, db, ge, ct, st,
+// zp, country, external_id), or nil for any other key.
+func (u *UserData) List(key string) *List {
+	switch key {
+	case "em":
+		return &u.Em
+	case "ph":
+		return &u.Ph
+	case "fn":
+		return &u.Fn
+	case "ln":
+		return &u.Ln
+	case "db":
+		return &u.Db
+	case "ge":
+		return &u.Ge
+	case "ct":
+		return &u.Ct
+	case "st":
+		return &u.St
+	case "zp":
+		return &u.Zp
+	case "country":
+		return &u.Country
+	case "external_id":
+		return &u.ExternalID
+	}
+	return nil
+}
+
 // Keys lists the user_data keys that carry a value, in Meta's order.
 func (u *UserData) Keys() []string {
 	var ks []string

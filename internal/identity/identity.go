@@ -232,7 +232,7 @@ func (s *Service) Enrich(ctx context.Context, in *pipeline.Input) error {
 		return err
 	}
 	for _, k := range store.IdentityKeys {
-		dst := listOf(ud, k)
+		dst := ud.List(k)
 		if len(*dst) > 0 {
 			continue
 		}
@@ -383,7 +383,7 @@ func observation(in *pipeline.Input) *store.Identity {
 	obs := &store.Identity{SiteKey: in.Site.Key, VisitorID: in.VisitorID, Hashes: map[string][]string{},
 		Fbp: ud.Fbp, Fbc: ud.Fbc, IP: ud.ClientIPAddress, UA: ud.ClientUserAgent}
 	for _, k := range store.IdentityKeys {
-		for _, v := range *listOf(ud, k) {
+		for _, v := range *ud.List(k) {
 			// Only pure hashes are kept; anything else is never stored.
 			if isHash(v) && !slices.Contains(obs.Hashes[k], v) {
 				obs.Hashes[k] = append(obs.Hashes[k], v)
@@ -431,32 +431,4 @@ func isHash(s string) bool {
 		}
 	}
 	return true
-}
-
-func listOf(ud *event.UserData, k string) *event.List {
-	switch k {
-	case "em":
-		return &ud.Em
-	case "ph":
-		return &ud.Ph
-	case "fn":
-		return &ud.Fn
-	case "ln":
-		return &ud.Ln
-	case "db":
-		return &ud.Db
-	case "ge":
-		return &ud.Ge
-	case "ct":
-		return &ud.Ct
-	case "st":
-		return &ud.St
-	case "zp":
-		return &ud.Zp
-	case "country":
-		return &ud.Country
-	case "external_id":
-		return &ud.ExternalID
-	}
-	panic("BUG: unknown identity key " + k)
 }
