@@ -3,6 +3,10 @@ package store
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
+
+	"github.com/capirelay/capirelay/internal/secret"
 )
 
 // Additional data that binds each sealed value to its place, so a sealed
@@ -35,4 +39,41 @@ func NewSessionID() string {
 		panic("crypto/rand: " + err.Error())
 	}
 	return hex.EncodeToString(b[:])
+}
+
+// device is the sealed part of an identity: its browser identifiers.
+type device struct {
+	Fbp string `json:"fbp,omitempty"`
+	Fbc string `json:"fbc,omitempty"`
+	IP  string `json:"ip,omitempty"`
+	UA  string `json:"ua,omitempty"`
+}
+
+// SealDevice seals id's browser identifiers (fbp, fbc, IP, user agent) in
+// the one format both stores read; nil when it has none.
+func SealDevice(box *secret.Box, id *Identity) []byte {
+	d := device{Fbp: id.Fbp, Fbc: id.Fbc, IP: id.IP, UA: id.UA}
+	if d == (device{}) {
+		return nil
+	}
+	pt, _ := json.Marshal(d)
+	return box.Seal(pt, []byte(IdentityAD(id.SiteKey, id.VisitorID)))
+}
+
+// OpenDevice fills id's browser identifiers from what SealDevice made.
+// id.SiteKey and id.VisitorID must be set.
+func OpenDevice(box *secret.Box, sealed []byte, id *Identity) error {
+	if len(sealed) == 0 {
+		return nil
+	}
+	pt, err := box.Open(sealed, []byte(IdentityAD(id.SiteKey, id.VisitorID)))
+	if err != nil {
+		return fmt.Errorf("identity device: %w", err)
+	}
+	var d device
+	if err := json.Unmarshal(pt, &d); err != nil {
+		return fmt.Errorf("identity device: %w", err)
+	}
+	id.Fbp, id.Fbc, id.IP, id.UA = d.Fbp, d.Fbc, d.IP, d.UA
+	return nil
 }

@@ -20,14 +20,6 @@ var (
 	_ store.Forgetter  = (*DB)(nil)
 )
 
-// device is the sealed part of an identity, as in the SQLite store.
-type device struct {
-	Fbp string `json:"fbp,omitempty"`
-	Fbc string `json:"fbc,omitempty"`
-	IP  string `json:"ip,omitempty"`
-	UA  string `json:"ua,omitempty"`
-}
-
 // querier is a pool or a transaction.
 type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
@@ -47,16 +39,8 @@ func (db *DB) loadIdentity(ctx context.Context, q querier, siteKey, visitorID st
 	if err := json.Unmarshal([]byte(hashes), &id.Hashes); err != nil {
 		return nil, fmt.Errorf("identity hashes: %w", err)
 	}
-	if len(sealed) > 0 {
-		pt, err := db.box.Open(sealed, []byte(store.IdentityAD(siteKey, visitorID)))
-		if err != nil {
-			return nil, fmt.Errorf("identity device: %w", err)
-		}
-		var d device
-		if err := json.Unmarshal(pt, &d); err != nil {
-			return nil, fmt.Errorf("identity device: %w", err)
-		}
-		id.Fbp, id.Fbc, id.IP, id.UA = d.Fbp, d.Fbc, d.IP, d.UA
+	if err := store.OpenDevice(db.box, sealed, &id); err != nil {
+		return nil, err
 	}
 	return &id, nil
 }
@@ -140,11 +124,7 @@ func (db *DB) learnOne(ctx context.Context, tx pgx.Tx, id *store.Identity) error
 	if err != nil {
 		return err
 	}
-	var sealed []byte
-	if d := (device{Fbp: cur.Fbp, Fbc: cur.Fbc, IP: cur.IP, UA: cur.UA}); d != (device{}) {
-		pt, _ := json.Marshal(d)
-		sealed = db.box.Seal(pt, []byte(store.IdentityAD(cur.SiteKey, cur.VisitorID)))
-	}
+	sealed := store.SealDevice(db.box, cur)
 	if _, err := tx.Exec(ctx, `INSERT INTO identities (site_key, visitor_id, hashes, device, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (site_key, visitor_id) DO UPDATE SET hashes = excluded.hashes,
 		device = excluded.device, updated_at = excluded.updated_at`,

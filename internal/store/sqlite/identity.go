@@ -19,14 +19,6 @@ var (
 	_ store.Forgetter  = (*DB)(nil)
 )
 
-// device is the sealed part of an identity.
-type device struct {
-	Fbp string `json:"fbp,omitempty"`
-	Fbc string `json:"fbc,omitempty"`
-	IP  string `json:"ip,omitempty"`
-	UA  string `json:"ua,omitempty"`
-}
-
 type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
@@ -51,16 +43,8 @@ func (db *DB) loadIdentity(ctx context.Context, q querier, siteKey, visitorID st
 	if err := json.Unmarshal([]byte(hashes), &id.Hashes); err != nil {
 		return nil, fmt.Errorf("identity hashes: %w", err)
 	}
-	if len(sealed) > 0 {
-		pt, err := db.box.Open(sealed, []byte(store.IdentityAD(siteKey, visitorID)))
-		if err != nil {
-			return nil, fmt.Errorf("identity device: %w", err)
-		}
-		var d device
-		if err := json.Unmarshal(pt, &d); err != nil {
-			return nil, fmt.Errorf("identity device: %w", err)
-		}
-		id.Fbp, id.Fbc, id.IP, id.UA = d.Fbp, d.Fbc, d.IP, d.UA
+	if err := store.OpenDevice(db.box, sealed, &id); err != nil {
+		return nil, err
 	}
 	id.CreatedAt, id.UpdatedAt = fromMS(created), fromMS(updated)
 	return &id, nil
@@ -158,11 +142,7 @@ func (db *DB) insertIdentities(ctx context.Context, tx *sql.Tx, ids []*store.Ide
 			if err != nil {
 				return nil, fmt.Errorf("learn identity: %w", err)
 			}
-			var sealed []byte
-			if d := (device{Fbp: cur.Fbp, Fbc: cur.Fbc, IP: cur.IP, UA: cur.UA}); d != (device{}) {
-				pt, _ := json.Marshal(d)
-				sealed = db.box.Seal(pt, []byte(store.IdentityAD(cur.SiteKey, cur.VisitorID)))
-			}
+			sealed := store.SealDevice(db.box, cur)
 			if i > 0 {
 				sb.WriteByte(',')
 			}
@@ -234,11 +214,7 @@ func (db *DB) learnOne(ctx context.Context, tx *sql.Tx, id *store.Identity) erro
 	if err != nil {
 		return fmt.Errorf("learn identity: %w", err)
 	}
-	var sealed []byte
-	if d := (device{Fbp: cur.Fbp, Fbc: cur.Fbc, IP: cur.IP, UA: cur.UA}); d != (device{}) {
-		pt, _ := json.Marshal(d)
-		sealed = db.box.Seal(pt, []byte(store.IdentityAD(cur.SiteKey, cur.VisitorID)))
-	}
+	sealed := store.SealDevice(db.box, cur)
 	if _, err := tx.ExecContext(ctx, `INSERT INTO identities (site_key, visitor_id, hashes, device, created_at, updated_at)
 		VALUES (?,?,?,?,?,?) ON CONFLICT (site_key, visitor_id) DO UPDATE SET hashes=excluded.hashes, device=excluded.device,
 		updated_at=excluded.updated_at`, cur.SiteKey, cur.VisitorID, string(hashes), sealed, now, now); err != nil {
