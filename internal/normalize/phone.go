@@ -220,6 +220,12 @@ func acceptPhone(dst []byte, num e164) ([]byte, string) {
 	if m := phoneData().byCC[num.cc.cc]; m != nil {
 		num.cc = m
 	}
+	// Where "0" is the trunk prefix, no national number starts with 0: one
+	// that still does after the trunk zero was dropped is not a number (and
+	// normalizing its digits again would drop another zero).
+	if strings.HasPrefix(num.nsn, "0") && num.cc.zeroTrunk() {
+		return dst, "national number starts with the trunk prefix 0"
+	}
 	switch num.cc.possibleReason(len(num.nsn)) {
 	case isPossible:
 	case tooShort, isPossibleLocalOnly:

@@ -2,6 +2,7 @@ package normalize
 
 import (
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -129,6 +130,12 @@ func matchPrefix(lits []string, re *regexp.Regexp, d string) (n int, decided boo
 		return -1, true
 	}
 	return 0, false
+}
+
+// zeroTrunk reports whether a leading 0 is the country's national (trunk)
+// prefix, literally or as an alternative of its pattern.
+func (m *phoneMeta) zeroTrunk() bool {
+	return slices.Contains(m.npp, "0") || (m.nppRE != nil && m.nppRE.MatchString("0"))
 }
 
 type lengthResult int
