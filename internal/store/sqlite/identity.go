@@ -410,10 +410,10 @@ func collectRefs(ctx context.Context, tx *sql.Tx, q string, args []any, refs map
 // forgetPayloads deletes unsent outbox rows whose payload holds one of
 // hashes. Payloads are sealed, so each is opened.
 func (db *DB) forgetPayloads(ctx context.Context, tx *sql.Tx, siteKey string, hashes []string) (int, error) {
-	q := `SELECT id, payload FROM outbox WHERE state IN ('pending','held','dead')`
+	q := `SELECT o.id, p.payload FROM outbox o JOIN outbox_payload p ON p.id = o.id WHERE o.state IN ('pending','held','dead')`
 	var args []any
 	if siteKey != "" {
-		q += ` AND site_key=?`
+		q += ` AND o.site_key=?`
 		args = append(args, siteKey)
 	}
 	rows, err := tx.QueryContext(ctx, q, args...)

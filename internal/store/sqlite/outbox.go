@@ -111,9 +111,76 @@ func (db *DB) commitGroup(batch []*enqueueReq) {
 	}
 }
 
-// chunk bounds the rows of one multi-row statement (SQLite allows 32766
-// bound variables; the outbox insert takes 11 per row).
-const chunk = 500
+// rowSizes are the row counts of the prepared multi-row insert statements.
+// A group is cut greedily into pieces of these sizes, so every statement
+// the writer runs is parsed once, at Open (SQLite allows 32766 bound
+// variables; the outbox insert takes 11 per row).
+var rowSizes = [...]int{500, 100, 20, 1}
+
+// insertStmts are the writer's prepared statements, one per row size.
+type insertStmts struct {
+	seq                   *sql.Stmt
+	seen, outbox, payload [len(rowSizes)]*sql.Stmt
+}
+
+func (db *DB) prepareInserts(ctx context.Context) error {
+	rows := func(n int, one string) string {
+		return strings.TrimSuffix(strings.Repeat(one+",", n), ",")
+	}
+	var err error
+	prep := func(q string) *sql.Stmt {
+		if err != nil {
+			return nil
+		}
+		var st *sql.Stmt
+		st, err = db.w.PrepareContext(ctx, q)
+		return st
+	}
+	st := &insertStmts{}
+	st.seq = prep(`SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name='outbox'), 0)`)
+	for i, n := range rowSizes {
+		st.seen[i] = prep(`INSERT INTO seen (site_key, event_name, event_id, seen_at) VALUES ` + rows(n, "(?,?,?,?)") +
+			` ON CONFLICT (site_key, event_name, event_id) DO UPDATE SET seen_at = excluded.seen_at WHERE seen.seen_at < ?
+			RETURNING site_key, event_name, event_id`)
+		st.outbox[i] = prep(`INSERT INTO outbox (id, site_key, event_name, event_id, event_time, state,
+			next_attempt, source, visitor_id, test_event_code, created_at) VALUES ` + rows(n, "(?,?,?,?,?,?,?,?,?,?,?)"))
+		st.payload[i] = prep(`INSERT INTO outbox_payload (id, payload) VALUES ` + rows(n, "(?,?)"))
+	}
+	if err != nil {
+		return fmt.Errorf("prepare inserts: %w", mapErr(err))
+	}
+	db.ins = st
+	return nil
+}
+
+func (st *insertStmts) close() {
+	all := []*sql.Stmt{st.seq}
+	for i := range rowSizes {
+		all = append(all, st.seen[i], st.outbox[i], st.payload[i])
+	}
+	for _, s := range all {
+		if s != nil {
+			s.Close()
+		}
+	}
+}
+
+// pieces calls f for consecutive pieces of n rows, each of a prepared size
+// (rowSizes[size]).
+func pieces(n int, f func(lo, size int) error) error {
+	for lo := 0; lo < n; {
+		for i, rs := range rowSizes {
+			if n-lo >= rs {
+				if err := f(lo, i); err != nil {
+					return err
+				}
+				lo += rs
+				break
+			}
+		}
+	}
+	return nil
+}
 
 type dedupKey struct{ site, name, id string }
 
@@ -146,43 +213,35 @@ func (db *DB) insertGroup(batch []*enqueueReq) (err error) {
 	}
 	now := db.now()
 	nowMS, cutoff := ms(now), ms(now.Add(-store.DedupWindow))
+	st := db.ins
 	// Dedup: a key is new (inserted) or stale (older than the window, so
 	// updated); RETURNING names exactly those. A repeat inside the batch
 	// conflicts with its twin's fresh row and is not returned.
 	fresh := make(map[dedupKey]bool, len(all))
-	var sb strings.Builder
-	args := make([]any, 0, chunk*11)
-	for lo := 0; lo < len(all); lo += chunk {
-		part := all[lo:min(lo+chunk, len(all))]
-		sb.Reset()
+	args := make([]any, 0, rowSizes[0]*11)
+	err = pieces(len(all), func(lo, size int) error {
 		args = args[:0]
-		sb.WriteString(`INSERT INTO seen (site_key, event_name, event_id, seen_at) VALUES `)
-		for j, rf := range part {
-			if j > 0 {
-				sb.WriteByte(',')
-			}
-			sb.WriteString("(?,?,?,?)")
+		for _, rf := range all[lo : lo+rowSizes[size]] {
 			ev := &rf.r.evs[rf.i]
 			args = append(args, ev.SiteKey, ev.EventName, ev.EventID, nowMS)
 		}
-		sb.WriteString(` ON CONFLICT (site_key, event_name, event_id) DO UPDATE SET seen_at = excluded.seen_at WHERE seen.seen_at < ?
-			RETURNING site_key, event_name, event_id`)
 		args = append(args, cutoff)
-		rows, err := tx.QueryContext(ctx, sb.String(), args...)
+		rows, err := tx.StmtContext(ctx, st.seen[size]).QueryContext(ctx, args...)
 		if err != nil {
 			return mapErr(err)
 		}
+		defer rows.Close()
 		for rows.Next() {
 			var k dedupKey
 			if err := rows.Scan(&k.site, &k.name, &k.id); err != nil {
-				rows.Close()
 				return mapErr(err)
 			}
 			fresh[k] = true
 		}
-		if err := rows.Close(); err != nil {
-			return mapErr(err)
-		}
+		return mapErr(rows.Close())
+	})
+	if err != nil {
+		return err
 	}
 	accepted := all[:0:0]
 	for _, rf := range all {
@@ -195,47 +254,41 @@ func (db *DB) insertGroup(batch []*enqueueReq) (err error) {
 			rf.r.res[rf.i] = store.EnqueueResult{Status: store.Duplicate}
 		}
 	}
-	ids := make(map[dedupKey]int64, len(accepted))
-	for lo := 0; lo < len(accepted); lo += chunk {
-		part := accepted[lo:min(lo+chunk, len(accepted))]
-		sb.Reset()
+	if len(accepted) == 0 {
+		return mapErr(tx.Commit())
+	}
+	// The writer is the only one inserting outbox rows and holds the
+	// write lock, so it numbers them itself instead of reading them back.
+	var seq int64
+	if err := tx.StmtContext(ctx, st.seq).QueryRowContext(ctx).Scan(&seq); err != nil {
+		return mapErr(err)
+	}
+	for j, rf := range accepted {
+		rf.r.res[rf.i] = store.EnqueueResult{Status: store.Accepted, ID: seq + 1 + int64(j)}
+	}
+	err = pieces(len(accepted), func(lo, size int) error {
 		args = args[:0]
-		sb.WriteString(`INSERT INTO outbox (site_key, event_name, event_id, event_time, payload, state,
-			next_attempt, source, visitor_id, test_event_code, created_at) VALUES `)
-		for j, rf := range part {
-			if j > 0 {
-				sb.WriteByte(',')
-			}
-			sb.WriteString("(?,?,?,?,?,?,?,?,?,?,?)")
+		for _, rf := range accepted[lo : lo+rowSizes[size]] {
 			ev := &rf.r.evs[rf.i]
 			state := store.StatePending
 			if ev.Held {
 				state = store.StateHeld
 			}
-			args = append(args, ev.SiteKey, ev.EventName, ev.EventID, ms(ev.EventTime), ev.Payload, state,
+			args = append(args, rf.r.res[rf.i].ID, ev.SiteKey, ev.EventName, ev.EventID, ms(ev.EventTime), state,
 				nowMS, ev.Source, ev.VisitorID, ev.TestEventCode, nowMS)
 		}
-		sb.WriteString(` RETURNING id, site_key, event_name, event_id`)
-		rows, err := tx.QueryContext(ctx, sb.String(), args...)
-		if err != nil {
+		if _, err := tx.StmtContext(ctx, st.outbox[size]).ExecContext(ctx, args...); err != nil {
 			return mapErr(err)
 		}
-		for rows.Next() {
-			var k dedupKey
-			var id int64
-			if err := rows.Scan(&id, &k.site, &k.name, &k.id); err != nil {
-				rows.Close()
-				return mapErr(err)
-			}
-			ids[k] = id
+		args = args[:0]
+		for _, rf := range accepted[lo : lo+rowSizes[size]] {
+			args = append(args, rf.r.res[rf.i].ID, rf.r.evs[rf.i].Payload)
 		}
-		if err := rows.Close(); err != nil {
-			return mapErr(err)
-		}
-	}
-	for _, rf := range accepted {
-		ev := &rf.r.evs[rf.i]
-		rf.r.res[rf.i] = store.EnqueueResult{Status: store.Accepted, ID: ids[dedupKey{ev.SiteKey, ev.EventName, ev.EventID}]}
+		_, err := tx.StmtContext(ctx, st.payload[size]).ExecContext(ctx, args...)
+		return mapErr(err)
+	})
+	if err != nil {
+		return err
 	}
 	return mapErr(tx.Commit())
 }
@@ -276,22 +329,34 @@ func (db *DB) pin(ctx context.Context, pragma string) (*sql.Conn, error) {
 	return conn, nil
 }
 
-const itemCols = `id, site_key, event_name, event_id, event_time, payload, state, attempts, next_attempt, last_error,
+const stateCols = `id, site_key, event_name, event_id, event_time, state, attempts, next_attempt, last_error,
 	trace_id, source, visitor_id, test_event_code, created_at, delivered_at`
 
-func (db *DB) scanItem(row interface{ Scan(...any) error }) (store.Item, error) {
+// itemQuery selects whole items: the outbox row and its payload.
+const itemQuery = `SELECT o.id, o.site_key, o.event_name, o.event_id, o.event_time, o.state, o.attempts, o.next_attempt,
+	o.last_error, o.trace_id, o.source, o.visitor_id, o.test_event_code, o.created_at, o.delivered_at, p.payload
+	FROM outbox o JOIN outbox_payload p ON p.id = o.id`
+
+// scanItem reads stateCols, then the sealed payload when withPayload.
+func (db *DB) scanItem(row interface{ Scan(...any) error }, withPayload bool) (store.Item, error) {
 	var it store.Item
 	var et, next, created, delivered int64
 	var payload []byte
-	if err := row.Scan(&it.ID, &it.SiteKey, &it.EventName, &it.EventID, &et, &payload, &it.State, &it.Attempts,
-		&next, &it.LastError, &it.TraceID, &it.Source, &it.VisitorID, &it.TestEventCode, &created, &delivered); err != nil {
+	dest := []any{&it.ID, &it.SiteKey, &it.EventName, &it.EventID, &et, &it.State, &it.Attempts,
+		&next, &it.LastError, &it.TraceID, &it.Source, &it.VisitorID, &it.TestEventCode, &created, &delivered}
+	if withPayload {
+		dest = append(dest, &payload)
+	}
+	if err := row.Scan(dest...); err != nil {
 		return it, mapErr(err)
 	}
-	pt, err := db.box.Open(payload, []byte(store.PayloadAD))
-	if err != nil {
-		return it, fmt.Errorf("outbox item %d: %w", it.ID, err)
+	if withPayload {
+		pt, err := db.box.Open(payload, []byte(store.PayloadAD))
+		if err != nil {
+			return it, fmt.Errorf("outbox item %d: %w", it.ID, err)
+		}
+		it.Payload = pt
 	}
-	it.Payload = pt
 	it.EventTime, it.NextAttempt, it.CreatedAt, it.DeliveredAt = fromMS(et), fromMS(next), fromMS(created), fromMS(delivered)
 	return it, nil
 }
@@ -303,26 +368,92 @@ func (db *DB) Claim(ctx context.Context, siteKey, owner string, limit int, now t
 		return nil, fmt.Errorf("claim for site %s: %w", siteKey, err)
 	}
 	defer release()
-	rows, err := conn.QueryContext(ctx, `UPDATE outbox SET state='inflight', lease_owner=?, next_attempt=?, attempts=attempts+1
-		WHERE id IN (SELECT id FROM outbox WHERE state IN ('pending','inflight') AND site_key=? AND next_attempt<=? ORDER BY next_attempt LIMIT ?)
-		RETURNING `+itemCols, owner, ms(now.Add(lease)), siteKey, ms(now), limit)
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("claim for site %s: %w", siteKey, mapErr(err))
+	}
+	defer tx.Rollback()
+	items, err := db.claim(ctx, tx, siteKey, owner, limit, now, lease)
+	if err != nil {
+		return nil, fmt.Errorf("claim for site %s: %w", siteKey, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("claim for site %s: %w", siteKey, mapErr(err))
+	}
+	return items, nil
+}
+
+func (db *DB) claim(ctx context.Context, tx *sql.Tx, siteKey, owner string, limit int, now time.Time, lease time.Duration) ([]store.Item, error) {
+	rows, err := tx.QueryContext(ctx, `UPDATE outbox SET state='inflight', lease_owner=?, next_attempt=?, attempts=attempts+1
+		WHERE id IN (SELECT id FROM outbox WHERE state IN ('pending','inflight') AND site_key=? AND next_attempt<=? ORDER BY next_attempt LIMIT ?)
+		RETURNING `+stateCols, owner, ms(now.Add(lease)), siteKey, ms(now), limit)
+	if err != nil {
+		return nil, mapErr(err)
 	}
 	defer rows.Close()
 	items := make([]store.Item, 0, limit)
 	for rows.Next() {
-		it, err := db.scanItem(rows)
+		it, err := db.scanItem(rows, false)
 		if err != nil {
-			return nil, fmt.Errorf("claim for site %s: %w", siteKey, err)
+			return nil, err
 		}
 		items = append(items, it)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("claim for site %s: %w", siteKey, mapErr(err))
+		return nil, mapErr(err)
 	}
+	rows.Close()
 	sortItems(items)
+	if err := db.loadPayloads(ctx, tx, items); err != nil {
+		return nil, err
+	}
 	return items, nil
+}
+
+// loadPayloads fills in the payloads of items, which are sorted by id.
+func (db *DB) loadPayloads(ctx context.Context, tx *sql.Tx, items []store.Item) error {
+	args := make([]any, 0, 900)
+	for lo := 0; lo < len(items); lo += 900 {
+		part := items[lo:min(lo+900, len(items))]
+		args = args[:0]
+		for _, it := range part {
+			args = append(args, it.ID)
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT id, payload FROM outbox_payload WHERE id IN (`+placeholders(len(part))+`) ORDER BY id`, args...)
+		if err != nil {
+			return mapErr(err)
+		}
+		j := 0
+		for rows.Next() {
+			var id int64
+			var sealed []byte
+			if err := rows.Scan(&id, &sealed); err != nil {
+				rows.Close()
+				return mapErr(err)
+			}
+			for j < len(part) && part[j].ID < id {
+				j++
+			}
+			if j == len(part) || part[j].ID != id {
+				continue
+			}
+			pt, err := db.box.Open(sealed, []byte(store.PayloadAD))
+			if err != nil {
+				rows.Close()
+				return fmt.Errorf("outbox item %d: %w", id, err)
+			}
+			part[j].Payload = pt
+		}
+		if err := rows.Close(); err != nil {
+			return mapErr(err)
+		}
+	}
+	for _, it := range items {
+		if it.Payload == nil {
+			return fmt.Errorf("outbox item %d: %w: its payload is missing", it.ID, store.ErrNotFound)
+		}
+	}
+	return nil
 }
 
 // Complete records outcomes for items leased to owner. Delivered items that
@@ -439,7 +570,7 @@ func (db *DB) Replay(ctx context.Context, id int64, now time.Time) error {
 
 // Item returns one outbox item.
 func (db *DB) Item(ctx context.Context, id int64) (*store.Item, error) {
-	it, err := db.scanItem(db.r.QueryRowContext(ctx, `SELECT `+itemCols+` FROM outbox WHERE id=?`, id))
+	it, err := db.scanItem(db.r.QueryRowContext(ctx, itemQuery+` WHERE o.id=?`, id), true)
 	if err != nil {
 		return nil, fmt.Errorf("item %d: %w", id, err)
 	}
@@ -448,17 +579,17 @@ func (db *DB) Item(ctx context.Context, id int64) (*store.Item, error) {
 
 // Items lists the newest items, optionally of one site and state.
 func (db *DB) Items(ctx context.Context, siteKey, state string, limit int) ([]store.Item, error) {
-	q := `SELECT ` + itemCols + ` FROM outbox WHERE 1=1`
+	q := itemQuery + ` WHERE 1=1`
 	var args []any
 	if siteKey != "" {
-		q += ` AND site_key=?`
+		q += ` AND o.site_key=?`
 		args = append(args, siteKey)
 	}
 	if state != "" {
-		q += ` AND state=?`
+		q += ` AND o.state=?`
 		args = append(args, state)
 	}
-	q += ` ORDER BY id DESC LIMIT ?`
+	q += ` ORDER BY o.id DESC LIMIT ?`
 	args = append(args, limit)
 	rows, err := db.r.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -467,7 +598,7 @@ func (db *DB) Items(ctx context.Context, siteKey, state string, limit int) ([]st
 	defer rows.Close()
 	var out []store.Item
 	for rows.Next() {
-		it, err := db.scanItem(rows)
+		it, err := db.scanItem(rows, true)
 		if err != nil {
 			return nil, fmt.Errorf("items: %w", err)
 		}

@@ -1,0 +1,70 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"io/fs"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/pressly/goose/v3"
+
+	"github.com/capirelay/capirelay/internal/secret"
+	"github.com/capirelay/capirelay/internal/store"
+)
+
+// A database written before payloads moved to their own table keeps every
+// queued event: the migration carries the sealed payload over, and deleting
+// an outbox row still deletes its payload.
+func TestPayloadMigrationKeepsQueuedEvents(t *testing.T) {
+	ctx := context.Background()
+	box, _ := secret.New(bytes.Repeat([]byte{3}, secret.KeySize))
+	path := filepath.Join(t.TempDir(), FileName)
+	old, err := sql.Open("sqlite", dsn(path, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, _ := fs.Sub(migrations, "migrations")
+	p, err := goose.NewProvider(goose.DialectSQLite3, old, sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	payload := []byte(`{"event_name":"Purchase","event_id":"old-1"}`)
+	for i, id := range []string{"old-1", "old-2"} {
+		if _, err := old.Exec(`INSERT INTO outbox (site_key, event_name, event_id, event_time, payload, state, next_attempt, created_at)
+			VALUES ('s', 'Purchase', ?, 1, ?, 'pending', 1, ?)`, id, box.Seal(payload, []byte(store.PayloadAD)), i+1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old.Close()
+
+	db, err := Open(ctx, path, box)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	items, err := db.Claim(ctx, "s", "me", 10, time.Now(), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(items) != 2 || !bytes.Equal(items[0].Payload, payload) || items[1].EventID != "old-2" {
+		t.Fatalf("after migrating, claimed %+v", items)
+	}
+	// New events are numbered after the old ones.
+	res, err := db.Enqueue(ctx, []store.NewEvent{{SiteKey: "s", EventName: "Purchase", EventID: "new-1", EventTime: time.Now(), Payload: payload}})
+	if err != nil || res[0].ID != items[1].ID+1 {
+		t.Fatalf("enqueue after migrating: %+v %v", res, err)
+	}
+	if _, err := db.w.Exec(`DELETE FROM outbox WHERE event_id='old-1'`); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := db.r.QueryRow(`SELECT count(*) FROM outbox_payload`).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("payload rows after deleting one outbox row: %d (%v), want 2", n, err)
+	}
+}
