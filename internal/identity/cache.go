@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -13,6 +14,10 @@ import (
 // returning customer's events cost no store reads. Entries live cacheTTL:
 // another node's learning shows after at most that long, and a stale entry
 // can only add less, never overwrite (Enrich fills gaps only).
+//
+// A cached *store.Identity is never modified once cached (learned replaces
+// it with a merged copy), so readers share it without a copy and must
+// treat it as read-only.
 type cache struct {
 	mu      sync.Mutex
 	ids     map[[2]string]cachedIdentity
@@ -48,7 +53,8 @@ func cloneIdentity(id *store.Identity) *store.Identity {
 	return &c
 }
 
-// identity returns a cached identity; ok is false on a miss.
+// identity returns a cached identity, shared and read-only; ok is false on
+// a miss.
 func (c *cache) identity(site, visitor string) (*store.Identity, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -56,16 +62,17 @@ func (c *cache) identity(site, visitor string) (*store.Identity, bool) {
 	if !ok || time.Since(e.at) > cacheTTL {
 		return nil, false
 	}
-	return cloneIdentity(e.id), true
+	return e.id, true
 }
 
+// putIdentity caches id, which the caller must not modify afterwards.
 func (c *cache) putIdentity(site, visitor string, id *store.Identity) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.ids) >= c.maxSize {
 		clear(c.ids)
 	}
-	c.ids[[2]string{site, visitor}] = cachedIdentity{id: cloneIdentity(id), at: time.Now()}
+	c.ids[[2]string{site, visitor}] = cachedIdentity{id: id, at: time.Now()}
 }
 
 // learned merges what was just written into a cached identity (the store
@@ -75,7 +82,12 @@ func (c *cache) learned(obs *store.Identity) {
 	defer c.mu.Unlock()
 	k := [2]string{obs.SiteKey, obs.VisitorID}
 	if e, ok := c.ids[k]; ok && e.id != nil && time.Since(e.at) <= cacheTTL {
-		e.id.Merge(obs)
+		if mergeChanges(e.id, obs) {
+			// Copy on write: readers may hold e.id.
+			id := cloneIdentity(e.id)
+			id.Merge(obs)
+			c.ids[k] = cachedIdentity{id: id, at: e.at}
+		}
 	} else {
 		delete(c.ids, k)
 	}
@@ -108,7 +120,43 @@ func (c *cache) putOwner(site, kind, hash, visitor string) {
 	c.owners[[3]string{site, kind, hash}] = cachedOwner{visitor: visitor, at: time.Now()}
 }
 
-// lookupIdentity reads an identity through the cache; nil when none.
+// mergeChanges reports whether id.Merge(o) would change id, without
+// changing it or allocating.
+func mergeChanges(id, o *store.Identity) bool {
+	for _, k := range store.IdentityKeys {
+		add := o.Hashes[k]
+		if len(add) == 0 {
+			continue
+		}
+		cur := id.Hashes[k]
+		// Merge builds next from add then cur: distinct values, at most
+		// MaxIdentityValues, and compares it with cur. While next equals a
+		// prefix of cur, next is cur[:n].
+		n := 0
+		for _, list := range [2][]string{add, cur} {
+			for _, h := range list {
+				if n == store.MaxIdentityValues {
+					break
+				}
+				if slices.Contains(cur[:n], h) {
+					continue
+				}
+				if n >= len(cur) || cur[n] != h {
+					return true
+				}
+				n++
+			}
+		}
+		if n != len(cur) {
+			return true
+		}
+	}
+	return o.Fbp != "" && o.Fbp != id.Fbp || o.Fbc != "" && o.Fbc != id.Fbc ||
+		o.IP != "" && o.IP != id.IP || o.UA != "" && o.UA != id.UA
+}
+
+// lookupIdentity reads an identity through the cache; nil when none. The
+// identity is shared with the cache: read-only.
 func (s *Service) lookupIdentity(ctx context.Context, site, visitor string) (*store.Identity, error) {
 	if id, ok := s.cache.identity(site, visitor); ok {
 		return id, nil

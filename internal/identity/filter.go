@@ -2,15 +2,16 @@ package identity
 
 import (
 	"hash/maphash"
-	"sync"
+	"sync/atomic"
 )
 
 // filter is a Bloom filter of the visitors and indexed hashes the store
 // knows, so that an event naming nobody known costs no store reads. A false
 // positive only costs a read; there are no false negatives for what this
-// process loaded or learned. It is safe for concurrent use.
+// process loaded or learned. It is safe for concurrent use without a lock:
+// bits are only ever set, each atomically, so a value is found by every has
+// that starts after its add returned.
 type filter struct {
-	mu   sync.RWMutex
 	bits []uint64
 	seed maphash.Seed
 }
@@ -38,21 +39,19 @@ func (f *filter) positions(site, kind, value string) (h1, h2 uint64) {
 
 func (f *filter) add(site, kind, value string) {
 	h1, h2 := f.positions(site, kind, value)
-	f.mu.Lock()
 	for i := uint64(0); i < filterK; i++ {
 		b := (h1 + i*h2) % filterBits
-		f.bits[b/64] |= 1 << (b % 64)
+		if m := uint64(1) << (b % 64); atomic.LoadUint64(&f.bits[b/64])&m == 0 {
+			atomic.OrUint64(&f.bits[b/64], m)
+		}
 	}
-	f.mu.Unlock()
 }
 
 func (f *filter) has(site, kind, value string) bool {
 	h1, h2 := f.positions(site, kind, value)
-	f.mu.RLock()
-	defer f.mu.RUnlock()
 	for i := uint64(0); i < filterK; i++ {
 		b := (h1 + i*h2) % filterBits
-		if f.bits[b/64]&(1<<(b%64)) == 0 {
+		if atomic.LoadUint64(&f.bits[b/64])&(1<<(b%64)) == 0 {
 			return false
 		}
 	}

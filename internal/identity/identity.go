@@ -172,7 +172,7 @@ func (s *Service) write(ctx context.Context, batch []*store.Identity) {
 			}
 			obs.VisitorID = v
 		}
-		if cur, ok := s.cache.identity(obs.SiteKey, obs.VisitorID); ok && cur != nil && !cur.Merge(withoutChurn(obs, cur)) {
+		if cur, ok := s.cache.identity(obs.SiteKey, obs.VisitorID); ok && cur != nil && !mergeChanges(cur, withoutChurn(obs, cur)) {
 			continue // nothing new about a known person
 		}
 		// Several events of one person in a batch make one write; the
@@ -227,7 +227,9 @@ func (s *Service) Enrich(ctx context.Context, in *pipeline.Input) error {
 		return nil
 	}
 	ud := &in.Event.UserData
-	ids, err := s.resolve(ctx, in.Site, in.VisitorID, lookupHashes(in, ud))
+	var lbuf [8]lookup
+	var ibuf [4]*store.Identity
+	ids, err := s.resolve(ctx, ibuf[:0], in.Site, in.VisitorID, lookupHashes(lbuf[:0], in, ud))
 	if err != nil || len(ids) == 0 {
 		return err
 	}
@@ -264,9 +266,10 @@ func fill(dst *string, v string) {
 // lookup is one indexed hash an event names.
 type lookup struct{ key, hash string }
 
-// lookupHashes hashes the raw external_id, em and ph of an event (before
-// the pipeline does) as the pipeline will, to find their owner.
-func lookupHashes(in *pipeline.Input, ud *event.UserData) []lookup {
+// lookupHashes appends to out the hashes of the raw external_id, em and ph
+// of an event (before the pipeline hashes them) as the pipeline will, to
+// find their owner.
+func lookupHashes(out []lookup, in *pipeline.Input, ud *event.UserData) []lookup {
 	region := in.Site.DefaultRegion
 	if region == "" {
 		region = in.Region
@@ -279,8 +282,7 @@ func lookupHashes(in *pipeline.Input, ud *event.UserData) []lookup {
 		}
 	}
 	o := normalize.Options{Region: region}
-	var out []lookup
-	for _, f := range []struct {
+	for _, f := range [...]struct {
 		key   string
 		field normalize.Field
 		vals  event.List
@@ -298,16 +300,17 @@ func lookupHashes(in *pipeline.Input, ud *event.UserData) []lookup {
 	return out
 }
 
-// resolve returns the identities of a visitor and of the owners of the
-// hashes, the visitor's first, each once.
-func (s *Service) resolve(ctx context.Context, site *store.Site, visitorID string, hs []lookup) ([]*store.Identity, error) {
-	var ids []*store.Identity
-	seen := map[string]bool{}
+// resolve appends to ids the identities of a visitor and of the owners of
+// the hashes, the visitor's first, each once. They are shared with the
+// cache: read-only.
+func (s *Service) resolve(ctx context.Context, ids []*store.Identity, site *store.Site, visitorID string, hs []lookup) ([]*store.Identity, error) {
+	var seenBuf [8]string
+	seen := seenBuf[:0] // a handful at most: a slice beats a map
 	add := func(v string) error {
-		if v == "" || seen[v] {
+		if v == "" || slices.Contains(seen, v) {
 			return nil
 		}
-		seen[v] = true
+		seen = append(seen, v)
 		if !s.mayKnow(site.Key, "visitor", v) {
 			return nil
 		}
@@ -352,7 +355,7 @@ func (s *Service) Observe(ctx context.Context, in *pipeline.Input, res pipeline.
 	}
 	if obs.VisitorID != "" {
 		// A returning visitor whose event teaches nothing new costs nothing.
-		if cur, ok := s.cache.identity(obs.SiteKey, obs.VisitorID); ok && cur != nil && !cur.Merge(withoutChurn(obs, cur)) {
+		if cur, ok := s.cache.identity(obs.SiteKey, obs.VisitorID); ok && cur != nil && !mergeChanges(cur, withoutChurn(obs, cur)) {
 			return
 		}
 	}
