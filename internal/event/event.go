@@ -281,7 +281,18 @@ func (e *FieldError) Is(target error) bool { return target == ErrInvalid }
 
 // Decode parses one event strictly: unknown fields and wrong types are
 // errors that name the field, prefixed with path (e.g. "data[3]").
+// A hand-written parser (fast.go) takes the inputs it can decode exactly
+// as encoding/json would; everything else, errors included, goes the
+// encoding/json way.
 func Decode(raw []byte, path string) (*Event, error) {
+	if ev, ok := decodeFast(raw); ok {
+		return ev, nil
+	}
+	return decodeSlow(raw, path)
+}
+
+// decodeSlow is Decode with encoding/json.
+func decodeSlow(raw []byte, path string) (*Event, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	var ev Event
