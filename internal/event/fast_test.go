@@ -1,7 +1,9 @@
 package event
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -213,4 +215,115 @@ func BenchmarkDecode(b *testing.B) {
 			}
 		})
 	}
+}
+
+// slowEnvelope is how collect decodes a request body with encoding/json.
+func slowEnvelope(body []byte) (Envelope, error) {
+	var req struct {
+		Data          json.RawMessage `json:"data"`
+		TestEventCode string          `json:"test_event_code"`
+		AccessToken   string          `json:"access_token"`
+		PartnerAgent  string          `json:"partner_agent"`
+		NamespaceID   string          `json:"namespace_id"`
+		UploadID      string          `json:"upload_id"`
+		UploadTag     string          `json:"upload_tag"`
+		UploadSource  string          `json:"upload_source"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return Envelope{}, err
+	}
+	if dec.More() {
+		return Envelope{}, errors.New("trailing data")
+	}
+	return Envelope(req), nil
+}
+
+// agreeEnvelope checks DecodeEnvelope against encoding/json and reports
+// whether it took body.
+func agreeEnvelope(t *testing.T, body []byte) bool {
+	t.Helper()
+	env, ok := DecodeEnvelope(body)
+	if !ok {
+		return false
+	}
+	want, err := slowEnvelope(body)
+	if err != nil {
+		t.Fatalf("DecodeEnvelope took %q, which encoding/json refuses: %v", body, err)
+	}
+	if !reflect.DeepEqual(env, want) {
+		t.Fatalf("DecodeEnvelope(%q):\n got %#v\nwant %#v", body, env, want)
+	}
+	return true
+}
+
+var envelopeSeeds = []string{
+	`{"data":[` + fullEvent + `,` + fastSeeds[1] + `],"test_event_code":"TEST123","access_token":"crk_x","partner_agent":"p","namespace_id":"n","upload_id":"u","upload_tag":"t","upload_source":"s"}`,
+	` {"data":"[{\"event_name\":\"x\"}]", "access_token":null}` + "\n",
+	`{"data":null}`,
+	`{}`,
+	`{"data":[],"test_event_code":"\u00e9\ud83d\ude00"}`,
+}
+
+var envelopeSlowSeeds = []string{
+	``, `null`, `[]`, `{"data":[]} x`, `{"data":[]}}`, `{"Data":[]}`, `{"data":[],"data":[]}`, `{"dat\u0061":[]}`,
+	`{"data":[],"extra":1}`, `{"data":[1,]}`, `{"data":[],"access_token":1}`, `{"data":[{"a":tru}]}`, `{"data":[]`,
+	`{"test_event_code":"a","test_event_code":"b"}`,
+}
+
+func TestDecodeEnvelope(t *testing.T) {
+	var evs []string
+	for j := range 100 {
+		evs = append(evs, string(realisticEvent(j)))
+	}
+	seeds := append([]string{`{"data":[` + strings.Join(evs, ",") + `]}`}, envelopeSeeds...)
+	for _, s := range seeds {
+		if !agreeEnvelope(t, []byte(s)) {
+			t.Errorf("DecodeEnvelope did not take %.200s", s)
+		}
+	}
+	for _, s := range envelopeSlowSeeds {
+		if agreeEnvelope(t, []byte(s)) {
+			t.Errorf("DecodeEnvelope took %q, which should go to encoding/json", s)
+		}
+	}
+}
+
+// FuzzDecodeEnvelope: DecodeEnvelope takes only what encoding/json
+// accepts, with the same result.
+func FuzzDecodeEnvelope(f *testing.F) {
+	for _, s := range envelopeSeeds {
+		f.Add([]byte(s))
+	}
+	for _, s := range envelopeSlowSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		agreeEnvelope(t, body)
+	})
+}
+
+func BenchmarkDecodeEnvelope(b *testing.B) {
+	var evs [][]byte
+	for j := range 100 {
+		evs = append(evs, realisticEvent(j))
+	}
+	body := []byte(`{"data":[` + string(bytes.Join(evs, []byte(","))) + `]}`)
+	b.Run("fast", func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		for b.Loop() {
+			if _, ok := DecodeEnvelope(body); !ok {
+				b.Fatal("not taken")
+			}
+		}
+	})
+	b.Run("slow", func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		for b.Loop() {
+			if _, err := slowEnvelope(body); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

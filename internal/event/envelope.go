@@ -1,0 +1,77 @@
+package event
+
+import "encoding/json"
+
+// Envelope is the body of a Graph API events request besides its events:
+// data, the list of server events, and the top-level parameters (spec §1.3).
+type Envelope struct {
+	Data          json.RawMessage // the raw data value
+	TestEventCode string
+	AccessToken   string
+	PartnerAgent  string
+	NamespaceID   string
+	UploadID      string
+	UploadTag     string
+	UploadSource  string
+}
+
+// DecodeEnvelope is a fast path for reading a JSON request body. It gives
+// what encoding/json gives when it decodes body strictly (unknown fields
+// refused, nothing but white space after the object) into a struct of these
+// fields tagged data, test_event_code, access_token, partner_agent,
+// namespace_id, upload_id, upload_tag and upload_source. For any input it
+// cannot read exactly so (any error, a duplicate key, a key with escapes or
+// another case) it returns false, and the caller uses encoding/json.
+// Data is checked as JSON but not copied: it is a sub-slice of body.
+func DecodeEnvelope(body []byte) (Envelope, bool) {
+	var env Envelope
+	d := fastDecoder{b: body}
+	if d.peek() != '{' {
+		return Envelope{}, false
+	}
+	var seen uint8
+	ok := d.object(func(key []byte) bool {
+		var bit uint8
+		var dst *string
+		switch string(key) {
+		case "data":
+			if seen&1 != 0 {
+				return false
+			}
+			seen |= 1
+			start := d.i
+			if !d.skip(1) {
+				return false
+			}
+			env.Data = body[start:d.i:d.i]
+			return true
+		case "test_event_code":
+			bit, dst = 1<<1, &env.TestEventCode
+		case "access_token":
+			bit, dst = 1<<2, &env.AccessToken
+		case "partner_agent":
+			bit, dst = 1<<3, &env.PartnerAgent
+		case "namespace_id":
+			bit, dst = 1<<4, &env.NamespaceID
+		case "upload_id":
+			bit, dst = 1<<5, &env.UploadID
+		case "upload_tag":
+			bit, dst = 1<<6, &env.UploadTag
+		case "upload_source":
+			bit, dst = 1<<7, &env.UploadSource
+		default:
+			return false
+		}
+		if seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		s, ok := d.stringField(nil)
+		*dst = s
+		return ok
+	})
+	if !ok || d.peek() != 0 || d.i != len(body) {
+		return Envelope{}, false
+	}
+	return env, true
+}
