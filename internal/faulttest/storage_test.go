@@ -122,9 +122,12 @@ func TestFullDataDirectory(t *testing.T) {
 		t.Fatalf("a full disk never made ingest answer 503; statuses %v", r.acked.statuses())
 	}
 	if browser {
+		// A beacon is one small event: it may still fit in WAL space that a
+		// checkpoint freed for reuse. Then it is stored, and
+		// assertNoLoss below proves it is delivered; otherwise 503.
 		for i := range 3 {
-			if code := r.beacon(t, site.Key, fmt.Sprintf("beacon-full-%d", i)); code != 503 {
-				t.Errorf("POST /e on a full disk = %d, want 503", code)
+			if code := r.beacon(t, site.Key, fmt.Sprintf("beacon-full-%d", i)); code != 503 && code != 204 {
+				t.Errorf("POST /e on a full disk = %d, want 503 (or 204 if it was stored)", code)
 			}
 		}
 	}

@@ -3,7 +3,9 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -361,55 +363,6 @@ func (db *DB) scanItem(row interface{ Scan(...any) error }, withPayload bool) (s
 	return it, nil
 }
 
-// Claim leases up to limit due items of a site to owner.
-func (db *DB) Claim(ctx context.Context, siteKey, owner string, limit int, now time.Time, lease time.Duration) ([]store.Item, error) {
-	conn, release, err := db.relaxed(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("claim for site %s: %w", siteKey, err)
-	}
-	defer release()
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("claim for site %s: %w", siteKey, mapErr(err))
-	}
-	defer tx.Rollback()
-	items, err := db.claim(ctx, tx, siteKey, owner, limit, now, lease)
-	if err != nil {
-		return nil, fmt.Errorf("claim for site %s: %w", siteKey, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("claim for site %s: %w", siteKey, mapErr(err))
-	}
-	return items, nil
-}
-
-func (db *DB) claim(ctx context.Context, tx *sql.Tx, siteKey, owner string, limit int, now time.Time, lease time.Duration) ([]store.Item, error) {
-	rows, err := tx.QueryContext(ctx, `UPDATE outbox SET state='inflight', lease_owner=?, next_attempt=?, attempts=attempts+1
-		WHERE id IN (SELECT id FROM outbox WHERE state IN ('pending','inflight') AND site_key=? AND next_attempt<=? ORDER BY next_attempt LIMIT ?)
-		RETURNING `+stateCols, owner, ms(now.Add(lease)), siteKey, ms(now), limit)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	defer rows.Close()
-	items := make([]store.Item, 0, limit)
-	for rows.Next() {
-		it, err := db.scanItem(rows, false)
-		if err != nil {
-			return nil, err
-		}
-		items = append(items, it)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, mapErr(err)
-	}
-	rows.Close()
-	sortItems(items)
-	if err := db.loadPayloads(ctx, tx, items); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 // loadPayloads fills in the payloads of items, which are sorted by id.
 func (db *DB) loadPayloads(ctx context.Context, tx *sql.Tx, items []store.Item) error {
 	args := make([]any, 0, 900)
@@ -456,94 +409,55 @@ func (db *DB) loadPayloads(ctx context.Context, tx *sql.Tx, items []store.Item) 
 	return nil
 }
 
-// Complete records outcomes for items leased to owner. Delivered items that
-// share a trace id are written with one statement.
-func (db *DB) Complete(ctx context.Context, owner string, outs []store.Outcome, now time.Time) error {
-	conn, release, err := db.relaxed(ctx)
-	if err != nil {
-		return fmt.Errorf("complete: %w", err)
-	}
-	defer release()
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("complete: %w", mapErr(err))
-	}
-	defer tx.Rollback()
-	delivered := map[string][]any{}
-	for _, o := range outs {
-		var err error
-		switch o.Kind {
-		case store.OutcomeDelivered:
-			delivered[o.TraceID] = append(delivered[o.TraceID], o.ID)
-		case store.OutcomeRetry:
-			_, err = tx.ExecContext(ctx, `UPDATE outbox SET state='pending', next_attempt=?, last_error=?, trace_id=?, lease_owner=''
-				WHERE id=? AND lease_owner=? AND state='inflight'`, ms(o.RetryAt), o.Reason, o.TraceID, o.ID, owner)
-		case store.OutcomeDead:
-			_, err = tx.ExecContext(ctx, `UPDATE outbox SET state='dead', last_error=?, trace_id=?, lease_owner='', delivered_at=?
-				WHERE id=? AND lease_owner=? AND state='inflight'`, o.Reason, o.TraceID, ms(now), o.ID, owner)
-		case store.OutcomeRelease:
-			_, err = tx.ExecContext(ctx, `UPDATE outbox SET state='pending', next_attempt=?, attempts=max(attempts-1,0), lease_owner=''
-				WHERE id=? AND lease_owner=? AND state='inflight'`, ms(now), o.ID, owner)
-		default:
-			err = fmt.Errorf("unknown outcome kind %d", o.Kind)
-		}
-		if err != nil {
-			return fmt.Errorf("complete item %d: %w", o.ID, mapErr(err))
-		}
-	}
-	for trace, ids := range delivered {
-		for len(ids) > 0 {
-			n := min(len(ids), 900)
-			chunk := ids[:n]
-			ids = ids[n:]
-			args := append([]any{trace, ms(now), owner}, chunk...)
-			q := `UPDATE outbox SET state='delivered', trace_id=?, delivered_at=?, last_error='', lease_owner=''
-				WHERE lease_owner=? AND state='inflight' AND id IN (` + placeholders(n) + `)`
-			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-				return fmt.Errorf("complete delivered: %w", mapErr(err))
-			}
-		}
-	}
-	return mapErr(tx.Commit())
-}
-
 func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
 }
 
 // DueSites lists sites with due items and the next attempt time otherwise.
+// A claimed item counts as due when its lease runs out.
 func (db *DB) DueSites(ctx context.Context, now time.Time) ([]string, time.Time, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT site_key, min(next_attempt) FROM outbox WHERE state IN ('pending','inflight') GROUP BY site_key`)
+	db.leases.mu.Lock()
+	defer db.leases.mu.Unlock()
+	leased := make([]int64, 0, len(db.leases.m))
+	at := map[string]int64{}
+	for id, l := range db.leases.m {
+		leased = append(leased, id)
+		if cur, ok := at[l.site]; !ok || l.until < cur {
+			at[l.site] = l.until
+		}
+	}
+	ids, _ := json.Marshal(leased)
+	rows, err := db.r.QueryContext(ctx, `SELECT site_key, min(next_attempt) FROM outbox WHERE state IN ('pending','inflight')
+		AND id NOT IN (SELECT value FROM json_each(?)) GROUP BY site_key`, string(ids))
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("due sites: %w", mapErr(err))
 	}
 	defer rows.Close()
-	var due []string
-	var next time.Time
 	for rows.Next() {
 		var key string
-		var at int64
-		if err := rows.Scan(&key, &at); err != nil {
+		var next int64
+		if err := rows.Scan(&key, &next); err != nil {
 			return nil, time.Time{}, mapErr(err)
 		}
-		t := fromMS(at)
+		if cur, ok := at[key]; !ok || next < cur {
+			at[key] = next
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, time.Time{}, fmt.Errorf("due sites: %w", mapErr(err))
+	}
+	var due []string
+	var next time.Time
+	for key, v := range at {
+		t := fromMS(v)
 		if !t.After(now) {
 			due = append(due, key)
 		} else if next.IsZero() || t.Before(next) {
 			next = t
 		}
 	}
-	return due, next, mapErr(rows.Err())
-}
-
-// Release gives back every claim of owner.
-func (db *DB) Release(ctx context.Context, owner string) error {
-	_, err := db.w.ExecContext(ctx, `UPDATE outbox SET state='pending', next_attempt=?, attempts=max(attempts-1,0), lease_owner=''
-		WHERE state='inflight' AND lease_owner=?`, ms(db.now()), owner)
-	if err != nil {
-		return fmt.Errorf("release claims: %w", mapErr(err))
-	}
-	return nil
+	slices.Sort(due)
+	return due, next, nil
 }
 
 // ReleaseHeld releases or drops the held events of a visitor.
@@ -574,7 +488,9 @@ func (db *DB) Item(ctx context.Context, id int64) (*store.Item, error) {
 	if err != nil {
 		return nil, fmt.Errorf("item %d: %w", id, err)
 	}
-	return &it, nil
+	one := []store.Item{it}
+	db.overlayLeases(one)
+	return &one[0], nil
 }
 
 // Items lists the newest items, optionally of one site and state.
@@ -585,12 +501,28 @@ func (db *DB) Items(ctx context.Context, siteKey, state string, limit int) ([]st
 		q += ` AND o.site_key=?`
 		args = append(args, siteKey)
 	}
-	if state != "" {
+	// Claims live in memory (lease.go): pending rows may be in flight.
+	fetch := limit
+	switch state {
+	case "":
+	case store.StateInflight:
+		leased := db.leasedIDs(900)
+		q += ` AND (o.state='inflight' OR o.id IN (` + placeholders(len(leased)) + `))`
+		for _, id := range leased {
+			args = append(args, id)
+		}
+	case store.StatePending:
+		q += ` AND o.state=?`
+		args = append(args, state)
+		db.leases.mu.Lock()
+		fetch += len(db.leases.m)
+		db.leases.mu.Unlock()
+	default:
 		q += ` AND o.state=?`
 		args = append(args, state)
 	}
 	q += ` ORDER BY o.id DESC LIMIT ?`
-	args = append(args, limit)
+	args = append(args, fetch)
 	rows, err := db.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("items: %w", mapErr(err))
@@ -604,7 +536,14 @@ func (db *DB) Items(ctx context.Context, siteKey, state string, limit int) ([]st
 		}
 		out = append(out, it)
 	}
-	return out, mapErr(rows.Err())
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("items: %w", mapErr(err))
+	}
+	db.overlayLeases(out)
+	if state != "" {
+		out = slices.DeleteFunc(out, func(it store.Item) bool { return it.State != state })
+	}
+	return out[:min(len(out), limit)], nil
 }
 
 // Depth counts pending and in-flight items per site.
@@ -703,11 +642,15 @@ func (db *DB) SandboxRecords(ctx context.Context, siteKey string, afterID int64,
 // was claimed by a process that died: it is due again at once, instead of
 // when its lease would have run out.
 func (db *DB) ReleaseOrphans(ctx context.Context) (int, error) {
+	db.leases.mu.Lock()
+	n := len(db.leases.m)
+	clear(db.leases.m)
+	db.leases.mu.Unlock()
 	res, err := db.w.ExecContext(ctx, `UPDATE outbox SET state='pending', next_attempt=?, lease_owner=''
 		WHERE state='inflight'`, ms(db.now()))
 	if err != nil {
 		return 0, fmt.Errorf("release orphaned claims: %w", mapErr(err))
 	}
-	n, _ := res.RowsAffected()
-	return int(n), nil
+	rows, _ := res.RowsAffected()
+	return n + int(rows), nil
 }

@@ -48,6 +48,8 @@ type DB struct {
 
 	stmts sync.Map // query → *sql.Stmt on the readers
 	ins   *insertStmts
+
+	leases leases
 	sites sync.Map // cache key → cachedSite
 }
 
@@ -120,7 +122,7 @@ func Open(ctx context.Context, path string, box *secret.Box) (*DB, error) {
 	r.SetConnMaxIdleTime(0)
 	db := &DB{path: path, w: w, r: r, box: box,
 		reqs: make(chan *enqueueReq, 4096), stop: make(chan struct{}), done: make(chan struct{}),
-		ckptDone: make(chan struct{}), now: time.Now}
+		ckptDone: make(chan struct{}), now: time.Now, leases: leases{m: map[int64]lease{}}}
 	if err := db.migrate(ctx); err != nil {
 		w.Close()
 		r.Close()
