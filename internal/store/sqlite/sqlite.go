@@ -50,7 +50,7 @@ type DB struct {
 	ins   *insertStmts
 
 	leases leases
-	sites sync.Map // cache key → cachedSite
+	sites  sync.Map // cache key → cachedSite
 }
 
 // prepared returns a cached prepared statement for a hot read query, so the
