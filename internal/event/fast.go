@@ -319,26 +319,40 @@ func (d *fastDecoder) boolField() (bool, bool) {
 // does: escapes, surrogate pairs, and U+FFFD for invalid UTF-8 and lone
 // surrogates.
 func (d *fastDecoder) str(intern func([]byte) string) (string, bool) {
-	start := d.i + 1
-	for j := start; j < len(d.b); j++ {
-		switch c := d.b[j]; {
-		case c == '"':
-			d.i = j + 1
-			s := d.b[start:j]
-			if intern != nil {
-				if v := intern(s); v != "" {
-					return v, true
-				}
-			}
-			return string(s), true
-		case c < 0x20:
-			return "", false
-		case c == '\\' || c >= utf8.RuneSelf:
-			return d.strSlow(start, j)
+	b, start := d.b, d.i+1
+	j := start
+	for j < len(b) && plainByte[b[j]]&asIs != 0 {
+		j++
+	}
+	if j == len(b) || b[j] != '"' {
+		return d.strSlow(start, j)
+	}
+	d.i = j + 1
+	if intern != nil {
+		if v := intern(b[start:j]); v != "" {
+			return v, true
 		}
 	}
-	return "", false
+	return string(b[start:j]), true
 }
+
+// plainByte classifies bytes inside a string literal.
+var plainByte = func() (t [256]uint8) {
+	for c := 0x20; c < 256; c++ {
+		if c != '"' && c != '\\' {
+			t[c] |= valid // needs no escape check
+			if c < utf8.RuneSelf {
+				t[c] |= asIs // and no UTF-8 check either
+			}
+		}
+	}
+	return t
+}()
+
+const (
+	valid = 1 << iota
+	asIs
+)
 
 // strSlow continues str from b[j], the first byte that may need rewriting.
 func (d *fastDecoder) strSlow(start, j int) (string, bool) {
@@ -754,6 +768,12 @@ func (d *fastDecoder) skip(depth int) bool {
 func (d *fastDecoder) skipString() bool {
 	b := d.b
 	for j := d.i + 1; j < len(b); j++ {
+		for j < len(b) && plainByte[b[j]]&valid != 0 {
+			j++
+		}
+		if j == len(b) {
+			return false
+		}
 		switch c := b[j]; {
 		case c == '"':
 			d.i = j + 1
