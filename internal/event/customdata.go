@@ -3,21 +3,26 @@ package event
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
 	"strings"
 )
 
 // checkCustomData checks value and currency (spec §4) and upper-cases the
 // currency in place.
 func checkCustomData(ev *Event, p func(string) string) error {
-	var cd struct {
-		Value    json.RawMessage `json:"value"`
-		Currency *string         `json:"currency"`
-	}
-	if err := json.Unmarshal(ev.CustomData, &cd); err != nil {
-		return &FieldError{Field: p("custom_data"), Message: "must be an object"}
+	var cd customData
+	if !cd.scan(ev.CustomData) {
+		// Anything the scan does not take on goes through encoding/json,
+		// whose verdict the scan reproduces where it does. Start afresh:
+		// a half-done scan leaves cd.Value pointing into CustomData, which
+		// json.RawMessage would overwrite while it is being decoded.
+		cd = customData{}
+		if err := json.Unmarshal(ev.CustomData, &cd); err != nil {
+			return &FieldError{Field: p("custom_data"), Message: "must be an object"}
+		}
 	}
 	hasValue := len(cd.Value) > 0 && string(cd.Value) != "null"
-	if hasValue {
+	if hasValue && !isFloat(cd.Value) {
 		var f float64
 		if err := json.Unmarshal(cd.Value, &f); err != nil {
 			return &FieldError{Field: p("custom_data.value"), Message: "must be a number"}
@@ -39,6 +44,262 @@ func checkCustomData(ev *Event, p func(string) string) error {
 		return &FieldError{Field: p("custom_data"), Message: "Purchase requires value and currency"}
 	}
 	return nil
+}
+
+// customData is what checkCustomData reads of custom_data.
+type customData struct {
+	Value    json.RawMessage `json:"value"`
+	Currency *string         `json:"currency"`
+}
+
+// scan fills cd from raw as json.Unmarshal would, without reflection and
+// with no allocation beyond the currency, for the common case: valid JSON,
+// an object whose keys are plain ASCII strings and whose currency, if any,
+// is null or a plain ASCII string. It reports false, with cd unspecified,
+// for anything else, including anything that is not valid JSON.
+func (cd *customData) scan(raw []byte) bool {
+	i := skipSpace(raw, 0)
+	if i == len(raw) || raw[i] != '{' {
+		return false
+	}
+	i = skipSpace(raw, i+1)
+	if i < len(raw) && raw[i] == '}' {
+		return skipSpace(raw, i+1) == len(raw)
+	}
+	for {
+		key, end, ok := plainLiteral(raw, i)
+		if !ok {
+			return false
+		}
+		i = skipSpace(raw, end)
+		if i == len(raw) || raw[i] != ':' {
+			return false
+		}
+		i = skipSpace(raw, i+1)
+		vEnd, ok := skipJSON(raw, i, 0)
+		if !ok {
+			return false
+		}
+		val := raw[i:vEnd]
+		// encoding/json matches keys case-insensitively; for these two
+		// ASCII names that is ASCII case folding. The last one wins.
+		switch {
+		case equalFoldASCII(key, "value"):
+			cd.Value = val
+		case equalFoldASCII(key, "currency"):
+			switch {
+			case string(val) == "null":
+				cd.Currency = nil
+			case val[0] == '"':
+				c, _, ok := plainLiteral(val, 0)
+				if !ok {
+					return false
+				}
+				s := string(c)
+				cd.Currency = &s
+			default:
+				return false // encoding/json's type error
+			}
+		}
+		i = skipSpace(raw, vEnd)
+		if i == len(raw) {
+			return false
+		}
+		switch raw[i] {
+		case '}':
+			return skipSpace(raw, i+1) == len(raw)
+		case ',':
+			i = skipSpace(raw, i+1)
+		default:
+			return false
+		}
+	}
+}
+
+// plainLiteral returns the contents of the JSON string starting at raw[i]
+// and the index after it, when it needs no unescaping and is ASCII.
+func plainLiteral(raw []byte, i int) ([]byte, int, bool) {
+	if i >= len(raw) || raw[i] != '"' {
+		return nil, 0, false
+	}
+	for j := i + 1; j < len(raw); j++ {
+		switch c := raw[j]; {
+		case c == '"':
+			return raw[i+1 : j], j + 1, true
+		case c == '\\' || c < 0x20 || c >= 0x80:
+			return nil, 0, false
+		}
+	}
+	return nil, 0, false
+}
+
+func skipSpace(raw []byte, i int) int {
+	for i < len(raw) && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\n' || raw[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// maxScanDepth is the nesting the scan follows; deeper values are left to
+// encoding/json (which has its own limit).
+const maxScanDepth = 32
+
+// skipJSON returns the index after the JSON value starting at raw[i], and
+// whether there is a valid one (as encoding/json's scanner decides: bytes
+// of strings are not checked for UTF-8).
+func skipJSON(raw []byte, i, depth int) (int, bool) {
+	if i >= len(raw) || depth > maxScanDepth {
+		return 0, false
+	}
+	switch c := raw[i]; {
+	case c == '"':
+		return skipString(raw, i)
+	case c == '{' || c == '[':
+		end := byte('}')
+		if c == '[' {
+			end = ']'
+		}
+		i = skipSpace(raw, i+1)
+		if i < len(raw) && raw[i] == end {
+			return i + 1, true
+		}
+		for {
+			if c == '{' {
+				var ok bool
+				if i, ok = skipString(raw, i); !ok {
+					return 0, false
+				}
+				if i = skipSpace(raw, i); i == len(raw) || raw[i] != ':' {
+					return 0, false
+				}
+				i = skipSpace(raw, i+1)
+			}
+			var ok bool
+			if i, ok = skipJSON(raw, i, depth+1); !ok {
+				return 0, false
+			}
+			if i = skipSpace(raw, i); i == len(raw) {
+				return 0, false
+			}
+			switch raw[i] {
+			case end:
+				return i + 1, true
+			case ',':
+				i = skipSpace(raw, i+1)
+			default:
+				return 0, false
+			}
+		}
+	case c == '-' || '0' <= c && c <= '9':
+		n := numberLen(raw[i:])
+		return i + n, n > 0
+	}
+	for _, lit := range [...]string{"true", "false", "null"} {
+		if len(raw)-i >= len(lit) && string(raw[i:i+len(lit)]) == lit {
+			return i + len(lit), true
+		}
+	}
+	return 0, false
+}
+
+// skipString returns the index after the JSON string starting at raw[i].
+func skipString(raw []byte, i int) (int, bool) {
+	if i >= len(raw) || raw[i] != '"' {
+		return 0, false
+	}
+	for i++; i < len(raw); i++ {
+		switch c := raw[i]; {
+		case c == '"':
+			return i + 1, true
+		case c < 0x20:
+			return 0, false
+		case c == '\\':
+			i++
+			if i == len(raw) {
+				return 0, false
+			}
+			switch raw[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if len(raw)-i < 5 || !isHex4(raw[i+1:i+5]) {
+					return 0, false
+				}
+				i += 4
+			default:
+				return 0, false
+			}
+		}
+	}
+	return 0, false
+}
+
+func isHex4(b []byte) bool {
+	for _, c := range b {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// numberLen returns the length of the JSON number at the start of b, 0 if
+// there is none.
+func numberLen(b []byte) int {
+	i := 0
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	digits := func() bool {
+		n := i
+		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+			i++
+		}
+		return i > n
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case !digits():
+		return 0
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if !digits() {
+			return 0
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if !digits() {
+			return 0
+		}
+	}
+	return i
+}
+
+func equalFoldASCII(b []byte, lower string) bool {
+	if len(b) != len(lower) {
+		return false
+	}
+	for i := range len(b) {
+		if b[i]|0x20 != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// isFloat reports whether b is a JSON number that json.Unmarshal accepts
+// into a float64 (it refuses only what is out of range).
+func isFloat(b []byte) bool {
+	if len(b) == 0 || numberLen(b) != len(b) {
+		return false
+	}
+	_, err := strconv.ParseFloat(string(b), 64)
+	return err == nil
 }
 
 func replaceCurrency(raw json.RawMessage, c string) json.RawMessage {

@@ -1,0 +1,172 @@
+package event
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// checkCustomDataJSON is checkCustomData as it was before the scan: every
+// custom_data through encoding/json. The scan must agree with it.
+func checkCustomDataJSON(ev *Event, p func(string) string) error {
+	var cd struct {
+		Value    json.RawMessage `json:"value"`
+		Currency *string         `json:"currency"`
+	}
+	if err := json.Unmarshal(ev.CustomData, &cd); err != nil {
+		return &FieldError{Field: p("custom_data"), Message: "must be an object"}
+	}
+	hasValue := len(cd.Value) > 0 && string(cd.Value) != "null"
+	if hasValue {
+		var f float64
+		if err := json.Unmarshal(cd.Value, &f); err != nil {
+			return &FieldError{Field: p("custom_data.value"), Message: "must be a number"}
+		}
+	}
+	if cd.Currency != nil {
+		c := strings.ToUpper(strings.TrimSpace(*cd.Currency))
+		if !Currencies[c] {
+			return &FieldError{Field: p("custom_data.currency"), Message: "must be an ISO 4217 code such as USD or EUR"}
+		}
+		if c != *cd.Currency {
+			ev.CustomData = replaceCurrency(ev.CustomData, c)
+		}
+	}
+	if hasValue && cd.Currency == nil {
+		return &FieldError{Field: p("custom_data.currency"), Message: "is required when value is set"}
+	}
+	if ev.EventName == "Purchase" && (!hasValue || cd.Currency == nil) {
+		return &FieldError{Field: p("custom_data"), Message: "Purchase requires value and currency"}
+	}
+	return nil
+}
+
+var customDataSeeds = []string{
+	`{"value":49.9,"currency":"USD","content_ids":["sku-1","sku-2"],"num_items":2}`,
+	` { "value" : 1 , "currency" : "eur" } `,
+	`{"currency":"usd","value":"12"}`,
+	`{"value":null,"currency":null}`,
+	`{"Value":1,"CURRENCY":"USD"}`,
+	`{"value":1,"value":null,"currency":"USD"}`,
+	`{"value":1e400,"currency":"USD"}`,
+	`{"value":-0.5e-3,"currency":"USD"}`,
+	`{"value":01,"currency":"USD"}`,
+	`{"value":true,"currency":"USD"}`,
+	`{"value":{"a":[1,"}"]},"currency":"USD"}`,
+	`{"currency":5}`,
+	`{"currency":"usd","currency":5}`,
+	`{"currency":"usd","currency":null,"value":3}`,
+	`{"currency":"US\u0044","value":3}`,
+	`{"currency":"usd ","value":3}`,
+	`{"currency":"XXX","value":3}`,
+	`{"val\u0075e":1,"currency":"USD"}`,
+	`{"contents":[{"id":"a\"b","quantity":1}],"value":2,"currency":"GBP"}`,
+	`{}`,
+	`null`,
+	`[]`,
+	`"x"`,
+	`{"value":1,}`,
+	`{"value":1`,
+	`{"a":"\u00e9","value":1,"currency":"JPY"}`,
+	`{"a":"é","value":1,"currency":"JPY"}`,
+	"{\"currency\":\"usd\",\"value\":1}\n",
+	`{"value" :2, "currency":"chf" , "x":{"y":[true,false,null]}}`,
+}
+
+// sameCheck runs both versions on copies of raw and fails if their errors or
+// the resulting custom_data differ.
+func sameCheck(t *testing.T, name, raw string) {
+	t.Helper()
+	p := func(f string) string { return "data[0]." + f }
+	a := &Event{EventName: name, CustomData: json.RawMessage(raw)}
+	b := &Event{EventName: name, CustomData: json.RawMessage(raw)}
+	errA, errB := checkCustomData(a, p), checkCustomDataJSON(b, p)
+	if !reflect.DeepEqual(errA, errB) {
+		t.Fatalf("%s %q: error %v, encoding/json gives %v", name, raw, errA, errB)
+	}
+	if string(a.CustomData) != string(b.CustomData) {
+		t.Fatalf("%s %q: custom_data %s, encoding/json gives %s", name, raw, a.CustomData, b.CustomData)
+	}
+}
+
+func TestCheckCustomDataAgreesWithJSON(t *testing.T) {
+	t.Parallel()
+	for _, raw := range customDataSeeds {
+		for _, name := range []string{"Purchase", "Lead"} {
+			sameCheck(t, name, raw)
+		}
+	}
+}
+
+// TestCustomDataScan checks that the scan takes on the usual shapes (so the
+// agreement above is not with itself) and reads them as encoding/json does.
+func TestCustomDataScan(t *testing.T) {
+	t.Parallel()
+	for _, raw := range []string{
+		`{"value":49.9,"currency":"USD","content_ids":["sku-1","sku-2"],"num_items":2}`,
+		` { "value" : 1 , "currency" : "eur" } `,
+		`{"Value":1,"CURRENCY":"USD","value":2}`,
+		`{"currency":"usd","currency":null}`,
+		`{"contents":[{"id":"a\"b","quantity":1}],"value":"2","currency":"GBP"}`,
+		`{}`,
+	} {
+		var got, want customData
+		if !got.scan([]byte(raw)) {
+			t.Errorf("scan(%s) fell back", raw)
+			continue
+		}
+		if err := json.Unmarshal([]byte(raw), &want); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) && !(len(got.Value) == 0 && len(want.Value) == 0) {
+			t.Errorf("scan(%s) = %s/%v, encoding/json %s/%v", raw, got.Value, got.Currency, want.Value, want.Currency)
+		}
+	}
+	for _, raw := range []string{`null`, `{"currency":5}`, `{"val\u0075e":1}`, `{"value":1,}`, `{"currency":"\u0055SD"}`} {
+		var cd customData
+		if cd.scan([]byte(raw)) {
+			t.Errorf("scan(%s) took on what encoding/json must decide", raw)
+		}
+	}
+}
+
+// FuzzCheckCustomData compares checkCustomData with the encoding/json
+// version on arbitrary custom_data.
+func FuzzCheckCustomData(f *testing.F) {
+	for _, s := range customDataSeeds {
+		f.Add(s, true)
+	}
+	f.Fuzz(func(t *testing.T, raw string, purchase bool) {
+		name := "Lead"
+		if purchase {
+			name = "Purchase"
+		}
+		sameCheck(t, name, raw)
+	})
+}
+
+func BenchmarkCheckCustomData(b *testing.B) {
+	raw := json.RawMessage(`{"value":49.9,"currency":"USD","content_ids":["sku-1","sku-2"],"num_items":2}`)
+	p := func(f string) string { return f }
+	b.ReportAllocs()
+	for b.Loop() {
+		ev := Event{EventName: "Purchase", CustomData: raw}
+		if err := checkCustomData(&ev, p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCheckCustomDataJSON is the encoding/json version, for comparison.
+func BenchmarkCheckCustomDataJSON(b *testing.B) {
+	raw := json.RawMessage(`{"value":49.9,"currency":"USD","content_ids":["sku-1","sku-2"],"num_items":2}`)
+	p := func(f string) string { return f }
+	b.ReportAllocs()
+	for b.Loop() {
+		ev := Event{EventName: "Purchase", CustomData: raw}
+		if err := checkCustomDataJSON(&ev, p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
