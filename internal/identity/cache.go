@@ -124,35 +124,52 @@ func (c *cache) putOwner(site, kind, hash, visitor string) {
 // changing it or allocating.
 func mergeChanges(id, o *store.Identity) bool {
 	for _, k := range store.IdentityKeys {
-		add := o.Hashes[k]
-		if len(add) == 0 {
-			continue
-		}
-		cur := id.Hashes[k]
-		// Merge builds next from add then cur: distinct values, at most
-		// MaxIdentityValues, and compares it with cur. While next equals a
-		// prefix of cur, next is cur[:n].
-		n := 0
-		for _, list := range [2][]string{add, cur} {
-			for _, h := range list {
-				if n == store.MaxIdentityValues {
-					break
-				}
-				if slices.Contains(cur[:n], h) {
-					continue
-				}
-				if n >= len(cur) || cur[n] != h {
-					return true
-				}
-				n++
-			}
-		}
-		if n != len(cur) {
+		if keyChanges(id.Hashes[k], o.Hashes[k], false) {
 			return true
 		}
 	}
-	return o.Fbp != "" && o.Fbp != id.Fbp || o.Fbc != "" && o.Fbc != id.Fbc ||
-		o.IP != "" && o.IP != id.IP || o.UA != "" && o.UA != id.UA
+	return deviceChanges(id, o.Fbp, o.Fbc, o.IP, o.UA)
+}
+
+// keyChanges reports whether Merge would change the hashes cur of a key
+// given the hashes add for it; with onlyHashes, values of add that are not
+// pure hashes are left out first, as observation does.
+func keyChanges(cur, add []string, onlyHashes bool) bool {
+	// Merge builds next from add then cur: distinct values, at most
+	// MaxIdentityValues, and compares it with cur; it skips a key with no
+	// value to add. While next equals a prefix of cur, next is cur[:n].
+	n, adding := 0, false
+	for pass, list := range [2][]string{add, cur} {
+		if pass == 1 && !adding {
+			return false
+		}
+		for _, h := range list {
+			if pass == 0 {
+				if onlyHashes && !isHash(h) {
+					continue
+				}
+				adding = true
+			}
+			if n == store.MaxIdentityValues {
+				break
+			}
+			if slices.Contains(cur[:n], h) {
+				continue
+			}
+			if n >= len(cur) || cur[n] != h {
+				return true
+			}
+			n++
+		}
+	}
+	return n != len(cur)
+}
+
+// deviceChanges reports whether Merge would replace a browser identifier
+// of id with one of these.
+func deviceChanges(id *store.Identity, fbp, fbc, ip, ua string) bool {
+	return fbp != "" && fbp != id.Fbp || fbc != "" && fbc != id.Fbc ||
+		ip != "" && ip != id.IP || ua != "" && ua != id.UA
 }
 
 // lookupIdentity reads an identity through the cache; nil when none. The

@@ -1,10 +1,16 @@
 package identity
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"reflect"
 	"testing"
+	"time"
 
+	"github.com/capirelay/capirelay/internal/event"
+	"github.com/capirelay/capirelay/internal/pipeline"
 	"github.com/capirelay/capirelay/internal/store"
 )
 
@@ -81,4 +87,144 @@ func TestCachedIdentityNotModified(t *testing.T) {
 	if v, ok := c.owner("s", "ph", "c"); !ok || v != "v" {
 		t.Errorf("owner of ph c = %q, %v", v, ok)
 	}
+}
+
+// stubStore knows no one and records what is learned.
+type stubStore struct {
+	learned []*store.Identity
+	reads   int
+}
+
+func (st *stubStore) Identity(ctx context.Context, site, visitor string) (*store.Identity, error) {
+	st.reads++
+	return nil, store.ErrNotFound
+}
+
+func (st *stubStore) VisitorsByHash(ctx context.Context, site, key, hash string) ([]string, error) {
+	st.reads++
+	return nil, nil
+}
+
+func (st *stubStore) LearnIdentity(ctx context.Context, id *store.Identity) error {
+	return st.LearnIdentities(ctx, []*store.Identity{id})
+}
+
+func (st *stubStore) LearnIdentities(ctx context.Context, ids []*store.Identity) error {
+	st.learned = append(st.learned, ids...)
+	return nil
+}
+
+func (st *stubStore) KnownKeys(ctx context.Context, since time.Time, fn func(site, kind, value string)) (time.Time, error) {
+	return since, nil
+}
+
+// TestKnownAlreadyAgreesWithWrite checks the shortcut of Observe against
+// write: whenever knownAlready says an event teaches nothing, write,
+// starting from the same cache, learns nothing from it either.
+func TestKnownAlreadyAgreesWithWrite(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(3, 4))
+	hashes := make([]string, 6)
+	for i := range hashes {
+		hashes[i] = fmt.Sprintf("%064x", i+1)
+	}
+	pick := func() string {
+		switch r.IntN(8) {
+		case 0:
+			return "not-a-hash"
+		case 1:
+			return ""
+		}
+		return hashes[r.IntN(len(hashes))]
+	}
+	list := func() event.List {
+		l := make(event.List, r.IntN(3))
+		for i := range l {
+			l[i] = pick()
+		}
+		return l
+	}
+	dev := func() string { return []string{"", "d1", "d2"}[r.IntN(3)] }
+	st := &stubStore{}
+	s := New(st, slog.New(slog.DiscardHandler))
+	var took, held int // held: with a person found
+	for i := 0; i < 20_000; i++ {
+		// A fresh cache, and a fresh site for the filter.
+		st.learned, st.reads = nil, 0
+		s.cache = newCache(100)
+		site := &store.Site{Key: fmt.Sprint("s", i)}
+		s.ready.Store(r.IntN(2) == 0) // ready: the filter knows only what is added below
+		// A cache state: some owners, some identities, some known absent.
+		for range r.IntN(4) {
+			k := store.IndexedKeys[r.IntN(len(store.IndexedKeys))]
+			h := hashes[r.IntN(len(hashes))]
+			v := []string{"", "v1", "v2", ExternalPrefix + hashes[r.IntN(len(hashes))]}[r.IntN(4)]
+			s.cache.putOwner(site.Key, k, h, v)
+			if r.IntN(3) > 0 {
+				s.filter.add(site.Key, k, h)
+			}
+		}
+		in := &pipeline.Input{Site: site, Source: pipeline.SourceServer, Event: &event.Event{UserData: event.UserData{
+			Em: list(), Ph: list(), ExternalID: list(), Fn: list(),
+			Fbp: dev(), Fbc: dev(), ClientIPAddress: dev(), ClientUserAgent: dev(),
+		}}}
+		if r.IntN(3) == 0 {
+			in.VisitorID = []string{"v1", "v2", "v3"}[r.IntN(3)]
+		}
+		for _, v := range []string{"v1", "v2", "v3", ExternalPrefix + hashes[r.IntN(len(hashes))]} {
+			switch r.IntN(4) {
+			case 0:
+				s.cache.putIdentity(site.Key, v, nil)
+			case 1:
+				id := randomIdentity(r)
+				id.SiteKey, id.VisitorID = site.Key, v
+				s.cache.putIdentity(site.Key, v, id)
+			case 2:
+				// What the event teaches, perhaps a little less or more.
+				id := &store.Identity{SiteKey: site.Key, VisitorID: v}
+				id.Merge(observation(in))
+				switch r.IntN(6) {
+				case 0:
+					id.UA = dev()
+				case 1:
+					id.IP = dev()
+				case 2:
+					id.Fbp = dev()
+				case 3:
+					if hs := id.Hashes["em"]; len(hs) > 0 {
+						id.Hashes["em"] = append(hs, hashes[r.IntN(len(hashes))])
+					}
+				case 4:
+					if hs := id.Hashes["ph"]; len(hs) > 1 {
+						id.Hashes["ph"] = hs[1:]
+					}
+				}
+				s.cache.putIdentity(site.Key, v, id)
+			}
+		}
+		if !s.knownAlready(in) {
+			continue
+		}
+		took++
+		obs := observation(in)
+		if obs.VisitorID == "" && len(obs.Hashes) == 0 {
+			continue // Observe returns before write
+		}
+		if v := in.VisitorID; v != "" {
+			held++
+		} else if v, _ := s.cachedOwner(site.Key, &in.Event.UserData); v != "" {
+			held++
+		}
+		s.write(context.Background(), []*store.Identity{obs})
+		if len(st.learned) > 0 {
+			t.Fatalf("knownAlready for %+v, but write learned %+v", in.Event.UserData, st.learned[0])
+		}
+		if st.reads > 0 {
+			t.Fatalf("knownAlready for %+v, but write read the store", in.Event.UserData)
+		}
+	}
+	if took < 1000 || held < 1000 {
+		t.Errorf("knownAlready held in only %d of 20000 cases, %d with a person found: the test proves little", took, held)
+	}
+	t.Logf("knownAlready held in %d cases, %d with a person found", took, held)
 }

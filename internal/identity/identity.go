@@ -349,21 +349,80 @@ func (s *Service) Observe(ctx context.Context, in *pipeline.Input, res pipeline.
 	if res.Status != pipeline.Accepted || in.Event == nil || in.Site == nil || held(in) {
 		return
 	}
+	// A returning person whose event teaches nothing new costs nothing.
+	if s.knownAlready(in) {
+		return
+	}
 	obs := observation(in)
 	if obs.VisitorID == "" && len(obs.Hashes) == 0 {
 		return
-	}
-	if obs.VisitorID != "" {
-		// A returning visitor whose event teaches nothing new costs nothing.
-		if cur, ok := s.cache.identity(obs.SiteKey, obs.VisitorID); ok && cur != nil && !mergeChanges(cur, withoutChurn(obs, cur)) {
-			return
-		}
 	}
 	select {
 	case s.queue <- obs:
 	default: // the writer is behind: write this one now
 		s.write(ctx, []*store.Identity{obs})
 	}
+}
+
+// knownAlready reports, from the cache and the filter alone, that write
+// would learn nothing from in: its person (the visitor, else the owner of a
+// hash, found as owner does) has a cached identity that already holds what
+// in teaches (as observation and withoutChurn make it), or in names no one
+// write could find. false means: let write decide.
+func (s *Service) knownAlready(in *pipeline.Input) bool {
+	ud := &in.Event.UserData
+	site, v := in.Site.Key, in.VisitorID
+	if v == "" {
+		var ok bool
+		if v, ok = s.cachedOwner(site, ud); !ok {
+			return false
+		}
+		if v == "" {
+			return true // owner would find no one: write drops it
+		}
+	}
+	cur, ok := s.cache.identity(site, v)
+	if !ok || cur == nil {
+		return false
+	}
+	for _, k := range store.IdentityKeys {
+		if keyChanges(cur.Hashes[k], *ud.List(k), true) {
+			return false
+		}
+	}
+	ip, ua := ud.ClientIPAddress, ud.ClientUserAgent
+	if cur.IP != "" {
+		ip = ""
+	}
+	if cur.UA != "" {
+		ua = ""
+	}
+	return !deviceChanges(cur, ud.Fbp, ud.Fbc, ip, ua)
+}
+
+// cachedOwner is owner for the hashes of an accepted event, from the cache
+// only; ok is false when it would have to ask the store.
+func (s *Service) cachedOwner(site string, ud *event.UserData) (visitor string, ok bool) {
+	for _, k := range store.IndexedKeys {
+		for _, h := range *ud.List(k) {
+			if !isHash(h) || !s.mayKnow(site, k, h) {
+				continue
+			}
+			v, ok := s.cache.owner(site, k, h)
+			if !ok {
+				return "", false
+			}
+			if v != "" {
+				return v, true
+			}
+		}
+	}
+	for _, h := range ud.ExternalID {
+		if isHash(h) {
+			return ExternalPrefix + h, true
+		}
+	}
+	return "", true
 }
 
 // withoutChurn is obs without the IP address and user agent when cur
