@@ -219,17 +219,25 @@ func held(in *pipeline.Input) bool {
 }
 
 // Enrich adds the hashes and browser identifiers known for the person of
-// in to the keys its event lacks. The values added are 64-hex hashes,
-// which the normalizer passes through. The error is a store failure; the
-// event is then left as it was.
-func (s *Service) Enrich(ctx context.Context, in *pipeline.Input) error {
+// in to the keys its event lacks. The person is found by the visitor id
+// and by the hashes of em, ph and external_id: those of own, the event's
+// user_data hashed, when not nil, else hashed here as the pipeline will.
+// The values added are 64-hex hashes, which the normalizer passes through.
+// The error is a store failure; the event is then left as it was.
+func (s *Service) Enrich(ctx context.Context, in *pipeline.Input, own *normalize.UserData) error {
 	if in.Event == nil || in.Site == nil || held(in) {
 		return nil
 	}
 	ud := &in.Event.UserData
 	var lbuf [8]lookup
+	var hs []lookup
+	if own != nil {
+		hs = ownLookups(lbuf[:0], own)
+	} else {
+		hs = lookupHashes(lbuf[:0], in, ud)
+	}
 	var ibuf [4]*store.Identity
-	ids, err := s.resolve(ctx, ibuf[:0], in.Site, in.VisitorID, lookupHashes(lbuf[:0], in, ud))
+	ids, err := s.resolve(ctx, ibuf[:0], in.Site, in.VisitorID, hs)
 	if err != nil || len(ids) == 0 {
 		return err
 	}
@@ -294,6 +302,26 @@ func lookupHashes(out []lookup, in *pipeline.Input, ud *event.UserData) []lookup
 		for _, v := range f.vals {
 			if h, err := normalize.Hash(f.field, v, o); err == nil && len(h) >= 64 {
 				out = append(out, lookup{f.key, h[:64]})
+			}
+		}
+	}
+	return out
+}
+
+// ownLookups appends to out the hashes of external_id, em and ph of a
+// hashed user_data, in the order of lookupHashes, each once.
+func ownLookups(out []lookup, own *normalize.UserData) []lookup {
+	for _, f := range [...]struct {
+		key  string
+		vals []string
+	}{
+		{store.KeyExternalID, own.ExternalID},
+		{store.KeyEmail, own.Em},
+		{store.KeyPhone, own.Ph},
+	} {
+		for _, h := range f.vals {
+			if l := (lookup{f.key, h[:min(64, len(h))]}); len(h) >= 64 && !slices.Contains(out, l) {
+				out = append(out, l)
 			}
 		}
 	}

@@ -49,6 +49,18 @@ func (u *UserData) field(f Field) *[]string {
 	return nil
 }
 
+// Region returns the region HashUserData uses for ph, st, zp and db: the
+// lowercase code of the first valid value of country, else region as
+// given.
+func Region(country []string, region string) string {
+	for _, c := range country {
+		if code, ok := countryCode(prepare(c)); ok {
+			return code
+		}
+	}
+	return region
+}
+
 // HashUserData normalizes and hashes every value of in (see Hash). Values
 // that are empty or invalid are dropped, never sent as null or as the hash
 // of "", and never cost the other values; duplicates within a key are
@@ -62,12 +74,7 @@ func HashUserData(in *UserData, o Options) UserData {
 		return out
 	}
 	e := o.env()
-	for _, c := range in.Country {
-		if code, ok := countryCode(prepare(c)); ok {
-			e.region = code
-			break
-		}
-	}
+	e.region = Region(in.Country, o.Region)
 	n, size := 0, 0
 	for _, f := range Fields {
 		for _, v := range *in.field(f) {

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -64,8 +65,10 @@ type Result struct {
 
 // Enricher adds what is known about a person to an event before hashing
 // (identity stitching); it must never overwrite what the event carries.
+// own is the event's own user_data hashed as it is sent unless Enrich adds
+// to it (read-only), so that the enricher need not hash it again.
 type Enricher interface {
-	Enrich(ctx context.Context, in *Input) error
+	Enrich(ctx context.Context, in *Input, own *normalize.UserData) error
 }
 
 // Observer learns from accepted events (identity stitching, live views).
@@ -168,18 +171,20 @@ func (p *Pipeline) prepare(ctx context.Context, in *Input, now time.Time) (store
 			ev.DPOState = &zero
 		}
 	}
-	if p.Enricher != nil {
-		if err := p.Enricher.Enrich(ctx, in); err != nil {
-			// Enrichment is best effort: an event is never lost for it.
-			_ = err
-		}
-	}
 	region := site.DefaultRegion
 	if region == "" {
 		region = in.Region
 	}
+	opts := normalize.Options{Region: region, DateOrder: p.DateOrder, Now: now}
 	raw := ev.UserData.Hashable()
-	hashed := normalize.HashUserData(&raw, normalize.Options{Region: region, DateOrder: p.DateOrder, Now: now})
+	hashed := normalize.HashUserData(&raw, opts)
+	if p.Enricher != nil {
+		if err := p.Enricher.Enrich(ctx, in, &hashed); err != nil {
+			// Enrichment is best effort: an event is never lost for it.
+			_ = err
+		}
+		hashEnriched(&hashed, &raw, ev.UserData.Hashable(), opts)
+	}
 	ev.UserData.SetHashable(hashed)
 	if err := ev.CheckMatch(in.Path); err != nil {
 		res.Status, res.Err = Rejected, err
@@ -197,6 +202,40 @@ func (p *Pipeline) prepare(ctx context.Context, in *Input, now time.Time) (store
 	}, res
 }
 
+// hashEnriched makes hashed, the hashes of raw, those of enriched, the
+// user_data after enrichment: the same as HashUserData(&enriched, o), but
+// hashing only the keys enrichment filled.
+func hashEnriched(hashed, raw *normalize.UserData, enriched normalize.UserData, o normalize.Options) {
+	var filled normalize.UserData
+	var changed [16]bool // by index in normalize.Fields
+	some := false
+	for i, f := range normalize.Fields {
+		if after := enriched.Get(f); !slices.Equal(raw.Get(f), after) {
+			filled.Set(f, after)
+			changed[i], some = true, true
+		}
+	}
+	if !some {
+		return
+	}
+	if changed[slices.Index(normalize.Fields, normalize.Country)] &&
+		normalize.Region(enriched.Country, o.Region) != normalize.Region(raw.Country, o.Region) {
+		// A new region changes the event's own hashes too.
+		*hashed = normalize.HashUserData(&enriched, o)
+		return
+	}
+	// Each key's hashes depend only on its values and the region, which
+	// the first valid country gives: hash the filled keys beside the
+	// event's countries, and take the filled keys.
+	filled.Country = enriched.Country
+	h := normalize.HashUserData(&filled, o)
+	for i, f := range normalize.Fields {
+		if changed[i] {
+			hashed.Set(f, h.Get(f))
+		}
+	}
+}
+
 func join(path, f string) string {
 	switch {
 	case path == "":
@@ -209,7 +248,25 @@ func join(path, f string) string {
 
 // Marshal encodes an event as Meta receives it (no HTML escaping).
 func Marshal(ev *event.Event) ([]byte, error) {
-	return ev.AppendJSON(make([]byte, 0, 1024)), nil
+	return ev.AppendJSON(make([]byte, 0, encodedSize(ev))), nil
+}
+
+// encodedSize is what AppendJSON likely needs for ev: the values and a
+// generous allowance for the keys and punctuation (growing the buffer
+// copies it; a little slack costs nothing).
+func encodedSize(ev *event.Event) int {
+	n := 768 + len(ev.EventName) + len(ev.EventID) + len(ev.ActionSource) + len(ev.EventSourceURL) +
+		len(ev.ReferrerURL) + len(ev.CustomData) + len(ev.CustomerSegmentation) + len(ev.OriginalEventData) +
+		len(ev.AttributionData) + len(ev.AppData) + len(ev.MessagingChannel)
+	u := &ev.UserData
+	for _, l := range [...]event.List{u.Em, u.Ph, u.Fn, u.Ln, u.Db, u.Ge, u.Ct, u.St, u.Zp, u.Country, u.ExternalID} {
+		for _, v := range l {
+			n += len(v) + 3
+		}
+	}
+	return n + len(u.ClientIPAddress) + len(u.ClientUserAgent) + len(u.Fbc) + len(u.Fbp) + len(u.SubscriptionID) +
+		len(u.FbLoginID) + len(u.LeadID) + len(u.AnonID) + len(u.Madid) + len(u.PageID) + len(u.PageScopedUserID) +
+		len(u.CtwaClid) + len(u.IgAccountID) + len(u.IgSid)
 }
 
 // NewEventID returns a random 128-bit id as 32 hex characters.
