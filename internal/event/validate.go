@@ -95,6 +95,9 @@ var thinSets = []map[string]bool{
 // CheckMatch applies the §2.2 baseline matching rule to the (normalized)
 // user_data: at least one key, and not only a thin combination.
 func (ev *Event) CheckMatch(path string) error {
+	if ev.UserData.strongKey() {
+		return nil // the common case, without listing the keys
+	}
 	f := "user_data"
 	if path != "" {
 		f = path + "." + f
@@ -116,4 +119,10 @@ func (ev *Event) CheckMatch(path string) error {
 		}
 	}
 	return nil
+}
+
+// strongKey reports whether u carries a key that is in no thin set (em, ph,
+// external_id, client_ip_address, fbc or fbp): then CheckMatch passes.
+func (u *UserData) strongKey() bool {
+	return len(u.Em) > 0 || len(u.Ph) > 0 || len(u.ExternalID) > 0 || u.ClientIPAddress != "" || u.Fbc != "" || u.Fbp != ""
 }
