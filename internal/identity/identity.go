@@ -470,19 +470,26 @@ func withoutChurn(obs, cur *store.Identity) *store.Identity {
 // observation is what an accepted event (user_data hashed) teaches.
 func observation(in *pipeline.Input) *store.Identity {
 	ud := &in.Event.UserData
-	obs := &store.Identity{SiteKey: in.Site.Key, VisitorID: in.VisitorID, Hashes: map[string][]string{},
-		Fbp: ud.Fbp, Fbc: ud.Fbc, IP: ud.ClientIPAddress, UA: ud.ClientUserAgent}
+	n, keys := 0, 0
 	for _, k := range store.IdentityKeys {
-		for _, v := range *ud.List(k) {
-			// Only pure hashes are kept; anything else is never stored.
-			if isHash(v) && !slices.Contains(obs.Hashes[k], v) {
-				obs.Hashes[k] = append(obs.Hashes[k], v)
-			}
+		if l := len(*ud.List(k)); l > 0 {
+			n, keys = n+l, keys+1
 		}
 	}
-	for k, v := range obs.Hashes {
-		if len(v) == 0 {
-			delete(obs.Hashes, k)
+	obs := &store.Identity{SiteKey: in.Site.Key, VisitorID: in.VisitorID, Hashes: make(map[string][]string, keys),
+		Fbp: ud.Fbp, Fbc: ud.Fbc, IP: ud.ClientIPAddress, UA: ud.ClientUserAgent}
+	// One array for all the hashes, each key's part capped.
+	vals := make([]string, 0, n)
+	for _, k := range store.IdentityKeys {
+		start := len(vals)
+		for _, v := range *ud.List(k) {
+			// Only pure hashes are kept; anything else is never stored.
+			if isHash(v) && !slices.Contains(vals[start:], v) {
+				vals = append(vals, v)
+			}
+		}
+		if len(vals) > start {
+			obs.Hashes[k] = vals[start:len(vals):len(vals)]
 		}
 	}
 	return obs
@@ -510,13 +517,20 @@ func (s *Service) owner(ctx context.Context, obs *store.Identity) (string, error
 	return "", nil
 }
 
+// lowerHex marks the bytes of a hash: 0-9 and a-f.
+var lowerHex = func() (t [256]bool) {
+	for _, c := range "0123456789abcdef" {
+		t[c] = true
+	}
+	return t
+}()
+
 func isHash(s string) bool {
 	if len(s) != 64 {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+		if !lowerHex[s[i]] {
 			return false
 		}
 	}
