@@ -121,7 +121,7 @@ var rowSizes = [...]int{500, 100, 20, 1}
 
 // insertStmts are the writer's prepared statements, one per row size.
 type insertStmts struct {
-	seq                   *sql.Stmt
+	seq, seenRow          *sql.Stmt
 	seen, outbox, payload [len(rowSizes)]*sql.Stmt
 }
 
@@ -140,10 +140,9 @@ func (db *DB) prepareInserts(ctx context.Context) error {
 	}
 	st := &insertStmts{}
 	st.seq = prep(`SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name='outbox'), 0)`)
+	st.seenRow = prep(`SELECT site_key, event_name, event_id, seen_at FROM seen_log WHERE id=?`)
 	for i, n := range rowSizes {
-		st.seen[i] = prep(`INSERT INTO seen (site_key, event_name, event_id, seen_at) VALUES ` + rows(n, "(?,?,?,?)") +
-			` ON CONFLICT (site_key, event_name, event_id) DO UPDATE SET seen_at = excluded.seen_at WHERE seen.seen_at < ?
-			RETURNING site_key, event_name, event_id`)
+		st.seen[i] = prep(`INSERT INTO seen_log (id, site_key, event_name, event_id, seen_at) VALUES ` + rows(n, "(?,?,?,?,?)"))
 		st.outbox[i] = prep(`INSERT INTO outbox (id, site_key, event_name, event_id, event_time, state,
 			next_attempt, source, visitor_id, test_event_code, created_at) VALUES ` + rows(n, "(?,?,?,?,?,?,?,?,?,?,?)"))
 		st.payload[i] = prep(`INSERT INTO outbox_payload (id, payload) VALUES ` + rows(n, "(?,?)"))
@@ -156,7 +155,7 @@ func (db *DB) prepareInserts(ctx context.Context) error {
 }
 
 func (st *insertStmts) close() {
-	all := []*sql.Stmt{st.seq}
+	all := []*sql.Stmt{st.seq, st.seenRow}
 	for i := range rowSizes {
 		all = append(all, st.seen[i], st.outbox[i], st.payload[i])
 	}
@@ -216,45 +215,55 @@ func (db *DB) insertGroup(batch []*enqueueReq) (err error) {
 	now := db.now()
 	nowMS, cutoff := ms(now), ms(now.Add(-store.DedupWindow))
 	st := db.ins
-	// Dedup: a key is new (inserted) or stale (older than the window, so
-	// updated); RETURNING names exactly those. A repeat inside the batch
-	// conflicts with its twin's fresh row and is not returned.
-	fresh := make(map[dedupKey]bool, len(all))
 	args := make([]any, 0, rowSizes[0]*11)
-	err = pieces(len(all), func(lo, size int) error {
-		args = args[:0]
-		for _, rf := range all[lo : lo+rowSizes[size]] {
-			ev := &rf.r.evs[rf.i]
-			args = append(args, ev.SiteKey, ev.EventName, ev.EventID, nowMS)
-		}
-		args = append(args, cutoff)
-		rows, err := tx.StmtContext(ctx, st.seen[size]).QueryContext(ctx, args...)
+
+	// Dedup (dedup.go), under the write lock: first the keys other
+	// processes appended, then each event against committed and pending
+	// keys. A failed transaction leaves the index reset.
+	d := &db.dedup
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	defer func() {
 		if err != nil {
-			return mapErr(err)
+			d.reset()
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var k dedupKey
-			if err := rows.Scan(&k.site, &k.name, &k.id); err != nil {
-				return mapErr(err)
-			}
-			fresh[k] = true
+	}()
+	if err := d.catchUp(ctx, tx, cutoff); err != nil {
+		return err
+	}
+	base := d.last
+	accepted := all[:0:0]
+	keyOf := func(rf ref) dedupKey {
+		ev := &rf.r.evs[rf.i]
+		return dedupKey{ev.SiteKey, ev.EventName, ev.EventID}
+	}
+	pending := func(id int64) dedupKey { return keyOf(accepted[id-base-1]) }
+	for _, rf := range all {
+		k := keyOf(rf)
+		fp := d.fingerprint(k)
+		fresh, err := d.fresh(ctx, tx, st.seenRow, fp, k, cutoff, base, pending)
+		if err != nil {
+			return err
 		}
-		return mapErr(rows.Close())
+		if !fresh {
+			rf.r.res[rf.i] = store.EnqueueResult{Status: store.Duplicate}
+			continue
+		}
+		accepted = append(accepted, rf)
+		d.put(fp, base+int64(len(accepted)))
+	}
+	d.last = base + int64(len(accepted))
+	err = pieces(len(accepted), func(lo, size int) error {
+		args = args[:0]
+		for j, rf := range accepted[lo : lo+rowSizes[size]] {
+			ev := &rf.r.evs[rf.i]
+			args = append(args, base+int64(lo+j+1), ev.SiteKey, ev.EventName, ev.EventID, nowMS)
+		}
+		_, err := tx.StmtContext(ctx, st.seen[size]).ExecContext(ctx, args...)
+		return mapErr(err)
 	})
 	if err != nil {
 		return err
-	}
-	accepted := all[:0:0]
-	for _, rf := range all {
-		ev := &rf.r.evs[rf.i]
-		k := dedupKey{ev.SiteKey, ev.EventName, ev.EventID}
-		if fresh[k] {
-			delete(fresh, k) // a second copy in this batch is a duplicate
-			accepted = append(accepted, rf)
-		} else {
-			rf.r.res[rf.i] = store.EnqueueResult{Status: store.Duplicate}
-		}
 	}
 	if len(accepted) == 0 {
 		return mapErr(tx.Commit())
@@ -572,7 +581,8 @@ const pruneChunk = 2000
 // Prune deletes delivered items older than deliveredBefore and dedup keys
 // older than seenBefore, a chunk at a time. "delivered_at > 0" lets SQLite
 // use the partial index on delivered_at instead of scanning the outbox
-// (a scan of millions of rows held the write lock for seconds).
+// (a scan of millions of rows held the write lock for seconds). Dedup keys
+// are appended in time order, so the old ones are at the start of seen_log.
 func (db *DB) Prune(ctx context.Context, deliveredBefore, seenBefore time.Time) (int, error) {
 	total := 0
 	for _, q := range []struct {
@@ -582,8 +592,8 @@ func (db *DB) Prune(ctx context.Context, deliveredBefore, seenBefore time.Time) 
 	}{
 		{"prune outbox", `DELETE FROM outbox WHERE id IN (SELECT id FROM outbox
 			WHERE delivered_at > 0 AND delivered_at < ? AND state='delivered' LIMIT ?)`, deliveredBefore, true},
-		{"prune dedup keys", `DELETE FROM seen WHERE (site_key, event_name, event_id) IN
-			(SELECT site_key, event_name, event_id FROM seen WHERE seen_at < ? LIMIT ?)`, seenBefore, false},
+		{"prune dedup keys", `DELETE FROM seen_log WHERE id IN (SELECT id FROM
+			(SELECT id, seen_at FROM seen_log ORDER BY id LIMIT ?2) WHERE seen_at < ?1)`, seenBefore, false},
 	} {
 		for {
 			res, err := db.w.ExecContext(ctx, q.sql, ms(q.before), pruneChunk)
@@ -599,6 +609,17 @@ func (db *DB) Prune(ctx context.Context, deliveredBefore, seenBefore time.Time) 
 			}
 		}
 	}
+	var first sql.NullInt64
+	if err := db.r.QueryRowContext(ctx, `SELECT min(id) FROM seen_log`).Scan(&first); err != nil {
+		return total, fmt.Errorf("prune dedup keys: %w", mapErr(err))
+	}
+	db.dedup.mu.Lock()
+	if first.Valid {
+		db.dedup.forgetBefore(first.Int64)
+	} else {
+		db.dedup.forgetBefore(db.dedup.last + 1)
+	}
+	db.dedup.mu.Unlock()
 	return total, nil
 }
 

@@ -22,7 +22,6 @@ func TestHousekeepingUsesIndexes(t *testing.T) {
 	for q, want := range map[string]string{
 		`SELECT id FROM outbox WHERE delivered_at > 0 AND delivered_at < 1 AND state='delivered' LIMIT 10`:                                "outbox_delivered",
 		`SELECT id FROM outbox WHERE state='held' AND site_key='s' AND visitor_id='v'`:                                                    "outbox_held",
-		`SELECT site_key, event_name, event_id FROM seen WHERE seen_at < 1 LIMIT 10`:                                                      "seen_at",
 		`SELECT id FROM outbox WHERE state IN ('pending','inflight') AND site_key='s' AND next_attempt<=1 ORDER BY next_attempt LIMIT 10`: "outbox_due",
 	} {
 		rows, err := db.r.Query("EXPLAIN QUERY PLAN " + q)

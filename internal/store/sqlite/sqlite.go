@@ -50,6 +50,7 @@ type DB struct {
 	ins   *insertStmts
 
 	leases leases
+	dedup  dedup
 	sites  sync.Map // cache key → cachedSite
 }
 
@@ -122,7 +123,7 @@ func Open(ctx context.Context, path string, box *secret.Box) (*DB, error) {
 	r.SetConnMaxIdleTime(0)
 	db := &DB{path: path, w: w, r: r, box: box,
 		reqs: make(chan *enqueueReq, 4096), stop: make(chan struct{}), done: make(chan struct{}),
-		ckptDone: make(chan struct{}), now: time.Now, leases: leases{m: map[int64]lease{}}}
+		ckptDone: make(chan struct{}), now: time.Now, leases: leases{m: map[int64]lease{}}, dedup: newDedup()}
 	if err := db.migrate(ctx); err != nil {
 		w.Close()
 		r.Close()
@@ -132,6 +133,13 @@ func Open(ctx context.Context, path string, box *secret.Box) (*DB, error) {
 		w.Close()
 		r.Close()
 		return nil, err
+	}
+	// Load the dedup keys of the window before the first event arrives.
+	if err := db.dedup.catchUp(ctx, db.r, ms(db.now().Add(-store.DedupWindow))); err != nil {
+		db.ins.close()
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("load dedup keys: %w", err)
 	}
 	go db.writer()
 	go db.checkpointer()

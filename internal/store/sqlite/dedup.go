@@ -1,0 +1,144 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"hash/maphash"
+	"sync"
+)
+
+// dedup finds the dedup keys (site, event name, event id) of seen_log, the
+// append-only record of accepted events, by a 64-bit fingerprint in memory.
+// A fingerprint only points at candidate rows; a key is a duplicate only
+// when a candidate row holds exactly that key and is inside the window, so
+// a fingerprint collision never drops an event.
+//
+// Appending keeps each commit's writes on a few pages at the end of the
+// table, where a B-tree keyed by event id dirtied one scattered page per
+// event. The price is memory: about 30 bytes per key in the window.
+//
+// Other processes may append too (capirelay import runs beside serve): the
+// writer reads rows it has not seen while it holds the write lock, before
+// it decides anything, so every process sees every key.
+type dedup struct {
+	mu   sync.Mutex
+	seed maphash.Seed
+	ids  map[uint64]int64   // fingerprint → newest seen_log id with it
+	more map[uint64][]int64 // older ids of the same fingerprint (a stale key seen again, or a collision)
+	last int64              // the highest seen_log id read or written
+
+	hash func(dedupKey) uint64 // tests force collisions; nil: maphash
+}
+
+func newDedup() dedup {
+	return dedup{seed: maphash.MakeSeed(), ids: map[uint64]int64{}, more: map[uint64][]int64{}}
+}
+
+func (d *dedup) fingerprint(k dedupKey) uint64 {
+	if d.hash != nil {
+		return d.hash(k)
+	}
+	var h maphash.Hash
+	h.SetSeed(d.seed)
+	h.WriteString(k.site)
+	h.WriteByte(0)
+	h.WriteString(k.name)
+	h.WriteByte(0)
+	h.WriteString(k.id)
+	return h.Sum64()
+}
+
+// reset forgets everything; the next catchUp reads the whole table. It is
+// the way back after a failed transaction, whose rows never existed.
+func (d *dedup) reset() {
+	clear(d.ids)
+	clear(d.more)
+	d.last = 0
+}
+
+func (d *dedup) put(fp uint64, id int64) {
+	if old, ok := d.ids[fp]; ok {
+		d.more[fp] = append(d.more[fp], old)
+	}
+	d.ids[fp] = id
+}
+
+// catchUp reads rows appended since the last look (by this process before
+// a reset, or by another process) that are still inside the window.
+func (d *dedup) catchUp(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, cutoff int64) error {
+	rows, err := q.QueryContext(ctx, `SELECT id, site_key, event_name, event_id, seen_at FROM seen_log WHERE id > ? ORDER BY id`, d.last)
+	if err != nil {
+		return mapErr(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, at int64
+		var k dedupKey
+		if err := rows.Scan(&id, &k.site, &k.name, &k.id, &at); err != nil {
+			return mapErr(err)
+		}
+		if at >= cutoff {
+			d.put(d.fingerprint(k), id)
+		}
+		d.last = id
+	}
+	return mapErr(rows.Err())
+}
+
+// fresh reports whether k has no row inside the window: among committed
+// rows (read through tx) or among the keys pending in this transaction,
+// which have ids after base.
+func (d *dedup) fresh(ctx context.Context, tx *sql.Tx, get *sql.Stmt, fp uint64, k dedupKey, cutoff, base int64, pending func(id int64) dedupKey) (bool, error) {
+	check := func(id int64) (bool, error) {
+		if id > base {
+			return pending(id) == k, nil
+		}
+		var got dedupKey
+		var at int64
+		err := tx.StmtContext(ctx, get).QueryRowContext(ctx, id).Scan(&got.site, &got.name, &got.id, &at)
+		if err == sql.ErrNoRows { // pruned, or its site was deleted
+			return false, nil
+		}
+		if err != nil {
+			return false, mapErr(err)
+		}
+		return got == k && at >= cutoff, nil
+	}
+	id, ok := d.ids[fp]
+	if !ok {
+		return true, nil
+	}
+	if dup, err := check(id); dup || err != nil {
+		return false, err
+	}
+	for _, id := range d.more[fp] {
+		if dup, err := check(id); dup || err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// forgetBefore drops ids below min (pruned rows).
+func (d *dedup) forgetBefore(min int64) {
+	for fp, id := range d.ids {
+		if id < min {
+			delete(d.ids, fp)
+		}
+	}
+	for fp, ids := range d.more {
+		kept := ids[:0]
+		for _, id := range ids {
+			if id >= min {
+				kept = append(kept, id)
+			}
+		}
+		if len(kept) == 0 {
+			delete(d.more, fp)
+		} else {
+			d.more[fp] = kept
+		}
+	}
+}

@@ -1,0 +1,111 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/capirelay/capirelay/internal/secret"
+	"github.com/capirelay/capirelay/internal/store"
+)
+
+func dedupDB(t *testing.T, path string) *DB {
+	t.Helper()
+	box, _ := secret.New(bytes.Repeat([]byte{5}, secret.KeySize))
+	db, err := Open(context.Background(), path, box)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func statuses(t *testing.T, db *DB, ids ...string) []string {
+	t.Helper()
+	var evs []store.NewEvent
+	for _, id := range ids {
+		evs = append(evs, store.NewEvent{SiteKey: "s", EventName: "Purchase", EventID: id, EventTime: time.Now(), Payload: []byte("{}")})
+	}
+	res, err := db.Enqueue(context.Background(), evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, r := range res {
+		out = append(out, r.Status)
+	}
+	return out
+}
+
+func wantStatuses(t *testing.T, what string, got []string, want ...string) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %v, want %v", what, got, want)
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("%s: %v, want %v", what, got, want)
+		}
+	}
+}
+
+const acc, dup = store.Accepted, store.Duplicate
+
+// Every fingerprint collides: only the stored keys decide, so distinct
+// events are all accepted and only true repeats are duplicates.
+func TestDedupFingerprintCollisionsDropNothing(t *testing.T) {
+	db := dedupDB(t, filepath.Join(t.TempDir(), FileName))
+	db.dedup.mu.Lock()
+	db.dedup.hash = func(dedupKey) uint64 { return 42 }
+	db.dedup.mu.Unlock()
+	wantStatuses(t, "first batch", statuses(t, db, "a", "b", "a", "c"), acc, acc, dup, acc)
+	wantStatuses(t, "second batch", statuses(t, db, "d", "b", "c", "e", "a"), acc, dup, dup, acc, dup)
+}
+
+// A key stored by another process on the same file (capirelay import beside
+// serve) is a duplicate here too, and the other way round.
+func TestDedupSeesOtherProcesses(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	serve, imp := dedupDB(t, path), dedupDB(t, path)
+	wantStatuses(t, "serve", statuses(t, serve, "x1", "x2"), acc, acc)
+	wantStatuses(t, "import", statuses(t, imp, "x2", "x3"), dup, acc)
+	wantStatuses(t, "serve again", statuses(t, serve, "x3", "x4"), dup, acc)
+}
+
+// After a restart the keys of the window are loaded again; after a failed
+// transaction (reset) they are read back before the next decision.
+func TestDedupSurvivesRestartAndReset(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	db := dedupDB(t, path)
+	wantStatuses(t, "before", statuses(t, db, "r1", "r2"), acc, acc)
+	db.Close()
+	db = dedupDB(t, path)
+	wantStatuses(t, "after restart", statuses(t, db, "r1", "r3"), dup, acc)
+	db.dedup.mu.Lock()
+	db.dedup.reset()
+	db.dedup.mu.Unlock()
+	wantStatuses(t, "after reset", statuses(t, db, "r2", "r3", "r4"), dup, dup, acc)
+}
+
+// Pruned keys leave the index as well as the table, and are new again.
+func TestDedupPruneForgetsOldKeys(t *testing.T) {
+	db := dedupDB(t, filepath.Join(t.TempDir(), FileName))
+	t0 := time.Now()
+	db.now = func() time.Time { return t0 }
+	wantStatuses(t, "old", statuses(t, db, "p1", "p2"), acc, acc)
+	t1 := t0.Add(store.DedupWindow + time.Hour)
+	db.now = func() time.Time { return t1 }
+	wantStatuses(t, "new", statuses(t, db, "p3"), acc)
+	if _, err := db.Prune(context.Background(), t0, t1.Add(-store.DedupWindow)); err != nil {
+		t.Fatal(err)
+	}
+	db.dedup.mu.Lock()
+	n := len(db.dedup.ids)
+	db.dedup.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d fingerprints after prune, want 1 (p3)", n)
+	}
+	wantStatuses(t, "after prune", statuses(t, db, "p1", "p3"), acc, dup)
+}
