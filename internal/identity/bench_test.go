@@ -1,0 +1,124 @@
+package identity
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/capirelay/capirelay/internal/event"
+	"github.com/capirelay/capirelay/internal/pipeline"
+	"github.com/capirelay/capirelay/internal/store"
+)
+
+// memOutbox accepts everything.
+type memOutbox struct{ store.Outbox }
+
+func (memOutbox) Enqueue(ctx context.Context, evs []store.NewEvent) ([]store.EnqueueResult, error) {
+	out := make([]store.EnqueueResult, len(evs))
+	for i := range out {
+		out[i] = store.EnqueueResult{Status: store.Accepted, ID: int64(i + 1)}
+	}
+	return out, nil
+}
+
+// memIdentities keeps identities in memory, as a store would.
+type memIdentities struct {
+	mu  sync.Mutex
+	ids map[[2]string]*store.Identity
+}
+
+func (m *memIdentities) Identity(ctx context.Context, site, visitor string) (*store.Identity, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	id := m.ids[[2]string{site, visitor}]
+	if id == nil {
+		return nil, store.ErrNotFound
+	}
+	c := &store.Identity{SiteKey: site, VisitorID: visitor}
+	c.Merge(id)
+	return c, nil
+}
+
+func (m *memIdentities) VisitorsByHash(ctx context.Context, site, key, hash string) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var vs []string
+	for k, id := range m.ids {
+		if k[0] == site && slices.Contains(id.Hashes[key], hash) {
+			vs = append(vs, k[1])
+		}
+	}
+	return vs, nil
+}
+
+func (m *memIdentities) LearnIdentity(ctx context.Context, id *store.Identity) error {
+	return m.LearnIdentities(ctx, []*store.Identity{id})
+}
+
+func (m *memIdentities) LearnIdentities(ctx context.Context, ids []*store.Identity) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, id := range ids {
+		k := [2]string{id.SiteKey, id.VisitorID}
+		if m.ids[k] == nil {
+			m.ids[k] = &store.Identity{SiteKey: id.SiteKey, VisitorID: id.VisitorID}
+		}
+		m.ids[k].Merge(id)
+	}
+	return nil
+}
+
+func (m *memIdentities) KnownKeys(ctx context.Context, since time.Time, fn func(site, kind, value string)) (time.Time, error) {
+	return since, nil
+}
+
+// BenchmarkSubmitReturning runs the pipeline with identity stitching over
+// 100 returning customers' fully populated raw Purchase events (as
+// bench/cmd/load sends them), stores in memory. One op is one event.
+func BenchmarkSubmitReturning(b *testing.B) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := New(&memIdentities{ids: map[[2]string]*store.Identity{}}, slog.New(slog.DiscardHandler))
+	go s.Run(ctx)
+	p := pipeline.New(memOutbox{})
+	p.Enricher, p.Observer = s, s
+	site := &store.Site{Key: "s", DefaultRegion: "US"}
+	now := time.Now()
+	tmpl := make([]event.Event, 100)
+	for j := range tmpl {
+		tmpl[j] = event.Event{EventName: "Purchase", EventTime: event.Time(now.Unix()), EventID: fmt.Sprint("e-", j), ActionSource: "website",
+			EventSourceURL: "https://shop.example.com/checkout?step=3",
+			UserData: event.UserData{Em: event.List{fmt.Sprintf("mary.smith%d@Example.com", j)}, Ph: event.List{fmt.Sprintf("(650) 555-%04d", j)},
+				Fn: event.List{"Mary"}, Ln: event.List{"Smith"}, Ct: event.List{"Menlo Park"}, St: event.List{"California"}, Zp: event.List{"94025-1234"},
+				Country: event.List{"US"}, Db: event.List{"1990-02-16"}, Ge: event.List{"female"}, ExternalID: event.List{fmt.Sprint("cust-", j)},
+				ClientIPAddress: "203.0.113.7", ClientUserAgent: "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0)",
+				Fbp: "fb.1.1596403881668.1116446470", Fbc: "fb.1.1554763741205.IwAR2F4-dbP0l7Mn1IawQQGCINEz7PYXQvwjNwB"},
+			CustomData: json.RawMessage(`{"value":49.9,"currency":"USD","content_ids":["sku-1","sku-2"],"num_items":2}`)}
+	}
+	evs := make([]event.Event, len(tmpl))
+	ins := make([]pipeline.Input, len(tmpl))
+	submit := func() {
+		copy(evs, tmpl)
+		for j := range ins {
+			ins[j] = pipeline.Input{Site: site, Event: &evs[j], Source: pipeline.SourceServer}
+		}
+		res, err := p.Submit(ctx, ins)
+		if err != nil || res[0].Status != pipeline.Accepted {
+			b.Fatal(err, res[0])
+		}
+	}
+	submit() // learn them
+	if err := s.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += len(tmpl) {
+		submit()
+	}
+}
