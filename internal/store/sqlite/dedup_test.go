@@ -3,6 +3,7 @@ package sqlite
 import (
 	"bytes"
 	"context"
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
@@ -108,4 +109,41 @@ func TestDedupPruneForgetsOldKeys(t *testing.T) {
 		t.Fatalf("%d fingerprints after prune, want 1 (p3)", n)
 	}
 	wantStatuses(t, "after prune", statuses(t, db, "p1", "p3"), acc, dup)
+}
+
+// An event is answered only after the fsync that follows its commit, and a
+// failed fsync is an error, never an acknowledgement.
+func TestEnqueueAnswersAfterTheWALSync(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	box, _ := secret.New(bytes.Repeat([]byte{5}, secret.KeySize))
+	gate := make(chan error)
+	db, err := Open(context.Background(), path, box)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.syncHook = func() error { return <-gate }
+	answered := make(chan error, 1)
+	go func() {
+		_, err := db.Enqueue(context.Background(), []store.NewEvent{{SiteKey: "s", EventName: "Lead", EventID: "1", EventTime: time.Now(), Payload: []byte("{}")}})
+		answered <- err
+	}()
+	select {
+	case err := <-answered:
+		t.Fatalf("Enqueue answered (%v) before the WAL was synced", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	gate <- nil
+	if err := <-answered; err != nil {
+		t.Fatalf("Enqueue after the sync = %v", err)
+	}
+	go func() {
+		_, err := db.Enqueue(context.Background(), []store.NewEvent{{SiteKey: "s", EventName: "Lead", EventID: "2", EventTime: time.Now(), Payload: []byte("{}")}})
+		answered <- err
+	}()
+	gate <- errors.New("disk on fire")
+	if err := <-answered; !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Enqueue with a failed sync = %v, want ErrUnavailable", err)
+	}
+	db.syncHook = nil
 }

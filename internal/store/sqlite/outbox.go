@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/capirelay/capirelay/internal/store"
@@ -58,8 +60,29 @@ func (db *DB) Enqueue(ctx context.Context, evs []store.NewEvent) ([]store.Enqueu
 	return r.res, r.err
 }
 
+// The writer commits a group with synchronous=NORMAL, which writes the WAL
+// without waiting for the disk, and hands the group to the syncer; the
+// syncer fsyncs the WAL and only then answers the group's callers. So the
+// next group is built while the disk flushes the last one, and one fsync
+// covers every group committed before it. An answered event is on disk: a
+// checkpoint (which could let the WAL be rewritten) syncs the WAL first.
 func (db *DB) writer() {
-	defer close(db.done)
+	synced := make(chan []*enqueueReq, 64)
+	syncDone := make(chan struct{})
+	var syncing atomic.Int64       // groups handed to the syncer, not yet answered
+	idle := make(chan struct{}, 1) // the syncer answered a group
+	go db.syncer(synced, syncDone, &syncing, idle)
+	defer func() {
+		close(synced)
+		<-syncDone
+		close(db.done)
+	}()
+	commit := func(batch []*enqueueReq) {
+		if live := db.commitGroup(batch); len(live) > 0 {
+			syncing.Add(1)
+			synced <- live
+		}
+	}
 	for {
 		var batch []*enqueueReq
 		select {
@@ -70,7 +93,7 @@ func (db *DB) writer() {
 			for {
 				select {
 				case r := <-db.reqs:
-					db.commitGroup([]*enqueueReq{r})
+					commit([]*enqueueReq{r})
 				default:
 					return
 				}
@@ -83,15 +106,36 @@ func (db *DB) writer() {
 			case r := <-db.reqs:
 				batch = append(batch, r)
 				n += len(r.evs)
+				continue
 			default:
+			}
+			// While an fsync runs, a small group waits for it (or for
+			// more events): committing it now would only add a commit's
+			// fixed cost, since its callers wait for the next fsync anyway.
+			if n >= minPipelined || syncing.Load() == 0 {
+				break gather
+			}
+			select {
+			case r := <-db.reqs:
+				batch = append(batch, r)
+				n += len(r.evs)
+			case <-idle:
+			case <-db.stop:
 				break gather
 			}
 		}
-		db.commitGroup(batch)
+		commit(batch)
 	}
 }
 
-func (db *DB) commitGroup(batch []*enqueueReq) {
+// minPipelined is the smallest group committed while the previous one is
+// still being synced.
+const minPipelined = 1000
+
+// commitGroup stores a group. Callers whose context ended, or whose group
+// failed, are answered at once; the committed ones are returned, to be
+// answered once the WAL is synced.
+func (db *DB) commitGroup(batch []*enqueueReq) []*enqueueReq {
 	live := batch[:0:0]
 	for _, r := range batch {
 		if r.ctx.Err() != nil {
@@ -102,15 +146,89 @@ func (db *DB) commitGroup(batch []*enqueueReq) {
 		live = append(live, r)
 	}
 	if len(live) == 0 {
-		return
+		return nil
 	}
-	err := db.insertGroup(live)
-	for _, r := range live {
-		if err != nil {
+	if err := db.insertGroup(live); err != nil {
+		for _, r := range live {
 			r.res, r.err = nil, fmt.Errorf("enqueue: %w", err)
+			close(r.done)
 		}
-		close(r.done)
+		return nil
 	}
+	return live
+}
+
+// syncer answers committed groups once an fsync of the WAL that started
+// after their commit has returned.
+func (db *DB) syncer(in <-chan []*enqueueReq, done chan<- struct{}, syncing *atomic.Int64, idle chan<- struct{}) {
+	defer close(done)
+	var wal *os.File
+	defer func() {
+		if wal != nil {
+			wal.Close()
+		}
+	}()
+	for first := range in {
+		groups := [][]*enqueueReq{first}
+	more:
+		for {
+			select {
+			case g, ok := <-in:
+				if !ok {
+					break more
+				}
+				groups = append(groups, g)
+			default:
+				break more
+			}
+		}
+		var err error
+		if db.syncHook != nil {
+			err = db.syncHook()
+		}
+		if err == nil {
+			wal, err = db.syncWAL(wal)
+		}
+		for _, g := range groups {
+			for _, r := range g {
+				if err != nil {
+					r.res, r.err = nil, fmt.Errorf("enqueue: %w: sync the WAL: %v", store.ErrUnavailable, err)
+				}
+				close(r.done)
+			}
+		}
+		syncing.Add(-int64(len(groups)))
+		select {
+		case idle <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// syncWAL fsyncs the WAL file, (re)opening it if needed.
+func (db *DB) syncWAL(f *os.File) (*os.File, error) {
+	path := db.path + "-wal"
+	if f != nil {
+		// SQLite keeps the file while connections are open; if it was
+		// replaced anyway, sync the new one.
+		a, errA := f.Stat()
+		b, errB := os.Stat(path)
+		if errA != nil || errB != nil || !os.SameFile(a, b) {
+			f.Close()
+			f = nil
+		}
+	}
+	if f == nil {
+		var err error
+		if f, err = os.Open(path); err != nil {
+			return nil, err
+		}
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // rowSizes are the row counts of the prepared multi-row insert statements.
@@ -187,11 +305,11 @@ type dedupKey struct{ site, name, id string }
 
 func (db *DB) insertGroup(batch []*enqueueReq) (err error) {
 	ctx := context.Background()
-	conn, err := db.durable(ctx)
+	conn, release, err := db.relaxed(ctx) // the syncer makes it durable
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	defer release()
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return mapErr(err)
@@ -304,17 +422,12 @@ func (db *DB) insertGroup(batch []*enqueueReq) (err error) {
 	return mapErr(tx.Commit())
 }
 
-// durable pins the write connection with synchronous=FULL: the commit is
-// fsynced before it returns. Ingest uses it: an acknowledged event is on disk.
-func (db *DB) durable(ctx context.Context) (*sql.Conn, error) {
-	return db.pin(ctx, "PRAGMA synchronous=FULL")
-}
-
 // relaxed pins the write connection with synchronous=NORMAL: in WAL mode a
-// commit survives a process crash but may be lost with the OS. Dispatch
-// bookkeeping uses it: a lost claim or outcome only means an event is sent
-// again with the same event_id, which Meta deduplicates; the next durable
-// commit fsyncs these frames too.
+// commit survives a process crash but may be lost with the OS. Ingest uses
+// it and answers only after the syncer's fsync of the WAL. Dispatch
+// bookkeeping uses it as it is: a lost outcome only means an event is sent
+// again with the same event_id, which Meta deduplicates; the next fsync
+// covers these frames too.
 // release restores synchronous=FULL, the connection's default, so every
 // other write stays durable.
 func (db *DB) relaxed(ctx context.Context) (conn *sql.Conn, release func(), err error) {

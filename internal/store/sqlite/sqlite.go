@@ -51,7 +51,9 @@ type DB struct {
 
 	leases leases
 	dedup  dedup
-	sites  sync.Map // cache key → cachedSite
+
+	syncHook func() error // tests: runs before each fsync of the WAL
+	sites    sync.Map     // cache key → cachedSite
 }
 
 // prepared returns a cached prepared statement for a hot read query, so the
