@@ -50,33 +50,16 @@ func (db *DB) claim(ctx context.Context, siteKey, owner string, limit int, now t
 		return nil, mapErr(err)
 	}
 	defer tx.Rollback()
-	// Leased items are still pending in the file: ask for enough to skip
-	// them all.
-	rows, err := tx.QueryContext(ctx, `SELECT id FROM outbox WHERE state IN ('pending','inflight') AND site_key=? AND next_attempt<=?
-		ORDER BY next_attempt LIMIT ?`, siteKey, nowMS, limit+len(db.leases.m))
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	ids := make([]int64, 0, limit)
-	for rows.Next() && len(ids) < limit {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, mapErr(err)
+	var items []store.Item
+	if db.siteLeased(siteKey, nowMS) {
+		ids, err := db.dueIDs(ctx, tx, siteKey, nowMS, limit)
+		if err != nil || len(ids) == 0 {
+			return nil, err
 		}
-		if l, ok := db.leases.m[id]; ok && l.until > nowMS {
-			continue
+		if items, err = db.itemsByID(ctx, tx, ids); err != nil {
+			return nil, err
 		}
-		ids = append(ids, id)
-	}
-	if err := rows.Close(); err != nil {
-		return nil, mapErr(err)
-	}
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	items, err := db.itemsByID(ctx, tx, ids)
-	if err != nil {
+	} else if items, err = db.dueItems(ctx, tx, siteKey, nowMS, limit); err != nil {
 		return nil, err
 	}
 	until := now.Add(leaseFor)
@@ -90,6 +73,64 @@ func (db *DB) claim(ctx context.Context, siteKey, owner string, limit int, now t
 		it.State, it.Attempts, it.NextAttempt = store.StateInflight, attempts, fromMS(ms(until))
 	}
 	return items, nil
+}
+
+// siteLeased reports whether some item of the site is claimed and its lease
+// has not run out. Usually none is: a site has one dispatch worker, which
+// records its outcomes before it claims again.
+func (db *DB) siteLeased(siteKey string, nowMS int64) bool {
+	for _, l := range db.leases.m {
+		if l.site == siteKey && l.until > nowMS {
+			return true
+		}
+	}
+	return false
+}
+
+// dueItems reads the due items of a site, when none of them is leased.
+func (db *DB) dueItems(ctx context.Context, tx *sql.Tx, siteKey string, nowMS int64, limit int) ([]store.Item, error) {
+	rows, err := tx.QueryContext(ctx, itemQuery+` WHERE o.state IN ('pending','inflight') AND o.site_key=? AND o.next_attempt<=?
+		ORDER BY o.next_attempt LIMIT ?`, siteKey, nowMS, limit)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rows.Close()
+	items := make([]store.Item, 0, limit)
+	for rows.Next() {
+		it, err := db.scanItem(rows, true)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, it)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, mapErr(err)
+	}
+	sortItems(items)
+	return items, nil
+}
+
+// dueIDs lists up to limit due ids of a site that are not leased. Leased
+// items are still pending in the file: it asks for enough to skip them.
+func (db *DB) dueIDs(ctx context.Context, tx *sql.Tx, siteKey string, nowMS int64, limit int) ([]int64, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id FROM outbox WHERE state IN ('pending','inflight') AND site_key=? AND next_attempt<=?
+		ORDER BY next_attempt LIMIT ?`, siteKey, nowMS, limit+len(db.leases.m))
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rows.Close()
+	ids := make([]int64, 0, limit)
+	for rows.Next() && len(ids) < limit {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, mapErr(err)
+		}
+		if l, ok := db.leases.m[id]; ok && l.until > nowMS {
+			continue
+		}
+		ids = append(ids, id)
+	}
+	return ids, mapErr(rows.Err())
 }
 
 // itemsByID reads whole items, payload opened, in id order; ids that are
