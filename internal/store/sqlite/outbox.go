@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"os"
 	"slices"
@@ -536,37 +535,46 @@ func placeholders(n int) string {
 }
 
 // DueSites lists sites with due items and the next attempt time otherwise.
-// A claimed item counts as due when its lease runs out.
+// A claimed item counts as due when its lease runs out. Each site costs a
+// seek in the due index, not a scan of its queue.
 func (db *DB) DueSites(ctx context.Context, now time.Time) ([]string, time.Time, error) {
+	keys, err := db.siteKeys(ctx)
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("due sites: %w", err)
+	}
 	db.leases.mu.Lock()
 	defer db.leases.mu.Unlock()
-	leased := make([]int64, 0, len(db.leases.m))
 	at := map[string]int64{}
-	for id, l := range db.leases.m {
-		leased = append(leased, id)
+	leased := map[string]int{}
+	for _, l := range db.leases.m {
+		leased[l.site]++
 		if cur, ok := at[l.site]; !ok || l.until < cur {
 			at[l.site] = l.until
 		}
 	}
-	ids, _ := json.Marshal(leased)
-	rows, err := db.r.QueryContext(ctx, `SELECT site_key, min(next_attempt) FROM outbox WHERE state IN ('pending','inflight')
-		AND id NOT IN (SELECT value FROM json_each(?)) GROUP BY site_key`, string(ids))
-	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("due sites: %w", mapErr(err))
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var key string
-		var next int64
-		if err := rows.Scan(&key, &next); err != nil {
-			return nil, time.Time{}, mapErr(err)
+	for _, key := range keys {
+		rows, err := db.readRows(ctx, `SELECT id, next_attempt FROM outbox WHERE state IN ('pending','inflight') AND site_key=?
+			ORDER BY next_attempt LIMIT ?`, key, leased[key]+1)
+		if err != nil {
+			return nil, time.Time{}, fmt.Errorf("due sites: %w", mapErr(err))
 		}
-		if cur, ok := at[key]; !ok || next < cur {
-			at[key] = next
+		for rows.Next() {
+			var id, next int64
+			if err := rows.Scan(&id, &next); err != nil {
+				rows.Close()
+				return nil, time.Time{}, fmt.Errorf("due sites: %w", mapErr(err))
+			}
+			if _, ok := db.leases.m[id]; ok {
+				continue
+			}
+			if cur, ok := at[key]; !ok || next < cur {
+				at[key] = next
+			}
+			break
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, time.Time{}, fmt.Errorf("due sites: %w", mapErr(err))
+		if err := rows.Close(); err != nil {
+			return nil, time.Time{}, fmt.Errorf("due sites: %w", mapErr(err))
+		}
 	}
 	var due []string
 	var next time.Time
@@ -580,6 +588,30 @@ func (db *DB) DueSites(ctx context.Context, now time.Time) ([]string, time.Time,
 	}
 	slices.Sort(due)
 	return due, next, nil
+}
+
+// siteKeys lists the sites with queued items, one index seek per site (a
+// loose index scan of outbox_due).
+func (db *DB) siteKeys(ctx context.Context) ([]string, error) {
+	rows, err := db.readRows(ctx, `WITH RECURSIVE k(site) AS (
+			SELECT min(site_key) FROM outbox WHERE state IN ('pending','inflight')
+			UNION ALL
+			SELECT (SELECT min(site_key) FROM outbox WHERE state IN ('pending','inflight') AND site_key > k.site)
+			FROM k WHERE k.site IS NOT NULL)
+		SELECT site FROM k WHERE site IS NOT NULL`)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	defer rows.Close()
+	var keys []string
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, mapErr(err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, mapErr(rows.Err())
 }
 
 // ReleaseHeld releases or drops the held events of a visitor.
