@@ -447,12 +447,36 @@ func (b *Browser) count(f func(m *metrics.Metrics)) {
 // or application/json. Unknown fields are ignored, so a cached tag newer or
 // older than the relay keeps working.
 func parseBrowserBody(r *http.Request, raw []byte) (*browserBody, error) {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !knownBodyType(ct) {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "text/plain" && mt != "application/json") {
 			return nil, &httpError{Status: http.StatusUnsupportedMediaType, Field: "Content-Type", Message: "must be text/plain or application/json"}
 		}
 	}
+	if body, ok := fastBrowserBody(raw); ok {
+		return body, nil
+	}
+	return slowBrowserBody(raw)
+}
+
+// knownBodyType reports whether ct is one of the Content-Types browsers
+// send with the tag's body, spelled exactly as they do; each is a media
+// type mime.ParseMediaType accepts as text/plain or application/json.
+func knownBodyType(ct string) bool {
+	for _, k := range knownBodyTypes {
+		if ct == k {
+			return true
+		}
+	}
+	return false
+}
+
+var knownBodyTypes = []string{"text/plain;charset=UTF-8", "text/plain; charset=UTF-8", "text/plain;charset=utf-8",
+	"text/plain; charset=utf-8", "text/plain", "application/json", "application/json; charset=utf-8", "application/json;charset=UTF-8"}
+
+// slowBrowserBody decodes the body with encoding/json, and describes what
+// is wrong with it.
+func slowBrowserBody(raw []byte) (*browserBody, error) {
 	var body browserBody
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(&body); err != nil {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"regexp"
 	"strings"
 	"sync"
@@ -114,6 +115,27 @@ func (cs *chromeSite) rawBodies() string {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	return strings.Join(cs.bodies, "\n")
+}
+
+// checkFastPath fails the test unless every /e body the tag sent took the
+// hand-written decoder, and decoded as encoding/json decodes it.
+func (cs *chromeSite) checkFastPath(t *testing.T) {
+	t.Helper()
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if len(cs.bodies) == 0 {
+		t.Error("the tag sent no /e body")
+	}
+	for _, raw := range cs.bodies {
+		fast, ok := fastBrowserBody([]byte(raw))
+		if !ok {
+			t.Errorf("a tag body took the encoding/json path: %s", raw)
+			continue
+		}
+		if slow, err := slowBrowserBody([]byte(raw)); err != nil || !reflect.DeepEqual(fast, slow) {
+			t.Errorf("%s:\nfast %+v\nslow %+v, %v", raw, fast, slow, err)
+		}
+	}
 }
 
 // waitItem polls the outbox until an item satisfies ok.
@@ -293,6 +315,8 @@ func TestChromeAcceptance(t *testing.T) {
 		t.Errorf("second visit fbp/fbc = %v/%v, want %q/%q kept", sud["fbp"], sud["fbc"], fbp.Value, fbc.Value)
 	}
 
+	cs.checkFastPath(t)
+
 	// 7. No exception and no console error from the tag.
 	cmu.Lock()
 	defer cmu.Unlock()
@@ -358,4 +382,5 @@ func TestChromeConsentRequired(t *testing.T) {
 	if !regexp.MustCompile(`_fbc=fb\.2\.\d{13}\.ClickBeforeConsent`).MatchString(cookies) || !strings.Contains(cookies, "_fbp=fb.2.") {
 		t.Errorf("cookies after consent: %q", cookies)
 	}
+	cs.checkFastPath(t)
 }
