@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -114,6 +115,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 	}
 	a.Graph = &capi.Client{BaseURL: cfg.GraphURL, Version: cfg.GraphVersion, Timeout: cfg.GraphTimeout, UserAgent: PartnerAgent()}
 	a.Pipeline = pipeline.New(st)
+	a.Pipeline.Gate = pipeline.NewGate(runtime.GOMAXPROCS(0))
 	a.Identity = identity.New(st, logger)
 	a.Pipeline.Enricher, a.Pipeline.Observer = a.Identity, a.Identity
 	a.Leads = leads.New(st, a.Pipeline, logger)

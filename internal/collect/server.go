@@ -168,6 +168,18 @@ func (s *Server) handle(r *http.Request, key string, pixel ...string) (*Response
 			return nil, 0, err
 		}
 	}
+	// Decoding and Prepare are CPU-bound: they run inside the pipeline's
+	// gate, the wait for the commit outside it.
+	gate := s.Pipeline.Gate
+	if err := gate.Enter(r.Context()); err != nil {
+		return nil, 0, &httpError{Status: http.StatusServiceUnavailable, Message: "request cancelled while waiting", Code: 2}
+	}
+	inGate := true
+	defer func() {
+		if inGate {
+			gate.Leave()
+		}
+	}()
 	req, err := parseRequest(r, body)
 	if err != nil {
 		return nil, 0, err
@@ -203,7 +215,10 @@ func (s *Server) handle(r *http.Request, key string, pixel ...string) (*Response
 	if s.Metrics != nil {
 		s.Metrics.Received.WithLabelValues(pipeline.SourceServer).Add(float64(len(ins)))
 	}
-	results, err := s.Pipeline.Submit(r.Context(), ins)
+	prepared := s.Pipeline.Prepare(r.Context(), ins)
+	gate.Leave()
+	inGate = false
+	results, err := prepared.Commit(r.Context())
 	if err != nil {
 		if s.Logger != nil {
 			s.Logger.Error("store events", "site", site.Key, "err", err)

@@ -84,6 +84,40 @@ type Pipeline struct {
 	Now      func() time.Time
 	// DateOrder is the default day/month order for dates of birth.
 	DateOrder normalize.DateOrder
+	// Gate, if set, bounds the requests doing CPU-bound work (decoding,
+	// Prepare) at once; collectors hold it from decoding to Prepare.
+	Gate *Gate
+}
+
+// Gate bounds how many goroutines do CPU-bound ingest work at once. With
+// dozens of requests decoding and hashing together, the single store
+// writer waited behind them in the run queues and every commit took
+// several times its CPU cost; with about one request per CPU, the writer
+// runs as soon as it is ready and throughput goes up. Waiting requests hold
+// only their raw bodies. A nil *Gate admits everyone.
+type Gate struct{ slots chan struct{} }
+
+// NewGate admits n at once.
+func NewGate(n int) *Gate { return &Gate{slots: make(chan struct{}, max(n, 1))} }
+
+// Enter waits for a slot.
+func (g *Gate) Enter(ctx context.Context) error {
+	if g == nil {
+		return nil
+	}
+	select {
+	case g.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Leave frees a slot taken by Enter.
+func (g *Gate) Leave() {
+	if g != nil {
+		<-g.slots
+	}
 }
 
 // New returns a pipeline writing to st.
@@ -98,34 +132,55 @@ var ErrStore = errors.New("store failed")
 // the error is set only when the store could not commit (then nothing was
 // acknowledged and the caller must answer 5xx).
 func (p *Pipeline) Submit(ctx context.Context, ins []Input) ([]Result, error) {
+	return p.Prepare(ctx, ins).Commit(ctx)
+}
+
+// Prepared is a request's events validated, enriched, hashed and
+// serialized: the CPU-bound part of Submit, done.
+type Prepared struct {
+	p       *Pipeline
+	ins     []Input
+	results []Result
+	news    []store.NewEvent
+	idx     []int
+}
+
+// Prepare does the CPU-bound part of Submit.
+func (p *Pipeline) Prepare(ctx context.Context, ins []Input) *Prepared {
 	now := p.Now()
-	results := make([]Result, len(ins))
-	news := make([]store.NewEvent, 0, len(ins))
-	idx := make([]int, 0, len(ins))
+	b := &Prepared{p: p, ins: ins, results: make([]Result, len(ins)),
+		news: make([]store.NewEvent, 0, len(ins)), idx: make([]int, 0, len(ins))}
 	for i := range ins {
 		in := &ins[i]
 		ne, res := p.prepare(ctx, in, now)
-		results[i] = res
+		b.results[i] = res
 		if res.Status == "" {
-			news = append(news, ne)
-			idx = append(idx, i)
+			b.news = append(b.news, ne)
+			b.idx = append(b.idx, i)
 		}
 	}
-	if len(news) > 0 {
-		out, err := p.Store.Enqueue(ctx, news)
+	return b
+}
+
+// Commit stores the prepared events and waits until they are durable; the
+// rest of Submit.
+func (b *Prepared) Commit(ctx context.Context) ([]Result, error) {
+	p, results := b.p, b.results
+	if len(b.news) > 0 {
+		out, err := p.Store.Enqueue(ctx, b.news)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrStore, err)
 		}
 		for j, r := range out {
-			i := idx[j]
+			i := b.idx[j]
 			results[i].Status = r.Status
 			results[i].ID = r.ID
 		}
 	}
 	if p.Observer != nil {
-		for i := range ins {
+		for i := range b.ins {
 			if results[i].Status == Accepted {
-				p.Observer.Observe(ctx, &ins[i], results[i])
+				p.Observer.Observe(ctx, &b.ins[i], results[i])
 			}
 		}
 	}
