@@ -11,7 +11,6 @@ import (
 	"mime"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -208,11 +207,7 @@ func requestOrigin(r *http.Request) (origin, host string) {
 	if raw == "" || raw == "null" {
 		raw = r.Header.Get("Referer")
 	}
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", ""
-	}
-	return u.Scheme + "://" + u.Host, strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	return originOf(raw)
 }
 
 // originAllowed: a site domain admits itself and its subdomains; ports are
@@ -246,7 +241,7 @@ func cors(w http.ResponseWriter, origin string) {
 
 func (b *Browser) preflight(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Add("Vary", "Origin")
-	_, origin, err := b.site(r, r.URL.Query().Get("site"))
+	_, origin, err := b.site(r, queryParam(r.URL.RawQuery, "site"))
 	if err != nil {
 		return err
 	}
@@ -282,7 +277,7 @@ func (b *Browser) collect(w http.ResponseWriter, r *http.Request) error {
 		return &httpError{Status: http.StatusTooManyRequests, Message: "too many requests from this address"}
 	}
 	w.Header().Add("Vary", "Origin")
-	key := r.URL.Query().Get("site")
+	key := queryParam(r.URL.RawQuery, "site")
 	var (
 		site   *store.Site
 		origin string
@@ -297,7 +292,10 @@ func (b *Browser) collect(w http.ResponseWriter, r *http.Request) error {
 	if r.ContentLength > MaxBrowserBody {
 		return errBrowserTooLarge
 	}
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBrowserBody))
+	buf := bodyBufs.Get().(*[]byte)
+	defer putBodyBuf(buf)
+	raw, err := readAll(http.MaxBytesReader(w, r.Body, MaxBrowserBody), (*buf)[:0])
+	*buf = raw
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -422,6 +420,38 @@ func (b *Browser) collect(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// bodyBufs holds the buffers /e bodies are read into: nothing decoded from
+// a body refers to its bytes (strings and custom data are copies).
+var bodyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// maxPooledBody: a buffer grown beyond this by a large body is dropped,
+// not kept.
+const maxPooledBody = 16 << 10
+
+func putBodyBuf(b *[]byte) {
+	if cap(*b) <= maxPooledBody {
+		*b = (*b)[:0]
+		bodyBufs.Put(b)
+	}
+}
+
+// readAll is io.ReadAll appending to b.
+func readAll(r io.Reader, b []byte) ([]byte, error) {
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			return b, err
+		}
+	}
 }
 
 var (
@@ -696,11 +726,6 @@ func (v *visit) capture(form string, fields map[string]string, submitted bool, p
 		}
 	}
 	return c
-}
-
-func absoluteHTTP(s string) bool {
-	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
 // regionOf turns a BCP 47 language tag (navigator.language) into a lower-case

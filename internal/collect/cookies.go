@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
-	"regexp"
 	"time"
 
 	"github.com/capirelay/capirelay/internal/fbcookie"
@@ -17,10 +16,19 @@ const (
 	VisitorMaxAge = 365 * 24 * time.Hour
 )
 
-var visitorIDRe = regexp.MustCompile(`^[A-Za-z0-9_-]{16,64}$`)
-
-// validVisitorID reports whether v looks like an id the tag or we minted.
-func validVisitorID(v string) bool { return visitorIDRe.MatchString(v) }
+// validVisitorID reports whether v looks like an id the tag or we minted:
+// 16 to 64 of A-Z a-z 0-9 _ - (the tag's /^[\w-]{16,64}$/).
+func validVisitorID(v string) bool {
+	if len(v) < 16 || len(v) > 64 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // newVisitorID returns 128 random bits as 32 hex characters.
 func newVisitorID() string {
