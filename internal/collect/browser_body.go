@@ -2,6 +2,7 @@ package collect
 
 import (
 	"encoding/json"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -15,6 +16,9 @@ import (
 // what encoding/json gives (FuzzFastBrowserBody checks it).
 func fastBrowserBody(raw []byte) (*browserBody, bool) {
 	p := bodyParser{s: raw}
+	if len(raw) <= maxSharedBody {
+		p.src = string(raw)
+	}
 	body := new(browserBody)
 	if !p.object(func(key []byte) bool { return p.bodyField(body, key) }) {
 		return nil, false
@@ -29,7 +33,10 @@ func fastBrowserBody(raw []byte) (*browserBody, bool) {
 // bodyParser is a strict cursor over one JSON text.
 type bodyParser struct {
 	s []byte
-	i int
+	// src is s as one string whose substrings are the fields, or "" when
+	// s is larger than maxSharedBody: then each field is its own copy.
+	src string
+	i   int
 	// seen guards against repeated keys of the object being read: the
 	// fields of one object are numbered, and a repeat is left to
 	// encoding/json (whose merging rules are not worth copying).
@@ -106,7 +113,12 @@ func (p *bodyParser) bodyField(b *browserBody, key []byte) bool {
 	case "site":
 		return p.once(1) && p.str(&b.Site)
 	case "vid":
-		return p.once(2) && p.str(&b.VisitorID)
+		// Its own copy: the visitor id may be kept long (identity caches).
+		if !p.once(2) || !p.str(&b.VisitorID) {
+			return false
+		}
+		b.VisitorID = strings.Clone(b.VisitorID)
+		return true
 	case "fbp":
 		return p.once(3) && p.str(&b.Fbp)
 	case "fbc":
@@ -211,12 +223,22 @@ func (p *bodyParser) stringMap(m *map[string]string) bool {
 }
 
 func (p *bodyParser) str(dst *string) bool {
+	start := p.i + 1
 	v, ok := p.plainString()
-	if ok {
+	switch {
+	case !ok:
+	case p.src != "":
+		*dst = p.src[start : start+len(v)]
+	default:
 		*dst = string(v)
 	}
 	return ok
 }
+
+// maxSharedBody bounds what one field still referenced keeps in memory:
+// the strings of a body up to this size share one copy of it (one
+// allocation instead of one per field); a larger body's fields are copies.
+const maxSharedBody = 2 << 10
 
 // plainString reads a string without escapes or control characters whose
 // bytes are valid UTF-8: encoding/json takes such a string as it is.

@@ -20,6 +20,8 @@ var tagBodies = []string{
 	`{"consent":"","events":[{"id":"bench-0","name":"PageView","ref":"https://www.google.com/","type":"event","url":"http://127.0.0.1:8080/products/shoes?color=red"}],"fbp":"fb.1.1700000000000.123","lang":"en-US","v":1,"vid":"loadgen0123456789abcdef"}`,
 	" {\n\t\"v\": 1, \"events\": [ ], \"url\" : \"https://x.example/\" } \r\n",
 	`{"v":0,"site":"shop","events":[{"type":"event","name":"PageView","submit":false,"user":{},"fields":{},"data":[]}]}`,
+	// larger than maxSharedBody: each field is its own copy
+	`{"v":1,"vid":"2903451981402371891522793016","fbp":"","fbc":"","consent":"","lang":"en","events":[{"type":"event","name":"ViewContent","id":"1","url":"https://shop.example/p?` + strings.Repeat("utm_x=1&", 300) + `"}]}`,
 }
 
 func TestFastBrowserBodyTakesTheTagsBodies(t *testing.T) {
