@@ -166,8 +166,11 @@ func (p *Pipeline) Prepare(ctx context.Context, ins []Input) *Prepared {
 // rest of Submit.
 func (b *Prepared) Commit(ctx context.Context) ([]Result, error) {
 	p, results := b.p, b.results
-	if len(b.news) > 0 {
-		out, err := p.Store.Enqueue(ctx, b.news)
+	if news := b.news; len(news) > 0 {
+		// The store keeps sealed copies: let the plaintext payloads go
+		// while the commit is awaited.
+		b.news = nil
+		out, err := p.Store.Enqueue(ctx, news)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrStore, err)
 		}

@@ -4,18 +4,22 @@ import (
 	"context"
 	"database/sql"
 	"hash/maphash"
+	"math"
 	"sync"
 )
 
 // dedup finds the dedup keys (site, event name, event id) of seen_log, the
-// append-only record of accepted events, by a 64-bit fingerprint in memory.
+// append-only record of accepted events, by a 32-bit fingerprint in memory.
 // A fingerprint only points at candidate rows; a key is a duplicate only
 // when a candidate row holds exactly that key and is inside the window, so
 // a fingerprint collision never drops an event.
 //
 // Appending keeps each commit's writes on a few pages at the end of the
 // table, where a B-tree keyed by event id dirtied one scattered page per
-// event. The price is memory: about 30 bytes per key in the window.
+// event. The price is memory: about 14 bytes per key in the window (a
+// fingerprint and the row id's offset from base, 4 bytes each, in a map).
+// One new key in 3,000 shares a fingerprint with some key of a window of
+// 1.5 million and costs a read of that row.
 //
 // Other processes may append too (capirelay import runs beside serve): the
 // writer reads rows it has not seen while it holds the write lock, before
@@ -23,18 +27,19 @@ import (
 type dedup struct {
 	mu   sync.Mutex
 	seed maphash.Seed
-	ids  map[uint64]int64   // fingerprint → newest seen_log id with it
-	more map[uint64][]int64 // older ids of the same fingerprint (a stale key seen again, or a collision)
+	ids  map[uint32]uint32  // fingerprint → newest seen_log id with it, minus base
+	more map[uint32][]int64 // older ids of the same fingerprint (a stale key seen again, or a collision)
+	base int64              // ids are stored as offsets from base
 	last int64              // the highest seen_log id read or written
 
-	hash func(dedupKey) uint64 // tests force collisions; nil: maphash
+	hash func(dedupKey) uint32 // tests force collisions; nil: maphash
 }
 
 func newDedup() dedup {
-	return dedup{seed: maphash.MakeSeed(), ids: map[uint64]int64{}, more: map[uint64][]int64{}}
+	return dedup{seed: maphash.MakeSeed(), ids: map[uint32]uint32{}, more: map[uint32][]int64{}}
 }
 
-func (d *dedup) fingerprint(k dedupKey) uint64 {
+func (d *dedup) fingerprint(k dedupKey) uint32 {
 	if d.hash != nil {
 		return d.hash(k)
 	}
@@ -45,22 +50,56 @@ func (d *dedup) fingerprint(k dedupKey) uint64 {
 	h.WriteString(k.name)
 	h.WriteByte(0)
 	h.WriteString(k.id)
-	return h.Sum64()
+	return uint32(h.Sum64())
 }
 
 // reset forgets everything; the next catchUp reads the whole table. It is
 // the way back after a failed transaction, whose rows never existed.
 func (d *dedup) reset() {
-	clear(d.ids)
-	clear(d.more)
-	d.last = 0
+	d.ids = map[uint32]uint32{} // clear keeps the old table's size
+	d.more = map[uint32][]int64{}
+	d.base, d.last = 0, 0
 }
 
-func (d *dedup) put(fp uint64, id int64) {
-	if old, ok := d.ids[fp]; ok {
-		d.more[fp] = append(d.more[fp], old)
+// put records id (> every id recorded) under fp. Offsets are 32-bit: the
+// first id sets base, and an id 4 billion past it rebases (rebuilds).
+func (d *dedup) put(fp uint32, id int64) {
+	if len(d.ids) == 0 && len(d.more) == 0 {
+		d.base = id - 1
 	}
-	d.ids[fp] = id
+	if id-d.base > math.MaxUint32 {
+		d.rebase(id)
+	}
+	if old, ok := d.ids[fp]; ok {
+		d.more[fp] = append(d.more[fp], d.base+int64(old))
+	}
+	d.ids[fp] = uint32(id - d.base)
+}
+
+// rebase moves base up to just below the oldest id still held, so that id
+// fits. Ids older than 4 billion ids before id are dropped: their rows are
+// long pruned.
+func (d *dedup) rebase(id int64) {
+	floor := id - math.MaxUint32/2
+	nb := id - 1
+	for _, off := range d.ids {
+		if old := d.base + int64(off); old >= floor && old-1 < nb {
+			nb = old - 1
+		}
+	}
+	ids := make(map[uint32]uint32, len(d.ids))
+	for fp, off := range d.ids {
+		if old := d.base + int64(off); old > nb {
+			ids[fp] = uint32(old - nb)
+		}
+	}
+	d.ids, d.base = ids, nb
+}
+
+// id returns the newest id recorded under fp.
+func (d *dedup) id(fp uint32) (int64, bool) {
+	off, ok := d.ids[fp]
+	return d.base + int64(off), ok
 }
 
 // catchUp reads rows appended since the last look (by this process before
@@ -90,7 +129,7 @@ func (d *dedup) catchUp(ctx context.Context, q interface {
 // fresh reports whether k has no row inside the window: among committed
 // rows (read through tx) or among the keys pending in this transaction,
 // which have ids after base.
-func (d *dedup) fresh(ctx context.Context, tx *sql.Tx, get *sql.Stmt, fp uint64, k dedupKey, cutoff, base int64, pending func(id int64) dedupKey) (bool, error) {
+func (d *dedup) fresh(ctx context.Context, tx *sql.Tx, get *sql.Stmt, fp uint32, k dedupKey, cutoff, base int64, pending func(id int64) dedupKey) (bool, error) {
 	check := func(id int64) (bool, error) {
 		if id > base {
 			return pending(id) == k, nil
@@ -106,7 +145,7 @@ func (d *dedup) fresh(ctx context.Context, tx *sql.Tx, get *sql.Stmt, fp uint64,
 		}
 		return got == k && at >= cutoff, nil
 	}
-	id, ok := d.ids[fp]
+	id, ok := d.id(fp)
 	if !ok {
 		return true, nil
 	}
@@ -123,8 +162,8 @@ func (d *dedup) fresh(ctx context.Context, tx *sql.Tx, get *sql.Stmt, fp uint64,
 
 // forgetBefore drops ids below min (pruned rows).
 func (d *dedup) forgetBefore(min int64) {
-	for fp, id := range d.ids {
-		if id < min {
+	for fp, off := range d.ids {
+		if d.base+int64(off) < min {
 			delete(d.ids, fp)
 		}
 	}

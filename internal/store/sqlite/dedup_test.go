@@ -59,7 +59,7 @@ const acc, dup = store.Accepted, store.Duplicate
 func TestDedupFingerprintCollisionsDropNothing(t *testing.T) {
 	db := dedupDB(t, filepath.Join(t.TempDir(), FileName))
 	db.dedup.mu.Lock()
-	db.dedup.hash = func(dedupKey) uint64 { return 42 }
+	db.dedup.hash = func(dedupKey) uint32 { return 42 }
 	db.dedup.mu.Unlock()
 	wantStatuses(t, "first batch", statuses(t, db, "a", "b", "a", "c"), acc, acc, dup, acc)
 	wantStatuses(t, "second batch", statuses(t, db, "d", "b", "c", "e", "a"), acc, dup, dup, acc, dup)
@@ -146,4 +146,27 @@ func TestEnqueueAnswersAfterTheWALSync(t *testing.T) {
 		t.Fatalf("Enqueue with a failed sync = %v, want ErrUnavailable", err)
 	}
 	db.syncHook = nil
+}
+
+// Row ids are kept as 32-bit offsets; an id 4 billion past the base
+// rebases without losing the ids still in reach.
+func TestDedupRebase(t *testing.T) {
+	d := newDedup()
+	d.put(1, 1000)
+	d.put(2, 1001)
+	far := int64(1000) + 1<<32 + 5
+	d.put(3, far-1)
+	d.put(4, far)
+	for fp, want := range map[uint32]int64{3: far - 1, 4: far} {
+		if got, ok := d.id(fp); !ok || got != want {
+			t.Errorf("id(%d) = %d, %v; want %d", fp, got, ok, want)
+		}
+	}
+	if _, ok := d.id(1); ok {
+		t.Errorf("an id 4 billion rows old is still held")
+	}
+	d.put(3, far+1) // a second id under one fingerprint
+	if got, _ := d.id(3); got != far+1 || len(d.more[3]) != 1 || d.more[3][0] != far-1 {
+		t.Errorf("id(3) = %d, more %v", got, d.more[3])
+	}
 }
