@@ -731,14 +731,35 @@ func (v *visit) capture(form string, fields map[string]string, submitted bool, p
 // regionOf turns a BCP 47 language tag (navigator.language) into a lower-case
 // ISO 3166 alpha-2 region hint: en-US → us, zh-Hant-TW → tw, de → "".
 func regionOf(lang string) string {
-	parts := strings.FieldsFunc(lang, func(r rune) bool { return r == '-' || r == '_' })
-	for _, p := range parts[min(1, len(parts)):] {
-		if len(p) == 2 && isLetters(p) {
-			return strings.ToLower(p)
+	first := true // the language subtag is no region
+	for lang != "" {
+		i := strings.IndexAny(lang, "-_")
+		if i < 0 {
+			i = len(lang)
 		}
+		p := lang[:i]
+		lang = lang[min(i+1, len(lang)):]
+		if p == "" {
+			continue
+		}
+		if !first && len(p) == 2 && isLetters(p) {
+			return regionCodes[(p[0]|0x20)-'a'][(p[1]|0x20)-'a']
+		}
+		first = false
 	}
 	return ""
 }
+
+// regionCodes holds every two-letter lower-case region code, so regionOf
+// does not allocate.
+var regionCodes = func() (t [26][26]string) {
+	for a := range t {
+		for b := range t[a] {
+			t[a][b] = string([]byte{byte('a' + a), byte('a' + b)})
+		}
+	}
+	return t
+}()
 
 func isLetters(s string) bool {
 	for i := 0; i < len(s); i++ {

@@ -584,3 +584,25 @@ func FuzzBrowserBody(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRegionOf: regionOf answers as its first version (FieldsFunc, then
+// the first two-letter subtag after the language, lower case).
+func FuzzRegionOf(f *testing.F) {
+	old := func(lang string) string {
+		parts := strings.FieldsFunc(lang, func(r rune) bool { return r == '-' || r == '_' })
+		for _, p := range parts[min(1, len(parts)):] {
+			if len(p) == 2 && isLetters(p) {
+				return strings.ToLower(p)
+			}
+		}
+		return ""
+	}
+	for _, s := range []string{"en-US", "en_gb", "zh-Hant-TW", "de", "es-419", "", "-US", "--us-", "en--GB", "_", "en-\xffx-GB", "en-é-fr", "EN-Us"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, lang string) {
+		if got, want := regionOf(lang), old(lang); got != want {
+			t.Fatalf("regionOf(%q) = %q, want %q", lang, got, want)
+		}
+	})
+}

@@ -4,6 +4,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/capirelay/capirelay/internal/fbcookie"
@@ -49,7 +51,36 @@ func cookieValue(r *http.Request, name string) string {
 // setBrowserCookie sets or refreshes a first-party cookie the tag can read:
 // Path=/, SameSite=Lax, Secure on https, not HttpOnly (the tag and Meta's
 // Pixel read _fbp/_fbc), on the registrable domain or host-only.
+//
+// The Set-Cookie value is written directly when nothing in it needs
+// net/http's checks (a token name, a value of plain cookie bytes, a domain
+// name net/http keeps, a positive Max-Age); anything else goes through
+// http.SetCookie. Both give the same header (FuzzSetBrowserCookie).
 func setBrowserCookie(w http.ResponseWriter, name, value string, d fbcookie.Domain, maxAge time.Duration, secure bool) {
+	age := int(maxAge / time.Second)
+	if age <= 0 || !isCookieToken(name) || !plainCookieValue(value) || !d.HostOnly && !isCookieDomainName(d.Name) {
+		http.SetCookie(w, browserCookie(name, value, d, maxAge, secure))
+		return
+	}
+	var a [256]byte
+	b := append(a[:0], name...)
+	b = append(b, '=')
+	b = append(b, value...)
+	b = append(b, "; Path=/"...)
+	if !d.HostOnly && d.Name != "" {
+		b = append(b, "; Domain="...)
+		b = append(b, strings.TrimPrefix(d.Name, ".")...)
+	}
+	b = append(b, "; Max-Age="...)
+	b = strconv.AppendInt(b, int64(age), 10)
+	if secure {
+		b = append(b, "; Secure"...)
+	}
+	b = append(b, "; SameSite=Lax"...)
+	w.Header().Add("Set-Cookie", string(b))
+}
+
+func browserCookie(name, value string, d fbcookie.Domain, maxAge time.Duration, secure bool) *http.Cookie {
 	c := &http.Cookie{
 		Name:     name,
 		Value:    value,
@@ -61,5 +92,70 @@ func setBrowserCookie(w http.ResponseWriter, name, value string, d fbcookie.Doma
 	if !d.HostOnly {
 		c.Domain = d.Name
 	}
-	http.SetCookie(w, c)
+	return c
+}
+
+// isCookieToken: a non-empty cookie name of letters, digits and _ - . (a
+// subset of the tokens net/http accepts).
+func isCookieToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// plainCookieValue: bytes net/http writes as they are, unquoted.
+func plainCookieValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c <= ' ' || c >= 0x7f || c == '"' || c == ';' || c == '\\' || c == ',' {
+			return false
+		}
+	}
+	return true
+}
+
+// isCookieDomainName is net/http's check of a Domain attribute (a domain
+// name; net/http also keeps IPv4 addresses, which take http.SetCookie).
+func isCookieDomainName(s string) bool {
+	if len(s) == 0 || len(s) > 255 {
+		return false
+	}
+	if s[0] == '.' {
+		s = s[1:]
+	}
+	last := byte('.')
+	ok := false // once a letter is seen
+	partlen := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		default:
+			return false
+		case 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z':
+			ok = true
+			partlen++
+		case '0' <= c && c <= '9':
+			partlen++
+		case c == '-':
+			if last == '.' {
+				return false
+			}
+			partlen++
+		case c == '.':
+			if last == '.' || last == '-' {
+				return false
+			}
+			if partlen > 63 || partlen == 0 {
+				return false
+			}
+			partlen = 0
+		}
+		last = c
+	}
+	if last == '-' || partlen > 63 {
+		return false
+	}
+	return ok
 }
