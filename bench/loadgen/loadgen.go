@@ -12,9 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"strconv"
 	"sync"
@@ -150,14 +148,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	tr := &http.Transport{
-		MaxIdleConns:        cfg.Concurrency * 2,
-		MaxIdleConnsPerHost: cfg.Concurrency * 2,
-		DisableCompression:  true,
-		IdleConnTimeout:     30 * time.Second,
-	}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 
@@ -176,7 +166,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			wk := newWorker(&cfg, w)
+			wk, err := newWorker(&cfg, w)
+			if err != nil {
+				mu.Lock()
+				res.Failures++
+				if res.FirstError == "" {
+					res.FirstError = err.Error()
+				}
+				mu.Unlock()
+				return
+			}
+			defer wk.conn.close()
 			h := &Histogram{}
 			status := map[int]int64{}
 			var reqs, events, fails int64
@@ -201,9 +201,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 						}
 					}
 				}
-				code, err := wk.do(ctx, client, seq)
+				code, err := wk.do(ctx, seq)
 				if err != nil {
-					if ctx.Err() != nil {
+					if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
 						break // cut off by the end of the run, not a failure
 					}
 					fails++
@@ -247,7 +247,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 // request costs the generator almost nothing.
 type worker struct {
 	cfg     *Config
-	url     string
+	conn    *conn
+	extra   []byte // per-request headers
 	body    []byte
 	idAt    []int // offsets of the 12-digit sequence in each event id
 	events  int
@@ -257,21 +258,29 @@ type worker struct {
 
 const seqDigits = 12
 
-func newWorker(cfg *Config, w int) *worker {
+func newWorker(cfg *Config, w int) (*worker, error) {
 	wk := &worker{cfg: cfg}
 	prefix := fmt.Sprintf("%s-%03d-", cfg.RunID, w)
 	marker := prefix + "000000000000"
 	var body []byte
+	var err error
 	switch cfg.Mode {
 	case ModeServer:
-		wk.url = cfg.URL + "/v1/events"
 		wk.events = cfg.EventsPerRequest
 		body = serverBody(marker, cfg.EventsPerRequest)
+		wk.conn, err = newConn(cfg.URL+"/v1/events", [][2]string{
+			{"Content-Type", "application/json"}, {"Authorization", "Bearer " + cfg.APIKey}})
 	case ModeBrowser:
-		wk.url = cfg.URL + "/e?site=" + url.QueryEscape(cfg.Site)
 		wk.events = 1
 		wk.xff = true
 		body = browserBody(marker, cfg.Origin, w)
+		// What navigator.sendBeacon sends: text/plain, no preflight.
+		wk.conn, err = newConn(cfg.URL+"/e?site="+url.QueryEscape(cfg.Site), [][2]string{
+			{"Content-Type", "text/plain;charset=UTF-8"}, {"Origin", cfg.Origin},
+			{"Referer", cfg.Origin + "/"}, {"User-Agent", BrowserUA}})
+	}
+	if err != nil {
+		return nil, err
 	}
 	// Each event id is marker+"-"+index; find where the digits sit.
 	for i := 0; ; {
@@ -283,10 +292,10 @@ func newWorker(cfg *Config, w int) *worker {
 		i += j + len(marker)
 	}
 	wk.body = body
-	return wk
+	return wk, nil
 }
 
-func (wk *worker) do(ctx context.Context, client *http.Client, seq int64) (int, error) {
+func (wk *worker) do(ctx context.Context, seq int64) (int, error) {
 	var digits [seqDigits]byte
 	s := strconv.AppendInt(nil, seq, 10)
 	for i := range digits {
@@ -296,36 +305,14 @@ func (wk *worker) do(ctx context.Context, client *http.Client, seq int64) (int, 
 	for _, at := range wk.idAt {
 		copy(wk.body[at:at+seqDigits], digits[:])
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, wk.url, bytes.NewReader(wk.body))
-	if err != nil {
-		return 0, err
-	}
-	switch wk.cfg.Mode {
-	case ModeServer:
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+wk.cfg.APIKey)
-	case ModeBrowser:
-		// What navigator.sendBeacon sends: text/plain, no preflight.
-		req.Header.Set("Content-Type", "text/plain;charset=UTF-8")
-		req.Header.Set("Origin", wk.cfg.Origin)
-		req.Header.Set("Referer", wk.cfg.Origin+"/")
-		req.Header.Set("User-Agent", BrowserUA)
+	wk.extra = wk.extra[:0]
+	if wk.xff {
 		// One address per request from the benchmark range (RFC 2544), as
 		// a trusted proxy in front of the relay would report them: the
 		// relay's per-address limit is for people, not for this test.
-		req.Header.Set("X-Forwarded-For", fmt.Sprintf("198.18.%d.%d", (seq>>8)&0xff, seq&0xff))
+		wk.extra = fmt.Appendf(wk.extra, "X-Forwarded-For: 198.18.%d.%d\r\n", (seq>>8)&0xff, seq&0xff)
 	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	wk.respBuf.Reset()
-	_, err = io.Copy(&wk.respBuf, io.LimitReader(resp.Body, 1<<20))
-	resp.Body.Close()
-	if err != nil {
-		return 0, err
-	}
-	return resp.StatusCode, nil
+	return wk.conn.post(ctx, wk.extra, wk.body, &wk.respBuf)
 }
 
 func (wk *worker) lastBody() string {
