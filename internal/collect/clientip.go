@@ -21,9 +21,15 @@ func ClientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
 	client := peer
 	hops := r.Header.Values("X-Forwarded-For")
 	for i := len(hops) - 1; i >= 0; i-- {
-		parts := strings.Split(hops[i], ",")
-		for j := len(parts) - 1; j >= 0; j-- {
-			a := parseHost(strings.TrimSpace(parts[j]))
+		// The comma-separated parts of the header, from the right.
+		for rest, more := hops[i], true; more; {
+			part := rest
+			if j := strings.LastIndexByte(rest, ','); j >= 0 {
+				rest, part = rest[:j], rest[j+1:]
+			} else {
+				more = false
+			}
+			a := parseHost(strings.TrimSpace(part))
 			if !a.IsValid() {
 				// Garbage where a proxy we trust should have written an
 				// address: stop at the last hop we could vouch for.

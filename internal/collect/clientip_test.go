@@ -3,6 +3,7 @@ package collect
 import (
 	"bufio"
 	"encoding/json"
+	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"os"
@@ -125,3 +126,47 @@ func TestClientIPPeerParams(t *testing.T) {
 
 // peerTestdataDir is ../shared beside the repository.
 func peerTestdataDir(t *testing.T) string { return sharedtest.Dir(t) }
+
+// FuzzClientIP: ClientIP answers as its first version, which split each
+// X-Forwarded-For header with strings.Split.
+func FuzzClientIP(f *testing.F) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8"), netip.MustParsePrefix("127.0.0.1/32")}
+	old := func(r *http.Request) netip.Addr {
+		peer := parseHost(r.RemoteAddr)
+		if !peer.IsValid() || !isTrusted(peer, trusted) {
+			return peer
+		}
+		client := peer
+		hops := r.Header.Values("X-Forwarded-For")
+		for i := len(hops) - 1; i >= 0; i-- {
+			parts := strings.Split(hops[i], ",")
+			for j := len(parts) - 1; j >= 0; j-- {
+				a := parseHost(strings.TrimSpace(parts[j]))
+				if !a.IsValid() {
+					return client
+				}
+				client = a
+				if !isTrusted(a, trusted) {
+					return a
+				}
+			}
+		}
+		return client
+	}
+	for _, x := range [][2]string{{"6.6.6.6, 203.0.113.7, 10.0.0.1", ""}, {"6.6.6.6", "203.0.113.7, 10.1.1.1"}, {"", ""},
+		{"203.0.113.7,", "10.0.0.5"}, {",,", "10.0.0.9 , 10.0.0.8"}, {"unknown, 10.0.0.9", "[2001:db8::7]:4711"}} {
+		f.Add("10.0.0.2:1", x[0], x[1])
+	}
+	f.Fuzz(func(t *testing.T, remote, xff1, xff2 string) {
+		r := httptest.NewRequest("POST", "/e", nil)
+		r.RemoteAddr = remote
+		for _, x := range []string{xff1, xff2} {
+			if x != "" {
+				r.Header.Add("X-Forwarded-For", x)
+			}
+		}
+		if got, want := ClientIP(r, trusted), old(r); got != want {
+			t.Fatalf("ClientIP(%q, XFF %q %q) = %v, want %v", remote, xff1, xff2, got, want)
+		}
+	})
+}
