@@ -58,7 +58,9 @@ func TestSetBrowserCookie(t *testing.T) {
 }
 
 func FuzzSetBrowserCookie(f *testing.F) {
+	prev := log.Writer()
 	log.SetOutput(io.Discard)
+	f.Cleanup(func() { log.SetOutput(prev) })
 	for _, c := range cookieCorpus {
 		f.Add(uint8(0), c.value, c.domain, c.hostOnly, int64(fbcookie.MaxAge), true)
 	}
