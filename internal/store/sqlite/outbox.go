@@ -223,7 +223,7 @@ func (db *DB) syncWAL(f *os.File) (*os.File, error) {
 			return nil, err
 		}
 	}
-	if err := f.Sync(); err != nil {
+	if err := datasync(f); err != nil {
 		f.Close()
 		return nil, err
 	}
