@@ -102,12 +102,14 @@ func (d *dedup) id(fp uint32) (int64, bool) {
 	return d.base + int64(off), ok
 }
 
+// catchUpQuery reads the dedup keys after an id.
+const catchUpQuery = `SELECT id, site_key, event_name, event_id, seen_at FROM seen_log WHERE id > ? ORDER BY id`
+
 // catchUp reads rows appended since the last look (by this process before
-// a reset, or by another process) that are still inside the window.
-func (d *dedup) catchUp(ctx context.Context, q interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, cutoff int64) error {
-	rows, err := q.QueryContext(ctx, `SELECT id, site_key, event_name, event_id, seen_at FROM seen_log WHERE id > ? ORDER BY id`, d.last)
+// a reset, or by another process) that are still inside the window; query
+// runs catchUpQuery with the given id.
+func (d *dedup) catchUp(query func(after int64) (*sql.Rows, error), cutoff int64) error {
+	rows, err := query(d.last)
 	if err != nil {
 		return mapErr(err)
 	}

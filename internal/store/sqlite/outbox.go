@@ -238,7 +238,7 @@ var rowSizes = [...]int{500, 100, 20, 1}
 
 // insertStmts are the writer's prepared statements, one per row size.
 type insertStmts struct {
-	seq, seenRow          *sql.Stmt
+	seq, seenRow, catchUp *sql.Stmt
 	seen, outbox, payload [len(rowSizes)]*sql.Stmt
 }
 
@@ -258,6 +258,7 @@ func (db *DB) prepareInserts(ctx context.Context) error {
 	st := &insertStmts{}
 	st.seq = prep(`SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name='outbox'), 0)`)
 	st.seenRow = prep(`SELECT site_key, event_name, event_id, seen_at FROM seen_log WHERE id=?`)
+	st.catchUp = prep(catchUpQuery)
 	for i, n := range rowSizes {
 		st.seen[i] = prep(`INSERT INTO seen_log (id, site_key, event_name, event_id, seen_at) VALUES ` + rows(n, "(?,?,?,?,?)"))
 		st.outbox[i] = prep(`INSERT INTO outbox (id, site_key, event_name, event_id, event_time, state,
@@ -272,7 +273,7 @@ func (db *DB) prepareInserts(ctx context.Context) error {
 }
 
 func (st *insertStmts) close() {
-	all := []*sql.Stmt{st.seq, st.seenRow}
+	all := []*sql.Stmt{st.seq, st.seenRow, st.catchUp}
 	for i := range rowSizes {
 		all = append(all, st.seen[i], st.outbox[i], st.payload[i])
 	}
@@ -345,7 +346,8 @@ func (db *DB) insertGroup(batch []*enqueueReq) (err error) {
 			d.reset()
 		}
 	}()
-	if err := d.catchUp(ctx, tx, cutoff); err != nil {
+	caughtUp := func(after int64) (*sql.Rows, error) { return tx.StmtContext(ctx, st.catchUp).QueryContext(ctx, after) }
+	if err := d.catchUp(caughtUp, cutoff); err != nil {
 		return err
 	}
 	base := d.last

@@ -137,7 +137,8 @@ func Open(ctx context.Context, path string, box *secret.Box) (*DB, error) {
 		return nil, err
 	}
 	// Load the dedup keys of the window before the first event arrives.
-	if err := db.dedup.catchUp(ctx, db.r, ms(db.now().Add(-store.DedupWindow))); err != nil {
+	load := func(after int64) (*sql.Rows, error) { return db.r.QueryContext(ctx, catchUpQuery, after) }
+	if err := db.dedup.catchUp(load, ms(db.now().Add(-store.DedupWindow))); err != nil {
 		db.ins.close()
 		w.Close()
 		r.Close()
