@@ -370,7 +370,14 @@ func (b *Browser) collect(w http.ResponseWriter, r *http.Request) error {
 	}
 	rejected := 0
 	if len(ins) > 0 {
-		results, err := b.Pipeline.Submit(r.Context(), ins)
+		// Prepare is CPU-bound: inside the pipeline's gate; the wait for
+		// the commit outside it.
+		if err := b.Pipeline.Gate.Enter(r.Context()); err != nil {
+			return errBrowserStore
+		}
+		prepared := b.Pipeline.Prepare(r.Context(), ins)
+		b.Pipeline.Gate.Leave()
+		results, err := prepared.Commit(r.Context())
 		if err != nil {
 			if b.Logger != nil {
 				b.Logger.Error("store browser events", "site", site.Key, "err", err)
