@@ -59,7 +59,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 }
 
 // defaultMemoryLimit is serve's soft heap limit when GOMEMLIMIT is unset.
-const defaultMemoryLimit = 100 << 20
+// Measured on 2 CPUs under 64 clients × 100 events: 80 MiB keeps the
+// process near 120 MiB with the same throughput as 100 MiB (which let it
+// reach 147 MiB); 64 MiB cost 15% of throughput in GC.
+const defaultMemoryLimit = 80 << 20
 
 func errorsJoin(a, b error) error {
 	if a != nil {

@@ -130,6 +130,17 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	deliveredBefore := sink.Events.Load()
 	ingestStart := time.Now()
+	// settle lets the dispatcher deliver everything acknowledged so far,
+	// so the next phase starts from an empty queue instead of competing
+	// with the last phase's backlog.
+	settle := func(before string) {
+		t := time.Now()
+		for sink.Events.Load()-deliveredBefore < acked && time.Since(t) < 2*time.Minute && ctx.Err() == nil {
+			time.Sleep(50 * time.Millisecond)
+		}
+		rep.settles = append(rep.settles, settled{before, time.Since(t)})
+		logf("queue drained before %s in %s", before, time.Since(t).Round(100*time.Millisecond))
+	}
 
 	v1 := base
 	v1.Mode = loadgen.ModeServer
@@ -141,6 +152,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	var probed int64
 	if rep.browserWired, probed = browserWired(ctx, browser); rep.browserWired {
 		acked += probed
+		settle("/e max")
 		if rep.browser, err = phase("/e max", browser, true); err != nil {
 			return err
 		}
@@ -150,6 +162,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if rep.ingest.Requests > 0 {
 		half := v1
 		half.Rate = rep.ingest.RequestsPerSec() / 2
+		settle("/v1/events at half rate")
 		if rep.ingestHalf, err = phase("/v1/events at half rate", half, false); err != nil {
 			return err
 		}
@@ -157,6 +170,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if rep.browser != nil && rep.browser.Requests > 0 {
 		half := browser
 		half.Rate = rep.browser.RequestsPerSec() / 2
+		settle("/e at half rate")
 		if rep.browserHalf, err = phase("/e at half rate", half, false); err != nil {
 			return err
 		}

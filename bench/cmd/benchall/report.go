@@ -9,6 +9,12 @@ import (
 	"github.com/capirelay/capirelay/bench/machine"
 )
 
+// settled is how long the queue took to drain before a phase.
+type settled struct {
+	before string
+	took   time.Duration
+}
+
 type report struct {
 	opts              options
 	machine           machine.Info
@@ -25,6 +31,7 @@ type report struct {
 	drainTime             time.Duration
 	delivered, acked      int64
 	peakRSS               int64
+	settles               []settled
 
 	dispatchBench    float64
 	dispatchBenchErr error
@@ -75,7 +82,15 @@ func (r *report) markdown() string {
 	p("- Load: `bench/loadgen` in the benchall process on the same %d CPUs, over loopback HTTP/1.1 keep-alive; %s per measured phase after %s of warm-up; latency is request start to the complete answer.\n", r.machine.NProc, r.opts.duration, r.opts.warmup)
 	p("- `/v1/events`: 64 concurrent clients, 100 fully populated website Purchase events per request (raw user_data, 15 keys), unique event ids; a 200 is sent only after the group commit is durable.\n")
 	p("- `/e`: 64 concurrent clients, the tag's beacon (text/plain JSON, one PageView, consent granted, `_fbp`), a different client address per request via `X-Forwarded-For` from a trusted loopback proxy; 204 after the durable commit.\n")
-	p("- Half rate: open-loop pacing at half of the measured maximum request rate; latency counts from each request's scheduled start, so queueing shows.\n\n")
+	p("- Half rate: open-loop pacing at half of the measured maximum request rate; latency counts from each request's scheduled start, so queueing shows.\n")
+	p("- Between phases the relay delivers its backlog first, so each phase starts from an empty queue (dispatch still runs during every phase, delivering what that phase acknowledges):")
+	for i, st := range r.settles {
+		if i > 0 {
+			p(";")
+		}
+		p(" %s before %s", st.took.Round(100*time.Millisecond), st.before)
+	}
+	p(".\n\n")
 
 	p("## Results\n\n| measure | result | target | |\n|---|---|---|---|\n")
 	if r.ingest != nil {
