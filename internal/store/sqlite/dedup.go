@@ -25,12 +25,13 @@ import (
 // writer reads rows it has not seen while it holds the write lock, before
 // it decides anything, so every process sees every key.
 type dedup struct {
-	mu   sync.Mutex
-	seed maphash.Seed
-	ids  map[uint32]uint32  // fingerprint → newest seen_log id with it, minus base
-	more map[uint32][]int64 // older ids of the same fingerprint (a stale key seen again, or a collision)
-	base int64              // ids are stored as offsets from base
-	last int64              // the highest seen_log id read or written
+	mu    sync.Mutex
+	seed  maphash.Seed
+	ids   map[uint32]uint32  // fingerprint → newest seen_log id with it, minus base
+	more  map[uint32][]int64 // older ids of the same fingerprint (a stale key seen again, or a collision)
+	base  int64              // ids are stored as offsets from base
+	last  int64              // the highest seen_log id read or written
+	floor int64              // ids below it were dropped (forgetBefore)
 
 	hash func(dedupKey) uint32 // tests force collisions; nil: maphash
 }
@@ -58,7 +59,7 @@ func (d *dedup) fingerprint(k dedupKey) uint32 {
 func (d *dedup) reset() {
 	d.ids = map[uint32]uint32{} // clear keeps the old table's size
 	d.more = map[uint32][]int64{}
-	d.base, d.last = 0, 0
+	d.base, d.last, d.floor = 0, 0, 0
 }
 
 // put records id (> every id recorded) under fp. Offsets are 32-bit: the
@@ -162,8 +163,13 @@ func (d *dedup) fresh(ctx context.Context, tx *sql.Tx, get *sql.Stmt, fp uint32,
 	return true, nil
 }
 
-// forgetBefore drops ids below min (pruned rows).
+// forgetBefore drops ids below min (pruned rows). It walks the index only
+// when min moved since the last call: the walk holds up the writer.
 func (d *dedup) forgetBefore(min int64) {
+	if min <= d.floor {
+		return
+	}
+	d.floor = min
 	for fp, off := range d.ids {
 		if d.base+int64(off) < min {
 			delete(d.ids, fp)
