@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/capirelay/capirelay/internal/capi"
 	"github.com/capirelay/capirelay/internal/config"
 	"github.com/capirelay/capirelay/internal/dispatch"
@@ -107,6 +109,13 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 		return nil, err
 	}
 	a := &App{Config: cfg, Logger: logger, Store: st, Box: box, Metrics: metrics.New(), lock: lock}
+	if d, ok := st.(interface{ DedupKeys() int }); ok {
+		// SQLite keeps its dedup index in memory: show its size.
+		a.Metrics.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "capirelay_dedup_keys_in_memory",
+			Help: "Dedup keys of the 48-hour window held in memory by the SQLite store (about 14 bytes each).",
+		}, func() float64 { return float64(d.DedupKeys()) }))
+	}
 	if cfg.Demo {
 		if err := EnsureDemoSite(ctx, st, cfg.PublicURL); err != nil {
 			st.Close()

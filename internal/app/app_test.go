@@ -137,7 +137,8 @@ func TestDuplicateDeliveredOnce(t *testing.T) {
 	m, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{"capirelay_events_received_total{source=\"server\"} 3", "capirelay_events_duplicate_total",
-		"capirelay_events_accepted_total", "capirelay_events_delivered_total", "capirelay_graph_request_seconds_bucket"} {
+		"capirelay_events_accepted_total", "capirelay_events_delivered_total", "capirelay_graph_request_seconds_bucket",
+		"capirelay_dedup_keys_in_memory 2"} {
 		if !strings.Contains(string(m), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

@@ -189,3 +189,14 @@ func (d *dedup) forgetBefore(min int64) {
 		}
 	}
 }
+
+// DedupKeys is the number of dedup keys held in memory.
+func (db *DB) DedupKeys() int {
+	db.dedup.mu.Lock()
+	defer db.dedup.mu.Unlock()
+	n := len(db.dedup.ids)
+	for _, ids := range db.dedup.more {
+		n += len(ids)
+	}
+	return n
+}
