@@ -33,7 +33,24 @@ type dedup struct {
 	last  int64              // the highest seen_log id read or written
 	floor int64              // ids below it were dropped (forgetBefore)
 
+	limit int // keys the index holds at most; 0: maxIndexed
+
 	hash func(dedupKey) uint32 // tests force collisions; nil: maphash
+}
+
+// maxIndexed bounds the index: about 56 MB. Past it, new keys go to the
+// overflow table (migration 00008), a B-tree keyed by the event, until the
+// index has room again and the overflow table's keys have left the window.
+// At 2 million events a day a site stays within it.
+const maxIndexed = 4 << 20
+
+// full reports whether the index is at its bound.
+func (d *dedup) full() bool {
+	limit := d.limit
+	if limit <= 0 {
+		limit = maxIndexed
+	}
+	return len(d.ids) >= limit
 }
 
 func newDedup() dedup {

@@ -170,3 +170,47 @@ func TestDedupRebase(t *testing.T) {
 		t.Errorf("id(3) = %d, more %v", got, d.more[3])
 	}
 }
+
+// Past its bound the index takes no more keys: new keys go to the overflow
+// table, repeats are caught in both, across a restart and across
+// processes, and once the overflow keys leave the window new keys are
+// indexed again.
+func TestDedupOverflowBoundsMemory(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	db := dedupDB(t, path)
+	t0 := time.Now()
+	db.now = func() time.Time { return t0 }
+	db.dedup.mu.Lock()
+	db.dedup.limit = 3
+	db.dedup.mu.Unlock()
+	wantStatuses(t, "indexed", statuses(t, db, "o1", "o2", "o3"), acc, acc, acc)
+	wantStatuses(t, "overflow", statuses(t, db, "o4", "o1", "o5", "o4"), acc, dup, acc, dup)
+	wantStatuses(t, "repeats", statuses(t, db, "o2", "o5", "o6"), dup, dup, acc)
+	if n := db.DedupKeys(); n != 3 {
+		t.Fatalf("index holds %d keys, want its bound 3", n)
+	}
+	var overflowKeys int
+	db.r.QueryRow(`SELECT count(*) FROM seen`).Scan(&overflowKeys)
+	if overflowKeys != 3 {
+		t.Fatalf("overflow table holds %d keys, want 3 (o4, o5, o6)", overflowKeys)
+	}
+
+	other := dedupDB(t, path) // a second process, bound not reached
+	wantStatuses(t, "other process", statuses(t, other, "o3", "o6", "o7"), dup, dup, acc)
+	db.Close()
+	db = dedupDB(t, path)
+	wantStatuses(t, "after restart", statuses(t, db, "o1", "o4", "o7"), dup, dup, dup)
+
+	// Two days on, everything has left the window and is pruned: the
+	// index takes new keys again.
+	t1 := t0.Add(store.DedupWindow + time.Hour)
+	db.now = func() time.Time { return t1 }
+	if _, err := db.Prune(context.Background(), t0, t1.Add(-store.DedupWindow)); err != nil {
+		t.Fatal(err)
+	}
+	wantStatuses(t, "new window", statuses(t, db, "o1", "o8"), acc, acc)
+	db.r.QueryRow(`SELECT count(*) FROM seen`).Scan(&overflowKeys)
+	if overflowKeys != 0 || db.DedupKeys() != 2 {
+		t.Fatalf("after the window: %d overflow keys, %d indexed; want 0 and 2", overflowKeys, db.DedupKeys())
+	}
+}

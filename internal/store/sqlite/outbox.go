@@ -238,8 +238,8 @@ var rowSizes = [...]int{500, 100, 20, 1}
 
 // insertStmts are the writer's prepared statements, one per row size.
 type insertStmts struct {
-	seq, seenRow, catchUp *sql.Stmt
-	seen, outbox, payload [len(rowSizes)]*sql.Stmt
+	seq, seenRow, catchUp, overflowAny *sql.Stmt
+	seen, overflow, outbox, payload    [len(rowSizes)]*sql.Stmt
 }
 
 func (db *DB) prepareInserts(ctx context.Context) error {
@@ -259,8 +259,14 @@ func (db *DB) prepareInserts(ctx context.Context) error {
 	st.seq = prep(`SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name='outbox'), 0)`)
 	st.seenRow = prep(`SELECT site_key, event_name, event_id, seen_at FROM seen_log WHERE id=?`)
 	st.catchUp = prep(catchUpQuery)
+	st.overflowAny = prep(`SELECT EXISTS (SELECT 1 FROM seen)`)
 	for i, n := range rowSizes {
 		st.seen[i] = prep(`INSERT INTO seen_log (id, site_key, event_name, event_id, seen_at) VALUES ` + rows(n, "(?,?,?,?,?)"))
+		// A key is new (inserted) or stale (older than the window, so
+		// updated); RETURNING names exactly those.
+		st.overflow[i] = prep(`INSERT INTO seen (site_key, event_name, event_id, seen_at) VALUES ` + rows(n, "(?,?,?,?)") +
+			` ON CONFLICT (site_key, event_name, event_id) DO UPDATE SET seen_at = excluded.seen_at WHERE seen.seen_at < ?
+			RETURNING site_key, event_name, event_id`)
 		st.outbox[i] = prep(`INSERT INTO outbox (id, site_key, event_name, event_id, event_time, state,
 			next_attempt, source, visitor_id, test_event_code, created_at) VALUES ` + rows(n, "(?,?,?,?,?,?,?,?,?,?,?)"))
 		st.payload[i] = prep(`INSERT INTO outbox_payload (id, payload) VALUES ` + rows(n, "(?,?)"))
@@ -273,9 +279,9 @@ func (db *DB) prepareInserts(ctx context.Context) error {
 }
 
 func (st *insertStmts) close() {
-	all := []*sql.Stmt{st.seq, st.seenRow, st.catchUp}
+	all := []*sql.Stmt{st.seq, st.seenRow, st.catchUp, st.overflowAny}
 	for i := range rowSizes {
-		all = append(all, st.seen[i], st.outbox[i], st.payload[i])
+		all = append(all, st.seen[i], st.overflow[i], st.outbox[i], st.payload[i])
 	}
 	for _, s := range all {
 		if s != nil {
@@ -303,6 +309,52 @@ func pieces(n int, f func(lo, size int) error) error {
 
 type dedupKey struct{ site, name, id string }
 
+// ref is one event of a group: request r's event i.
+type ref struct {
+	r *enqueueReq
+	i int
+}
+
+// upsertOverflow decides the keys of evs with the overflow table: a key it
+// inserts or refreshes is accepted (appended to accepted), any other one,
+// including a repeat within evs, is a duplicate.
+func (db *DB) upsertOverflow(ctx context.Context, tx *sql.Tx, evs, accepted []ref, keyOf func(ref) dedupKey, nowMS, cutoff int64, args []any) ([]ref, error) {
+	fresh := make(map[dedupKey]bool, len(evs))
+	err := pieces(len(evs), func(lo, size int) error {
+		args = args[:0]
+		for _, rf := range evs[lo : lo+rowSizes[size]] {
+			k := keyOf(rf)
+			args = append(args, k.site, k.name, k.id, nowMS)
+		}
+		args = append(args, cutoff)
+		rows, err := tx.StmtContext(ctx, db.ins.overflow[size]).QueryContext(ctx, args...)
+		if err != nil {
+			return mapErr(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k dedupKey
+			if err := rows.Scan(&k.site, &k.name, &k.id); err != nil {
+				return mapErr(err)
+			}
+			fresh[k] = true
+		}
+		return mapErr(rows.Close())
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, rf := range evs {
+		if k := keyOf(rf); fresh[k] {
+			delete(fresh, k) // a second copy in this group is a duplicate
+			accepted = append(accepted, rf)
+		} else {
+			rf.r.res[rf.i] = store.EnqueueResult{Status: store.Duplicate}
+		}
+	}
+	return accepted, nil
+}
+
 func (db *DB) insertGroup(batch []*enqueueReq) (err error) {
 	ctx := context.Background()
 	conn, release, err := db.relaxed(ctx) // the syncer makes it durable
@@ -319,10 +371,6 @@ func (db *DB) insertGroup(batch []*enqueueReq) (err error) {
 			tx.Rollback()
 		}
 	}()
-	type ref struct {
-		r *enqueueReq
-		i int
-	}
 	var all []ref
 	for _, r := range batch {
 		r.res = make([]store.EnqueueResult, len(r.evs))
@@ -350,6 +398,14 @@ func (db *DB) insertGroup(batch []*enqueueReq) (err error) {
 	if err := d.catchUp(caughtUp, cutoff); err != nil {
 		return err
 	}
+	// Past the index's bound, or while the overflow table still holds
+	// keys of the window, new keys go to the overflow table (by upsert)
+	// instead of the index; the index is still asked first.
+	var overflow bool
+	if err := tx.StmtContext(ctx, st.overflowAny).QueryRowContext(ctx).Scan(&overflow); err != nil {
+		return mapErr(err)
+	}
+	overflow = overflow || d.full()
 	base := d.last
 	accepted := all[:0:0]
 	keyOf := func(rf ref) dedupKey {
@@ -357,6 +413,7 @@ func (db *DB) insertGroup(batch []*enqueueReq) (err error) {
 		return dedupKey{ev.SiteKey, ev.EventName, ev.EventID}
 	}
 	pending := func(id int64) dedupKey { return keyOf(accepted[id-base-1]) }
+	var toOverflow []ref
 	for _, rf := range all {
 		k := keyOf(rf)
 		fp := d.fingerprint(k)
@@ -364,17 +421,29 @@ func (db *DB) insertGroup(batch []*enqueueReq) (err error) {
 		if err != nil {
 			return err
 		}
-		if !fresh {
+		switch {
+		case !fresh:
 			rf.r.res[rf.i] = store.EnqueueResult{Status: store.Duplicate}
-			continue
+		case overflow:
+			toOverflow = append(toOverflow, rf)
+		default:
+			accepted = append(accepted, rf)
+			d.put(fp, base+int64(len(accepted)))
 		}
-		accepted = append(accepted, rf)
-		d.put(fp, base+int64(len(accepted)))
 	}
-	d.last = base + int64(len(accepted))
-	err = pieces(len(accepted), func(lo, size int) error {
+	if len(toOverflow) > 0 {
+		if accepted, err = db.upsertOverflow(ctx, tx, toOverflow, accepted, keyOf, nowMS, cutoff, args); err != nil {
+			return err
+		}
+	}
+	indexed := accepted
+	if overflow {
+		indexed = nil // every accepted key went to the overflow table
+	}
+	d.last = base + int64(len(indexed))
+	err = pieces(len(indexed), func(lo, size int) error {
 		args = args[:0]
-		for j, rf := range accepted[lo : lo+rowSizes[size]] {
+		for j, rf := range indexed[lo : lo+rowSizes[size]] {
 			ev := &rf.r.evs[rf.i]
 			args = append(args, base+int64(lo+j+1), ev.SiteKey, ev.EventName, ev.EventID, nowMS)
 		}
@@ -741,6 +810,8 @@ func (db *DB) Prune(ctx context.Context, deliveredBefore, seenBefore time.Time) 
 			WHERE delivered_at > 0 AND delivered_at < ? AND state='delivered' LIMIT ?)`, deliveredBefore, true},
 		{"prune dedup keys", `DELETE FROM seen_log WHERE id IN (SELECT id FROM
 			(SELECT id, seen_at FROM seen_log ORDER BY id LIMIT ?2) WHERE seen_at < ?1)`, seenBefore, false},
+		{"prune overflow dedup keys", `DELETE FROM seen WHERE (site_key, event_name, event_id) IN
+			(SELECT site_key, event_name, event_id FROM seen WHERE seen_at < ? LIMIT ?)`, seenBefore, false},
 	} {
 		for {
 			res, err := db.w.ExecContext(ctx, q.sql, ms(q.before), pruneChunk)

@@ -23,6 +23,7 @@ func TestHousekeepingUsesIndexes(t *testing.T) {
 		`SELECT id FROM outbox WHERE delivered_at > 0 AND delivered_at < 1 AND state='delivered' LIMIT 10`:                                "outbox_delivered",
 		`SELECT min(site_key) FROM outbox WHERE state IN ('pending','inflight') AND site_key > 'a'`:                                       "outbox_due",
 		`SELECT id, next_attempt FROM outbox WHERE state IN ('pending','inflight') AND site_key='s' ORDER BY next_attempt LIMIT 2`:        "outbox_due",
+		`SELECT site_key, event_name, event_id FROM seen WHERE seen_at < 1 LIMIT 10`:                                                      "seen_at",
 		`SELECT id FROM outbox WHERE state='held' AND site_key='s' AND visitor_id='v'`:                                                    "outbox_held",
 		`SELECT id FROM outbox WHERE state IN ('pending','inflight') AND site_key='s' AND next_attempt<=1 ORDER BY next_attempt LIMIT 10`: "outbox_due",
 	} {

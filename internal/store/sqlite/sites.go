@@ -168,7 +168,7 @@ func (db *DB) DeleteSite(ctx context.Context, key string) error {
 		return fmt.Errorf("delete site: %w", mapErr(err))
 	}
 	defer tx.Rollback()
-	for _, q := range []string{`DELETE FROM outbox WHERE site_key=?`, `DELETE FROM seen_log WHERE site_key=?`, `DELETE FROM sandbox WHERE site_key=?`} {
+	for _, q := range []string{`DELETE FROM outbox WHERE site_key=?`, `DELETE FROM seen_log WHERE site_key=?`, `DELETE FROM seen WHERE site_key=?`, `DELETE FROM sandbox WHERE site_key=?`} {
 		if _, err := tx.ExecContext(ctx, q, key); err != nil {
 			return fmt.Errorf("delete site: %w", mapErr(err))
 		}
