@@ -38,11 +38,12 @@ type dedup struct {
 	hash func(dedupKey) uint32 // tests force collisions; nil: maphash
 }
 
-// maxIndexed bounds the index: about 56 MB. Past it, new keys go to the
-// overflow table (migration 00008), a B-tree keyed by the event, until the
-// index has room again and the overflow table's keys have left the window.
-// At 2 million events a day a site stays within it.
-const maxIndexed = 4 << 20
+// maxIndexed bounds the index: about 28 MB, well inside serve's 80 MiB
+// soft heap limit with ingest's working set beside it. Past it, new keys go
+// to the overflow table (migration 00008), a B-tree keyed by the event,
+// until the index has room again and the overflow table's keys have left
+// the window. A site of up to a million events a day stays within it.
+const maxIndexed = 2 << 20
 
 // full reports whether the index is at its bound.
 func (d *dedup) full() bool {
