@@ -94,17 +94,9 @@ func (db *DB) dueItems(ctx context.Context, tx *sql.Tx, siteKey string, nowMS in
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	defer rows.Close()
-	items := make([]store.Item, 0, limit)
-	for rows.Next() {
-		it, err := db.scanItem(rows, true)
-		if err != nil {
-			return nil, err
-		}
-		items = append(items, it)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, mapErr(err)
+	items, err := db.scanItems(rows, make([]store.Item, 0, limit))
+	if err != nil {
+		return nil, err
 	}
 	sortItems(items)
 	return items, nil
@@ -148,16 +140,8 @@ func (db *DB) itemsByID(ctx context.Context, tx *sql.Tx, ids []int64) ([]store.I
 		if err != nil {
 			return nil, mapErr(err)
 		}
-		for rows.Next() {
-			it, err := db.scanItem(rows, true)
-			if err != nil {
-				rows.Close()
-				return nil, err
-			}
-			items = append(items, it)
-		}
-		if err := rows.Close(); err != nil {
-			return nil, mapErr(err)
+		if items, err = db.scanItems(rows, items); err != nil {
+			return nil, err
 		}
 	}
 	sortItems(items)

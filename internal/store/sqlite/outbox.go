@@ -243,9 +243,6 @@ type insertStmts struct {
 }
 
 func (db *DB) prepareInserts(ctx context.Context) error {
-	rows := func(n int, one string) string {
-		return strings.TrimSuffix(strings.Repeat(one+",", n), ",")
-	}
 	var err error
 	prep := func(q string) *sql.Stmt {
 		if err != nil {
@@ -261,15 +258,15 @@ func (db *DB) prepareInserts(ctx context.Context) error {
 	st.catchUp = prep(catchUpQuery)
 	st.overflowAny = prep(`SELECT EXISTS (SELECT 1 FROM seen)`)
 	for i, n := range rowSizes {
-		st.seen[i] = prep(`INSERT INTO seen_log (id, site_key, event_name, event_id, seen_at) VALUES ` + rows(n, "(?,?,?,?,?)"))
+		st.seen[i] = prep(`INSERT INTO seen_log (id, site_key, event_name, event_id, seen_at) VALUES ` + tuples(n, "(?,?,?,?,?)"))
 		// A key is new (inserted) or stale (older than the window, so
 		// updated); RETURNING names exactly those.
-		st.overflow[i] = prep(`INSERT INTO seen (site_key, event_name, event_id, seen_at) VALUES ` + rows(n, "(?,?,?,?)") +
+		st.overflow[i] = prep(`INSERT INTO seen (site_key, event_name, event_id, seen_at) VALUES ` + tuples(n, "(?,?,?,?)") +
 			` ON CONFLICT (site_key, event_name, event_id) DO UPDATE SET seen_at = excluded.seen_at WHERE seen.seen_at < ?
 			RETURNING site_key, event_name, event_id`)
 		st.outbox[i] = prep(`INSERT INTO outbox (id, site_key, event_name, event_id, event_time, state,
-			next_attempt, source, visitor_id, test_event_code, created_at) VALUES ` + rows(n, "(?,?,?,?,?,?,?,?,?,?,?)"))
-		st.payload[i] = prep(`INSERT INTO outbox_payload (id, payload) VALUES ` + rows(n, "(?,?)"))
+			next_attempt, source, visitor_id, test_event_code, created_at) VALUES ` + tuples(n, "(?,?,?,?,?,?,?,?,?,?,?)"))
+		st.payload[i] = prep(`INSERT INTO outbox_payload (id, payload) VALUES ` + tuples(n, "(?,?)"))
 	}
 	if err != nil {
 		return fmt.Errorf("prepare inserts: %w", mapErr(err))
@@ -523,87 +520,49 @@ func (db *DB) pin(ctx context.Context, pragma string) (*sql.Conn, error) {
 	return conn, nil
 }
 
-const stateCols = `id, site_key, event_name, event_id, event_time, state, attempts, next_attempt, last_error,
-	trace_id, source, visitor_id, test_event_code, created_at, delivered_at`
-
 // itemQuery selects whole items: the outbox row and its payload.
 const itemQuery = `SELECT o.id, o.site_key, o.event_name, o.event_id, o.event_time, o.state, o.attempts, o.next_attempt,
 	o.last_error, o.trace_id, o.source, o.visitor_id, o.test_event_code, o.created_at, o.delivered_at, p.payload
 	FROM outbox o JOIN outbox_payload p ON p.id = o.id`
 
-// scanItem reads stateCols, then the sealed payload when withPayload.
-func (db *DB) scanItem(row interface{ Scan(...any) error }, withPayload bool) (store.Item, error) {
+// scanItem reads a row of itemQuery and opens its payload.
+func (db *DB) scanItem(row interface{ Scan(...any) error }) (store.Item, error) {
 	var it store.Item
 	var et, next, created, delivered int64
 	var payload []byte
-	dest := []any{&it.ID, &it.SiteKey, &it.EventName, &it.EventID, &et, &it.State, &it.Attempts,
-		&next, &it.LastError, &it.TraceID, &it.Source, &it.VisitorID, &it.TestEventCode, &created, &delivered}
-	if withPayload {
-		dest = append(dest, &payload)
-	}
-	if err := row.Scan(dest...); err != nil {
+	if err := row.Scan(&it.ID, &it.SiteKey, &it.EventName, &it.EventID, &et, &it.State, &it.Attempts,
+		&next, &it.LastError, &it.TraceID, &it.Source, &it.VisitorID, &it.TestEventCode, &created, &delivered, &payload); err != nil {
 		return it, mapErr(err)
 	}
-	if withPayload {
-		pt, err := db.box.Open(payload, []byte(store.PayloadAD))
-		if err != nil {
-			return it, fmt.Errorf("outbox item %d: %w", it.ID, err)
-		}
-		it.Payload = pt
+	pt, err := db.box.Open(payload, []byte(store.PayloadAD))
+	if err != nil {
+		return it, fmt.Errorf("outbox item %d: %w", it.ID, err)
 	}
+	it.Payload = pt
 	it.EventTime, it.NextAttempt, it.CreatedAt, it.DeliveredAt = fromMS(et), fromMS(next), fromMS(created), fromMS(delivered)
 	return it, nil
 }
 
-// loadPayloads fills in the payloads of items, which are sorted by id.
-func (db *DB) loadPayloads(ctx context.Context, tx *sql.Tx, items []store.Item) error {
-	args := make([]any, 0, 900)
-	for lo := 0; lo < len(items); lo += 900 {
-		part := items[lo:min(lo+900, len(items))]
-		args = args[:0]
-		for _, it := range part {
-			args = append(args, it.ID)
-		}
-		rows, err := tx.QueryContext(ctx, `SELECT id, payload FROM outbox_payload WHERE id IN (`+placeholders(len(part))+`) ORDER BY id`, args...)
+// scanItems appends the items of rows (of itemQuery) to items and closes rows.
+func (db *DB) scanItems(rows *sql.Rows, items []store.Item) ([]store.Item, error) {
+	defer rows.Close()
+	for rows.Next() {
+		it, err := db.scanItem(rows)
 		if err != nil {
-			return mapErr(err)
+			return nil, err
 		}
-		j := 0
-		for rows.Next() {
-			var id int64
-			var sealed []byte
-			if err := rows.Scan(&id, &sealed); err != nil {
-				rows.Close()
-				return mapErr(err)
-			}
-			for j < len(part) && part[j].ID < id {
-				j++
-			}
-			if j == len(part) || part[j].ID != id {
-				continue
-			}
-			pt, err := db.box.Open(sealed, []byte(store.PayloadAD))
-			if err != nil {
-				rows.Close()
-				return fmt.Errorf("outbox item %d: %w", id, err)
-			}
-			part[j].Payload = pt
-		}
-		if err := rows.Close(); err != nil {
-			return mapErr(err)
-		}
+		items = append(items, it)
 	}
-	for _, it := range items {
-		if it.Payload == nil {
-			return fmt.Errorf("outbox item %d: %w: its payload is missing", it.ID, store.ErrNotFound)
-		}
-	}
-	return nil
+	return items, mapErr(rows.Err())
 }
 
-func placeholders(n int) string {
-	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
+// tuples is n copies of one, comma-separated: the VALUES rows or IN list
+// of a statement.
+func tuples(n int, one string) string {
+	return strings.TrimSuffix(strings.Repeat(one+",", n), ",")
 }
+
+func placeholders(n int) string { return tuples(n, "?") }
 
 // DueSites lists sites with due items and the next attempt time otherwise.
 // A claimed item counts as due when its lease runs out. Each site costs a
@@ -709,7 +668,7 @@ func (db *DB) Replay(ctx context.Context, id int64, now time.Time) error {
 
 // Item returns one outbox item.
 func (db *DB) Item(ctx context.Context, id int64) (*store.Item, error) {
-	it, err := db.scanItem(db.r.QueryRowContext(ctx, itemQuery+` WHERE o.id=?`, id), true)
+	it, err := db.scanItem(db.r.QueryRowContext(ctx, itemQuery+` WHERE o.id=?`, id))
 	if err != nil {
 		return nil, fmt.Errorf("item %d: %w", id, err)
 	}
@@ -752,17 +711,9 @@ func (db *DB) Items(ctx context.Context, siteKey, state string, limit int) ([]st
 	if err != nil {
 		return nil, fmt.Errorf("items: %w", mapErr(err))
 	}
-	defer rows.Close()
-	var out []store.Item
-	for rows.Next() {
-		it, err := db.scanItem(rows, true)
-		if err != nil {
-			return nil, fmt.Errorf("items: %w", err)
-		}
-		out = append(out, it)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("items: %w", mapErr(err))
+	out, err := db.scanItems(rows, nil)
+	if err != nil {
+		return nil, fmt.Errorf("items: %w", err)
 	}
 	db.overlayLeases(out)
 	if state != "" {
