@@ -99,10 +99,10 @@ func (d *dedup) put(fp uint32, id int64) {
 // fits. Ids older than 4 billion ids before id are dropped: their rows are
 // long pruned.
 func (d *dedup) rebase(id int64) {
-	floor := id - math.MaxUint32/2
+	reach := id - math.MaxUint32/2 // older ids are dropped
 	nb := id - 1
 	for _, off := range d.ids {
-		if old := d.base + int64(off); old >= floor && old-1 < nb {
+		if old := d.base + int64(off); old >= reach && old-1 < nb {
 			nb = old - 1
 		}
 	}
