@@ -3,6 +3,8 @@ package capi
 import (
 	"encoding/json"
 	"errors"
+
+	"github.com/capirelay/capirelay/internal/jsonscan"
 )
 
 // A small validating JSON scanner. Validation runs on every event before
@@ -17,175 +19,18 @@ var errSyntax = errors.New("invalid JSON")
 // maxDepth bounds nesting so hostile input cannot recurse deeply.
 const maxDepth = 512
 
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && isSpace(b[i]) {
-		i++
-	}
-	return i
-}
-
-// skipValue returns the index just past the JSON value starting at b[i]
-// (no leading space), or -1 if it is not valid JSON.
-func skipValue(b []byte, i, depth int) int {
-	if i >= len(b) || depth > maxDepth {
-		return -1
-	}
-	switch c := b[i]; {
-	case c == '"':
-		return skipString(b, i)
-	case c == '{':
-		i = skipSpace(b, i+1)
-		if i < len(b) && b[i] == '}' {
-			return i + 1
-		}
-		for {
-			if i >= len(b) || b[i] != '"' {
-				return -1
-			}
-			if i = skipString(b, i); i < 0 {
-				return -1
-			}
-			i = skipSpace(b, i)
-			if i >= len(b) || b[i] != ':' {
-				return -1
-			}
-			if i = skipValue(b, skipSpace(b, i+1), depth+1); i < 0 {
-				return -1
-			}
-			i = skipSpace(b, i)
-			if i >= len(b) {
-				return -1
-			}
-			if b[i] == '}' {
-				return i + 1
-			}
-			if b[i] != ',' {
-				return -1
-			}
-			i = skipSpace(b, i+1)
-		}
-	case c == '[':
-		i = skipSpace(b, i+1)
-		if i < len(b) && b[i] == ']' {
-			return i + 1
-		}
-		for {
-			if i = skipValue(b, i, depth+1); i < 0 {
-				return -1
-			}
-			i = skipSpace(b, i)
-			if i >= len(b) {
-				return -1
-			}
-			if b[i] == ']' {
-				return i + 1
-			}
-			if b[i] != ',' {
-				return -1
-			}
-			i = skipSpace(b, i+1)
-		}
-	case c == 't':
-		return skipLiteral(b, i, "true")
-	case c == 'f':
-		return skipLiteral(b, i, "false")
-	case c == 'n':
-		return skipLiteral(b, i, "null")
-	case c == '-' || '0' <= c && c <= '9':
-		return skipNumber(b, i)
-	}
-	return -1
-}
-
-func skipLiteral(b []byte, i int, lit string) int {
-	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
-		return -1
-	}
-	return i + len(lit)
-}
-
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
-
-func skipNumber(b []byte, i int) int {
-	if b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case i < len(b) && isDigit(b[i]):
-		for i < len(b) && isDigit(b[i]) {
-			i++
-		}
-	default:
-		return -1
-	}
-	if i < len(b) && b[i] == '.' {
-		i++
-		if i >= len(b) || !isDigit(b[i]) {
-			return -1
-		}
-		for i < len(b) && isDigit(b[i]) {
-			i++
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if i >= len(b) || !isDigit(b[i]) {
-			return -1
-		}
-		for i < len(b) && isDigit(b[i]) {
-			i++
-		}
-	}
-	return i
-}
-
-func isHexDigit(c byte) bool { return isDigit(c) || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
-
-// skipString returns the index past the string starting at b[i] == '"'.
-func skipString(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		switch c := b[i]; {
-		case c == '"':
-			return i + 1
-		case c == '\\':
-			i++
-			if i >= len(b) {
-				return -1
-			}
-			switch b[i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			case 'u':
-				if len(b)-i < 5 || !isHexDigit(b[i+1]) || !isHexDigit(b[i+2]) || !isHexDigit(b[i+3]) || !isHexDigit(b[i+4]) {
-					return -1
-				}
-				i += 4
-			default:
-				return -1
-			}
-		case c < 0x20:
-			return -1
-		}
-	}
-	return -1
-}
 
 // checkJSON reports whether b is exactly one JSON value, surrounding space
 // allowed.
 func checkJSON(b []byte) bool {
-	i := skipValue(b, skipSpace(b, 0), 0)
-	return i >= 0 && skipSpace(b, i) == len(b)
+	i := jsonscan.Value(b, jsonscan.Space(b, 0), maxDepth)
+	return i >= 0 && jsonscan.Space(b, i) == len(b)
 }
 
 // trailing fails unless b[i:] is only white space.
 func trailing(b []byte, i int) error {
-	if skipSpace(b, i) != len(b) {
+	if jsonscan.Space(b, i) != len(b) {
 		return errSyntax
 	}
 	return nil
@@ -197,7 +42,7 @@ func trailing(b []byte, i int) error {
 // valid JSON object (surrounding space allowed). fn may have been called
 // before an error is found.
 func eachMember(obj []byte, fn func(key, val []byte) bool) error {
-	i := skipSpace(obj, 1)
+	i := jsonscan.Space(obj, 1)
 	if i < len(obj) && obj[i] == '}' {
 		return trailing(obj, i+1)
 	}
@@ -206,22 +51,22 @@ func eachMember(obj []byte, fn func(key, val []byte) bool) error {
 			return errSyntax
 		}
 		k := i
-		if i = skipString(obj, i); i < 0 {
+		if i = jsonscan.String(obj, i); i < 0 {
 			return errSyntax
 		}
 		key := obj[k:i]
-		i = skipSpace(obj, i)
+		i = jsonscan.Space(obj, i)
 		if i >= len(obj) || obj[i] != ':' {
 			return errSyntax
 		}
-		v := skipSpace(obj, i+1)
-		if i = skipValue(obj, v, 1); i < 0 {
+		v := jsonscan.Space(obj, i+1)
+		if i = jsonscan.Value(obj, v, maxDepth-1); i < 0 {
 			return errSyntax
 		}
 		if !fn(key, obj[v:i]) {
 			return nil
 		}
-		i = skipSpace(obj, i)
+		i = jsonscan.Space(obj, i)
 		if i >= len(obj) {
 			return errSyntax
 		}
@@ -231,24 +76,24 @@ func eachMember(obj []byte, fn func(key, val []byte) bool) error {
 		if obj[i] != ',' {
 			return errSyntax
 		}
-		i = skipSpace(obj, i+1)
+		i = jsonscan.Space(obj, i+1)
 	}
 }
 
 // eachElement calls fn for every element of the JSON array arr (which must
 // start with '[').
 func eachElement(arr []byte, fn func(i int, val []byte)) error {
-	i := skipSpace(arr, 1)
+	i := jsonscan.Space(arr, 1)
 	if i < len(arr) && arr[i] == ']' {
 		return trailing(arr, i+1)
 	}
 	for n := 0; ; n++ {
 		v := i
-		if i = skipValue(arr, v, 1); i < 0 {
+		if i = jsonscan.Value(arr, v, maxDepth-1); i < 0 {
 			return errSyntax
 		}
 		fn(n, arr[v:i])
-		i = skipSpace(arr, i)
+		i = jsonscan.Space(arr, i)
 		if i >= len(arr) {
 			return errSyntax
 		}
@@ -258,7 +103,7 @@ func eachElement(arr []byte, fn func(i int, val []byte)) error {
 		if arr[i] != ',' {
 			return errSyntax
 		}
-		i = skipSpace(arr, i+1)
+		i = jsonscan.Space(arr, i+1)
 	}
 }
 
@@ -315,7 +160,7 @@ func keyName(key []byte) []byte {
 // body is not a JSON object or data is not an array of values; it does not
 // validate the events (see ValidateEvent).
 func DecodeRequest(body []byte) (*Request, error) {
-	b := body[skipSpace(body, 0):]
+	b := body[jsonscan.Space(body, 0):]
 	if len(b) == 0 || b[0] != '{' {
 		return nil, errors.New("capi: request body is not a JSON object")
 	}
@@ -365,13 +210,13 @@ func DecodeRequest(body []byte) (*Request, error) {
 // DecodeEvents splits a JSON array of events (or a JSON string holding
 // one) into its elements without copying them.
 func DecodeEvents(data []byte) ([]json.RawMessage, error) {
-	data = data[skipSpace(data, 0):]
+	data = data[jsonscan.Space(data, 0):]
 	if jsonKind(data) == "string" {
 		s, ok := strValue(data)
 		if !ok {
 			return nil, errors.New("capi: data is not a valid JSON string")
 		}
-		data = s[skipSpace(s, 0):]
+		data = s[jsonscan.Space(s, 0):]
 		if !checkJSON(data) {
 			return nil, errors.New("capi: data is not valid JSON")
 		}

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/capirelay/capirelay/internal/jsonscan"
 )
 
 // Validation limits (§2).
@@ -101,7 +103,7 @@ func ValidateEvent(ev json.RawMessage, now time.Time) []Problem {
 // required here (the Client adds it).
 func ValidatePayload(body []byte, now time.Time) []Problem {
 	var v validator
-	b := body[skipSpace(body, 0):]
+	b := body[jsonscan.Space(body, 0):]
 	if k := jsonKind(b); k != "object" {
 		if k == "" {
 			k = "empty"
@@ -159,7 +161,7 @@ func ValidatePayload(body []byte, now time.Time) []Problem {
 }
 
 func (v *validator) event(ev []byte, now time.Time) {
-	ev = ev[skipSpace(ev, 0):]
+	ev = ev[jsonscan.Space(ev, 0):]
 	if k := jsonKind(ev); k != "object" {
 		if k == "" {
 			k = "empty"

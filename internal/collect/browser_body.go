@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/capirelay/capirelay/internal/jsonscan"
 )
 
 // fastBrowserBody decodes the bodies the tag sends (t.js flush: known keys
@@ -193,9 +195,11 @@ func (p *bodyParser) eventField(e *browserEvent, key []byte) bool {
 			return false
 		}
 		start := p.i
-		if !p.skipValue(0) {
+		end := jsonscan.Value(p.s, p.i, maxFastDepth)
+		if end < 0 {
 			return false
 		}
+		p.i = end
 		e.Data = append(json.RawMessage(nil), p.s[start:p.i]...)
 		return true
 	case "user":
@@ -298,136 +302,3 @@ func (p *bodyParser) literal(lit string) bool {
 // maxFastDepth bounds the nesting the fast path follows in custom data;
 // deeper values are left to encoding/json.
 const maxFastDepth = 32
-
-// skipValue steps over one JSON value (the cursor is on its first byte)
-// with the grammar of encoding/json's scanner: strings may hold any byte
-// but control characters, escapes must be valid, numbers are strict.
-func (p *bodyParser) skipValue(depth int) bool {
-	if p.i >= len(p.s) || depth > maxFastDepth {
-		return false
-	}
-	switch c := p.s[p.i]; {
-	case c == '{':
-		p.i++
-		if p.eat('}') {
-			return true
-		}
-		for {
-			p.ws()
-			if !p.skipString() || !p.eat(':') {
-				return false
-			}
-			p.ws()
-			if !p.skipValue(depth + 1) {
-				return false
-			}
-			if p.eat('}') {
-				return true
-			}
-			if !p.eat(',') {
-				return false
-			}
-		}
-	case c == '[':
-		p.i++
-		if p.eat(']') {
-			return true
-		}
-		for {
-			p.ws()
-			if !p.skipValue(depth + 1) {
-				return false
-			}
-			if p.eat(']') {
-				return true
-			}
-			if !p.eat(',') {
-				return false
-			}
-		}
-	case c == '"':
-		return p.skipString()
-	case c == '-' || (c >= '0' && c <= '9'):
-		return p.skipNumber()
-	default:
-		return p.literal("true") || p.literal("false") || p.literal("null")
-	}
-}
-
-func (p *bodyParser) skipString() bool {
-	if p.i >= len(p.s) || p.s[p.i] != '"' {
-		return false
-	}
-	for j := p.i + 1; j < len(p.s); j++ {
-		switch c := p.s[j]; {
-		case c == '"':
-			p.i = j + 1
-			return true
-		case c < 0x20:
-			return false
-		case c == '\\':
-			j++
-			if j >= len(p.s) {
-				return false
-			}
-			switch p.s[j] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			case 'u':
-				if j+4 >= len(p.s) {
-					return false
-				}
-				for _, h := range p.s[j+1 : j+5] {
-					if !isHex(h) {
-						return false
-					}
-				}
-				j += 4
-			default:
-				return false
-			}
-		}
-	}
-	return false
-}
-
-func isHex(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
-}
-
-// skipNumber: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-func (p *bodyParser) skipNumber() bool {
-	s, i := p.s, p.i
-	digits := func() int {
-		n := 0
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-			n++
-		}
-		return n
-	}
-	if i < len(s) && s[i] == '-' {
-		i++
-	}
-	if i < len(s) && s[i] == '0' {
-		i++
-	} else if digits() == 0 {
-		return false
-	}
-	if i < len(s) && s[i] == '.' {
-		i++
-		if digits() == 0 {
-			return false
-		}
-	}
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		if i < len(s) && (s[i] == '+' || s[i] == '-') {
-			i++
-		}
-		if digits() == 0 {
-			return false
-		}
-	}
-	p.i = i
-	return true
-}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+
+	"github.com/capirelay/capirelay/internal/jsonscan"
 )
 
 // checkCustomData checks value and currency (spec §4) and upper-cases the
@@ -58,26 +60,26 @@ type customData struct {
 // is null or a plain ASCII string. It reports false, with cd unspecified,
 // for anything else, including anything that is not valid JSON.
 func (cd *customData) scan(raw []byte) bool {
-	i := skipSpace(raw, 0)
+	i := jsonscan.Space(raw, 0)
 	if i == len(raw) || raw[i] != '{' {
 		return false
 	}
-	i = skipSpace(raw, i+1)
+	i = jsonscan.Space(raw, i+1)
 	if i < len(raw) && raw[i] == '}' {
-		return skipSpace(raw, i+1) == len(raw)
+		return jsonscan.Space(raw, i+1) == len(raw)
 	}
 	for {
 		key, end, ok := plainLiteral(raw, i)
 		if !ok {
 			return false
 		}
-		i = skipSpace(raw, end)
+		i = jsonscan.Space(raw, end)
 		if i == len(raw) || raw[i] != ':' {
 			return false
 		}
-		i = skipSpace(raw, i+1)
-		vEnd, ok := skipJSON(raw, i, 0)
-		if !ok {
+		i = jsonscan.Space(raw, i+1)
+		vEnd := jsonscan.Value(raw, i, maxScanDepth)
+		if vEnd < 0 {
 			return false
 		}
 		val := raw[i:vEnd]
@@ -101,15 +103,15 @@ func (cd *customData) scan(raw []byte) bool {
 				return false // encoding/json's type error
 			}
 		}
-		i = skipSpace(raw, vEnd)
+		i = jsonscan.Space(raw, vEnd)
 		if i == len(raw) {
 			return false
 		}
 		switch raw[i] {
 		case '}':
-			return skipSpace(raw, i+1) == len(raw)
+			return jsonscan.Space(raw, i+1) == len(raw)
 		case ',':
-			i = skipSpace(raw, i+1)
+			i = jsonscan.Space(raw, i+1)
 		default:
 			return false
 		}
@@ -133,152 +135,9 @@ func plainLiteral(raw []byte, i int) ([]byte, int, bool) {
 	return nil, 0, false
 }
 
-func skipSpace(raw []byte, i int) int {
-	for i < len(raw) && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\n' || raw[i] == '\r') {
-		i++
-	}
-	return i
-}
-
 // maxScanDepth is the nesting the scan follows; deeper values are left to
 // encoding/json (which has its own limit).
 const maxScanDepth = 32
-
-// skipJSON returns the index after the JSON value starting at raw[i], and
-// whether there is a valid one (as encoding/json's scanner decides: bytes
-// of strings are not checked for UTF-8).
-func skipJSON(raw []byte, i, depth int) (int, bool) {
-	if i >= len(raw) || depth > maxScanDepth {
-		return 0, false
-	}
-	switch c := raw[i]; {
-	case c == '"':
-		return skipString(raw, i)
-	case c == '{' || c == '[':
-		end := byte('}')
-		if c == '[' {
-			end = ']'
-		}
-		i = skipSpace(raw, i+1)
-		if i < len(raw) && raw[i] == end {
-			return i + 1, true
-		}
-		for {
-			if c == '{' {
-				var ok bool
-				if i, ok = skipString(raw, i); !ok {
-					return 0, false
-				}
-				if i = skipSpace(raw, i); i == len(raw) || raw[i] != ':' {
-					return 0, false
-				}
-				i = skipSpace(raw, i+1)
-			}
-			var ok bool
-			if i, ok = skipJSON(raw, i, depth+1); !ok {
-				return 0, false
-			}
-			if i = skipSpace(raw, i); i == len(raw) {
-				return 0, false
-			}
-			switch raw[i] {
-			case end:
-				return i + 1, true
-			case ',':
-				i = skipSpace(raw, i+1)
-			default:
-				return 0, false
-			}
-		}
-	case c == '-' || '0' <= c && c <= '9':
-		n := numberLen(raw[i:])
-		return i + n, n > 0
-	}
-	for _, lit := range [...]string{"true", "false", "null"} {
-		if len(raw)-i >= len(lit) && string(raw[i:i+len(lit)]) == lit {
-			return i + len(lit), true
-		}
-	}
-	return 0, false
-}
-
-// skipString returns the index after the JSON string starting at raw[i].
-func skipString(raw []byte, i int) (int, bool) {
-	if i >= len(raw) || raw[i] != '"' {
-		return 0, false
-	}
-	for i++; i < len(raw); i++ {
-		switch c := raw[i]; {
-		case c == '"':
-			return i + 1, true
-		case c < 0x20:
-			return 0, false
-		case c == '\\':
-			i++
-			if i == len(raw) {
-				return 0, false
-			}
-			switch raw[i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			case 'u':
-				if len(raw)-i < 5 || !isHex4(raw[i+1:i+5]) {
-					return 0, false
-				}
-				i += 4
-			default:
-				return 0, false
-			}
-		}
-	}
-	return 0, false
-}
-
-func isHex4(b []byte) bool {
-	for _, c := range b {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-			return false
-		}
-	}
-	return true
-}
-
-// numberLen returns the length of the JSON number at the start of b, 0 if
-// there is none.
-func numberLen(b []byte) int {
-	i := 0
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	digits := func() bool {
-		n := i
-		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
-			i++
-		}
-		return i > n
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case !digits():
-		return 0
-	}
-	if i < len(b) && b[i] == '.' {
-		i++
-		if !digits() {
-			return 0
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if !digits() {
-			return 0
-		}
-	}
-	return i
-}
 
 func equalFoldASCII(b []byte, lower string) bool {
 	if len(b) != len(lower) {
@@ -295,7 +154,7 @@ func equalFoldASCII(b []byte, lower string) bool {
 // isFloat reports whether b is a JSON number that json.Unmarshal accepts
 // into a float64 (it refuses only what is out of range).
 func isFloat(b []byte) bool {
-	if len(b) == 0 || numberLen(b) != len(b) {
+	if len(b) == 0 || jsonscan.Number(b, 0) != len(b) {
 		return false
 	}
 	_, err := strconv.ParseFloat(string(b), 64)

@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/capirelay/capirelay/internal/jsonscan"
 )
 
 // The fast path of Decode: a hand-written, single-pass parser for the events
@@ -321,7 +323,7 @@ func (d *fastDecoder) boolField() (bool, bool) {
 func (d *fastDecoder) str(intern func([]byte) string) (string, bool) {
 	b, start := d.b, d.i+1
 	j := start
-	for j < len(b) && plainByte[b[j]]&asIs != 0 {
+	for j < len(b) && plainByte[b[j]] {
 		j++
 	}
 	if j == len(b) || b[j] != '"' {
@@ -336,23 +338,14 @@ func (d *fastDecoder) str(intern func([]byte) string) (string, bool) {
 	return string(b[start:j]), true
 }
 
-// plainByte classifies bytes inside a string literal.
-var plainByte = func() (t [256]uint8) {
-	for c := 0x20; c < 256; c++ {
-		if c != '"' && c != '\\' {
-			t[c] |= valid // needs no escape check
-			if c < utf8.RuneSelf {
-				t[c] |= asIs // and no UTF-8 check either
-			}
-		}
+// plainByte marks the bytes of a string literal that need neither
+// unescaping nor a UTF-8 check.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
 	}
 	return t
 }()
-
-const (
-	valid = 1 << iota
-	asIs
-)
 
 // strSlow continues str from b[j], the first byte that may need rewriting.
 func (d *fastDecoder) strSlow(start, j int) (string, bool) {
@@ -701,103 +694,13 @@ func (d *fastDecoder) raw() ([]byte, bool) {
 
 // skip consumes one JSON value, checking it as strictly as encoding/json.
 func (d *fastDecoder) skip(depth int) bool {
-	if depth > maxFastDepth {
+	d.peek()
+	end := jsonscan.Value(d.b, d.i, maxFastDepth-depth)
+	if end < 0 {
 		return false
 	}
-	switch c := d.peek(); {
-	case c == '"':
-		return d.skipString()
-	case c == '{':
-		d.i++
-		if d.peek() == '}' {
-			d.i++
-			return true
-		}
-		for {
-			if d.peek() != '"' || !d.skipString() || d.peek() != ':' {
-				return false
-			}
-			d.i++
-			if !d.skip(depth + 1) {
-				return false
-			}
-			switch d.peek() {
-			case ',':
-				d.i++
-			case '}':
-				d.i++
-				return true
-			default:
-				return false
-			}
-		}
-	case c == '[':
-		d.i++
-		if d.peek() == ']' {
-			d.i++
-			return true
-		}
-		for {
-			if !d.skip(depth + 1) {
-				return false
-			}
-			switch d.peek() {
-			case ',':
-				d.i++
-			case ']':
-				d.i++
-				return true
-			default:
-				return false
-			}
-		}
-	case c == 't':
-		return d.literal("true")
-	case c == 'f':
-		return d.literal("false")
-	case c == 'n':
-		return d.literal("null")
-	case c == '-' || '0' <= c && c <= '9':
-		_, ok := d.number()
-		return ok
-	}
-	return false
-}
-
-// skipString consumes the string literal at d.i without decoding it.
-func (d *fastDecoder) skipString() bool {
-	b := d.b
-	for j := d.i + 1; j < len(b); j++ {
-		for j < len(b) && plainByte[b[j]]&valid != 0 {
-			j++
-		}
-		if j == len(b) {
-			return false
-		}
-		switch c := b[j]; {
-		case c == '"':
-			d.i = j + 1
-			return true
-		case c < 0x20:
-			return false
-		case c == '\\':
-			j++
-			if j >= len(b) {
-				return false
-			}
-			switch b[j] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			case 'u':
-				if hex4(b[j-1:]) < 0 {
-					return false
-				}
-				j += 4
-			default:
-				return false
-			}
-		}
-	}
-	return false
+	d.i = end
+	return true
 }
 
 // internEventName returns the constant for a standard event name (spec
