@@ -325,3 +325,66 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// ModuleRoot is the directory of the capirelay module the command runs in.
+func ModuleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("run inside the capirelay module")
+	}
+	return filepath.Dir(gomod), nil
+}
+
+// Binary is the real relay, built from the module, serving in a subprocess
+// and delivering to a local sink.
+type Binary struct {
+	Root  string // the module's directory
+	Dir   string // temporary directory of the build (removed by Close)
+	Sink  *Sink
+	Relay *Relay
+}
+
+// StartBinary builds ./cmd/capirelay into a temporary directory named
+// after prefix, starts a sink and runs the binary against it.
+func StartBinary(ctx context.Context, prefix string) (b *Binary, err error) {
+	b = &Binary{}
+	defer func() {
+		if err != nil {
+			b.Close()
+		}
+	}()
+	if b.Root, err = ModuleRoot(); err != nil {
+		return nil, err
+	}
+	if b.Dir, err = os.MkdirTemp("", prefix); err != nil {
+		return nil, err
+	}
+	bin, err := Build(ctx, b.Root, b.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if b.Sink, err = NewSink(); err != nil {
+		return nil, err
+	}
+	if b.Relay, err = StartProcess(ctx, bin, Options{GraphURL: b.Sink.URL}); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// Close stops the relay and the sink and removes the build.
+func (b *Binary) Close() {
+	if b.Relay != nil {
+		b.Relay.Close()
+	}
+	if b.Sink != nil {
+		b.Sink.Close()
+	}
+	if b.Dir != "" {
+		os.RemoveAll(b.Dir)
+	}
+}

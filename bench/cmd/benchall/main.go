@@ -16,7 +16,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -78,30 +77,13 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	rep := &report{machine: machine.Describe(), started: time.Now(), opts: o}
 	logf("machine: %s, %d CPUs, load %s", rep.machine.CPUModel, rep.machine.NProc, rep.machine.LoadAvg)
 
-	root, err := moduleRoot()
-	if err != nil {
-		return err
-	}
-	tmp, err := os.MkdirTemp("", "capirelay-benchall-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
 	logf("building ./cmd/capirelay")
-	bin, err := relay.Build(ctx, root, tmp)
+	b, err := relay.StartBinary(ctx, "capirelay-benchall-")
 	if err != nil {
 		return err
 	}
-	sink, err := relay.NewSink()
-	if err != nil {
-		return err
-	}
-	defer sink.Close()
-	rel, err := relay.StartProcess(ctx, bin, relay.Options{GraphURL: sink.URL})
-	if err != nil {
-		return err
-	}
-	defer rel.Close()
+	defer b.Close()
+	root, tmp, sink, rel := b.Root, b.Dir, b.Sink, b.Relay
 	logf("relay pid %d at %s", rel.Pid, rel.URL)
 
 	var acked int64 // every event a 2xx acknowledged, warm-ups included
@@ -224,18 +206,6 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	logf("wrote %s and latest.md", day)
 	fmt.Fprint(stderr, md)
 	return nil
-}
-
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("run benchall inside the capirelay module")
-	}
-	return filepath.Dir(gomod), nil
 }
 
 // browserWired sends one /e beacon and reports whether the route exists

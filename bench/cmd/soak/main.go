@@ -17,9 +17,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -48,30 +46,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil || strings.TrimSpace(string(out)) == "" {
-		return errors.New("run soak inside the capirelay module")
-	}
-	root := filepath.Dir(strings.TrimSpace(string(out)))
-	tmp, err := os.MkdirTemp("", "capirelay-soak-")
+	b, err := relay.StartBinary(ctx, "capirelay-soak-")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	bin, err := relay.Build(ctx, root, tmp)
-	if err != nil {
-		return err
-	}
-	sink, err := relay.NewSink()
-	if err != nil {
-		return err
-	}
-	defer sink.Close()
-	rel, err := relay.StartProcess(ctx, bin, relay.Options{GraphURL: sink.URL})
-	if err != nil {
-		return err
-	}
-	defer rel.Close()
+	defer b.Close()
+	sink, rel := b.Sink, b.Relay
 	fmt.Fprintf(stdout, "machine: %+v\nrelay pid %d at %s\n", machine.Describe(), rel.Pid, rel.URL)
 
 	cfg := loadgen.Config{URL: rel.URL, Mode: loadgen.ModeServer, APIKey: rel.APIKey, Concurrency: 64, EventsPerRequest: 100}
