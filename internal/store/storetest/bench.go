@@ -11,11 +11,18 @@ import (
 	"github.com/capirelay/capirelay/internal/store"
 )
 
-// BenchEnqueue measures ingest: 64 goroutines each enqueue 100 distinct
-// events per call, as the collector does under load, and reports events/s.
+// BenchEnqueue measures ingest: 64 goroutines each enqueue distinct events,
+// 100 per call as the collector does under load, and one per call as the
+// tag's beacons arrive, and reports events/s.
 func BenchEnqueue(b *testing.B, s store.Store) {
-	const perCall, goroutines = 100, 64
-	var seq atomic.Int64
+	var seq atomic.Int64 // the store outlives each sub-benchmark's rounds
+	b.Run("100", func(b *testing.B) { benchEnqueue(b, s, &seq, 100) })
+	// The tag's shape: one event per request.
+	b.Run("1", func(b *testing.B) { benchEnqueue(b, s, &seq, 1) })
+}
+
+func benchEnqueue(b *testing.B, s store.Store, seq *atomic.Int64, perCall int) {
+	const goroutines = 64
 	payload := benchPayload()
 	b.SetParallelism((goroutines + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
 	b.ReportAllocs()
@@ -24,7 +31,7 @@ func BenchEnqueue(b *testing.B, s store.Store) {
 	b.RunParallel(func(pb *testing.PB) {
 		evs := make([]store.NewEvent, perCall)
 		for pb.Next() {
-			base := seq.Add(perCall)
+			base := seq.Add(int64(perCall)) - int64(perCall) // ids base+0 … base+perCall-1 are ours
 			for i := range evs {
 				evs[i] = store.NewEvent{SiteKey: "bench", EventName: "PageView", EventID: fmt.Sprint("e", base+int64(i)),
 					EventTime: start, Payload: payload, VisitorID: "v", Source: "browser"}
