@@ -180,7 +180,7 @@ func (s *Server) handle(r *http.Request, key string, pixel ...string) (*Response
 			gate.Leave()
 		}
 	}()
-	req, err := parseRequest(r, body)
+	req, evs, err := parseRequest(r, body)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -195,22 +195,14 @@ func (s *Server) handle(r *http.Request, key string, pixel ...string) (*Response
 	if len(pixel) > 0 && pixel[0] != "" && site.PixelID != "" && pixel[0] != site.PixelID {
 		return nil, 0, &httpError{Status: http.StatusBadRequest, Field: "pixel_id", Message: "does not belong to this api key's site", Code: 100}
 	}
-	raws, err := splitData(req.Data)
-	if err != nil {
-		return nil, 0, err
-	}
-	ins := make([]pipeline.Input, len(raws))
-	for i, raw := range raws {
-		path := "data[" + strconv.Itoa(i) + "]"
-		ev, err := event.Decode(raw, path)
-		if err != nil {
-			var fe *event.FieldError
-			if errors.As(err, &fe) {
-				return nil, 0, &httpError{Status: http.StatusBadRequest, Field: fe.Field, Message: fe.Message}
-			}
-			return nil, 0, &httpError{Status: http.StatusBadRequest, Field: path, Message: err.Error()}
+	if evs == nil {
+		if evs, err = decodeData(req.Data); err != nil {
+			return nil, 0, err
 		}
-		ins[i] = pipeline.Input{Site: site, Event: ev, Path: path, Source: pipeline.SourceServer, TestEventCode: req.TestEventCode}
+	}
+	ins := make([]pipeline.Input, len(evs))
+	for i, ev := range evs {
+		ins[i] = pipeline.Input{Site: site, Event: ev, Path: dataPath(i), Source: pipeline.SourceServer, TestEventCode: req.TestEventCode}
 	}
 	if s.Metrics != nil {
 		s.Metrics.Received.WithLabelValues(pipeline.SourceServer).Add(float64(len(ins)))
@@ -287,7 +279,9 @@ type rejectedAll struct {
 
 func (e *rejectedAll) Error() string { return e.first.Field + ": " + e.first.Error }
 
-func parseRequest(r *http.Request, body []byte) (*request, error) {
+// parseRequest reads the body; the events are data's, decoded, when the
+// whole body could be read in one pass (event.DecodeBatch), else nil.
+func parseRequest(r *http.Request, body []byte) (*request, []*event.Event, error) {
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if t := bytes.TrimSpace(body); len(t) > 0 && t[0] == '{' {
 		ct = "application/json" // curl -d sends JSON as a form by default
@@ -297,14 +291,14 @@ func parseRequest(r *http.Request, body []byte) (*request, error) {
 	case "application/x-www-form-urlencoded":
 		v, err := url.ParseQuery(string(body))
 		if err != nil {
-			return nil, &httpError{Status: http.StatusBadRequest, Message: "malformed form body"}
+			return nil, nil, &httpError{Status: http.StatusBadRequest, Message: "malformed form body"}
 		}
 		req.Data = json.RawMessage(v.Get("data"))
 		req.TestEventCode, req.AccessToken = v.Get("test_event_code"), v.Get("access_token")
 	case "multipart/form-data":
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		if err := r.ParseMultipartForm(MaxServerBody); err != nil {
-			return nil, &httpError{Status: http.StatusBadRequest, Message: "malformed multipart body"}
+			return nil, nil, &httpError{Status: http.StatusBadRequest, Message: "malformed multipart body"}
 		}
 		req.Data = json.RawMessage(r.FormValue("data"))
 		req.TestEventCode, req.AccessToken = r.FormValue("test_event_code"), r.FormValue("access_token")
@@ -312,6 +306,10 @@ func parseRequest(r *http.Request, body []byte) (*request, error) {
 		// The common body goes the fast way; anything it does not take,
 		// errors included, goes through encoding/json. request(env) stops
 		// compiling if the two structs' fields part ways.
+		if env, evs, ok := event.DecodeBatch(body); ok {
+			req = request(env)
+			return &req, evs, nil
+		}
 		if env, ok := event.DecodeEnvelope(body); ok {
 			req = request(env)
 			break
@@ -320,16 +318,16 @@ func parseRequest(r *http.Request, body []byte) (*request, error) {
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
 			fe := describeTop(err)
-			return nil, &httpError{Status: http.StatusBadRequest, Field: fe.Field, Message: fe.Message}
+			return nil, nil, &httpError{Status: http.StatusBadRequest, Field: fe.Field, Message: fe.Message}
 		}
 		if dec.More() {
-			return nil, &httpError{Status: http.StatusBadRequest, Message: "malformed JSON: trailing data after the object"}
+			return nil, nil, &httpError{Status: http.StatusBadRequest, Message: "malformed JSON: trailing data after the object"}
 		}
 	}
 	if len(bytes.TrimSpace(req.Data)) == 0 {
-		return nil, &httpError{Status: http.StatusBadRequest, Field: "data", Message: "is required: a list of server events"}
+		return nil, nil, &httpError{Status: http.StatusBadRequest, Field: "data", Message: "is required: a list of server events"}
 	}
-	return &req, nil
+	return &req, nil, nil
 }
 
 func describeTop(err error) *event.FieldError {
@@ -338,6 +336,46 @@ func describeTop(err error) *event.FieldError {
 		return fe
 	}
 	return &event.FieldError{Message: err.Error()}
+}
+
+// decodeData splits data into its events and decodes each one; the error
+// is the request's answer.
+func decodeData(data json.RawMessage) ([]*event.Event, error) {
+	raws, err := splitData(data)
+	if err != nil {
+		return nil, err
+	}
+	evs := make([]*event.Event, len(raws))
+	for i, raw := range raws {
+		path := dataPath(i)
+		ev, err := event.Decode(raw, path)
+		if err != nil {
+			var fe *event.FieldError
+			if errors.As(err, &fe) {
+				return nil, &httpError{Status: http.StatusBadRequest, Field: fe.Field, Message: fe.Message}
+			}
+			return nil, &httpError{Status: http.StatusBadRequest, Field: path, Message: err.Error()}
+		}
+		evs[i] = ev
+	}
+	return evs, nil
+}
+
+// dataPaths are "data[0]" … "data[999]", made once: every event carries
+// its path for its errors, and making it per event was one allocation each.
+var dataPaths = func() (p [event.MaxPerRequest]string) {
+	for i := range p {
+		p[i] = "data[" + strconv.Itoa(i) + "]"
+	}
+	return p
+}()
+
+// dataPath is the JSON path of a request's i-th event.
+func dataPath(i int) string {
+	if i < len(dataPaths) {
+		return dataPaths[i]
+	}
+	return "data[" + strconv.Itoa(i) + "]"
 }
 
 func splitData(data json.RawMessage) ([]json.RawMessage, error) {

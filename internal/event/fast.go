@@ -35,6 +35,21 @@ type fastDecoder struct {
 	b  []byte
 	i  int
 	fe *fastEvent
+	// s, when set, holds the same bytes as b: plain strings are cut from
+	// it instead of each being copied (see DecodeBatch).
+	s string
+	// alias, when set, lets raw values (custom_data …) point into b
+	// instead of copying them (see DecodeBatch).
+	alias bool
+}
+
+// text returns b[start:end] as a string: a substring of s when the
+// decoder shares one, else a copy.
+func (d *fastDecoder) text(start, end int) string {
+	if d.s != "" {
+		return d.s[start:end]
+	}
+	return string(d.b[start:end])
 }
 
 // decodeFast parses raw as one event, or reports false if it cannot do so
@@ -335,7 +350,7 @@ func (d *fastDecoder) str(intern func([]byte) string) (string, bool) {
 			return v, true
 		}
 	}
-	return string(b[start:j]), true
+	return d.text(start, j), true
 }
 
 // plainByte marks the bytes of a string literal that need neither
@@ -357,7 +372,7 @@ func (d *fastDecoder) strSlow(start, j int) (string, bool) {
 		case c == '"':
 			d.i = j + 1
 			if out == nil {
-				return string(b[start:j]), true
+				return d.text(start, j), true
 			}
 			return string(out), true
 		case c < 0x20:
@@ -688,6 +703,9 @@ func (d *fastDecoder) raw() ([]byte, bool) {
 	start := d.i
 	if !d.skip(1) {
 		return nil, false
+	}
+	if d.alias {
+		return d.b[start:d.i:d.i], true
 	}
 	return append([]byte(nil), d.b[start:d.i]...), true
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,7 +73,9 @@ func (c *cache) putIdentity(site, visitor string, id *store.Identity) {
 	if len(c.ids) >= c.maxSize {
 		clear(c.ids)
 	}
-	c.ids[[2]string{site, visitor}] = cachedIdentity{id: id, at: time.Now()}
+	// Keys are copied: an event's strings may be cut from its whole
+	// request body (event.DecodeBatch), which a key must not keep.
+	c.ids[[2]string{site, strings.Clone(visitor)}] = cachedIdentity{id: id, at: time.Now()}
 }
 
 // learned merges what was just written into a cached identity (the store
@@ -117,7 +120,8 @@ func (c *cache) putOwner(site, kind, hash, visitor string) {
 	if len(c.owners) >= c.maxSize {
 		clear(c.owners)
 	}
-	c.owners[[3]string{site, kind, hash}] = cachedOwner{visitor: visitor, at: time.Now()}
+	// Copied for the reason putIdentity gives.
+	c.owners[[3]string{site, kind, strings.Clone(hash)}] = cachedOwner{visitor: strings.Clone(visitor), at: time.Now()}
 }
 
 // mergeChanges reports whether id.Merge(o) would change id, without

@@ -13,6 +13,7 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -476,8 +477,11 @@ func observation(in *pipeline.Input) *store.Identity {
 			n, keys = n+l, keys+1
 		}
 	}
-	obs := &store.Identity{SiteKey: in.Site.Key, VisitorID: in.VisitorID, Hashes: make(map[string][]string, keys),
-		Fbp: ud.Fbp, Fbc: ud.Fbc, IP: ud.ClientIPAddress, UA: ud.ClientUserAgent}
+	// The event's strings may be cut from its whole request body (see
+	// event.DecodeBatch): what the cache keeps is copied, so that it holds
+	// a few bytes per person, not a request each.
+	obs := &store.Identity{SiteKey: in.Site.Key, VisitorID: strings.Clone(in.VisitorID), Hashes: make(map[string][]string, keys),
+		Fbp: strings.Clone(ud.Fbp), Fbc: strings.Clone(ud.Fbc), IP: strings.Clone(ud.ClientIPAddress), UA: strings.Clone(ud.ClientUserAgent)}
 	// One array for all the hashes, each key's part capped.
 	vals := make([]string, 0, n)
 	for _, k := range store.IdentityKeys {
@@ -491,6 +495,15 @@ func observation(in *pipeline.Input) *store.Identity {
 		if len(vals) > start {
 			obs.Hashes[k] = vals[start:len(vals):len(vals)]
 		}
+	}
+	// The hashes are copied too, into one string.
+	all := make([]byte, 0, 64*len(vals))
+	for _, v := range vals {
+		all = append(all, v...)
+	}
+	copied := string(all)
+	for i, v := range vals {
+		vals[i], copied = copied[:len(v)], copied[len(v):]
 	}
 	return obs
 }
