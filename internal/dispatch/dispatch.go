@@ -77,6 +77,7 @@ type Dispatcher struct {
 	wake    chan struct{}
 	mu      sync.Mutex
 	running map[string]bool
+	sites   sync.Map // site key → *sync.Mutex held across a RunOnce
 	wg      sync.WaitGroup
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -232,8 +233,18 @@ func (d *Dispatcher) drain(ctx context.Context, key string) {
 }
 
 // RunOnce claims and delivers one batch of a site; it returns how many
-// events it claimed.
+// events it claimed. Batches of one site run one at a time: a second
+// caller waits for the batch in flight. Both would only contend for the
+// store, and a claim beside a live one costs the SQLite store a read of
+// the leased ids to skip past (the drain loop already keeps one worker per
+// site; this holds for any other caller of RunOnce too).
 func (d *Dispatcher) RunOnce(ctx context.Context, key string) (int, error) {
+	mu, ok := d.sites.Load(key)
+	if !ok {
+		mu, _ = d.sites.LoadOrStore(key, new(sync.Mutex))
+	}
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
 	site, err := d.Store.Site(ctx, key)
 	if errors.Is(err, store.ErrNotFound) {
 		return 0, nil
