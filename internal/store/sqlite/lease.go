@@ -20,8 +20,9 @@ import (
 // mu is held across a claim's read and across an outcome's write and the
 // forgetting of its lease, so a claim never sees one without the other.
 type leases struct {
-	mu sync.Mutex
-	m  map[int64]lease
+	mu    sync.Mutex
+	m     map[int64]lease
+	stmts *completeStmts // prepared on first use
 }
 
 type lease struct {
@@ -45,22 +46,26 @@ func (db *DB) claim(ctx context.Context, siteKey, owner string, limit int, now t
 	db.leases.mu.Lock()
 	defer db.leases.mu.Unlock()
 	nowMS := ms(now)
-	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	defer tx.Rollback()
 	var items []store.Item
 	if db.siteLeased(siteKey, nowMS) {
+		// Two reads of one snapshot: the due ids, then their items.
+		tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			return nil, mapErr(err)
+		}
+		defer tx.Rollback()
 		ids, err := db.dueIDs(ctx, tx, siteKey, nowMS, limit)
 		if err != nil || len(ids) == 0 {
 			return nil, err
 		}
-		if items, err = db.itemsByID(ctx, tx, ids); err != nil {
+		if items, err = db.itemsByID(ctx, tx, siteKey, ids); err != nil {
 			return nil, err
 		}
-	} else if items, err = db.dueItems(ctx, tx, siteKey, nowMS, limit); err != nil {
-		return nil, err
+	} else {
+		var err error
+		if items, err = db.dueItems(ctx, siteKey, nowMS, limit); err != nil {
+			return nil, err
+		}
 	}
 	until := now.Add(leaseFor)
 	for i := range items {
@@ -87,73 +92,17 @@ func (db *DB) siteLeased(siteKey string, nowMS int64) bool {
 	return false
 }
 
-// dueItems reads the due items of a site, when none of them is leased.
-func (db *DB) dueItems(ctx context.Context, tx *sql.Tx, siteKey string, nowMS int64, limit int) ([]store.Item, error) {
-	rows, err := tx.QueryContext(ctx, itemQuery+` WHERE o.state IN ('pending','inflight') AND o.site_key=? AND o.next_attempt<=?
-		ORDER BY o.next_attempt LIMIT ?`, siteKey, nowMS, limit)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	items, err := db.scanItems(rows, make([]store.Item, 0, limit))
-	if err != nil {
-		return nil, err
-	}
-	sortItems(items)
-	return items, nil
-}
-
-// dueIDs lists up to limit due ids of a site that are not leased. Leased
-// items are still pending in the file: it asks for enough to skip them.
-func (db *DB) dueIDs(ctx context.Context, tx *sql.Tx, siteKey string, nowMS int64, limit int) ([]int64, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT id FROM outbox WHERE state IN ('pending','inflight') AND site_key=? AND next_attempt<=?
-		ORDER BY next_attempt LIMIT ?`, siteKey, nowMS, limit+len(db.leases.m))
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	defer rows.Close()
-	ids := make([]int64, 0, limit)
-	for rows.Next() && len(ids) < limit {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, mapErr(err)
-		}
-		if l, ok := db.leases.m[id]; ok && l.until > nowMS {
-			continue
-		}
-		ids = append(ids, id)
-	}
-	return ids, mapErr(rows.Err())
-}
-
-// itemsByID reads whole items, payload opened, in id order; ids that are
-// gone (forgotten meanwhile) are left out.
-func (db *DB) itemsByID(ctx context.Context, tx *sql.Tx, ids []int64) ([]store.Item, error) {
-	items := make([]store.Item, 0, len(ids))
-	args := make([]any, 0, 900)
-	for lo := 0; lo < len(ids); lo += 900 {
-		part := ids[lo:min(lo+900, len(ids))]
-		args = args[:0]
-		for _, id := range part {
-			args = append(args, id)
-		}
-		rows, err := tx.QueryContext(ctx, itemQuery+` WHERE o.id IN (`+placeholders(len(part))+`) ORDER BY o.id`, args...)
-		if err != nil {
-			return nil, mapErr(err)
-		}
-		if items, err = db.scanItems(rows, items); err != nil {
-			return nil, err
-		}
-	}
-	sortItems(items)
-	return items, nil
-}
-
 // Complete records outcomes for items leased to owner; outcomes for items
 // whose lease passed to another owner are ignored. Delivered items that
-// share a trace id are written with one statement.
+// share a trace id are written together: a run of consecutive ids with one
+// ranged statement, the rest with IN lists.
 func (db *DB) Complete(ctx context.Context, owner string, outs []store.Outcome, now time.Time) error {
 	db.leases.mu.Lock()
 	defer db.leases.mu.Unlock()
+	st, err := db.completeStmts(ctx)
+	if err != nil {
+		return fmt.Errorf("complete: %w", err)
+	}
 	conn, release, err := db.relaxed(ctx)
 	if err != nil {
 		return fmt.Errorf("complete: %w", err)
@@ -168,8 +117,9 @@ func (db *DB) Complete(ctx context.Context, owner string, outs []store.Outcome, 
 		trace    string
 		attempts int
 	}
-	delivered := map[group][]any{}
-	var mine []int64
+	delivered := map[group][]int64{}
+	mine := make([]int64, 0, len(outs))
+	var retry, dead *sql.Stmt
 	for _, o := range outs {
 		l, ok := db.leases.m[o.ID]
 		if !ok || l.owner != owner {
@@ -182,11 +132,15 @@ func (db *DB) Complete(ctx context.Context, owner string, outs []store.Outcome, 
 			g := group{o.TraceID, l.attempts}
 			delivered[g] = append(delivered[g], o.ID)
 		case store.OutcomeRetry:
-			_, err = tx.ExecContext(ctx, `UPDATE outbox SET state='pending', next_attempt=?, last_error=?, trace_id=?, attempts=?, lease_owner=''
-				WHERE id=? AND state IN ('pending','inflight')`, ms(o.RetryAt), o.Reason, o.TraceID, l.attempts, o.ID)
+			if retry == nil {
+				retry = tx.StmtContext(ctx, st.retry)
+			}
+			_, err = retry.ExecContext(ctx, ms(o.RetryAt), o.Reason, o.TraceID, l.attempts, o.ID)
 		case store.OutcomeDead:
-			_, err = tx.ExecContext(ctx, `UPDATE outbox SET state='dead', last_error=?, trace_id=?, delivered_at=?, attempts=?, lease_owner=''
-				WHERE id=? AND state IN ('pending','inflight')`, o.Reason, o.TraceID, ms(now), l.attempts, o.ID)
+			if dead == nil {
+				dead = tx.StmtContext(ctx, st.dead)
+			}
+			_, err = dead.ExecContext(ctx, o.Reason, o.TraceID, ms(now), l.attempts, o.ID)
 		case store.OutcomeRelease:
 			// Given back untouched: the item is due as it was.
 		default:
@@ -196,11 +150,30 @@ func (db *DB) Complete(ctx context.Context, owner string, outs []store.Outcome, 
 			return fmt.Errorf("complete item %d: %w", o.ID, mapErr(err))
 		}
 	}
+	var ranged *sql.Stmt
 	for g, ids := range delivered {
-		for len(ids) > 0 {
-			n := min(len(ids), 900)
-			chunk := ids[:n]
-			ids = ids[n:]
+		// Every id of a run is in the group, so leased to owner: the
+		// range names exactly the run's items.
+		slices.Sort(ids)
+		var scattered []any
+		for _, r := range runs(ids) {
+			if r.hi-r.lo+1 < minRun {
+				for id := r.lo; id <= r.hi; id++ {
+					scattered = append(scattered, id)
+				}
+				continue
+			}
+			if ranged == nil {
+				ranged = tx.StmtContext(ctx, st.deliveredRange)
+			}
+			if _, err := ranged.ExecContext(ctx, g.trace, ms(now), g.attempts, r.lo, r.hi); err != nil {
+				return fmt.Errorf("complete delivered: %w", mapErr(err))
+			}
+		}
+		for len(scattered) > 0 {
+			n := min(len(scattered), 900)
+			chunk := scattered[:n]
+			scattered = scattered[n:]
 			args := append([]any{g.trace, ms(now), g.attempts}, chunk...)
 			q := `UPDATE outbox SET state='delivered', trace_id=?, delivered_at=?, attempts=?, last_error='', lease_owner=''
 				WHERE state IN ('pending','inflight') AND id IN (` + placeholders(n) + `)`

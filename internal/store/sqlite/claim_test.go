@@ -1,0 +1,238 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/capirelay/capirelay/internal/secret"
+	"github.com/capirelay/capirelay/internal/store"
+)
+
+func openClaimTest(t *testing.T) *DB {
+	t.Helper()
+	box, _ := secret.New(bytes.Repeat([]byte{3}, secret.KeySize))
+	db, err := Open(context.Background(), filepath.Join(t.TempDir(), FileName), box)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func enqueueN(t *testing.T, db *DB, site string, n int, now time.Time) []int64 {
+	t.Helper()
+	evs := make([]store.NewEvent, n)
+	for i := range evs {
+		evs[i] = store.NewEvent{SiteKey: site, EventName: "Purchase", EventID: fmt.Sprintf("%s-%d-%d", site, now.UnixNano(), i),
+			EventTime: now, Payload: []byte(fmt.Sprintf(`{"n":%d}`, i)), Source: "browser", VisitorID: fmt.Sprint("v", i),
+			TestEventCode: map[bool]string{true: "TEST1"}[i%3 == 0]}
+	}
+	res, err := db.Enqueue(context.Background(), evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]int64, n)
+	for i, r := range res {
+		ids[i] = r.ID
+	}
+	return ids
+}
+
+// TestClaimReadsWholeItems checks the claim's lean read against Item, the
+// full read of a row: every field but the lease's (state, next attempt,
+// attempts) is what the file holds, on both claim paths.
+func TestClaimReadsWholeItems(t *testing.T) {
+	db := openClaimTest(t)
+	ctx := context.Background()
+	now := time.Now()
+	ids := enqueueN(t, db, "s", 40, now)
+	now = now.Add(time.Second) // due
+	// A retried and a dead-then-replayed item carry an error and a trace.
+	first, err := db.Claim(ctx, "s", "o", 2, now, time.Minute)
+	if err != nil || len(first) != 2 {
+		t.Fatalf("Claim = %d items, %v", len(first), err)
+	}
+	if err := db.Complete(ctx, "o", []store.Outcome{
+		{ID: first[0].ID, Kind: store.OutcomeRetry, RetryAt: now.Add(-time.Second), Reason: "HTTP 503", TraceID: "tr1"},
+		{ID: first[1].ID, Kind: store.OutcomeDead, Reason: "rejected: bad", TraceID: "tr2"},
+	}, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Replay(ctx, first[1].ID, now.Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	check := func(items []store.Item) {
+		t.Helper()
+		for _, it := range items {
+			want, err := db.Item(ctx, it.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if it.State != store.StateInflight || want.State != store.StateInflight || it.Attempts != want.Attempts ||
+				!it.NextAttempt.Equal(want.NextAttempt) {
+				t.Errorf("item %d: state %s attempts %d next %v, Item says %s %d %v", it.ID, it.State, it.Attempts,
+					it.NextAttempt, want.State, want.Attempts, want.NextAttempt)
+			}
+			got := it
+			got.State, got.Attempts, got.NextAttempt = want.State, want.Attempts, want.NextAttempt
+			if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", *want) {
+				t.Errorf("claimed item %d\n %+v\nItem\n %+v", it.ID, got, *want)
+			}
+		}
+	}
+	// Nothing leased: one read of the due items.
+	a, err := db.Claim(ctx, "s", "o", 10, now, time.Minute)
+	if err != nil || len(a) != 10 {
+		t.Fatalf("Claim = %d items, %v", len(a), err)
+	}
+	if a[0].ID != ids[0] || a[0].LastError != "HTTP 503" || a[0].TraceID != "tr1" || a[0].Attempts != 2 {
+		t.Errorf("retried item claimed as %+v", a[0])
+	}
+	if a[1].ID != ids[1] || a[1].TraceID != "tr2" || a[1].LastError != "" || a[1].Attempts != 2 {
+		t.Errorf("replayed item claimed as %+v", a[1])
+	}
+	check(a)
+	// Some leased: due ids, then the items by id.
+	b, err := db.Claim(ctx, "s", "o2", 10, now, time.Minute)
+	if err != nil || len(b) != 10 || b[0].ID != ids[10] {
+		t.Fatalf("second Claim = %v, %v; want 10 items from %d", itemIDs(b), err, ids[10])
+	}
+	check(b)
+}
+
+func itemIDs(items []store.Item) []int64 {
+	out := make([]int64, len(items))
+	for i, it := range items {
+		out[i] = it.ID
+	}
+	return out
+}
+
+// TestClaimAndCompleteScatteredIDs claims past leases that leave the due
+// ids in short and long runs, and delivers them, so both the ranged
+// statements and the IN lists are used.
+func TestClaimAndCompleteScatteredIDs(t *testing.T) {
+	db := openClaimTest(t)
+	ctx := context.Background()
+	now := time.Now()
+	ids := enqueueN(t, db, "s", 60, now)
+	now = now.Add(time.Second) // due
+	// Lease every third of the first 30 ids (runs of 2, below minRun),
+	// none of the last 30 (one run).
+	var leased []store.Outcome
+	db.leases.mu.Lock()
+	for i := 0; i < 30; i += 3 {
+		db.leases.m[ids[i]] = lease{owner: "other", site: "s", until: ms(now.Add(time.Hour)), attempts: 1}
+		leased = append(leased, store.Outcome{ID: ids[i], Kind: store.OutcomeDelivered})
+	}
+	db.leases.mu.Unlock()
+	items, err := db.Claim(ctx, "s", "o", 100, now, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []int64
+	for i, id := range ids {
+		if i >= 30 || i%3 != 0 {
+			want = append(want, id)
+		}
+	}
+	if got := itemIDs(items); !slices.Equal(got, want) {
+		t.Fatalf("Claim = %v\nwant %v", got, want)
+	}
+	for i, it := range items {
+		if string(it.Payload) == "" || it.SiteKey != "s" || it.EventName != "Purchase" {
+			t.Fatalf("claimed item %d: %+v", i, it)
+		}
+	}
+	// One trace for most, another for a few: two groups, each with short
+	// runs and a long one. Outcomes of another owner's items are ignored.
+	var outs []store.Outcome
+	for i, it := range items {
+		tr := "t1"
+		if i%7 == 0 {
+			tr = "t2"
+		}
+		outs = append(outs, store.Outcome{ID: it.ID, Kind: store.OutcomeDelivered, TraceID: tr})
+	}
+	outs = append(outs, leased...)
+	if err := db.Complete(ctx, "o", outs, now); err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range ids {
+		it, err := db.Item(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i < 30 && i%3 == 0 {
+			if it.State != store.StateInflight || it.TraceID != "" {
+				t.Errorf("item %d, leased to another owner: %s %q", id, it.State, it.TraceID)
+			}
+			continue
+		}
+		if it.State != store.StateDelivered || it.Attempts != 1 || it.DeliveredAt.IsZero() || (it.TraceID != "t1" && it.TraceID != "t2") {
+			t.Errorf("item %d after delivery: %+v", id, it)
+		}
+	}
+	db.leases.mu.Lock()
+	n := len(db.leases.m)
+	db.leases.mu.Unlock()
+	if n != 10 {
+		t.Errorf("%d leases left, want the other owner's 10", n)
+	}
+	// A delivered item in the middle of a range is not touched again.
+	again, err := db.Claim(ctx, "s", "o", 100, now.Add(2*time.Hour), time.Minute)
+	if err != nil || len(again) != 10 {
+		t.Fatalf("after the other leases ran out, Claim = %v, %v", itemIDs(again), err)
+	}
+}
+
+func TestRuns(t *testing.T) {
+	for _, c := range []struct {
+		ids  []int64
+		want []idRun
+	}{
+		{nil, nil},
+		{[]int64{5}, []idRun{{5, 5}}},
+		{[]int64{1, 2, 3, 7, 9, 10}, []idRun{{1, 3}, {7, 7}, {9, 10}}},
+	} {
+		if got := runs(c.ids); !slices.Equal(got, c.want) {
+			t.Errorf("runs(%v) = %v, want %v", c.ids, got, c.want)
+		}
+	}
+}
+
+// The dispatch path's statements must use the primary key and the due
+// index, not scan the outbox.
+func TestClaimPlans(t *testing.T) {
+	db := openClaimTest(t)
+	for q, want := range map[string]string{
+		claimDueQuery:   "outbox_due",
+		claimRangeQuery: "INTEGER PRIMARY KEY (rowid>? AND rowid<?)",
+		dueIDsQuery:     "outbox_due",
+		`UPDATE outbox SET state='delivered' WHERE id BETWEEN ? AND ? AND state IN ('pending','inflight')`: "INTEGER PRIMARY KEY (rowid>? AND rowid<?)",
+	} {
+		rows, err := db.w.Query("EXPLAIN QUERY PLAN "+q, 1, 2, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, notused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		if p := strings.Join(plan, "; "); !strings.Contains(p, want) || strings.Contains(p, "SCAN o") {
+			t.Errorf("%s\nplan %q does not use %s", q, p, want)
+		}
+	}
+}
