@@ -28,19 +28,36 @@ func reasonClass(reason string) string {
 func (d *Dispatcher) deliver(ctx context.Context, site *store.Site, items []store.Item) []store.Outcome {
 	now := d.Now()
 	outs := make([]store.Outcome, 0, len(items))
-	live := items[:0:0]
-	for _, it := range items {
+	// Usually no item has expired and the live items are items itself;
+	// they are copied from the first expired one on.
+	var live []store.Item
+	for i, it := range items {
 		if now.Sub(it.EventTime) > capi.MaxEventAge-ExpiryMargin {
+			if live == nil {
+				live = append(make([]store.Item, 0, len(items)), items[:i]...)
+			}
 			outs = append(outs, store.Outcome{ID: it.ID, Kind: store.OutcomeDead,
 				Reason: ReasonExpired + ": event_time is past Meta's 7-day window; it can no longer be sent"})
 			continue
 		}
-		live = append(live, it)
+		if live != nil {
+			live = append(live, it)
+		}
+	}
+	if live == nil {
+		live = items
 	}
 	// One request per test_event_code: a request's own code overrides the
 	// site's, and Meta takes one code per request.
 	for len(live) > 0 {
 		code := live[0].TestEventCode
+		n := 0
+		for n < len(live) && live[n].TestEventCode == code {
+			n++
+		}
+		if n == len(live) {
+			return d.send(ctx, site, live, outs)
+		}
 		var same, rest []store.Item
 		for _, it := range live {
 			if it.TestEventCode == code {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -116,4 +117,63 @@ type destFunc func() error
 
 func (f destFunc) Send(ctx context.Context, site *store.Site, b *Batch) (*capi.Response, error) {
 	return nil, f()
+}
+
+// recording accepts every batch and keeps each request's code and events.
+type recording struct{ reqs []Batch }
+
+func (r *recording) Send(ctx context.Context, site *store.Site, b *Batch) (*capi.Response, error) {
+	r.reqs = append(r.reqs, Batch{Events: slices.Clone(b.Events), TestEventCode: b.TestEventCode})
+	return &capi.Response{EventsReceived: len(b.Events), FbtraceID: "tr"}, nil
+}
+
+func TestDeliverGroupsByTestEventCode(t *testing.T) {
+	now := time.Now()
+	site := &store.Site{Key: "s", PixelID: "1", AccessToken: "t", TestEventCode: "SITE"}
+	item := func(id int64, code string, age time.Duration) store.Item {
+		return store.Item{ID: id, EventTime: now.Add(-age), TestEventCode: code, Payload: json.RawMessage(fmt.Sprintf(`{"id":%d}`, id))}
+	}
+	for _, c := range []struct {
+		name  string
+		items []store.Item
+		reqs  []string // each request: code and event ids
+		dead  []int64
+	}{
+		{"one code", []store.Item{item(1, "", 0), item(2, "", 0)}, []string{`SITE [1 2]`}, nil},
+		{"two codes", []store.Item{item(1, "", 0), item(2, "T2", 0), item(3, "", 0), item(4, "T2", 0)},
+			[]string{`SITE [1 3]`, `T2 [2 4]`}, nil},
+		{"expired in the middle", []store.Item{item(1, "", 0), item(2, "", 8*24*time.Hour), item(3, "", 0)},
+			[]string{`SITE [1 3]`}, []int64{2}},
+		{"all expired", []store.Item{item(1, "", 8*24*time.Hour)}, nil, []int64{1}},
+	} {
+		dest := &recording{}
+		d := &Dispatcher{Meta: dest, Now: func() time.Time { return now }}
+		outs := d.deliver(context.Background(), site, c.items)
+		var reqs []string
+		for _, b := range dest.reqs {
+			var ids []int
+			for _, ev := range b.Events {
+				var v struct{ ID int }
+				json.Unmarshal(ev, &v)
+				ids = append(ids, v.ID)
+			}
+			reqs = append(reqs, fmt.Sprint(b.TestEventCode, " ", ids))
+		}
+		if !slices.Equal(reqs, c.reqs) {
+			t.Errorf("%s: requests %q, want %q", c.name, reqs, c.reqs)
+		}
+		var dead []int64
+		delivered := 0
+		for _, o := range outs {
+			switch o.Kind {
+			case store.OutcomeDead:
+				dead = append(dead, o.ID)
+			case store.OutcomeDelivered:
+				delivered++
+			}
+		}
+		if len(outs) != len(c.items) || !slices.Equal(dead, c.dead) || delivered != len(c.items)-len(c.dead) {
+			t.Errorf("%s: outcomes %+v", c.name, outs)
+		}
+	}
 }
