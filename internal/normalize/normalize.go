@@ -63,6 +63,9 @@ type Options struct {
 	DateOrder DateOrder
 	// Now is the clock for db's upper year bound; zero means time.Now().
 	Now time.Time
+	// Memo, if set (and Now too), lets HashUserData reuse the work of the
+	// calls before it; see Memo. nil means none.
+	Memo *Memo
 }
 
 // ErrEmpty is returned for a value that is empty after trimming.

@@ -75,6 +75,10 @@ func HashUserData(in *UserData, o Options) UserData {
 	}
 	e := o.env()
 	e.region = Region(in.Country, o.Region)
+	memo := o.Memo
+	if !memo.use(&o) {
+		memo = nil
+	}
 	n, size := 0, 0
 	for _, f := range Fields {
 		for _, v := range *in.field(f) {
@@ -103,7 +107,11 @@ func HashUserData(in *UserData, o Options) UserData {
 		for _, v := range *in.field(f) {
 			start := len(buf)
 			var why string
-			buf, sc, why = appendHash(buf, sc, f, v, &e)
+			if memo != nil {
+				buf, sc, why = memo.appendHash(buf, sc, i, f, v, &e)
+			} else {
+				buf, sc, why = appendHash(buf, sc, f, v, &e)
+			}
 			if why != "" {
 				buf = buf[:start]
 				continue

@@ -150,9 +150,12 @@ func (p *Pipeline) Prepare(ctx context.Context, ins []Input) *Prepared {
 	now := p.Now()
 	b := &Prepared{p: p, ins: ins, results: make([]Result, len(ins)),
 		news: make([]store.NewEvent, 0, len(ins)), idx: make([]int, 0, len(ins))}
+	// The request's events share one memo: a value repeated from the
+	// event before (the same city, country …) is not hashed again.
+	memo := new(normalize.Memo)
 	for i := range ins {
 		in := &ins[i]
-		ne, res := p.prepare(ctx, in, now)
+		ne, res := p.prepare(ctx, in, now, memo)
 		b.results[i] = res
 		if res.Status == "" {
 			b.news = append(b.news, ne)
@@ -193,7 +196,7 @@ func (b *Prepared) Commit(ctx context.Context) ([]Result, error) {
 // prepare validates, enriches, hashes and serializes one event. A Result
 // with a Status is final (rejected or dropped); otherwise the NewEvent goes
 // to the store.
-func (p *Pipeline) prepare(ctx context.Context, in *Input, now time.Time) (store.NewEvent, Result) {
+func (p *Pipeline) prepare(ctx context.Context, in *Input, now time.Time, memo *normalize.Memo) (store.NewEvent, Result) {
 	ev := in.Event
 	if ev.EventID = strings.TrimSpace(ev.EventID); ev.EventID == "" {
 		ev.EventID = NewEventID()
@@ -233,7 +236,7 @@ func (p *Pipeline) prepare(ctx context.Context, in *Input, now time.Time) (store
 	if region == "" {
 		region = in.Region
 	}
-	opts := normalize.Options{Region: region, DateOrder: p.DateOrder, Now: now}
+	opts := normalize.Options{Region: region, DateOrder: p.DateOrder, Now: now, Memo: memo}
 	raw := ev.UserData.Hashable()
 	hashed := normalize.HashUserData(&raw, opts)
 	if p.Enricher != nil {
