@@ -154,7 +154,7 @@ func (s *Server) handle(r *http.Request, key string, pixel ...string) (*Response
 	if r.Method != http.MethodPost {
 		return nil, 0, &httpError{Status: http.StatusMethodNotAllowed, Message: "use POST"}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxServerBody))
+	body, err := readServerBody(r)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -258,6 +258,33 @@ func (s *Server) handle(r *http.Request, key string, pixel ...string) (*Response
 		return nil, 0, &rejectedAll{resp: resp, first: *firstErr}
 	}
 	return resp, http.StatusOK, nil
+}
+
+// readServerBody is io.ReadAll of the body capped at MaxServerBody, starting
+// with room for the Content-Length the client announced: io.ReadAll starts
+// at 512 bytes and grows by copying, which for a 100-event body was ten
+// allocations and more than twice its size. A wrong Content-Length only
+// changes the first buffer's size.
+func readServerBody(r *http.Request) ([]byte, error) {
+	rd := http.MaxBytesReader(nil, r.Body, MaxServerBody)
+	size := int64(512)
+	if n := r.ContentLength; n > 0 {
+		size = min(n, MaxServerBody) + 1 // + 1: room for the read that sees EOF
+	}
+	b := make([]byte, 0, size)
+	for {
+		n, err := rd.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // let append pick the growth
+		}
+	}
 }
 
 func (s *Server) authenticate(ctx context.Context, key string) (*store.Site, error) {

@@ -1,0 +1,56 @@
+package collect
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"testing/iotest"
+)
+
+// TestReadServerBody checks readServerBody against what it replaces,
+// io.ReadAll of an http.MaxBytesReader, whatever Content-Length says.
+func TestReadServerBody(t *testing.T) {
+	small := bytes.Repeat([]byte("x"), 1000)
+	exact := bytes.Repeat([]byte("y"), MaxServerBody)
+	over := bytes.Repeat([]byte("z"), MaxServerBody+1)
+	for _, tc := range []struct {
+		name   string
+		body   []byte
+		length int64
+		slow   bool // one byte per Read
+	}{
+		{"empty", nil, 0, false},
+		{"announced", small, 1000, false},
+		{"unknown length", small, -1, false},
+		{"length too small", small, 10, false},
+		{"length too large", small, 5000, false},
+		{"one byte per read", small, 1000, true},
+		{"at the limit", exact, MaxServerBody, false},
+		{"over the limit", over, MaxServerBody + 1, false},
+		{"over the limit, announced small", over, 100, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := func() *http.Request {
+				var rd io.Reader = bytes.NewReader(tc.body)
+				if tc.slow {
+					rd = iotest.OneByteReader(rd)
+				}
+				r := httptest.NewRequest("POST", "/v1/events", rd)
+				r.ContentLength = tc.length
+				return r
+			}
+			want, wantErr := io.ReadAll(http.MaxBytesReader(nil, req().Body, MaxServerBody))
+			got, err := readServerBody(req())
+			var wantMBE, gotMBE *http.MaxBytesError
+			if errors.As(wantErr, &wantMBE) != errors.As(err, &gotMBE) || (wantErr == nil) != (err == nil) {
+				t.Fatalf("readServerBody error = %v, want %v", err, wantErr)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("readServerBody read %d bytes, want %d", len(got), len(want))
+			}
+		})
+	}
+}

@@ -1,0 +1,67 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/capirelay/capirelay/internal/event"
+	"github.com/capirelay/capirelay/internal/store"
+)
+
+// TestPreparePayloadsAreMarshal checks the payloads Prepare writes into
+// shared blocks (and hashes with a memo) against Marshal of each prepared
+// event, and against hashing each event alone: over block boundaries, with
+// events larger than a block, and with values repeated from event to event.
+func TestPreparePayloadsAreMarshal(t *testing.T) {
+	now := time.Unix(1_760_000_000, 0)
+	site := &store.Site{Key: "s", DefaultRegion: "US"}
+	var ins, alone []Input
+	for j := range 300 {
+		mk := func() *event.Event {
+			ev := &event.Event{EventName: "Purchase", EventTime: event.Time(now.Unix()), EventID: fmt.Sprint("e-", j),
+				ActionSource: "website", EventSourceURL: "https://shop.example.com/x",
+				UserData: event.UserData{Em: event.List{fmt.Sprintf("p%d@example.com", j%7)}, Ph: event.List{"(650) 555-1212"},
+					Fn: event.List{[]string{"Mary", "José", " mary "}[j%3]}, Ct: event.List{"Menlo Park"},
+					Country: event.List{[]string{"US", "gb", "DE", ""}[j%4]}, Db: event.List{"03/04/1997"},
+					ClientUserAgent: "Mozilla/5.0"}}
+			if j%50 == 7 {
+				ev.ReferrerURL = "https://shop.example.com/" + strings.Repeat("x", payloadBlock)
+			}
+			return ev
+		}
+		ins = append(ins, Input{Site: site, Event: mk(), Path: fmt.Sprintf("data[%d]", j), Source: SourceServer})
+		alone = append(alone, Input{Site: site, Event: mk(), Path: fmt.Sprintf("data[%d]", j), Source: SourceServer})
+	}
+	p := &Pipeline{Now: func() time.Time { return now }}
+	b := p.Prepare(context.Background(), ins)
+	if len(b.news) < 250 {
+		t.Fatalf("Prepare kept %d events of %d", len(b.news), len(ins))
+	}
+	big := 0
+	for _, ne := range b.news {
+		if len(ne.Payload) > payloadBlock {
+			big++
+		}
+	}
+	if big == 0 {
+		t.Fatal("no payload was larger than a block")
+	}
+	for j, ne := range b.news {
+		want, _ := Marshal(ins[b.idx[j]].Event)
+		if !bytes.Equal(ne.Payload, want) {
+			t.Fatalf("payload %d = %s, want %s", j, ne.Payload, want)
+		}
+		if cap(ne.Payload) != len(ne.Payload) {
+			t.Fatalf("payload %d has room after it (cap %d, len %d): an append would write into the next one", j, cap(ne.Payload), len(ne.Payload))
+		}
+		i := b.idx[j]
+		one := p.Prepare(context.Background(), alone[i:i+1])
+		if !bytes.Equal(one.news[0].Payload, ne.Payload) {
+			t.Fatalf("payload %d prepared alone = %s, in a request = %s", j, one.news[0].Payload, ne.Payload)
+		}
+	}
+}
