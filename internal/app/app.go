@@ -80,6 +80,7 @@ func OpenStore(ctx context.Context, cfg config.Config) (store.Store, *secret.Box
 	if err != nil {
 		return nil, nil, err
 	}
+	st.SetDedupIndexKeys(cfg.DedupIndexKeys)
 	return st, box, nil
 }
 

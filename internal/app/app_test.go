@@ -415,3 +415,37 @@ func TestTestEventCodeForwarded(t *testing.T) {
 		t.Fatalf("test_event_code per event = %v", codes)
 	}
 }
+
+// CAPIRELAY_DEDUP_INDEX_KEYS reaches the SQLite store: past the bound, new
+// keys go to the overflow table and the index holds no more, while repeats
+// are still caught.
+func TestDedupIndexKeysSetting(t *testing.T) {
+	cfg := config.Config{DataDir: t.TempDir(), GraphURL: "http://127.0.0.1:1", Demo: false, DedupIndexKeys: 2}
+	a, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Shutdown(context.Background())
+	enqueue := func(id string) string {
+		t.Helper()
+		res, err := a.Store.Enqueue(context.Background(), []store.NewEvent{{SiteKey: "s", EventName: "Lead", EventID: id,
+			EventTime: time.Now(), Payload: []byte(`{}`)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res[0].Status
+	}
+	for _, id := range []string{"a", "b", "c", "d"} {
+		if st := enqueue(id); st != store.Accepted {
+			t.Fatalf("%s: %s, want accepted", id, st)
+		}
+	}
+	for _, id := range []string{"a", "d"} {
+		if st := enqueue(id); st != store.Duplicate {
+			t.Fatalf("repeat of %s: %s, want duplicate", id, st)
+		}
+	}
+	if n := a.Store.(interface{ DedupKeys() int }).DedupKeys(); n != 2 {
+		t.Fatalf("the index holds %d keys, want the configured 2", n)
+	}
+}

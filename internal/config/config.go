@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,6 +40,11 @@ type Config struct {
 	// default 2m. It must outlast a batch's requests, including the
 	// retries that isolate a rejected event.
 	DispatchLease time.Duration
+	// DedupIndexKeys is how many dedup keys (event name and id of the last
+	// 48 hours) the SQLite store finds in memory, about 14 bytes each;
+	// past it, new keys go to a slower table on disk.
+	// CAPIRELAY_DEDUP_INDEX_KEYS, default DefaultDedupIndexKeys.
+	DedupIndexKeys int
 }
 
 // Defaults.
@@ -50,6 +56,12 @@ const (
 	DefaultGraphTimeout  = 10 * time.Second
 	DefaultRetention     = 7 * 24 * time.Hour
 	DefaultDispatchLease = 2 * time.Minute
+	// DefaultDedupIndexKeys (2 Mi keys, about 28 MB) holds the 48-hour
+	// window of a million events a day.
+	DefaultDedupIndexKeys = 2 << 20
+	// MaxDedupIndexKeys (about 3.5 GB) keeps a typo from asking for more
+	// memory than a relay has.
+	MaxDedupIndexKeys = 256 << 20
 )
 
 // Env lists the environment variables, for the README and `serve -h`.
@@ -70,6 +82,7 @@ var Env = []struct{ Name, Default, Help string }{
 	{"CAPIRELAY_GRAPH_TIMEOUT", DefaultGraphTimeout.String(), "timeout of one Graph API request"},
 	{"CAPIRELAY_RETENTION", DefaultRetention.String(), "how long delivered events are kept"},
 	{"CAPIRELAY_DISPATCH_LEASE", DefaultDispatchLease.String(), "how long a node's claim on a batch lasts (several nodes)"},
+	{"CAPIRELAY_DEDUP_INDEX_KEYS", strconv.Itoa(DefaultDedupIndexKeys), "dedup keys held in memory with SQLite (about 14 bytes each)"},
 }
 
 // Load reads flags (args, without the subcommand) over the environment.
@@ -100,6 +113,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	retention := fs.String("retention", env("CAPIRELAY_RETENTION", DefaultRetention.String()), "delivered event retention (CAPIRELAY_RETENTION)")
 	lease := fs.String("dispatch-lease", env("CAPIRELAY_DISPATCH_LEASE", DefaultDispatchLease.String()), "claim lease (CAPIRELAY_DISPATCH_LEASE)")
 	demo := fs.String("demo", env("CAPIRELAY_DEMO", "true"), "create the demo site (CAPIRELAY_DEMO)")
+	dedupKeys := fs.String("dedup-index-keys", env("CAPIRELAY_DEDUP_INDEX_KEYS", strconv.Itoa(DefaultDedupIndexKeys)), "dedup keys held in memory (CAPIRELAY_DEDUP_INDEX_KEYS)")
 	allowExpired := fs.String("allow-expired-version", env("CAPIRELAY_ALLOW_EXPIRED_VERSION", "false"), "start on an expired Graph API version")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -135,6 +149,11 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 		errs = append(errs, fmt.Errorf("%s: %q is not true or false", name, v))
 		return false
 	}
+	if n, err := strconv.Atoi(*dedupKeys); err != nil || n < 1 || n > MaxDedupIndexKeys {
+		errs = append(errs, fmt.Errorf("CAPIRELAY_DEDUP_INDEX_KEYS: %q is not a number of keys from 1 to %d", *dedupKeys, MaxDedupIndexKeys))
+	} else {
+		c.DedupIndexKeys = n
+	}
 	c.Demo = b("CAPIRELAY_DEMO", *demo)
 	c.AllowExpiredVersion = b("CAPIRELAY_ALLOW_EXPIRED_VERSION", *allowExpired)
 	if len(errs) > 0 {
@@ -168,6 +187,12 @@ func (c *Config) Validate() error {
 	}
 	if c.DispatchLease == 0 {
 		c.DispatchLease = DefaultDispatchLease
+	}
+	if c.DedupIndexKeys == 0 {
+		c.DedupIndexKeys = DefaultDedupIndexKeys
+	}
+	if c.DedupIndexKeys < 0 || c.DedupIndexKeys > MaxDedupIndexKeys {
+		return fmt.Errorf("CAPIRELAY_DEDUP_INDEX_KEYS: %d is not from 1 to %d", c.DedupIndexKeys, MaxDedupIndexKeys)
 	}
 	if c.PublicURL == "" {
 		host := c.Addr

@@ -38,12 +38,25 @@ type dedup struct {
 	hash func(dedupKey) uint32 // tests force collisions; nil: maphash
 }
 
-// maxIndexed bounds the index: about 28 MB, well inside serve's 80 MiB
-// soft heap limit with ingest's working set beside it. Past it, new keys go
-// to the overflow table (migration 00008), a B-tree keyed by the event,
-// until the index has room again and the overflow table's keys have left
-// the window. A site of up to a million events a day stays within it.
+// maxIndexed bounds the index by default (SetDedupIndexKeys changes it):
+// about 28 MB, well inside serve's 80 MiB soft heap limit with ingest's
+// working set beside it. Past it, new keys go to the overflow table
+// (migration 00008), a B-tree keyed by the event, until the index has room
+// again and the overflow table's keys have left the window. A site of up
+// to a million events a day stays within it.
 const maxIndexed = 2 << 20
+
+// DedupKeyBytes is about what one key costs the index in memory.
+const DedupKeyBytes = 14
+
+// SetDedupIndexKeys sets how many keys the index holds before new keys go
+// to the overflow table; n <= 0 restores the default. Keys already held
+// stay; the bound applies to the next group.
+func (db *DB) SetDedupIndexKeys(n int) {
+	db.dedup.mu.Lock()
+	defer db.dedup.mu.Unlock()
+	db.dedup.limit = n
+}
 
 // full reports whether the index is at its bound.
 func (d *dedup) full() bool {

@@ -180,9 +180,7 @@ func TestDedupOverflowBoundsMemory(t *testing.T) {
 	db := dedupDB(t, path)
 	t0 := time.Now()
 	db.now = func() time.Time { return t0 }
-	db.dedup.mu.Lock()
-	db.dedup.limit = 3
-	db.dedup.mu.Unlock()
+	db.SetDedupIndexKeys(3)
 	wantStatuses(t, "indexed", statuses(t, db, "o1", "o2", "o3"), acc, acc, acc)
 	wantStatuses(t, "overflow", statuses(t, db, "o4", "o1", "o5", "o4"), acc, dup, acc, dup)
 	wantStatuses(t, "repeats", statuses(t, db, "o2", "o5", "o6"), dup, dup, acc)
