@@ -1,6 +1,7 @@
 package event
 
 import (
+	"bytes"
 	"net/url"
 	"strings"
 	"time"
@@ -24,6 +25,23 @@ var ActionSources = map[string]bool{
 // what may be fixed: a small future skew of event_time is clamped to now,
 // action_source and currency case are folded. path prefixes field names.
 func (ev *Event) Prepare(now time.Time, path string) error {
+	return ev.PrepareSeen(now, path, nil)
+}
+
+// Seen remembers the event_source_url and the custom_data that Prepare
+// last found valid, for the events of one request, which mostly repeat
+// them: parsing the URL and scanning custom_data again for the next event
+// cost more than comparing them with the last ones. A zero Seen is ready;
+// it is not safe for concurrent use.
+type Seen struct {
+	url        string
+	customData []byte // found valid and left as it was …
+	purchase   bool   // … for a Purchase, or for another event
+}
+
+// PrepareSeen is Prepare, skipping the checks of event_source_url and
+// custom_data when they are those seen valid last (s may be nil).
+func (ev *Event) PrepareSeen(now time.Time, path string, s *Seen) error {
 	p := func(f string) string {
 		if path == "" {
 			return f
@@ -56,10 +74,13 @@ func (ev *Event) Prepare(now time.Time, path string) error {
 	if !ActionSources[ev.ActionSource] {
 		return &FieldError{Field: p("action_source"), Message: "is not one of website, app, email, phone_call, chat, physical_store, system_generated, business_messaging, other"}
 	}
-	if ev.EventSourceURL != "" {
+	if ev.EventSourceURL != "" && (s == nil || ev.EventSourceURL != s.url) {
 		u, err := url.Parse(ev.EventSourceURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return &FieldError{Field: p("event_source_url"), Message: "must be an absolute http(s) URL"}
+		}
+		if s != nil {
+			s.url = ev.EventSourceURL
 		}
 	}
 	if ev.ActionSource == "website" {
@@ -76,8 +97,18 @@ func (ev *Event) Prepare(now time.Time, path string) error {
 		}
 	}
 	if len(ev.CustomData) > 0 {
+		// The verdict on custom_data depends on it and on whether the
+		// event is a Purchase, nothing else.
+		purchase := ev.EventName == "Purchase"
+		if s != nil && s.customData != nil && purchase == s.purchase && bytes.Equal(ev.CustomData, s.customData) {
+			return nil
+		}
+		before := ev.CustomData
 		if err := checkCustomData(ev, p); err != nil {
 			return err
+		}
+		if s != nil && len(ev.CustomData) == len(before) && &ev.CustomData[0] == &before[0] {
+			s.customData, s.purchase = ev.CustomData, purchase // valid, and left as it was
 		}
 	}
 	return nil

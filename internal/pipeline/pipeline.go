@@ -199,6 +199,9 @@ type shared struct {
 	// memo: a value repeated from the event before (the same city,
 	// country …) is not hashed again.
 	memo normalize.Memo
+	// seen: an event_source_url or custom_data found valid in the event
+	// before is not checked again.
+	seen event.Seen
 	// out holds the payloads, one after the other: a block per few dozen
 	// events instead of an allocation each (the store seals a copy of each
 	// payload and lets the plaintext go, so they all live as long).
@@ -229,7 +232,7 @@ func (p *Pipeline) prepare(ctx context.Context, in *Input, now time.Time, sh *sh
 		res.Status, res.Err = Rejected, &event.FieldError{Field: join(in.Path, "event_id"), Message: "is longer than 200 characters"}
 		return store.NewEvent{}, res
 	}
-	if err := ev.Prepare(now, in.Path); err != nil {
+	if err := ev.PrepareSeen(now, in.Path, &sh.seen); err != nil {
 		res.Status, res.Err = Rejected, err
 		return store.NewEvent{}, res
 	}
