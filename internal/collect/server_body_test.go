@@ -2,6 +2,7 @@ package collect
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -53,4 +54,44 @@ func TestReadServerBody(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAppendResponse checks the hand-written Response encoding against
+// encoding/json's, as writeJSON would write it.
+func TestAppendResponse(t *testing.T) {
+	for _, resp := range []*Response{
+		{},
+		{EventsReceived: 0, Results: []Result{}},
+		{EventsReceived: 2, Results: []Result{{EventID: "a", Status: "accepted"}, {EventID: "b\"<é\u2028\x01\xff", Status: "duplicate"}}},
+		{EventsReceived: 0, Results: []Result{{EventID: "", Status: "rejected", Error: "is required", Field: "data[0].event_name"},
+			{EventID: "x", Status: "rejected", Error: "must be <a> & \"b\""}, {EventID: "y", Status: "rejected", Field: "f"}}},
+	} {
+		var want bytes.Buffer
+		enc := json.NewEncoder(&want)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(resp); err != nil {
+			t.Fatal(err)
+		}
+		if got := appendResponse(nil, resp); !bytes.Equal(got, want.Bytes()) {
+			t.Errorf("appendResponse(%+v) = %s, want %s", resp, got, want.Bytes())
+		}
+	}
+}
+
+// FuzzAppendResponse checks appendResponse against encoding/json for
+// arbitrary ids, statuses and errors.
+func FuzzAppendResponse(f *testing.F) {
+	f.Add(1, "a", "accepted", "", "", "b\"\\", "rejected", "is <bad>", "data[1].x")
+	f.Fuzz(func(t *testing.T, n int, id1, st1, err1, f1, id2, st2, err2, f2 string) {
+		resp := &Response{EventsReceived: n, Results: []Result{{id1, st1, err1, f1}, {id2, st2, err2, f2}}}
+		var want bytes.Buffer
+		enc := json.NewEncoder(&want)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(resp); err != nil {
+			t.Fatal(err)
+		}
+		if got := appendResponse(nil, resp); !bytes.Equal(got, want.Bytes()) {
+			t.Fatalf("appendResponse(%+v) = %s, want %s", resp, got, want.Bytes())
+		}
+	})
 }

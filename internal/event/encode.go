@@ -205,3 +205,7 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, s[start:]...)
 	return append(b, '"')
 }
+
+// AppendString appends s as a JSON string exactly as encoding/json writes
+// it with HTML escaping off (FuzzAppendString checks it).
+func AppendString(b []byte, s string) []byte { return appendString(b, s) }
