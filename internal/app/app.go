@@ -117,6 +117,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 			Help: "Dedup keys of the 48-hour window held in memory by the SQLite store (about 14 bytes each).",
 		}, func() float64 { return float64(d.DedupKeys()) }))
 	}
+	if db, ok := st.(*sqlite.DB); ok {
+		observeCommits(db, a.Metrics.Registry)
+	}
 	if cfg.Demo {
 		if err := EnsureDemoSite(ctx, st, cfg.PublicURL); err != nil {
 			st.Close()
@@ -262,4 +265,27 @@ func checkVersion(cfg config.Config, logger *slog.Logger, now time.Time) error {
 			"expires", info.Expires.Format("2006-01-02"), "days_left", int(left.Hours()/24))
 	}
 	return nil
+}
+
+// observeCommits shows the SQLite store's group commits: how many events
+// each took, how long the write took and how long the fsync that made it
+// durable took, the two parts of every ingest answer's wait.
+func observeCommits(db *sqlite.DB, reg prometheus.Registerer) {
+	events := prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "capirelay", Name: "store_commit_events",
+		Help:    "Events per group commit of the SQLite store.",
+		Buckets: prometheus.ExponentialBuckets(1, 4, 9)})
+	commit := prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "capirelay", Name: "store_commit_seconds",
+		Help:    "Time to write one group commit of the SQLite store, before its fsync.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 12)})
+	sync := prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "capirelay", Name: "store_sync_seconds",
+		Help:    "Time of one fsync of the SQLite WAL, which makes the groups written before it durable.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 12)})
+	reg.MustRegister(events, commit, sync)
+	db.ObserveCommits(&sqlite.CommitObserver{
+		Commit: func(n int, took time.Duration) {
+			events.Observe(float64(n))
+			commit.Observe(took.Seconds())
+		},
+		Sync: func(took time.Duration) { sync.Observe(took.Seconds()) },
+	})
 }

@@ -138,7 +138,10 @@ func TestDuplicateDeliveredOnce(t *testing.T) {
 	resp.Body.Close()
 	for _, want := range []string{"capirelay_events_received_total{source=\"server\"} 3", "capirelay_events_duplicate_total",
 		"capirelay_events_accepted_total", "capirelay_events_delivered_total", "capirelay_graph_request_seconds_bucket",
-		"capirelay_dedup_keys_in_memory 2"} {
+		"capirelay_dedup_keys_in_memory 2",
+		// Three posts, one group commit each, the duplicate's included.
+		"capirelay_store_commit_events_sum 3", "capirelay_store_commit_events_count 3",
+		"capirelay_store_commit_seconds_bucket", "capirelay_store_sync_seconds_bucket"} {
 		if !strings.Contains(string(m), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

@@ -147,12 +147,20 @@ func (db *DB) commitGroup(batch []*enqueueReq) []*enqueueReq {
 	if len(live) == 0 {
 		return nil
 	}
+	start := time.Now()
 	if err := db.insertGroup(live); err != nil {
 		for _, r := range live {
 			r.res, r.err = nil, fmt.Errorf("enqueue: %w", err)
 			close(r.done)
 		}
 		return nil
+	}
+	if o := db.observer.Load(); o != nil && o.Commit != nil {
+		n := 0
+		for _, r := range live {
+			n += len(r.evs)
+		}
+		o.Commit(n, time.Since(start))
 	}
 	return live
 }
@@ -186,7 +194,11 @@ func (db *DB) syncer(in <-chan []*enqueueReq, done chan<- struct{}, syncing *ato
 			err = db.syncHook()
 		}
 		if err == nil {
+			start := time.Now()
 			wal, err = db.syncWAL(wal)
+			if o := db.observer.Load(); o != nil && o.Sync != nil && err == nil {
+				o.Sync(time.Since(start))
+			}
 		}
 		for _, g := range groups {
 			for _, r := range g {

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -54,7 +55,21 @@ type DB struct {
 
 	syncHook func() error // tests: runs before each fsync of the WAL
 	sites    sync.Map     // cache key → cachedSite
+
+	observer atomic.Pointer[CommitObserver]
 }
+
+// CommitObserver is told about the group commits of ingest, for metrics.
+// Its functions run on the writer and the syncer: they must be quick.
+type CommitObserver struct {
+	// Commit: a group of events was written (not yet synced), in took.
+	Commit func(events int, took time.Duration)
+	// Sync: an fsync of the WAL, answering every group written before it.
+	Sync func(took time.Duration)
+}
+
+// ObserveCommits sets o to be told about every group commit from now on.
+func (db *DB) ObserveCommits(o *CommitObserver) { db.observer.Store(o) }
 
 // prepared returns a cached prepared statement for a hot read query, so the
 // SQL is parsed once, not on every call.
