@@ -14,11 +14,13 @@ package fbcookie
 import (
 	"crypto/rand"
 	"encoding/base64"
-	"math/big"
+	"encoding/binary"
 	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/publicsuffix"
@@ -52,29 +54,36 @@ type Value struct {
 // envelope only; the click id's characters are never judged. ok is false for
 // anything else (including surrounding spaces or an upper-case "FB").
 func Parse(s string) (v Value, ok bool) {
-	parts := strings.Split(s, ".")
-	if len(parts) != 4 && len(parts) != 5 {
+	// The segments are cut one by one rather than split into a slice:
+	// Parse runs on every request's _fbp and _fbc.
+	rest, ok := strings.CutPrefix(s, "fb.")
+	if !ok {
 		return Value{}, false
 	}
-	if parts[0] != "fb" || !digits(parts[1]) || !digits(parts[2]) || parts[3] == "" {
+	idx, rest, ok := strings.Cut(rest, ".")
+	if !ok {
 		return Value{}, false
 	}
-	if len(parts) == 5 && !validAppendix(parts[4]) {
+	ts, rest, ok := strings.Cut(rest, ".")
+	if !ok {
 		return Value{}, false
 	}
-	idx, err := strconv.Atoi(parts[1])
+	payload, appendix, five := strings.Cut(rest, ".")
+	if !digits(idx) || !digits(ts) || payload == "" {
+		return Value{}, false
+	}
+	if five && (strings.IndexByte(appendix, '.') >= 0 || !validAppendix(appendix)) {
+		return Value{}, false
+	}
+	i, err := strconv.Atoi(idx)
 	if err != nil {
 		return Value{}, false
 	}
-	ts, err := strconv.ParseInt(parts[2], 10, 64)
+	t, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil {
 		return Value{}, false
 	}
-	v = Value{SubdomainIndex: idx, CreationTime: ts, Payload: parts[3]}
-	if len(parts) == 5 {
-		v.Appendix = parts[4]
-	}
-	return v, true
+	return Value{SubdomainIndex: i, CreationTime: t, Payload: payload, Appendix: appendix}, true
 }
 
 // Valid reports whether s is an acceptable _fbp or _fbc value (see Parse).
@@ -115,8 +124,9 @@ func validAppendix(a string) bool {
 			return false
 		}
 	}
-	b, err := base64.RawURLEncoding.DecodeString(a)
-	if err != nil || len(b) != 6 {
+	var b [6]byte // 8 base64 characters are 6 bytes
+	n, err := base64.RawURLEncoding.Decode(b[:], []byte(a))
+	if err != nil || n != 6 {
 		return false
 	}
 	return b[0] == 0x01 && b[1] >= 1 && b[1] <= 6
@@ -150,20 +160,18 @@ func CookieDomain(host string, configured []string) Domain {
 	if h == "" {
 		return Domain{HostOnly: true}
 	}
-	if _, err := netip.ParseAddr(h); err == nil || h == "localhost" || !strings.Contains(h, ".") {
+	if h == "localhost" || !strings.Contains(h, ".") || isAddr(h) {
 		return Domain{Name: h, HostOnly: true}
 	}
 	for _, c := range configured {
 		d := bareHost(c)
-		if d == "" || !strings.Contains(d, ".") {
+		if d == "" || !strings.Contains(d, ".") || !isDomainOrSub(h, d) {
 			continue
 		}
-		if ps, _ := publicsuffix.PublicSuffix(d); ps == d {
+		if isPublicSuffix(d) {
 			continue
 		}
-		if h == d || strings.HasSuffix(h, "."+d) {
-			return Domain{Name: d, Index: strings.Count(d, ".")}
-		}
+		return Domain{Name: d, Index: strings.Count(d, ".")}
 	}
 	d, err := publicsuffix.EffectiveTLDPlusOne(h)
 	if err != nil {
@@ -172,6 +180,90 @@ func CookieDomain(host string, configured []string) Domain {
 		return Domain{Name: h, HostOnly: true, Index: strings.Count(h, ".")}
 	}
 	return Domain{Name: d, Index: strings.Count(d, ".")}
+}
+
+// Covers reports whether cookies on d are first-party on a page of
+// pageHost (lower case, without port, as in an Origin): pageHost is d's
+// name or, unless d is host-only, one of its subdomains.
+func (d Domain) Covers(pageHost string) bool {
+	return pageHost != "" && d.Name != "" && (pageHost == d.Name || !d.HostOnly && isDomainOrSub(pageHost, d.Name))
+}
+
+// FirstPartyDomain returns CookieDomain(host, configured) and whether it
+// Covers pageHost: whether cookies a relay at host sets are first-party on
+// that page. When they cannot be (pageHost is not host and the two do not
+// end in the same two labels, which every covering domain would give
+// them) the domain is not looked up: ok is false and d is zero.
+func FirstPartyDomain(host, pageHost string, configured []string) (d Domain, ok bool) {
+	if h := bareHost(host); pageHost != h && !sameLastTwoLabels(pageHost, h) {
+		return Domain{}, false
+	}
+	d = CookieDomain(host, configured)
+	return d, d.Covers(pageHost)
+}
+
+// sameLastTwoLabels reports whether a and b both have two labels or more
+// and their last two are the same.
+func sameLastTwoLabels(a, b string) bool {
+	a, b = lastTwoLabels(a), lastTwoLabels(b)
+	return a != "" && a == b
+}
+
+// lastTwoLabels is what follows the next to last dot of s (all of s if it
+// has one dot), or "" when s has no dot.
+func lastTwoLabels(s string) string {
+	i := strings.LastIndexByte(s, '.')
+	if i < 0 {
+		return ""
+	}
+	return s[strings.LastIndexByte(s[:i], '.')+1:]
+}
+
+// isPublicSuffix reports whether d is a public suffix (co.uk, github.io),
+// which no cookie may be set on. The answers for configured domains (a
+// few per site, so suffixMemoMax is far) are kept: the list is compiled
+// in and the lookup costs a microsecond on every request.
+func isPublicSuffix(d string) bool {
+	if v, ok := suffixMemo.Load(d); ok {
+		return v.(bool)
+	}
+	ps, _ := publicsuffix.PublicSuffix(d)
+	is := ps == d
+	if suffixMemoLen.Add(1) <= suffixMemoMax {
+		suffixMemo.Store(strings.Clone(d), is)
+	}
+	return is
+}
+
+var (
+	suffixMemo    sync.Map // domain → is a public suffix
+	suffixMemoLen atomic.Int64
+)
+
+const suffixMemoMax = 4096
+
+// isAddr reports whether h is an IP address. Only a string with a colon
+// (IPv6) or of digits and dots alone (IPv4) can be one; the others are not
+// given to netip.ParseAddr, whose error would be built for nothing.
+func isAddr(h string) bool {
+	if strings.IndexByte(h, ':') < 0 {
+		for i := 0; i < len(h); i++ {
+			if c := h[i]; c != '.' && (c < '0' || c > '9') {
+				return false
+			}
+		}
+	}
+	_, err := netip.ParseAddr(h)
+	return err == nil
+}
+
+// isDomainOrSub reports whether host is d or a subdomain of it
+// (host == d || strings.HasSuffix(host, "."+d), without building "."+d).
+func isDomainOrSub(host, d string) bool {
+	if len(host) == len(d) {
+		return host == d
+	}
+	return len(host) > len(d) && host[len(host)-len(d)-1] == '.' && host[len(host)-len(d):] == d
 }
 
 // bareHost strips a scheme, a path, a port and IPv6 brackets, and lower-cases.
@@ -202,26 +294,40 @@ const (
 	fbpMax = 2_147_483_647
 )
 
-var fbpSpan = big.NewInt(fbpMax - fbpMin)
-
 // NewFbp mints a 4-segment _fbp for a cookie at subdomain index idx, created
 // at now, with a random number from crypto/rand. It panics only if the
 // operating system's random source fails.
 func NewFbp(now time.Time, idx int) string {
-	n, err := rand.Int(rand.Reader, fbpSpan)
-	if err != nil {
-		panic("fbcookie: crypto/rand: " + err.Error())
+	const span = fbpMax - fbpMin
+	// Rejection sampling keeps the draw uniform: below limit, a uint32 is
+	// uniform modulo span.
+	const limit = (1 << 32) / span * span
+	var b [4]byte
+	for {
+		if _, err := rand.Read(b[:]); err != nil {
+			panic("fbcookie: crypto/rand: " + err.Error())
+		}
+		if n := binary.LittleEndian.Uint32(b[:]); n < limit {
+			var a [64]byte
+			v := appendPrefix(a[:0], idx, now)
+			return string(strconv.AppendInt(v, int64(n%span)+fbpMin, 10))
+		}
 	}
-	return format(idx, now, strconv.FormatInt(n.Int64()+fbpMin, 10))
 }
 
 // NewFbc builds a 4-segment _fbc for clickID, kept byte for byte.
 func NewFbc(now time.Time, idx int, clickID string) string {
-	return format(idx, now, clickID)
+	var a [64]byte
+	return string(append(appendPrefix(a[:0], idx, now), clickID...))
 }
 
-func format(idx int, now time.Time, payload string) string {
-	return "fb." + strconv.Itoa(idx) + "." + strconv.FormatInt(now.UnixMilli(), 10) + "." + payload
+// appendPrefix appends "fb.{idx}.{now in Unix milliseconds}.".
+func appendPrefix(b []byte, idx int, now time.Time) []byte {
+	b = append(b, "fb."...)
+	b = strconv.AppendInt(b, int64(idx), 10)
+	b = append(b, '.')
+	b = strconv.AppendInt(b, now.UnixMilli(), 10)
+	return append(b, '.')
 }
 
 // ClickID returns the fbclid of a page URL, or else of its referrer (§5.4
@@ -230,7 +336,9 @@ func format(idx int, now time.Time, payload string) string {
 // or it is unusable (see UsableClickID).
 func ClickID(pageURL, referrer string) string {
 	for _, raw := range []string{pageURL, referrer} {
-		if raw == "" {
+		// Without "fbclid" and without a %-escape no query key can
+		// decode to "fbclid": skip url.Parse (most page views).
+		if raw == "" || strings.IndexByte(raw, '%') < 0 && !strings.Contains(raw, "fbclid") {
 			continue
 		}
 		u, err := url.Parse(raw)
@@ -286,12 +394,20 @@ func Resolve(now time.Time, idx int, fbp, fbc, clickID string) State {
 	} else {
 		st.Fbp, st.FbpNew = NewFbp(now, idx), true
 	}
+	st.Fbc, st.FbcNew = ResolveFbc(now, idx, fbc, clickID)
+	return st
+}
+
+// ResolveFbc is the _fbc half of Resolve, for a caller that keeps no _fbp
+// (so mints none): the value to use, and whether it was minted. idx is used
+// only when UsableClickID(clickID).
+func ResolveFbc(now time.Time, idx int, fbc, clickID string) (string, bool) {
 	old, valid := Parse(fbc)
 	switch {
 	case UsableClickID(clickID) && (!valid || old.Payload != clickID):
-		st.Fbc, st.FbcNew = NewFbc(now, idx, clickID), true
+		return NewFbc(now, idx, clickID), true
 	case valid:
-		st.Fbc = fbc
+		return fbc, false
 	}
-	return st
+	return "", false
 }
