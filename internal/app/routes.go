@@ -97,13 +97,19 @@ func (a *App) routes() (http.Handler, error) {
 	}), nil
 }
 
-// graphPath reports whether p is /vNN.N/{pixel}/events.
+// graphPath reports whether p is /vNN.N/{pixel}/events. Every POST passes
+// here, /e included, so it cuts p rather than splitting it into a slice.
 func graphPath(p string) bool {
-	parts := strings.Split(strings.TrimPrefix(p, "/"), "/")
-	if len(parts) != 3 || parts[2] != "events" || parts[1] == "" || len(parts[0]) < 2 || parts[0][0] != 'v' {
+	p = strings.TrimPrefix(p, "/")
+	version, rest, ok := strings.Cut(p, "/")
+	if !ok {
 		return false
 	}
-	for _, c := range parts[0][1:] {
+	pixel, events, ok := strings.Cut(rest, "/")
+	if !ok || events != "events" || pixel == "" || len(version) < 2 || version[0] != 'v' {
+		return false
+	}
+	for _, c := range version[1:] {
 		if (c < '0' || c > '9') && c != '.' {
 			return false
 		}
