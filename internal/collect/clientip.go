@@ -50,8 +50,14 @@ func parseHost(s string) netip.Addr {
 	if s == "" {
 		return netip.Addr{}
 	}
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr().Unmap().WithZone("")
+	// netip.ParseAddrPort takes "ipv4:port" and "[ipv6]:port" only: a
+	// bare address (no colon, or an IPv6 without brackets, as
+	// X-Forwarded-For writes them) goes to ParseAddr without building the
+	// error ParseAddrPort would return.
+	if i := strings.LastIndexByte(s, ':'); i >= 0 && (s[0] == '[' || strings.IndexByte(s[:i], ':') < 0) {
+		if ap, err := netip.ParseAddrPort(s); err == nil {
+			return ap.Addr().Unmap().WithZone("")
+		}
 	}
 	s = strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
 	a, err := netip.ParseAddr(s)

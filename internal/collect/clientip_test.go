@@ -127,12 +127,52 @@ func TestClientIPPeerParams(t *testing.T) {
 // peerTestdataDir is ../shared beside the repository.
 func peerTestdataDir(t *testing.T) string { return sharedtest.Dir(t) }
 
+// refParseHost is parseHost as first written: netip.ParseAddrPort first,
+// whatever the string.
+func refParseHost(s string) netip.Addr {
+	if s == "" {
+		return netip.Addr{}
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap().WithZone("")
+	}
+	s = strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.Unmap().WithZone("")
+}
+
+var hostCorpus = []string{"", "1.2.3.4", "1.2.3.4:80", "[::1]:80", "[::1]", "::1", "::1:80", "[1.2.3.4]:80", "[1.2.3.4]",
+	"::ffff:1.2.3.4", "[::ffff:1.2.3.4]:5", "fe80::1%eth0", "[fe80::1%eth0]:9", "1.2.3.4:", ":80", "[::1]:x", "1.2.3.4:99999",
+	"[", "]", "[]:1", "a:b:c", "1.2.3.4%z:1", "2001:db8::1]", "[2001:db8::1"}
+
+func TestParseHostMatchesReference(t *testing.T) {
+	for _, s := range hostCorpus {
+		if got, want := parseHost(s), refParseHost(s); got != want {
+			t.Errorf("parseHost(%q) = %v; the reference gives %v", s, got, want)
+		}
+	}
+}
+
+func FuzzParseHost(f *testing.F) {
+	for _, s := range hostCorpus {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := parseHost(s), refParseHost(s); got != want {
+			t.Fatalf("parseHost(%q) = %v; the reference gives %v", s, got, want)
+		}
+	})
+}
+
 // FuzzClientIP: ClientIP answers as its first version, which split each
 // X-Forwarded-For header with strings.Split.
 func FuzzClientIP(f *testing.F) {
 	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8"), netip.MustParsePrefix("127.0.0.1/32")}
 	old := func(r *http.Request) netip.Addr {
-		peer := parseHost(r.RemoteAddr)
+		peer := refParseHost(r.RemoteAddr)
 		if !peer.IsValid() || !isTrusted(peer, trusted) {
 			return peer
 		}
@@ -141,7 +181,7 @@ func FuzzClientIP(f *testing.F) {
 		for i := len(hops) - 1; i >= 0; i-- {
 			parts := strings.Split(hops[i], ",")
 			for j := len(parts) - 1; j >= 0; j-- {
-				a := parseHost(strings.TrimSpace(parts[j]))
+				a := refParseHost(strings.TrimSpace(parts[j]))
 				if !a.IsValid() {
 					return client
 				}
