@@ -62,8 +62,9 @@ type Browser struct {
 	// the dispatcher).
 	Notify func(site string, n int)
 
-	once    sync.Once
-	limiter *ipLimiter
+	once     sync.Once
+	limiter  *ipLimiter
+	counters *browserCounters // nil without Metrics
 }
 
 // Capture is what a visitor typed into one form so far, or the whole form
@@ -133,6 +134,9 @@ func (b *Browser) init() {
 			burst = DefaultPerIPBurst
 		}
 		b.limiter = newIPLimiter(r, burst, maxLimiters)
+		if b.Metrics != nil {
+			b.counters = newBrowserCounters(b.Metrics)
+		}
 	})
 }
 
@@ -215,7 +219,7 @@ func requestOrigin(r *http.Request) (origin, host string) {
 func originAllowed(site *store.Site, host string) bool {
 	for _, d := range site.Domains {
 		d = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
-		if d != "" && (host == d || strings.HasSuffix(host, "."+d)) {
+		if d != "" && isDomainOrSub(host, d) {
 			return true
 		}
 	}
@@ -234,13 +238,32 @@ func originAllowed(site *store.Site, host string) bool {
 // first-party cookies flow when it is served under the site's domain.
 func cors(w http.ResponseWriter, origin string) {
 	h := w.Header()
-	h.Add("Vary", "Origin")
-	h.Set("Access-Control-Allow-Origin", origin)
-	h.Set("Access-Control-Allow-Credentials", "true")
+	h["Access-Control-Allow-Origin"] = []string{origin}
+	h["Access-Control-Allow-Credentials"] = headerTrue
 }
 
+// varyOrigin sets Vary: Origin, once, before anything can be refused: an
+// answer depends on the page's origin whatever it is.
+func varyOrigin(w http.ResponseWriter) {
+	h := w.Header()
+	if len(h["Vary"]) == 0 {
+		h["Vary"] = headerOrigin
+	} else {
+		h.Add("Vary", "Origin")
+	}
+}
+
+// Header values every /e answer shares, set into the header map under
+// their canonical keys (one slice per process rather than one per
+// request). Their length is their capacity, so a later Header.Add appends
+// to a copy; nothing may write into them.
+var (
+	headerOrigin = []string{"Origin"}[:1:1]
+	headerTrue   = []string{"true"}[:1:1]
+)
+
 func (b *Browser) preflight(w http.ResponseWriter, r *http.Request) error {
-	w.Header().Add("Vary", "Origin")
+	varyOrigin(w)
 	_, origin, err := b.site(r, queryParam(r.URL.RawQuery, "site"))
 	if err != nil {
 		return err
@@ -256,27 +279,33 @@ func (b *Browser) preflight(w http.ResponseWriter, r *http.Request) error {
 
 // visit is everything known about the request, shared by its events.
 type visit struct {
-	site      *store.Site
-	now       time.Time
-	ip        netip.Addr
-	ua        string
-	vid       string
-	fbp, fbc  string
-	consent   string
-	allowed   bool // cookies and captures allowed (spec §9)
-	region    string
-	pageURL   string
-	setCookie func(w http.ResponseWriter)
+	site     *store.Site
+	now      time.Time
+	ip       netip.Addr
+	ua       string
+	vid      string
+	fbp, fbc string
+	consent  string
+	allowed  bool // cookies and captures allowed (spec §9)
+	region   string
+	pageURL  string
+	// cookies: the relay runs under the page's site, so the cookies are
+	// set on domain (Secure when secure).
+	cookies bool
+	domain  fbcookie.Domain
+	secure  bool
 }
 
 func (b *Browser) collect(w http.ResponseWriter, r *http.Request) error {
 	ip := ClientIP(r, b.TrustedProxies)
 	now := b.now()
 	if ip.IsValid() && !b.limiter.allow(ip, now) {
-		b.count(func(m *metrics.Metrics) { m.RateLimited.WithLabelValues("e").Inc() })
+		if b.Metrics != nil {
+			b.Metrics.RateLimited.WithLabelValues("e").Inc()
+		}
 		return &httpError{Status: http.StatusTooManyRequests, Message: "too many requests from this address"}
 	}
-	w.Header().Add("Vary", "Origin")
+	varyOrigin(w)
 	key := queryParam(r.URL.RawQuery, "site")
 	var (
 		site   *store.Site
@@ -294,14 +323,10 @@ func (b *Browser) collect(w http.ResponseWriter, r *http.Request) error {
 	}
 	buf := bodyBufs.Get().(*[]byte)
 	defer putBodyBuf(buf)
-	raw, err := readAll(http.MaxBytesReader(w, r.Body, MaxBrowserBody), (*buf)[:0])
+	raw, err := readBody(w, r, (*buf)[:0])
 	*buf = raw
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return errBrowserTooLarge
-		}
-		return &httpError{Status: http.StatusBadRequest, Message: "cannot read request body"}
+		return err
 	}
 	body, err := parseBrowserBody(r, raw)
 	if err != nil {
@@ -315,21 +340,24 @@ func (b *Browser) collect(w http.ResponseWriter, r *http.Request) error {
 	}
 	ua := r.UserAgent()
 	if IsBot(ua) {
-		b.count(func(m *metrics.Metrics) { m.BotsDropped.Inc() })
+		if b.Metrics != nil {
+			b.Metrics.BotsDropped.Inc()
+		}
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
 	if err := validateBrowserBody(body); err != nil {
 		return err
 	}
-	v := b.visit(r, site, body, ip, ua, now, origin)
+	var v visit
+	b.visit(&v, r, site, body, ip, ua, now)
 
 	ins := make([]pipeline.Input, 0, len(body.Events))
 	var captures, submits []Capture
 	var consents []browserEvent
 	for i := range body.Events {
 		e := &body.Events[i]
-		path := "events[" + strconv.Itoa(i) + "]"
+		path := eventPath(i)
 		switch e.Type {
 		case "capture":
 			if v.allowed && v.consent != pipeline.ConsentDenied {
@@ -352,7 +380,9 @@ func (b *Browser) collect(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 	}
-	b.count(func(m *metrics.Metrics) { m.Received.WithLabelValues(pipeline.SourceBrowser).Add(float64(len(ins))) })
+	if b.counters != nil {
+		b.counters.received().Add(float64(len(ins)))
+	}
 
 	for _, c := range consents {
 		granted := c.State == pipeline.ConsentGranted
@@ -399,11 +429,12 @@ func (b *Browser) collect(w http.ResponseWriter, r *http.Request) error {
 				}
 			}
 		}
-		b.count(func(m *metrics.Metrics) {
-			m.Accepted.WithLabelValues(site.Key).Add(float64(accepted))
-			m.Duplicates.WithLabelValues(site.Key).Add(float64(dup))
-			m.Rejected.WithLabelValues(site.Key).Add(float64(rejected))
-		})
+		if b.counters != nil {
+			c := b.counters.site(site.Key)
+			c.accepted.Add(float64(accepted))
+			c.duplicates.Add(float64(dup))
+			c.rejected.Add(float64(rejected))
+		}
 		if b.Notify != nil && accepted > 0 {
 			b.Notify(site.Key, accepted)
 		}
@@ -421,13 +452,29 @@ func (b *Browser) collect(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 	}
-	v.setCookie(w)
+	v.setCookies(w)
 	if rejected > 0 {
 		w.Header().Set("X-Capirelay-Rejected", strconv.Itoa(rejected))
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
+
+// eventPath is "events[i]", the path of event i in error messages and
+// results; the paths of the events a request may carry are built once.
+func eventPath(i int) string {
+	if i < len(eventPaths) {
+		return eventPaths[i]
+	}
+	return "events[" + strconv.Itoa(i) + "]"
+}
+
+var eventPaths = func() (p [maxBrowserEvents]string) {
+	for i := range p {
+		p[i] = "events[" + strconv.Itoa(i) + "]"
+	}
+	return p
+}()
 
 // bodyBufs holds the buffers /e bodies are read into: nothing decoded from
 // a body refers to its bytes (strings and custom data are copies).
@@ -444,13 +491,45 @@ func putBodyBuf(b *[]byte) {
 	}
 }
 
-// readAll is io.ReadAll appending to b.
-func readAll(r io.Reader, b []byte) ([]byte, error) {
-	for {
+// readBody reads r's body into b, up to MaxBrowserBody. A body of known
+// length (already checked against the limit) is read as it is, one byte
+// past the limit at most: net/http delivers no more than Content-Length.
+// Any other body (chunked) is read through http.MaxBytesReader.
+func readBody(w http.ResponseWriter, r *http.Request, b []byte) ([]byte, error) {
+	var err error
+	if r.ContentLength >= 0 && r.ContentLength <= MaxBrowserBody {
+		if int64(cap(b)) <= r.ContentLength {
+			b = make([]byte, 0, r.ContentLength+1)
+		}
+		b, err = readAll(r.Body, b, MaxBrowserBody+1)
+		if err == nil && len(b) > MaxBrowserBody {
+			return b, errBrowserTooLarge
+		}
+	} else {
+		b, err = readAll(http.MaxBytesReader(w, r.Body, MaxBrowserBody), b, -1)
+	}
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return b, errBrowserTooLarge
+		}
+		return b, &httpError{Status: http.StatusBadRequest, Message: "cannot read request body"}
+	}
+	return b, nil
+}
+
+// readAll is io.ReadAll appending to b; with max >= 0 it stops once b
+// holds max bytes.
+func readAll(r io.Reader, b []byte, max int) ([]byte, error) {
+	for max < 0 || len(b) < max {
 		if len(b) == cap(b) {
 			b = append(b, 0)[:len(b)]
 		}
-		n, err := r.Read(b[len(b):cap(b)])
+		end := cap(b)
+		if max >= 0 {
+			end = min(end, max)
+		}
+		n, err := r.Read(b[len(b):end])
 		b = b[:len(b)+n]
 		if err != nil {
 			if err == io.EOF {
@@ -459,6 +538,7 @@ func readAll(r io.Reader, b []byte) ([]byte, error) {
 			return b, err
 		}
 	}
+	return b, nil
 }
 
 var (
@@ -472,12 +552,6 @@ func fieldHTTPError(err error) error {
 		return &httpError{Status: http.StatusBadRequest, Field: fe.Field, Message: fe.Message}
 	}
 	return &httpError{Status: http.StatusBadRequest, Message: err.Error()}
-}
-
-func (b *Browser) count(f func(m *metrics.Metrics)) {
-	if b.Metrics != nil {
-		f(b.Metrics)
-	}
 }
 
 // parseBrowserBody decodes the body: JSON sent as text/plain (sendBeacon)
@@ -599,15 +673,15 @@ func (b *Browser) eventURL(e *browserEvent, body *browserBody) string {
 	return ""
 }
 
-// visit gathers the request-wide facts and decides the cookies.
-func (b *Browser) visit(r *http.Request, site *store.Site, body *browserBody, ip netip.Addr, ua string, now time.Time, origin string) *visit {
-	v := &visit{site: site, now: now, ip: ip, ua: ua, consent: body.Consent, region: regionOf(body.Lang), setCookie: func(http.ResponseWriter) {}}
+// visit gathers the request-wide facts into v and decides the cookies.
+func (b *Browser) visit(v *visit, r *http.Request, site *store.Site, body *browserBody, ip netip.Addr, ua string, now time.Time) {
+	*v = visit{site: site, now: now, ip: ip, ua: ua, consent: body.Consent, region: regionOf(body.Lang)}
 	// Spec §9: without the required consent no cookie is read, minted or
 	// refreshed and nothing typed is captured.
 	v.allowed = body.Consent == pipeline.ConsentGranted ||
 		(body.Consent != pipeline.ConsentDenied && site.Consent != store.ConsentRequired)
-	for _, e := range body.Events {
-		if v.pageURL = b.eventURL(&e, body); v.pageURL != "" {
+	for i := range body.Events {
+		if v.pageURL = b.eventURL(&body.Events[i], body); v.pageURL != "" {
 			break
 		}
 	}
@@ -618,7 +692,7 @@ func (b *Browser) visit(r *http.Request, site *store.Site, body *browserBody, ip
 		v.vid = body.VisitorID
 	}
 	if !v.allowed {
-		return v
+		return
 	}
 	// The body wins: the tag read the page's own cookies. The relay's
 	// cookies are a fallback, for when it runs under the site's domain.
@@ -635,8 +709,8 @@ func (b *Browser) visit(r *http.Request, site *store.Site, body *browserBody, ip
 		}
 	}
 	var ref string
-	for _, e := range body.Events {
-		if e.Ref != "" {
+	for i := range body.Events {
+		if e := &body.Events[i]; e.Ref != "" {
 			ref = e.Ref
 			break
 		}
@@ -647,35 +721,65 @@ func (b *Browser) visit(r *http.Request, site *store.Site, body *browserBody, ip
 	// when that is the page's site (the relay under the site's domain);
 	// for a third-party relay they would be third-party cookies, so none
 	// are set and nothing is minted that could not be kept.
-	d := fbcookie.CookieDomain(r.Host, site.Domains)
 	_, pageHost := requestOrigin(r)
-	sameSite := pageHost != "" && d.Name != "" && (pageHost == d.Name || !d.HostOnly && strings.HasSuffix(pageHost, "."+d.Name))
-	if sameSite {
+	if d, sameSite := fbcookie.FirstPartyDomain(r.Host, pageHost, site.Domains); sameSite {
 		st := fbcookie.Resolve(now, d.Index, fbp, fbc, clickID)
 		v.fbp, v.fbc = st.Fbp, st.Fbc
 		if v.vid == "" {
 			v.vid = newVisitorID()
 		}
-		secure := requestScheme(r, b.TrustedProxies) == "https"
-		vid := v.vid
-		v.setCookie = func(w http.ResponseWriter) {
-			setBrowserCookie(w, fbcookie.FbpName, v.fbp, d, fbcookie.MaxAge, secure)
-			if v.fbc != "" {
-				setBrowserCookie(w, fbcookie.FbcName, v.fbc, d, fbcookie.MaxAge, secure)
-			}
-			setBrowserCookie(w, VisitorCookie, vid, d, VisitorMaxAge, secure)
-		}
-		return v
+		v.cookies, v.domain = true, d
+		v.secure = requestScheme(r, b.TrustedProxies) == "https"
+		return
 	}
 	if fbcookie.Valid(fbp) {
 		v.fbp = fbp
 	}
 	// D-FBC: with a click id in the URL and no usable _fbc, fbc may still
-	// be built and sent, at the index of the page's own domain.
-	pd := fbcookie.CookieDomain(pageHost, site.Domains)
-	st := fbcookie.Resolve(now, pd.Index, "", fbc, clickID)
-	v.fbc = st.Fbc
-	return v
+	// be built and sent, at the index of the page's own domain (which is
+	// looked up only then).
+	idx := 0
+	if fbcookie.UsableClickID(clickID) {
+		idx = fbcookie.CookieDomain(pageHost, site.Domains).Index
+	}
+	v.fbc, _ = fbcookie.ResolveFbc(now, idx, fbc, clickID)
+}
+
+// setCookies sets or refreshes the first-party cookies decided by visit.
+// The values are written into one buffer and become substrings of one
+// string: two allocations for the three headers.
+func (v *visit) setCookies(w http.ResponseWriter) {
+	if !v.cookies {
+		return
+	}
+	var a [512]byte
+	var ends [3]int
+	b, n := a[:0], 0
+	add := func(name, value string, maxAge time.Duration) {
+		l := len(b)
+		if b = appendBrowserCookie(b, name, value, v.domain, maxAge, v.secure); len(b) > l {
+			ends[n] = len(b)
+			n++
+		}
+	}
+	add(fbcookie.FbpName, v.fbp, fbcookie.MaxAge)
+	if v.fbc != "" {
+		add(fbcookie.FbcName, v.fbc, fbcookie.MaxAge)
+	}
+	add(VisitorCookie, v.vid, VisitorMaxAge)
+	if n == 0 {
+		return
+	}
+	all := string(b)
+	h := w.Header()
+	old := h["Set-Cookie"]
+	cs := append(make([]string, 0, len(old)+n), old...)
+	start := 0
+	for _, end := range ends[:n] {
+		cs = append(cs, all[start:end])
+		start = end
+	}
+	h["Set-Cookie"] = cs
 }
 
 // event builds the canonical event for one tag event.
@@ -683,13 +787,15 @@ func (v *visit) event(e *browserEvent, pageURL, path string) (*event.Event, erro
 	if !absoluteHTTP(pageURL) {
 		return nil, &httpError{Status: http.StatusBadRequest, Field: path + ".url", Message: "must be the page's absolute http(s) URL"}
 	}
-	ev := &event.Event{
+	a := new(eventAlloc)
+	a.ev = event.Event{
 		EventName:      strings.TrimSpace(e.Name),
 		EventTime:      event.Time(v.now.Unix()), // the browser's clock may be off (spec §10 pitfall 12)
 		EventID:        e.ID,
 		ActionSource:   "website",
 		EventSourceURL: pageURL,
 	}
+	ev := &a.ev
 	if absoluteHTTP(e.Ref) {
 		ev.ReferrerURL = e.Ref
 	}
@@ -706,7 +812,12 @@ func (v *visit) event(e *browserEvent, pageURL, path string) (*event.Event, erro
 		}
 	}
 	if v.vid != "" {
-		u.ExternalID = append(u.ExternalID, v.vid)
+		if len(u.ExternalID) == 0 {
+			a.externalID[0] = v.vid
+			u.ExternalID = a.externalID[:1:1]
+		} else {
+			u.ExternalID = append(u.ExternalID, v.vid)
+		}
 	}
 	if v.ip.IsValid() {
 		u.ClientIPAddress = v.ip.String()
@@ -717,6 +828,13 @@ func (v *visit) event(e *browserEvent, pageURL, path string) (*event.Event, erro
 		return nil, fieldHTTPError(err)
 	}
 	return ev, nil
+}
+
+// eventAlloc is an event with room for the visitor id as its external_id:
+// one allocation, not two.
+type eventAlloc struct {
+	ev         event.Event
+	externalID [1]string
 }
 
 func (v *visit) capture(form string, fields map[string]string, submitted bool, pageURL string) Capture {

@@ -17,11 +17,12 @@ import (
 // the same code as before. Whenever it reports true, the result equals
 // what encoding/json gives (FuzzFastBrowserBody checks it).
 func fastBrowserBody(raw []byte) (*browserBody, bool) {
-	p := bodyParser{s: raw}
+	a := new(bodyAlloc)
+	p := bodyParser{s: raw, first: &a.first}
 	if len(raw) <= maxSharedBody {
 		p.src = string(raw)
 	}
-	body := new(browserBody)
+	body := &a.body
 	if !p.object(func(key []byte) bool { return p.bodyField(body, key) }) {
 		return nil, false
 	}
@@ -32,9 +33,17 @@ func fastBrowserBody(raw []byte) (*browserBody, bool) {
 	return body, true
 }
 
+// bodyAlloc is a body with room for its first event: one allocation for
+// the tag's usual beacon, not two.
+type bodyAlloc struct {
+	body  browserBody
+	first [1]browserEvent
+}
+
 // bodyParser is a strict cursor over one JSON text.
 type bodyParser struct {
-	s []byte
+	s     []byte
+	first *[1]browserEvent // the first event's room
 	// src is s as one string whose substrings are the fields, or "" when
 	// s is larger than maxSharedBody: then each field is its own copy.
 	src string
@@ -136,7 +145,7 @@ func (p *bodyParser) bodyField(b *browserBody, key []byte) bool {
 			return false
 		}
 		outer := p.seen
-		b.Events = make([]browserEvent, 0, 1)
+		b.Events = p.first[:0:1]
 		if !p.eat(']') {
 			for {
 				b.Events = append(b.Events, browserEvent{})
@@ -254,6 +263,9 @@ func (p *bodyParser) plainString() ([]byte, bool) {
 	ascii := true
 	for j := start; j < len(p.s); j++ {
 		c := p.s[j]
+		if !strSpecial[c] { // most bytes: one look-up
+			continue
+		}
 		switch {
 		case c == '"':
 			v := p.s[start:j]
@@ -264,12 +276,21 @@ func (p *bodyParser) plainString() ([]byte, bool) {
 			return v, true
 		case c == '\\' || c < 0x20:
 			return nil, false
-		case c >= utf8.RuneSelf:
+		default: // c >= utf8.RuneSelf
 			ascii = false
 		}
 	}
 	return nil, false
 }
+
+// strSpecial marks the bytes plainString must look at: the closing quote,
+// a backslash, control characters and the bytes of non-ASCII runes.
+var strSpecial = func() (t [256]bool) {
+	for c := range t {
+		t[c] = c == '"' || c == '\\' || c < 0x20 || c >= utf8.RuneSelf
+	}
+	return t
+}()
 
 // smallInt reads an integer of at most 18 digits without sign or
 // fraction, as JSON writes it (no leading zeros).

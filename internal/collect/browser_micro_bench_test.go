@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"testing"
 
@@ -81,6 +82,45 @@ func BenchmarkIsBot(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		if IsBot(uas[i%len(uas)]) {
 			b.Fatal("a browser is a bot")
+		}
+	}
+}
+
+// loadBeacon is the body bench/loadgen sends in mode e: consent granted,
+// the page on the site's origin, a referrer.
+const loadBeacon = `{"consent":"granted","events":[{"id":"bench-000-000000000001-0","name":"PageView","ref":"https://www.google.com/","type":"event","url":"https://www.example.co.uk/products/shoes?color=red"}],"fbc":"","fbp":"fb.1.1596403881668.1116446470","lang":"en-US","v":1,"vid":"00000000000000000000000000000001"}`
+
+// BenchmarkBrowserHandlerProxied is the request of `bench/cmd/load -mode e`:
+// a third-party relay (its host is an address, so no cookies are set)
+// behind a trusted proxy that reports a new client address each time.
+func BenchmarkBrowserHandlerProxied(b *testing.B) {
+	bb := setupBrowser(b)
+	bb.b.OnCapture = nil
+	bb.b.PerIPRate = 0 // the default limit, as served
+	bb.b.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	bb.b.Pipeline = pipeline.New(nopOutbox{bb.db})
+	body := []byte(loadBeacon)
+	r := httptest.NewRequest(http.MethodPost, "/e?site=shop", nil)
+	r.Host = "127.0.0.1:8080"
+	r.RemoteAddr = "127.0.0.1:5000"
+	r.Header.Set("Origin", testOrigin)
+	r.Header.Set("Referer", testOrigin+"/")
+	r.Header.Set("User-Agent", testUA)
+	r.Header.Set("Content-Type", "text/plain;charset=UTF-8")
+	xff := make([]string, 1<<16)
+	for i := range xff {
+		xff[i] = "198.18." + strconv.Itoa(i>>8) + "." + strconv.Itoa(i&0xff)
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		r.Header["X-Forwarded-For"] = xff[i&0xffff : i&0xffff+1]
+		rr := *r
+		rr.Body = readCloser{bytes.NewReader(body)}
+		rr.ContentLength = int64(len(body))
+		w := httptest.NewRecorder()
+		bb.b.ServeHTTP(w, &rr)
+		if w.Code != http.StatusNoContent {
+			b.Fatalf("status %d: %s", w.Code, w.Body)
 		}
 	}
 }

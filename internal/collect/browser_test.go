@@ -570,7 +570,8 @@ func FuzzBrowserBody(f *testing.F) {
 			}
 			return
 		}
-		v := (&Browser{}).visit(r, site, body, netip.MustParseAddr("203.0.113.7"), testUA, time.Now(), testOrigin)
+		v := new(visit)
+		(&Browser{}).visit(v, r, site, body, netip.MustParseAddr("203.0.113.7"), testUA, time.Now())
 		for i := range body.Events {
 			e := &body.Events[i]
 			if e.Type == "" || e.Type == "event" {

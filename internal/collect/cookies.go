@@ -39,8 +39,20 @@ func newVisitorID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// cookieValue returns the value of the named request cookie, or "".
+// cookieValue returns the value of the named request cookie, or "". A
+// request whose Cookie headers do not contain the name at all has no such
+// cookie: only then are its cookies not parsed.
 func cookieValue(r *http.Request, name string) string {
+	found := false
+	for _, line := range r.Header["Cookie"] {
+		if strings.Contains(line, name) {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return ""
+	}
 	c, err := r.Cookie(name)
 	if err != nil {
 		return ""
@@ -48,22 +60,21 @@ func cookieValue(r *http.Request, name string) string {
 	return c.Value
 }
 
-// setBrowserCookie sets or refreshes a first-party cookie the tag can read:
-// Path=/, SameSite=Lax, Secure on https, not HttpOnly (the tag and Meta's
-// Pixel read _fbp/_fbc), on the registrable domain or host-only.
+// appendBrowserCookie appends the Set-Cookie value of a first-party cookie
+// the tag can read: Path=/, SameSite=Lax, Secure on https, not HttpOnly
+// (the tag and Meta's Pixel read _fbp/_fbc), on the registrable domain or
+// host-only. Nothing is appended for a name net/http refuses.
 //
-// The Set-Cookie value is written directly when nothing in it needs
-// net/http's checks (a token name, a value of plain cookie bytes, a domain
-// name net/http keeps, a positive Max-Age); anything else goes through
-// http.SetCookie. Both give the same header (FuzzSetBrowserCookie).
-func setBrowserCookie(w http.ResponseWriter, name, value string, d fbcookie.Domain, maxAge time.Duration, secure bool) {
+// The value is written directly when nothing in it needs net/http's checks
+// (a token name, a value of plain cookie bytes, a domain name net/http
+// keeps, a positive Max-Age); anything else is http.Cookie's String, which
+// http.SetCookie writes. Both give the same header (FuzzSetBrowserCookie).
+func appendBrowserCookie(b []byte, name, value string, d fbcookie.Domain, maxAge time.Duration, secure bool) []byte {
 	age := int(maxAge / time.Second)
 	if age <= 0 || !isCookieToken(name) || !plainCookieValue(value) || !d.HostOnly && !isCookieDomainName(d.Name) {
-		http.SetCookie(w, browserCookie(name, value, d, maxAge, secure))
-		return
+		return append(b, browserCookie(name, value, d, maxAge, secure).String()...)
 	}
-	var a [256]byte
-	b := append(a[:0], name...)
+	b = append(b, name...)
 	b = append(b, '=')
 	b = append(b, value...)
 	b = append(b, "; Path=/"...)
@@ -76,8 +87,7 @@ func setBrowserCookie(w http.ResponseWriter, name, value string, d fbcookie.Doma
 	if secure {
 		b = append(b, "; Secure"...)
 	}
-	b = append(b, "; SameSite=Lax"...)
-	w.Header().Add("Set-Cookie", string(b))
+	return append(b, "; SameSite=Lax"...)
 }
 
 func browserCookie(name, value string, d fbcookie.Domain, maxAge time.Duration, secure bool) *http.Cookie {

@@ -98,6 +98,16 @@ func lowerASCIIString(s string) string {
 	return s
 }
 
+// isDomainOrSub reports whether host is the domain d or one of its
+// subdomains: host == d || strings.HasSuffix(host, "."+d), without
+// building "."+d.
+func isDomainOrSub(host, d string) bool {
+	if len(host) == len(d) {
+		return host == d
+	}
+	return len(host) > len(d) && host[len(host)-len(d)-1] == '.' && host[len(host)-len(d):] == d
+}
+
 // queryParam is r.URL.Query().Get(key) (url.ParseQuery's rules: '&'
 // separates pairs, a pair with ';' is skipped, keys and values are
 // unescaped and the first value wins) without building the map; a query
