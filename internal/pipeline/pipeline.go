@@ -153,6 +153,7 @@ func (p *Pipeline) Prepare(ctx context.Context, ins []Input) *Prepared {
 	sh := new(shared)
 	for i := range ins {
 		in := &ins[i]
+		sh.left = len(ins) - i
 		ne, res := p.prepare(ctx, in, now, sh)
 		b.results[i] = res
 		if res.Status == "" {
@@ -206,16 +207,20 @@ type shared struct {
 	// events instead of an allocation each (the store seals a copy of each
 	// payload and lets the plaintext go, so they all live as long).
 	out []byte
+	// left is how many events of the Prepare are left, this one included:
+	// a block is never larger than they need, so the tag's one-event
+	// requests do not each allocate a whole block.
+	left int
 }
 
-// payloadBlock is the size of a block of payloads: about 40 of the load's
+// payloadBlock is the largest block of payloads: about 40 of the load's
 // events.
 const payloadBlock = 64 << 10
 
 // marshal is Marshal into sh.out.
 func (sh *shared) marshal(ev *event.Event) []byte {
 	if need := encodedSize(ev); cap(sh.out)-len(sh.out) < need {
-		sh.out = make([]byte, 0, max(need, payloadBlock))
+		sh.out = make([]byte, 0, max(need, min(payloadBlock, need*sh.left)))
 	}
 	start := len(sh.out)
 	sh.out = ev.AppendJSON(sh.out)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -63,5 +64,29 @@ func TestPreparePayloadsAreMarshal(t *testing.T) {
 		if !bytes.Equal(one.news[0].Payload, ne.Payload) {
 			t.Fatalf("payload %d prepared alone = %s, in a request = %s", j, one.news[0].Payload, ne.Payload)
 		}
+	}
+}
+
+// A request of one event (the tag's) does not allocate a whole payload
+// block: the block is sized to the events left.
+func TestPrepareOneEventAllocatesLittle(t *testing.T) {
+	now := time.Unix(1_760_000_000, 0)
+	site := &store.Site{Key: "s", DefaultRegion: "US"}
+	p := &Pipeline{Now: func() time.Time { return now }}
+	in := []Input{{Site: site, Path: "events[0]", Source: SourceBrowser}}
+	var ms0, ms1 runtime.MemStats
+	const n = 50
+	runtime.ReadMemStats(&ms0)
+	for range n {
+		in[0].Event = &event.Event{EventName: "PageView", EventTime: event.Time(now.Unix()), EventID: "e-1",
+			ActionSource: "website", EventSourceURL: "https://shop.example.com/x",
+			UserData: event.UserData{ClientUserAgent: "Mozilla/5.0", ClientIPAddress: "203.0.113.7"}}
+		if b := p.Prepare(context.Background(), in); len(b.news) != 1 {
+			t.Fatalf("Prepare kept %d events, want 1: %+v", len(b.news), b.results)
+		}
+	}
+	runtime.ReadMemStats(&ms1)
+	if per := (ms1.TotalAlloc - ms0.TotalAlloc) / n; per > payloadBlock/4 {
+		t.Fatalf("Prepare of one event allocated %d bytes, want well under a payload block (%d)", per, payloadBlock)
 	}
 }
