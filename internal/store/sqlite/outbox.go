@@ -252,8 +252,8 @@ var rowSizes = [...]int{512, 256, 128, 64, 32, 16, 8, 4, 2, 1}
 
 // insertStmts are the writer's prepared statements, one per row size.
 type insertStmts struct {
-	seq, seenRow, catchUp, overflowAny *sql.Stmt
-	seen, overflow, outbox, payload    [len(rowSizes)]*sql.Stmt
+	state, seenRow, catchUp         *sql.Stmt
+	seen, overflow, outbox, payload [len(rowSizes)]*sql.Stmt
 }
 
 func (db *DB) prepareInserts(ctx context.Context) error {
@@ -267,10 +267,11 @@ func (db *DB) prepareInserts(ctx context.Context) error {
 		return st
 	}
 	st := &insertStmts{}
-	st.seq = prep(`SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name='outbox'), 0)`)
+	// What a group needs to know first, in one statement: whether the
+	// overflow table holds keys, and the last outbox id handed out.
+	st.state = prep(`SELECT EXISTS (SELECT 1 FROM seen), coalesce((SELECT seq FROM sqlite_sequence WHERE name='outbox'), 0)`)
 	st.seenRow = prep(`SELECT site_key, event_name, event_id, seen_at FROM seen_log WHERE id=?`)
 	st.catchUp = prep(catchUpQuery)
-	st.overflowAny = prep(`SELECT EXISTS (SELECT 1 FROM seen)`)
 	for i, n := range rowSizes {
 		st.seen[i] = prep(`INSERT INTO seen_log (id, site_key, event_name, event_id, seen_at) VALUES ` + tuples(n, "(?,?,?,?,?)"))
 		// A key is new (inserted) or stale (older than the window, so
@@ -290,7 +291,7 @@ func (db *DB) prepareInserts(ctx context.Context) error {
 }
 
 func (st *insertStmts) close() {
-	all := []*sql.Stmt{st.seq, st.seenRow, st.catchUp, st.overflowAny}
+	all := []*sql.Stmt{st.state, st.seenRow, st.catchUp}
 	for i := range rowSizes {
 		all = append(all, st.seen[i], st.overflow[i], st.outbox[i], st.payload[i])
 	}
@@ -392,7 +393,7 @@ func (db *DB) insertGroup(batch []*enqueueReq) (err error) {
 	now := db.now()
 	nowMS, cutoff := ms(now), ms(now.Add(-store.DedupWindow))
 	st := db.ins
-	args := make([]any, 0, rowSizes[0]*11)
+	args := make([]any, 0, min(len(all), rowSizes[0])*11)
 
 	// Dedup (dedup.go), under the write lock: first the keys other
 	// processes appended, then each event against committed and pending
@@ -411,9 +412,12 @@ func (db *DB) insertGroup(batch []*enqueueReq) (err error) {
 	}
 	// Past the index's bound, or while the overflow table still holds
 	// keys of the window, new keys go to the overflow table (by upsert)
-	// instead of the index; the index is still asked first.
+	// instead of the index; the index is still asked first. The writer
+	// is the only one inserting outbox rows while it holds the write lock,
+	// so it numbers them itself from seq instead of reading them back.
 	var overflow bool
-	if err := tx.StmtContext(ctx, st.overflowAny).QueryRowContext(ctx).Scan(&overflow); err != nil {
+	var seq int64
+	if err := tx.StmtContext(ctx, st.state).QueryRowContext(ctx).Scan(&overflow, &seq); err != nil {
 		return mapErr(err)
 	}
 	overflow = overflow || d.full()
@@ -466,12 +470,6 @@ func (db *DB) insertGroup(batch []*enqueueReq) (err error) {
 	}
 	if len(accepted) == 0 {
 		return mapErr(tx.Commit())
-	}
-	// The writer is the only one inserting outbox rows and holds the
-	// write lock, so it numbers them itself instead of reading them back.
-	var seq int64
-	if err := tx.StmtContext(ctx, st.seq).QueryRowContext(ctx).Scan(&seq); err != nil {
-		return mapErr(err)
 	}
 	for j, rf := range accepted {
 		rf.r.res[rf.i] = store.EnqueueResult{Status: store.Accepted, ID: seq + 1 + int64(j)}
