@@ -141,7 +141,8 @@ func TestDuplicateDeliveredOnce(t *testing.T) {
 		"capirelay_dedup_keys_in_memory 2",
 		// Three posts, one group commit each, the duplicate's included.
 		"capirelay_store_commit_events_sum 3", "capirelay_store_commit_events_count 3",
-		"capirelay_store_commit_seconds_bucket", "capirelay_store_sync_seconds_bucket"} {
+		"capirelay_store_commit_seconds_bucket", "capirelay_store_sync_seconds_bucket",
+		"capirelay_ingest_request_seconds_count{endpoint=\"events\"} 3"} {
 		if !strings.Contains(string(m), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

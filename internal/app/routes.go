@@ -53,7 +53,7 @@ func (a *App) routes() (http.Handler, error) {
 	mux.Handle("GET /{$}", http.RedirectHandler("/admin/", http.StatusFound))
 	server := &collect.Server{Sites: a.Store, Pipeline: a.Pipeline, Metrics: a.Metrics, Logger: a.Logger, Notify: a.Dispatcher.Notify}
 	// Bounded work in progress keeps memory flat when the store falls behind.
-	mux.Handle("POST /v1/events", collect.Limit(http.HandlerFunc(server.ServeEvents), 64, time.Second))
+	mux.Handle("POST /v1/events", a.Metrics.Timed("events", collect.Limit(http.HandlerFunc(server.ServeEvents), 64, time.Second)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write([]byte("ok\n"))
@@ -73,7 +73,7 @@ func (a *App) routes() (http.Handler, error) {
 	mux.Handle("GET /t.js", &tag.Handler{Logger: a.Logger, ConfigFunc: a.tagConfig})
 	browser := &collect.Browser{Sites: a.Store, Pipeline: a.Pipeline, Metrics: a.Metrics, Logger: a.Logger,
 		TrustedProxies: a.Config.TrustedProxies, Notify: a.Dispatcher.Notify, OnCapture: a.capture}
-	mux.Handle("POST /e", collect.Limit(browser, 512, time.Second))
+	mux.Handle("POST /e", a.Metrics.Timed("e", collect.Limit(browser, 512, time.Second)))
 	mux.Handle("OPTIONS /e", browser)
 	if a.Config.Demo {
 		mux.HandleFunc("GET /demo", serveDemo)
@@ -87,7 +87,7 @@ func (a *App) routes() (http.Handler, error) {
 	// The Graph-compatible alias POST /vNN.0/{pixel}/events is matched
 	// before the mux: as a mux pattern it would overlap /admin/.
 	graph := http.NewServeMux()
-	graph.Handle("POST /{version}/{pixel}/events", collect.Limit(http.HandlerFunc(server.ServeGraph), 64, time.Second))
+	graph.Handle("POST /{version}/{pixel}/events", a.Metrics.Timed("graph", collect.Limit(http.HandlerFunc(server.ServeGraph), 64, time.Second)))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && graphPath(r.URL.Path) {
 			graph.ServeHTTP(w, r)

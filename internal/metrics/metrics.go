@@ -5,6 +5,7 @@ package metrics
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -28,9 +29,13 @@ type Metrics struct {
 	SitePaused   *prometheus.GaugeVec     // 1 when paused, by site
 	GraphLatency *prometheus.HistogramVec // Graph API request latency, by outcome
 	HTTPRequests *prometheus.CounterVec   // by route, code
-	TokenInvalid *prometheus.GaugeVec     // 1 when the token check failed, by site
-	Webhooks     *prometheus.CounterVec   // partial lead webhooks, by outcome
-	PartialLeads *prometheus.CounterVec   // by site
+	// IngestLatency is the time an ingest request takes in the relay, from
+	// its handler's start to its answer (after the durable commit), by
+	// endpoint: "e", "events" or "graph".
+	IngestLatency *prometheus.HistogramVec
+	TokenInvalid  *prometheus.GaugeVec   // 1 when the token check failed, by site
+	Webhooks      *prometheus.CounterVec // partial lead webhooks, by outcome
+	PartialLeads  *prometheus.CounterVec // by site
 }
 
 // New builds and registers every collector, plus Go and process collectors.
@@ -63,6 +68,10 @@ func New() *Metrics {
 	m.GraphLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "capirelay", Name: "graph_request_seconds",
 		Help: "Graph API request latency.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 12)}, []string{"outcome"})
 	r.MustRegister(m.GraphLatency)
+	m.IngestLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "capirelay", Name: "ingest_request_seconds",
+		Help:    "Time an ingest request takes in the relay, up to its answer after the durable commit, by endpoint (e, events, graph).",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, []string{"endpoint"})
+	r.MustRegister(m.IngestLatency)
 	m.HTTPRequests = f("http_requests_total", "HTTP requests, by route and status code.", "route", "code")
 	m.Webhooks = f("webhook_deliveries_total", "Partial lead webhook deliveries, by outcome.", "outcome")
 	m.PartialLeads = f("partial_leads_total", "Partial leads created.", "site")
@@ -73,4 +82,14 @@ func New() *Metrics {
 // Handler serves /metrics.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}
+
+// Timed observes the time h takes into IngestLatency under endpoint.
+func (m *Metrics) Timed(endpoint string, h http.Handler) http.Handler {
+	obs := m.IngestLatency.WithLabelValues(endpoint)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		h.ServeHTTP(w, r)
+		obs.Observe(time.Since(start).Seconds())
+	})
 }

@@ -20,6 +20,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"time"
 
 	"github.com/capirelay/capirelay/bench/loadgen"
@@ -50,6 +51,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&cfg.Rate, "rate", 0, "requests per second in total (0: as fast as possible)")
 	inproc := fs.Bool("inprocess", false, "start a relay in this process on a temporary data directory, delivering to a local sink")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process (relay included with -inprocess)")
+	traceOut := fs.String("trace", "", "write a Go execution trace of this process (relay included with -inprocess): go tool trace -pprof=sched FILE shows where goroutines waited")
 	memprofile := fs.String("memprofile", "", "write a heap profile of this process at the end (relay included with -inprocess)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := fs.Parse(args); err != nil {
@@ -82,6 +84,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *traceOut != "" {
+		f, err := os.Create(*traceOut)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			return err
+		}
+		defer trace.Stop()
 	}
 	res, err := loadgen.Run(ctx, cfg)
 	if err != nil {
