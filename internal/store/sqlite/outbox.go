@@ -246,9 +246,11 @@ func (db *DB) syncWAL(f *os.File) (*os.File, error) {
 // A group is cut greedily into pieces of these sizes, so every statement
 // the writer runs is parsed once, at Open (SQLite allows 32766 bound
 // variables; the outbox insert takes 11 per row). Powers of two cut a
-// group of n rows into popcount(n) statements at most one size apart: a
-// group of 37 tag beacons is 3 statements per table, not 20.
-var rowSizes = [...]int{512, 256, 128, 64, 32, 16, 8, 4, 2, 1}
+// group into few statements (a group of 37 tag beacons is 3 per table, not
+// 20), and every size below 8 has its own, so the small groups of the tag
+// at moderate load (a handful of beacons) take one statement per table: a
+// statement's execution costs about as much as inserting a few rows.
+var rowSizes = [...]int{512, 256, 128, 64, 32, 16, 8, 7, 6, 5, 4, 3, 2, 1}
 
 // insertStmts are the writer's prepared statements, one per row size.
 type insertStmts struct {
@@ -268,8 +270,10 @@ func (db *DB) prepareInserts(ctx context.Context) error {
 	}
 	st := &insertStmts{}
 	// What a group needs to know first, in one statement: whether the
-	// overflow table holds keys, and the last outbox id handed out.
-	st.state = prep(`SELECT EXISTS (SELECT 1 FROM seen), coalesce((SELECT seq FROM sqlite_sequence WHERE name='outbox'), 0)`)
+	// overflow table holds keys, the last outbox id handed out, and the
+	// last dedup key appended (by anyone).
+	st.state = prep(`SELECT EXISTS (SELECT 1 FROM seen), coalesce((SELECT seq FROM sqlite_sequence WHERE name='outbox'), 0),
+		coalesce((SELECT max(id) FROM seen_log), 0)`)
 	st.seenRow = prep(`SELECT site_key, event_name, event_id, seen_at FROM seen_log WHERE id=?`)
 	st.catchUp = prep(catchUpQuery)
 	for i, n := range rowSizes {
@@ -406,19 +410,23 @@ func (db *DB) insertGroup(batch []*enqueueReq) (err error) {
 			d.reset()
 		}
 	}()
-	caughtUp := func(after int64) (*sql.Rows, error) { return tx.StmtContext(ctx, st.catchUp).QueryContext(ctx, after) }
-	if err := d.catchUp(caughtUp, cutoff); err != nil {
-		return err
-	}
 	// Past the index's bound, or while the overflow table still holds
 	// keys of the window, new keys go to the overflow table (by upsert)
 	// instead of the index; the index is still asked first. The writer
 	// is the only one inserting outbox rows while it holds the write lock,
 	// so it numbers them itself from seq instead of reading them back.
 	var overflow bool
-	var seq int64
-	if err := tx.StmtContext(ctx, st.state).QueryRowContext(ctx).Scan(&overflow, &seq); err != nil {
+	var seq, lastSeen int64
+	if err := tx.StmtContext(ctx, st.state).QueryRowContext(ctx).Scan(&overflow, &seq, &lastSeen); err != nil {
 		return mapErr(err)
+	}
+	// Keys appended since the index last looked (by another process, or
+	// all of them after a reset) are read first.
+	if lastSeen > d.last {
+		caughtUp := func(after int64) (*sql.Rows, error) { return tx.StmtContext(ctx, st.catchUp).QueryContext(ctx, after) }
+		if err := d.catchUp(caughtUp, cutoff); err != nil {
+			return err
+		}
 	}
 	overflow = overflow || d.full()
 	base := d.last
