@@ -88,6 +88,29 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 
 	var acked int64 // every event a 2xx acknowledged, warm-ups included
 	base := loadgen.Config{URL: rel.URL, APIKey: rel.APIKey, Site: rel.SiteKey, Concurrency: 64, EventsPerRequest: 100}
+	// relaySide is the relay's own latency over a phase, read from its
+	// capirelay_ingest_request_seconds histogram: the load generator
+	// shares the CPUs, so its latencies include time the relay never saw.
+	relaySide := func(cfg loadgen.Config, run func() (*loadgen.Result, error)) (*loadgen.Result, *relayLatency, error) {
+		endpoint := "events"
+		if cfg.Mode == loadgen.ModeBrowser {
+			endpoint = "e"
+		}
+		before, errB := scrapeLatency(ctx, rel.URL, endpoint)
+		res, err := run()
+		if err != nil || errB != nil {
+			return res, nil, err
+		}
+		after, err := scrapeLatency(ctx, rel.URL, endpoint)
+		if err != nil {
+			logf("relay-side latency: %v", err)
+			return res, nil, nil
+		}
+		var rl relayLatency
+		rl.p50, rl.ok50 = after.quantileSince(before, 0.5)
+		rl.p99, rl.ok99 = after.quantileSince(before, 0.99)
+		return res, &rl, nil
+	}
 	phase := func(name string, cfg loadgen.Config, warm bool) (*loadgen.Result, error) {
 		if warm && o.warmup > 0 {
 			w := cfg
@@ -145,7 +168,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		half := v1
 		half.Rate = rep.ingest.RequestsPerSec() / 2
 		settle("/v1/events at half rate")
-		if rep.ingestHalf, err = phase("/v1/events at half rate", half, false); err != nil {
+		if rep.ingestHalf, rep.ingestHalfRelay, err = relaySide(half, func() (*loadgen.Result, error) { return phase("/v1/events at half rate", half, false) }); err != nil {
 			return err
 		}
 	}
@@ -153,7 +176,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		half := browser
 		half.Rate = rep.browser.RequestsPerSec() / 2
 		settle("/e at half rate")
-		if rep.browserHalf, err = phase("/e at half rate", half, false); err != nil {
+		if rep.browserHalf, rep.browserHalfRelay, err = relaySide(half, func() (*loadgen.Result, error) { return phase("/e at half rate", half, false) }); err != nil {
 			return err
 		}
 	}
