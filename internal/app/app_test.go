@@ -453,3 +453,25 @@ func TestDedupIndexKeysSetting(t *testing.T) {
 		t.Fatalf("the index holds %d keys, want the configured 2", n)
 	}
 }
+
+// A batch's worth of events queued by several small requests is sent as
+// soon as it is complete, not at the next linger tick.
+func TestFullBatchSentBeforeTheLinger(t *testing.T) {
+	r := newRelay(t, func(a *App) {
+		a.Dispatcher.Linger = time.Hour
+		a.Dispatcher.BatchSize = 10
+	})
+	_, key := r.addSite(t, "222", "tok")
+	now := time.Now()
+	for i := range 3 {
+		var evs []map[string]any
+		for j := range 4 {
+			evs = append(evs, serverEvent(fmt.Sprintf("batch-%d-%d", i, j), now))
+		}
+		if code, out := r.post(t, key, evs...); code != 200 {
+			t.Fatalf("post %d: %d %v", i, code, out)
+		}
+	}
+	// 12 queued in requests of 4: one full batch of 10 goes out now.
+	waitFor(t, 5*time.Second, "a full batch", func() bool { return len(r.graph.Events("222")) >= 10 })
+}

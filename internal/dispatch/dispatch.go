@@ -74,14 +74,16 @@ type Dispatcher struct {
 	Now         func() time.Time
 	Rand        func() float64 // in [0,1); jitter
 
-	wake    chan struct{}
-	mu      sync.Mutex
-	running map[string]bool
-	sites   sync.Map // site key → *sync.Mutex held across a RunOnce
-	wg      sync.WaitGroup
-	cancel  context.CancelFunc
-	done    chan struct{}
-	stopped sync.Once
+	mu       sync.Mutex
+	running  map[string]bool
+	queued   map[string]int  // events queued per site since its last drain started (Notify)
+	ctx      context.Context // the loop's, for drains Notify starts
+	stopping bool
+	sites    sync.Map // site key → *sync.Mutex held across a RunOnce
+	wg       sync.WaitGroup
+	cancel   context.CancelFunc
+	done     chan struct{}
+	stopped  sync.Once
 }
 
 func (d *Dispatcher) defaults() {
@@ -117,22 +119,32 @@ func (d *Dispatcher) defaults() {
 // Start begins delivering in the background until Stop.
 func (d *Dispatcher) Start(ctx context.Context) {
 	d.defaults()
-	d.wake = make(chan struct{}, 1)
-	d.running = map[string]bool{}
 	d.done = make(chan struct{})
 	ctx, d.cancel = context.WithCancel(ctx)
+	d.mu.Lock() // Notify may already be called
+	d.running = map[string]bool{}
+	d.queued = map[string]int{}
+	d.ctx = ctx
+	d.mu.Unlock()
 	go d.loop(ctx)
 }
 
-// Notify tells the dispatcher that events were enqueued, so a full batch is
-// sent without waiting for the linger.
+// Notify tells the dispatcher that a site queued n events. Once a batch's
+// worth has queued since the site's last drain started, the site is
+// drained at once instead of at the next linger tick: batches go out as
+// they fill, spread over the second, rather than all at once each tick,
+// which held up ingest (the store's writer and the CPUs) in bursts.
 func (d *Dispatcher) Notify(site string, n int) {
-	if n < d.BatchSize/2 || d.wake == nil {
+	d.mu.Lock()
+	if d.queued == nil { // not started
+		d.mu.Unlock()
 		return
 	}
-	select {
-	case d.wake <- struct{}{}:
-	default:
+	d.queued[site] += n
+	full := d.queued[site] >= d.BatchSize
+	d.mu.Unlock()
+	if full {
+		d.startDrain(site)
 	}
 }
 
@@ -145,6 +157,9 @@ func (d *Dispatcher) Stop() {
 		}
 		d.cancel()
 		<-d.done
+		d.mu.Lock()
+		d.stopping = true // no drain starts after this
+		d.mu.Unlock()
 		d.wg.Wait()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -164,7 +179,6 @@ func (d *Dispatcher) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		case <-d.wake:
 		case <-gauge.C:
 			d.updateDepth(ctx)
 			continue
@@ -182,24 +196,30 @@ func (d *Dispatcher) tick(ctx context.Context) {
 		return
 	}
 	for _, key := range due {
-		d.mu.Lock()
-		if d.running[key] {
-			d.mu.Unlock()
-			continue
-		}
-		d.running[key] = true
-		d.mu.Unlock()
-		d.wg.Add(1)
-		go func() {
-			defer d.wg.Done()
-			defer func() {
-				d.mu.Lock()
-				delete(d.running, key)
-				d.mu.Unlock()
-			}()
-			d.drain(ctx, key)
-		}()
+		d.startDrain(key)
 	}
+}
+
+// startDrain drains a site on its own goroutine unless one already does.
+func (d *Dispatcher) startDrain(key string) {
+	d.mu.Lock()
+	if d.running[key] || d.stopping || d.ctx.Err() != nil {
+		d.mu.Unlock()
+		return
+	}
+	d.running[key] = true
+	d.queued[key] = 0
+	d.wg.Add(1)
+	d.mu.Unlock()
+	go func() {
+		defer d.wg.Done()
+		defer func() {
+			d.mu.Lock()
+			delete(d.running, key)
+			d.mu.Unlock()
+		}()
+		d.drain(d.ctx, key)
+	}()
 }
 
 func (d *Dispatcher) updateDepth(ctx context.Context) {
