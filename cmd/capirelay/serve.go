@@ -25,6 +25,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		// live heap stays well under it. GOMEMLIMIT overrides.
 		debug.SetMemoryLimit(memoryLimit(cfg))
 	}
+	if getenv("GOGC") == "" {
+		// With the soft limit capping the heap, the GC need not run
+		// every time the heap doubles: a small live heap (a quiet relay)
+		// may grow fivefold first. GOGC overrides.
+		debug.SetGCPercent(defaultGCPercent)
+	}
 	level := slog.LevelInfo
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
@@ -64,6 +70,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 // process near 120 MiB with the same throughput as 100 MiB (which let it
 // reach 147 MiB); 64 MiB cost 15% of throughput in GC.
 const defaultMemoryLimit = 80 << 20
+
+// defaultGCPercent is serve's GOGC when the variable is unset. Measured with
+// the binary on 2 CPUs: /v1/events used 37–41 µs of CPU per event at 400
+// against 43–45 µs at Go's 100, and /e 124–132 µs per request against
+// 125–158 µs, at the same peak RSS (the soft limit bounds the heap either
+// way; only a quiet relay's heap is larger, up to the limit).
+const defaultGCPercent = 400
 
 // memoryLimit is defaultMemoryLimit plus the memory of a dedup index set
 // larger than the default, so a bigger index does not make the GC run
