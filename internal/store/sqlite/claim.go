@@ -192,16 +192,9 @@ func (db *DB) dueIDs(ctx context.Context, tx *sql.Tx, siteKey string, nowMS int6
 // out. A run of consecutive ids is one range read; the scattered rest is
 // read with IN lists.
 func (db *DB) itemsByID(ctx context.Context, tx *sql.Tx, site string, ids []int64) ([]store.Item, error) {
-	slices.Sort(ids)
 	items := make([]store.Item, 0, len(ids))
-	var scattered []int64
-	for _, r := range runs(ids) {
-		if r.hi-r.lo+1 < minRun {
-			for id := r.lo; id <= r.hi; id++ {
-				scattered = append(scattered, id)
-			}
-			continue
-		}
+	long, scattered := splitRuns(ids)
+	for _, r := range long {
 		st, err := db.prepared(ctx, claimRangeQuery)
 		if err != nil {
 			return nil, err
@@ -231,6 +224,22 @@ func (db *DB) itemsByID(ctx context.Context, tx *sql.Tx, site string, ids []int6
 	}
 	sortItems(items)
 	return items, nil
+}
+
+// splitRuns sorts ids and splits them into the runs of at least minRun
+// consecutive ids, each read or written with one BETWEEN, and the rest.
+func splitRuns(ids []int64) (long []idRun, rest []int64) {
+	slices.Sort(ids)
+	for _, r := range runs(ids) {
+		if r.hi-r.lo+1 >= minRun {
+			long = append(long, r)
+			continue
+		}
+		for id := r.lo; id <= r.hi; id++ {
+			rest = append(rest, id)
+		}
+	}
+	return long, rest
 }
 
 // idRun is the ids lo..hi, all included.

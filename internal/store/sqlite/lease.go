@@ -154,15 +154,8 @@ func (db *DB) Complete(ctx context.Context, owner string, outs []store.Outcome, 
 	for g, ids := range delivered {
 		// Every id of a run is in the group, so leased to owner: the
 		// range names exactly the run's items.
-		slices.Sort(ids)
-		var scattered []any
-		for _, r := range runs(ids) {
-			if r.hi-r.lo+1 < minRun {
-				for id := r.lo; id <= r.hi; id++ {
-					scattered = append(scattered, id)
-				}
-				continue
-			}
+		long, rest := splitRuns(ids)
+		for _, r := range long {
 			if ranged == nil {
 				ranged = tx.StmtContext(ctx, st.deliveredRange)
 			}
@@ -170,11 +163,13 @@ func (db *DB) Complete(ctx context.Context, owner string, outs []store.Outcome, 
 				return fmt.Errorf("complete delivered: %w", mapErr(err))
 			}
 		}
-		for len(scattered) > 0 {
-			n := min(len(scattered), 900)
-			chunk := scattered[:n]
-			scattered = scattered[n:]
-			args := append([]any{g.trace, ms(now), g.attempts}, chunk...)
+		for len(rest) > 0 {
+			n := min(len(rest), 900)
+			args := []any{g.trace, ms(now), g.attempts}
+			for _, id := range rest[:n] {
+				args = append(args, id)
+			}
+			rest = rest[n:]
 			q := `UPDATE outbox SET state='delivered', trace_id=?, delivered_at=?, attempts=?, last_error='', lease_owner=''
 				WHERE state IN ('pending','inflight') AND id IN (` + placeholders(n) + `)`
 			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
