@@ -19,52 +19,15 @@ func DecodeBatch(body []byte) (Envelope, []*Event, bool) {
 	var env Envelope
 	var evs []*Event
 	d := fastDecoder{b: body, s: string(body), alias: true}
-	if d.peek() != '{' {
-		return Envelope{}, nil, false
-	}
-	var seen uint8
-	ok := d.object(func(key []byte) bool {
-		var bit uint8
-		var dst *string
-		switch string(key) {
-		case "data":
-			if seen&1 != 0 || d.peek() != '[' {
-				return false
-			}
-			seen |= 1
-			start := d.i
-			var ok bool
-			if evs, ok = d.events(); !ok {
-				return false
-			}
-			env.Data = body[start:d.i:d.i]
-			return true
-		case "test_event_code":
-			bit, dst = 1<<1, &env.TestEventCode
-		case "access_token":
-			bit, dst = 1<<2, &env.AccessToken
-		case "partner_agent":
-			bit, dst = 1<<3, &env.PartnerAgent
-		case "namespace_id":
-			bit, dst = 1<<4, &env.NamespaceID
-		case "upload_id":
-			bit, dst = 1<<5, &env.UploadID
-		case "upload_tag":
-			bit, dst = 1<<6, &env.UploadTag
-		case "upload_source":
-			bit, dst = 1<<7, &env.UploadSource
-		default:
+	hasData, ok := d.envelope(&env, func() bool {
+		if d.peek() != '[' {
 			return false
 		}
-		if seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		s, ok := d.stringField(nil)
-		*dst = s
+		var ok bool
+		evs, ok = d.events()
 		return ok
 	})
-	if !ok || seen&1 == 0 || d.peek() != 0 || d.i != len(body) {
+	if !ok || !hasData {
 		return Envelope{}, nil, false
 	}
 	return env, evs, true

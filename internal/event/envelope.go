@@ -26,11 +26,22 @@ type Envelope struct {
 func DecodeEnvelope(body []byte) (Envelope, bool) {
 	var env Envelope
 	d := fastDecoder{b: body}
-	if d.peek() != '{' {
+	if _, ok := d.envelope(&env, func() bool { return d.skip(1) }); !ok {
 		return Envelope{}, false
 	}
+	return env, true
+}
+
+// envelope reads the request object that is the whole of d.b into env,
+// data's value with readData (called at its first byte, it leaves d.i past
+// the value); it reports whether data was there and whether the body was
+// read exactly (each key once, no other key, nothing after the object).
+func (d *fastDecoder) envelope(env *Envelope, readData func() bool) (hasData, ok bool) {
+	if d.peek() != '{' {
+		return false, false
+	}
 	var seen uint8
-	ok := d.object(func(key []byte) bool {
+	ok = d.object(func(key []byte) bool {
 		var bit uint8
 		var dst *string
 		switch string(key) {
@@ -40,10 +51,10 @@ func DecodeEnvelope(body []byte) (Envelope, bool) {
 			}
 			seen |= 1
 			start := d.i
-			if !d.skip(1) {
+			if !readData() {
 				return false
 			}
-			env.Data = body[start:d.i:d.i]
+			env.Data = d.b[start:d.i:d.i]
 			return true
 		case "test_event_code":
 			bit, dst = 1<<1, &env.TestEventCode
@@ -70,8 +81,8 @@ func DecodeEnvelope(body []byte) (Envelope, bool) {
 		*dst = s
 		return ok
 	})
-	if !ok || d.peek() != 0 || d.i != len(body) {
-		return Envelope{}, false
+	if !ok || d.peek() != 0 || d.i != len(d.b) {
+		return false, false
 	}
-	return env, true
+	return seen&1 != 0, true
 }
