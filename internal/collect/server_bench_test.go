@@ -8,12 +8,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/capirelay/capirelay/internal/identity"
+	"github.com/capirelay/capirelay/internal/identity/identitytest"
 	"github.com/capirelay/capirelay/internal/pipeline"
 	"github.com/capirelay/capirelay/internal/store"
 )
@@ -41,57 +40,6 @@ func (s serverBenchSites) SiteByAPIKeyHash(_ context.Context, hash string) (*sto
 		return nil, store.ErrNotFound
 	}
 	return s.site, nil
-}
-
-// serverBenchIdentities keeps identities in memory, as a store would.
-type serverBenchIdentities struct {
-	mu  sync.Mutex
-	ids map[[2]string]*store.Identity
-}
-
-func (m *serverBenchIdentities) Identity(_ context.Context, site, visitor string) (*store.Identity, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	id := m.ids[[2]string{site, visitor}]
-	if id == nil {
-		return nil, store.ErrNotFound
-	}
-	c := &store.Identity{SiteKey: site, VisitorID: visitor}
-	c.Merge(id)
-	return c, nil
-}
-
-func (m *serverBenchIdentities) VisitorsByHash(_ context.Context, site, key, hash string) ([]string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var vs []string
-	for k, id := range m.ids {
-		if k[0] == site && slices.Contains(id.Hashes[key], hash) {
-			vs = append(vs, k[1])
-		}
-	}
-	return vs, nil
-}
-
-func (m *serverBenchIdentities) LearnIdentity(ctx context.Context, id *store.Identity) error {
-	return m.LearnIdentities(ctx, []*store.Identity{id})
-}
-
-func (m *serverBenchIdentities) LearnIdentities(_ context.Context, ids []*store.Identity) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, id := range ids {
-		k := [2]string{id.SiteKey, id.VisitorID}
-		if m.ids[k] == nil {
-			m.ids[k] = &store.Identity{SiteKey: id.SiteKey, VisitorID: id.VisitorID}
-		}
-		m.ids[k].Merge(id)
-	}
-	return nil
-}
-
-func (m *serverBenchIdentities) KnownKeys(_ context.Context, since time.Time, _ func(site, kind, value string)) (time.Time, error) {
-	return since, nil
 }
 
 // serverBenchBody is what bench/cmd/load sends to /v1/events: n fully
@@ -128,7 +76,7 @@ func BenchmarkServeEvents(b *testing.B) {
 	defer cancel()
 	const key = APIKeyPrefix + "bench"
 	site := &store.Site{Key: "sbench", APIKeyHash: HashAPIKey(key), DefaultRegion: "US"}
-	ids := identity.New(&serverBenchIdentities{ids: map[[2]string]*store.Identity{}}, slog.New(slog.DiscardHandler))
+	ids := identity.New(&identitytest.Mem{}, slog.New(slog.DiscardHandler))
 	go ids.Run(ctx)
 	p := pipeline.New(serverBenchOutbox{})
 	p.Enricher, p.Observer = ids, ids

@@ -5,12 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/capirelay/capirelay/internal/event"
+	"github.com/capirelay/capirelay/internal/identity/identitytest"
 	"github.com/capirelay/capirelay/internal/pipeline"
 	"github.com/capirelay/capirelay/internal/store"
 )
@@ -26,64 +25,13 @@ func (memOutbox) Enqueue(ctx context.Context, evs []store.NewEvent) ([]store.Enq
 	return out, nil
 }
 
-// memIdentities keeps identities in memory, as a store would.
-type memIdentities struct {
-	mu  sync.Mutex
-	ids map[[2]string]*store.Identity
-}
-
-func (m *memIdentities) Identity(ctx context.Context, site, visitor string) (*store.Identity, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	id := m.ids[[2]string{site, visitor}]
-	if id == nil {
-		return nil, store.ErrNotFound
-	}
-	c := &store.Identity{SiteKey: site, VisitorID: visitor}
-	c.Merge(id)
-	return c, nil
-}
-
-func (m *memIdentities) VisitorsByHash(ctx context.Context, site, key, hash string) ([]string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var vs []string
-	for k, id := range m.ids {
-		if k[0] == site && slices.Contains(id.Hashes[key], hash) {
-			vs = append(vs, k[1])
-		}
-	}
-	return vs, nil
-}
-
-func (m *memIdentities) LearnIdentity(ctx context.Context, id *store.Identity) error {
-	return m.LearnIdentities(ctx, []*store.Identity{id})
-}
-
-func (m *memIdentities) LearnIdentities(ctx context.Context, ids []*store.Identity) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, id := range ids {
-		k := [2]string{id.SiteKey, id.VisitorID}
-		if m.ids[k] == nil {
-			m.ids[k] = &store.Identity{SiteKey: id.SiteKey, VisitorID: id.VisitorID}
-		}
-		m.ids[k].Merge(id)
-	}
-	return nil
-}
-
-func (m *memIdentities) KnownKeys(ctx context.Context, since time.Time, fn func(site, kind, value string)) (time.Time, error) {
-	return since, nil
-}
-
 // BenchmarkSubmitReturning runs the pipeline with identity stitching over
 // 100 returning customers' fully populated raw Purchase events (as
 // bench/cmd/load sends them), stores in memory. One op is one event.
 func BenchmarkSubmitReturning(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	s := New(&memIdentities{ids: map[[2]string]*store.Identity{}}, slog.New(slog.DiscardHandler))
+	s := New(&identitytest.Mem{}, slog.New(slog.DiscardHandler))
 	go s.Run(ctx)
 	p := pipeline.New(memOutbox{})
 	p.Enricher, p.Observer = s, s
