@@ -267,7 +267,7 @@ func newWorker(cfg *Config, w int) (*worker, error) {
 	switch cfg.Mode {
 	case ModeServer:
 		wk.events = cfg.EventsPerRequest
-		body = serverBody(marker, cfg.EventsPerRequest)
+		body = ServerBody(marker, cfg.EventsPerRequest)
 		wk.conn, err = newConn(cfg.URL+"/v1/events", [][2]string{
 			{"Content-Type", "application/json"}, {"Authorization", "Bearer " + cfg.APIKey}})
 	case ModeBrowser:
@@ -323,9 +323,10 @@ func (wk *worker) lastBody() string {
 	return string(bytes.TrimSpace(b))
 }
 
-// serverBody is a /v1/events request of n fully populated website
-// purchases with raw user_data; event ids are marker-<j>.
-func serverBody(marker string, n int) []byte {
+// ServerBody is a /v1/events request of n fully populated website
+// purchases with raw user_data; event ids are marker-<j>. Benchmarks of the
+// handler use it too, so they measure the body the load sends.
+func ServerBody(marker string, n int) []byte {
 	now := time.Now().Unix()
 	evs := make([]map[string]any, n)
 	for j := range evs {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/capirelay/capirelay/bench/loadgen"
 	"github.com/capirelay/capirelay/internal/event"
 )
 
@@ -49,7 +50,7 @@ var batchSeeds = []string{
 // whenever it takes a body, encoding/json and decodeData take it too and
 // give the same envelope and the same events.
 func FuzzDecodeBatch(f *testing.F) {
-	f.Add(serverBenchBody("fuzz-000-000000000000", 3))
+	f.Add(loadgen.ServerBody("fuzz-000-000000000000", 3))
 	for _, s := range batchSeeds {
 		f.Add([]byte(s))
 	}
@@ -80,7 +81,7 @@ func TestDecodeBatchTakesTheUsualBody(t *testing.T) {
 		body string
 		fast bool
 	}{
-		{"load body", string(serverBenchBody("t-000-000000000000", 100)), true},
+		{"load body", string(loadgen.ServerBody("t-000-000000000000", 100)), true},
 		{"seed", batchSeeds[0], true},
 		{"white space and top-level fields", batchSeeds[1], true},
 		{"empty data", `{"data":[]}`, false},

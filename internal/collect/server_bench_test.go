@@ -3,14 +3,13 @@ package collect
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
-	"time"
 
+	"github.com/capirelay/capirelay/bench/loadgen"
 	"github.com/capirelay/capirelay/internal/identity"
 	"github.com/capirelay/capirelay/internal/identity/identitytest"
 	"github.com/capirelay/capirelay/internal/pipeline"
@@ -42,31 +41,6 @@ func (s serverBenchSites) SiteByAPIKeyHash(_ context.Context, hash string) (*sto
 	return s.site, nil
 }
 
-// serverBenchBody is what bench/cmd/load sends to /v1/events: n fully
-// populated website purchases with raw user_data, ids marker-<j>.
-func serverBenchBody(marker string, n int) []byte {
-	now := time.Now().Unix()
-	evs := make([]map[string]any, n)
-	for j := range evs {
-		id := fmt.Sprintf("%s-%d", marker, j)
-		evs[j] = map[string]any{
-			"event_name": "Purchase", "event_time": now, "event_id": id, "action_source": "website",
-			"event_source_url": "https://shop.example.com/checkout?step=3",
-			"user_data": map[string]any{"em": fmt.Sprintf("mary.smith%d@Example.com", j), "ph": fmt.Sprintf("(650) 555-%04d", j),
-				"fn": "Mary", "ln": "Smith", "ct": "Menlo Park", "st": "California", "zp": "94025-1234", "country": "US",
-				"db": "1990-02-16", "ge": "female", "external_id": fmt.Sprintf("cust-%d", j), "client_ip_address": "203.0.113.7",
-				"client_user_agent": testUA, "fbp": "fb.1.1596403881668.1116446470",
-				"fbc": "fb.1.1554763741205.IwAR2F4-dbP0l7Mn1IawQQGCINEz7PYXQvwjNwB"},
-			"custom_data": map[string]any{"value": 49.9, "currency": "USD", "content_ids": []string{"sku-1", "sku-2"}, "num_items": 2},
-		}
-	}
-	b, err := json.Marshal(map[string]any{"data": evs})
-	if err != nil {
-		panic("BUG: encode bench body: " + err.Error())
-	}
-	return b
-}
-
 // BenchmarkServeEvents measures POST /v1/events in process, one request of
 // 100 returning customers' raw Purchases at a time, with identity
 // stitching and a store that accepts at once. One op is one event, so
@@ -84,7 +58,7 @@ func BenchmarkServeEvents(b *testing.B) {
 	s := &Server{Sites: serverBenchSites{site: site}, Pipeline: p, Logger: slog.New(slog.DiscardHandler)}
 	const per = 100
 	const marker = "bench-000-000000000000"
-	body := serverBenchBody(marker, per)
+	body := loadgen.ServerBody(marker, per)
 	var at []int
 	for i := 0; ; {
 		j := bytes.Index(body[i:], []byte(marker))
