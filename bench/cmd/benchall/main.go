@@ -15,6 +15,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -98,11 +99,11 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		before, errB := scrapeLatency(ctx, rel.URL, endpoint)
 		res, err := run()
-		if err != nil || errB != nil {
+		if err != nil {
 			return res, nil, err
 		}
-		after, err := scrapeLatency(ctx, rel.URL, endpoint)
-		if err != nil {
+		after, errA := scrapeLatency(ctx, rel.URL, endpoint)
+		if err := errors.Join(errB, errA); err != nil {
 			logf("relay-side latency: %v", err)
 			return res, nil, nil
 		}
