@@ -303,6 +303,19 @@ func TestChromeAcceptance(t *testing.T) {
 		t.Error("OnCapture did not get the submitted form")
 	}
 
+	// The submit navigates to /thanks: let that load finish first, or it
+	// may abort the next navigation (net::ERR_ABORTED).
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		state, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.pathname + " " + document.readyState`))
+		if err == nil && state == "/thanks complete" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the form's submit did not load /thanks: %q, %v", state, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
 	// 6. A later visit keeps the cookies byte for byte (no new click id).
 	if err := chromedp.Do(ctx, chromedp.Navigate(cs.base+"/second")); err != nil {
 		t.Fatal(err)
