@@ -276,6 +276,7 @@ type visitorRef struct{ site, visitor string }
 // in the database files.
 func (db *DB) Forget(ctx context.Context, req store.ForgetRequest) (store.ForgetResult, error) {
 	var res store.ForgetResult
+	defer db.recent.clear() // no erased payload stays in memory either
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return res, fmt.Errorf("forget: %w", mapErr(err))

@@ -47,8 +47,10 @@ func (db *DB) claim(ctx context.Context, siteKey, owner string, limit int, now t
 	defer db.leases.mu.Unlock()
 	nowMS := ms(now)
 	var items []store.Item
-	if db.siteLeased(siteKey, nowMS) {
-		// Two reads of one snapshot: the due ids, then their items.
+	db.recent.expire(nowMS)
+	if db.siteLeased(siteKey, nowMS) || db.recent.has(siteKey) {
+		// Two reads of one snapshot: the due ids, then the items of those
+		// not just committed (the others are in memory).
 		tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 		if err != nil {
 			return nil, mapErr(err)
@@ -58,14 +60,27 @@ func (db *DB) claim(ctx context.Context, siteKey, owner string, limit int, now t
 		if err != nil || len(ids) == 0 {
 			return nil, err
 		}
-		if items, err = db.itemsByID(ctx, tx, siteKey, ids); err != nil {
-			return nil, err
+		var missing []int64
+		items, missing = db.recent.take(siteKey, ids)
+		if len(missing) > 0 {
+			read, err := db.itemsByID(ctx, tx, siteKey, missing)
+			if err != nil {
+				return nil, err
+			}
+			items = append(items, read...)
+			sortItems(items)
 		}
 	} else {
 		var err error
 		if items, err = db.dueItems(ctx, siteKey, nowMS, limit); err != nil {
 			return nil, err
 		}
+		// Committed since has looked: their entries go with the claim.
+		ids := make([]int64, len(items))
+		for i := range items {
+			ids[i] = items[i].ID
+		}
+		db.recent.remove(ids)
 	}
 	until := now.Add(leaseFor)
 	for i := range items {

@@ -14,11 +14,12 @@ import (
 )
 
 type enqueueReq struct {
-	ctx  context.Context
-	evs  []store.NewEvent
-	res  []store.EnqueueResult
-	err  error
-	done chan struct{}
+	ctx   context.Context
+	evs   []store.NewEvent // payloads sealed
+	fresh []*recentItem    // for claims (recent.go); nil: not kept
+	res   []store.EnqueueResult
+	err   error
+	done  chan struct{}
 }
 
 // maxGroup bounds the events one group-commit transaction takes.
@@ -32,11 +33,13 @@ func (db *DB) Enqueue(ctx context.Context, evs []store.NewEvent) ([]store.Enqueu
 	}
 	// Seal outside the writer so that work runs in parallel.
 	sealed := make([]store.NewEvent, len(evs))
+	fresh := make([]*recentItem, len(evs))
 	for i, ev := range evs {
+		fresh[i] = db.recent.newItem(&ev)
 		ev.Payload = db.box.Seal(ev.Payload, []byte(store.PayloadAD))
 		sealed[i] = ev
 	}
-	r := &enqueueReq{ctx: ctx, evs: sealed, done: make(chan struct{})}
+	r := &enqueueReq{ctx: ctx, evs: sealed, fresh: fresh, done: make(chan struct{})}
 	select {
 	case db.reqs <- r:
 	case <-db.stop:
@@ -506,7 +509,22 @@ func (db *DB) insertGroup(batch []*enqueueReq) (err error) {
 	if err != nil {
 		return err
 	}
-	return mapErr(tx.Commit())
+	// Claims take the new items from memory (recent.go); they are put
+	// there before the commit makes them visible.
+	ids := make([]int64, 0, len(accepted))
+	fresh := make([]*recentItem, 0, len(accepted))
+	for _, rf := range accepted {
+		if it := rf.r.fresh[rf.i]; it != nil {
+			ids = append(ids, rf.r.res[rf.i].ID)
+			fresh = append(fresh, it)
+		}
+	}
+	db.recent.add(ids, fresh, nowMS)
+	if err := tx.Commit(); err != nil {
+		db.recent.remove(ids)
+		return mapErr(err)
+	}
+	return nil
 }
 
 // relaxed pins the write connection with synchronous=NORMAL: in WAL mode a

@@ -163,6 +163,7 @@ func (db *DB) SetPaused(ctx context.Context, key string, paused bool, reason str
 // DeleteSite removes a site and everything queued for it.
 func (db *DB) DeleteSite(ctx context.Context, key string) error {
 	defer db.forgetSites()
+	defer db.recent.clear()
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("delete site: %w", mapErr(err))

@@ -52,6 +52,7 @@ type DB struct {
 
 	leases leases
 	dedup  dedup
+	recent *recent // items just committed, for claims
 
 	syncHook func() error // tests: runs before each fsync of the WAL
 	sites    sync.Map     // cache key → cachedSite
@@ -147,7 +148,7 @@ func Open(ctx context.Context, path string, box *secret.Box) (*DB, error) {
 	r.SetConnMaxIdleTime(0)
 	db := &DB{path: path, w: w, r: r, box: box,
 		reqs: make(chan *enqueueReq, 4096), stop: make(chan struct{}), done: make(chan struct{}),
-		ckptDone: make(chan struct{}), now: time.Now, leases: leases{m: map[int64]lease{}}, dedup: newDedup()}
+		ckptDone: make(chan struct{}), now: time.Now, leases: leases{m: map[int64]lease{}}, dedup: newDedup(), recent: newRecent(recentBudget)}
 	if err := db.migrate(ctx); err != nil {
 		w.Close()
 		r.Close()
@@ -337,6 +338,7 @@ func (db *DB) checkpointer() {
 			return
 		case <-t.C:
 			_, _ = db.r.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+			db.recent.expire(ms(db.now()))
 		}
 	}
 }

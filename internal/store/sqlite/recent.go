@@ -1,0 +1,175 @@
+package sqlite
+
+import (
+	"sync"
+	"time"
+
+	"github.com/capirelay/capirelay/internal/store"
+)
+
+// recent keeps the items the writer just committed, payload in the clear,
+// so that a claim of them reads only their ids from the file: reading a
+// batch's rows and payloads back and opening them (AES-GCM) was most of a
+// claim's work, though the writer had every byte of it moments before.
+//
+// The file stays the truth: a claim asks it which items are due, takes
+// from here those it finds, and reads the rest. An entry is only ever an
+// item exactly as inserted (pending, first attempt), so it is dropped when
+// claimed; an item due again later (a retry, an expired lease) has changed
+// and is read from the file. Entries past the byte budget are dropped
+// oldest first, and erasure drops them all.
+type recent struct {
+	mu     sync.Mutex
+	m      map[int64]*recentItem
+	order  []int64 // ids in insertion order; some already dropped
+	head   int     // order[:head] is gone
+	bytes  int     // payload bytes held
+	budget int
+	sites  map[string]int // entries per site
+}
+
+type recentItem struct {
+	site, name, eventID, source, visitor, testCode string
+	eventTime, created                             int64 // ms
+	payload                                        []byte
+}
+
+// recentBudget bounds the payload bytes held: about 5,000 server events, a
+// few tenths of a second of ingest at full speed, which is the lag of a
+// dispatcher that keeps up.
+const recentBudget = 8 << 20
+
+// recentAge is how long an entry may wait for its claim.
+const recentAge = 30 * time.Second
+
+func newRecent(budget int) *recent {
+	return &recent{m: map[int64]*recentItem{}, sites: map[string]int{}, budget: budget}
+}
+
+// newRecentItem copies what a claim needs of ev, payload included: the
+// caller's buffers stay the caller's, and an entry left unclaimed (a paused
+// pixel) holds only its own bytes. Enqueue makes them on the callers'
+// goroutines, off the writer's. It returns nil for an item not to keep.
+func (rc *recent) newItem(ev *store.NewEvent) *recentItem {
+	if rc.budget <= 0 || ev.Held || len(ev.Payload) > rc.budget/64 {
+		return nil
+	}
+	return &recentItem{site: ev.SiteKey, name: ev.EventName, eventID: ev.EventID, source: ev.Source,
+		visitor: ev.VisitorID, testCode: ev.TestEventCode, eventTime: ms(ev.EventTime),
+		payload: append([]byte(nil), ev.Payload...)}
+}
+
+// add records the items of a transaction about to commit; the writer
+// calls it before the commit, so no claim can read one of them from the
+// file first and leave its entry behind, and calls remove if the commit
+// fails.
+func (rc *recent) add(ids []int64, items []*recentItem, created int64) {
+	if len(ids) == 0 {
+		return
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	for i, it := range items {
+		it.created = created
+		rc.m[ids[i]] = it
+		rc.sites[it.site]++
+		rc.bytes += len(it.payload)
+	}
+	rc.order = append(rc.order, ids...)
+	rc.trim(func(*recentItem) bool { return rc.bytes > rc.budget })
+}
+
+// trim drops entries from the oldest while over(oldest) holds; mu is held.
+func (rc *recent) trim(over func(oldest *recentItem) bool) {
+	for rc.head < len(rc.order) {
+		id := rc.order[rc.head]
+		it, ok := rc.m[id]
+		if ok && !over(it) {
+			break
+		}
+		rc.head++
+		if ok {
+			rc.drop(id, it)
+		}
+	}
+	rc.compact()
+}
+
+// expire drops entries older than recentAge: a dispatcher that keeps up
+// claims an item within a linger or two, so an older entry is an item that
+// is not coming (its pixel is paused, or it was erased by another process)
+// and it should not hold its payload in memory.
+func (rc *recent) expire(nowMS int64) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.trim(func(oldest *recentItem) bool { return oldest.created < nowMS-recentAge.Milliseconds() })
+}
+
+// remove drops the entries of ids (a transaction that did not commit).
+func (rc *recent) remove(ids []int64) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	for _, id := range ids {
+		if it, ok := rc.m[id]; ok {
+			rc.drop(id, it)
+		}
+	}
+	rc.compact()
+}
+
+// drop forgets one entry; mu is held.
+func (rc *recent) drop(id int64, it *recentItem) {
+	delete(rc.m, id)
+	rc.bytes -= len(it.payload)
+	if rc.sites[it.site]--; rc.sites[it.site] <= 0 {
+		delete(rc.sites, it.site)
+	}
+}
+
+// compact reclaims the dropped front of order once it is most of it.
+func (rc *recent) compact() {
+	if rc.head > 1024 && rc.head*2 > len(rc.order) {
+		rc.order = append(rc.order[:0], rc.order[rc.head:]...)
+		rc.head = 0
+	}
+	if len(rc.m) == 0 {
+		rc.order, rc.head = rc.order[:0], 0
+	}
+}
+
+// has reports whether some entry belongs to site.
+func (rc *recent) has(site string) bool {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.sites[site] > 0
+}
+
+// take removes and returns the entries of site among ids as items, and the
+// ids it has no entry for.
+func (rc *recent) take(site string, ids []int64) (items []store.Item, missing []int64) {
+	items = make([]store.Item, 0, len(ids))
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	for _, id := range ids {
+		it, ok := rc.m[id]
+		if !ok || it.site != site {
+			missing = append(missing, id)
+			continue
+		}
+		rc.drop(id, it)
+		items = append(items, store.Item{ID: id, SiteKey: site, EventName: it.name, EventID: it.eventID,
+			EventTime: fromMS(it.eventTime), Payload: it.payload, State: store.StatePending, Source: it.source,
+			VisitorID: it.visitor, TestEventCode: it.testCode, CreatedAt: fromMS(it.created)})
+	}
+	rc.compact()
+	return items, missing
+}
+
+// clear drops every entry (erasure, a site's removal).
+func (rc *recent) clear() {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	clear(rc.m)
+	clear(rc.sites)
+	rc.order, rc.head, rc.bytes = nil, 0, 0
+}
