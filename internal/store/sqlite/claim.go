@@ -85,6 +85,38 @@ func (db *DB) scanClaimed(rows *sql.Rows, site string, items []store.Item) ([]st
 	return items, nil
 }
 
+// openPayloads opens the sealed payloads of items in place, on the opener
+// so that a second CPU shares the work.
+func (db *DB) openPayloads(items []store.Item) error {
+	if len(items) == 0 {
+		return nil
+	}
+	op := db.newOpener()
+	defer op.stop()
+	half := len(items) / 2
+	chunk := make([][]byte, half)
+	for i := range chunk {
+		chunk[i] = items[i].Payload
+	}
+	op.open(chunk)
+	ad := []byte(store.PayloadAD)
+	for i := half; i < len(items); i++ {
+		pt, err := db.box.Open(items[i].Payload, ad)
+		if err != nil {
+			return fmt.Errorf("outbox item %d: %w", items[i].ID, err)
+		}
+		items[i].Payload = pt
+	}
+	plain, bad, err := op.wait()
+	if err != nil {
+		return fmt.Errorf("outbox item %d: %w", items[bad].ID, err)
+	}
+	for i, pt := range plain {
+		items[i].Payload = pt
+	}
+	return nil
+}
+
 // openChunk is how many payloads are handed to the opener at a time.
 const openChunk = 64
 

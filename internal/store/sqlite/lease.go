@@ -62,6 +62,9 @@ func (db *DB) claim(ctx context.Context, siteKey, owner string, limit int, now t
 		}
 		var missing []int64
 		items, missing = db.recent.take(siteKey, ids)
+		if err := db.openPayloads(items); err != nil {
+			return nil, err
+		}
 		if len(missing) > 0 {
 			read, err := db.itemsByID(ctx, tx, siteKey, missing)
 			if err != nil {

@@ -35,9 +35,9 @@ func (db *DB) Enqueue(ctx context.Context, evs []store.NewEvent) ([]store.Enqueu
 	sealed := make([]store.NewEvent, len(evs))
 	fresh := make([]*recentItem, len(evs))
 	for i, ev := range evs {
-		fresh[i] = db.recent.newItem(&ev)
 		ev.Payload = db.box.Seal(ev.Payload, []byte(store.PayloadAD))
 		sealed[i] = ev
+		fresh[i] = db.recent.newItem(&sealed[i])
 	}
 	r := &enqueueReq{ctx: ctx, evs: sealed, fresh: fresh, done: make(chan struct{})}
 	select {

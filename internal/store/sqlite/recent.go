@@ -2,28 +2,34 @@ package sqlite
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/capirelay/capirelay/internal/store"
 )
 
-// recent keeps the items the writer just committed, payload in the clear,
-// so that a claim of them reads only their ids from the file: reading a
-// batch's rows and payloads back and opening them (AES-GCM) was most of a
-// claim's work, though the writer had every byte of it moments before.
+// recent keeps the items the writer just committed, so that a claim of
+// them reads only their ids from the file: reading a batch's rows and
+// payloads back was most of a claim's work, though the writer had every
+// byte of it moments before. Payloads are kept sealed, as stored (Seal
+// made each its own slice), and opened by the claim.
 //
 // The file stays the truth: a claim asks it which items are due, takes
 // from here those it finds, and reads the rest. An entry is only ever an
 // item exactly as inserted (pending, first attempt), so it is dropped when
 // claimed; an item due again later (a retry, an expired lease) has changed
-// and is read from the file. Entries past the byte budget are dropped
-// oldest first, and erasure drops them all.
+// and is read from the file. Once the byte budget is used, new items are
+// not kept: a dispatcher that lags claims the oldest items first, so the
+// kept ones are claimed in their turn and the newer ones are read from the
+// file, as they were before; nothing is copied for nothing meanwhile.
+// Entries waiting longer than recentAge are dropped, and erasure drops
+// them all.
 type recent struct {
 	mu     sync.Mutex
 	m      map[int64]*recentItem
 	order  []int64 // ids in insertion order; some already dropped
 	head   int     // order[:head] is gone
-	bytes  int     // payload bytes held
+	bytes  atomic.Int64 // payload bytes held
 	budget int
 	sites  map[string]int // entries per site
 }
@@ -34,10 +40,10 @@ type recentItem struct {
 	payload                                        []byte
 }
 
-// recentBudget bounds the payload bytes held: about 5,000 server events, a
-// few tenths of a second of ingest at full speed, which is the lag of a
-// dispatcher that keeps up.
-const recentBudget = 8 << 20
+// recentBudget bounds the payload bytes held: about 2,500 server events,
+// a tenth of a second of ingest at full speed and more than the lag of a
+// dispatcher that keeps up (it claims once a batch of 1,000 has queued).
+const recentBudget = 4 << 20
 
 // recentAge is how long an entry may wait for its claim.
 const recentAge = 30 * time.Second
@@ -46,17 +52,15 @@ func newRecent(budget int) *recent {
 	return &recent{m: map[int64]*recentItem{}, sites: map[string]int{}, budget: budget}
 }
 
-// newRecentItem copies what a claim needs of ev, payload included: the
-// caller's buffers stay the caller's, and an entry left unclaimed (a paused
-// pixel) holds only its own bytes. Enqueue makes them on the callers'
-// goroutines, off the writer's. It returns nil for an item not to keep.
+// newItem makes the entry of ev, whose payload is sealed, or returns nil
+// for an item not to keep. Enqueue makes them on the callers' goroutines,
+// off the writer's.
 func (rc *recent) newItem(ev *store.NewEvent) *recentItem {
-	if rc.budget <= 0 || ev.Held || len(ev.Payload) > rc.budget/64 {
+	if ev.Held || len(ev.Payload) > rc.budget/64 || rc.bytes.Load()+int64(len(ev.Payload)) > int64(rc.budget) {
 		return nil
 	}
 	return &recentItem{site: ev.SiteKey, name: ev.EventName, eventID: ev.EventID, source: ev.Source,
-		visitor: ev.VisitorID, testCode: ev.TestEventCode, eventTime: ms(ev.EventTime),
-		payload: append([]byte(nil), ev.Payload...)}
+		visitor: ev.VisitorID, testCode: ev.TestEventCode, eventTime: ms(ev.EventTime), payload: ev.Payload}
 }
 
 // add records the items of a transaction about to commit; the writer
@@ -70,13 +74,15 @@ func (rc *recent) add(ids []int64, items []*recentItem, created int64) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	for i, it := range items {
+		if it == nil || rc.bytes.Load()+int64(len(it.payload)) > int64(rc.budget) {
+			continue // full: newer items are read from the file
+		}
 		it.created = created
 		rc.m[ids[i]] = it
+		rc.order = append(rc.order, ids[i])
 		rc.sites[it.site]++
-		rc.bytes += len(it.payload)
+		rc.bytes.Add(int64(len(it.payload)))
 	}
-	rc.order = append(rc.order, ids...)
-	rc.trim(func(*recentItem) bool { return rc.bytes > rc.budget })
 }
 
 // trim drops entries from the oldest while over(oldest) holds; mu is held.
@@ -120,7 +126,7 @@ func (rc *recent) remove(ids []int64) {
 // drop forgets one entry; mu is held.
 func (rc *recent) drop(id int64, it *recentItem) {
 	delete(rc.m, id)
-	rc.bytes -= len(it.payload)
+	rc.bytes.Add(-int64(len(it.payload)))
 	if rc.sites[it.site]--; rc.sites[it.site] <= 0 {
 		delete(rc.sites, it.site)
 	}
@@ -144,8 +150,8 @@ func (rc *recent) has(site string) bool {
 	return rc.sites[site] > 0
 }
 
-// take removes and returns the entries of site among ids as items, and the
-// ids it has no entry for.
+// take removes and returns the entries of site among ids as items, their
+// payloads still sealed, and the ids it has no entry for.
 func (rc *recent) take(site string, ids []int64) (items []store.Item, missing []int64) {
 	items = make([]store.Item, 0, len(ids))
 	rc.mu.Lock()
@@ -171,5 +177,6 @@ func (rc *recent) clear() {
 	defer rc.mu.Unlock()
 	clear(rc.m)
 	clear(rc.sites)
-	rc.order, rc.head, rc.bytes = nil, 0, 0
+	rc.order, rc.head = nil, 0
+	rc.bytes.Store(0)
 }

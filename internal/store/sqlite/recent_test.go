@@ -102,8 +102,8 @@ func TestForgetDropsKeptItems(t *testing.T) {
 	if _, err := db.Forget(ctx, store.ForgetRequest{SiteKey: "s", VisitorIDs: []string{"v1"}}); err != nil {
 		t.Fatal(err)
 	}
-	if db.recent.has("s") || db.recent.bytes != 0 {
-		t.Errorf("after Forget: %d entries, %d bytes kept", len(db.recent.m), db.recent.bytes)
+	if db.recent.has("s") || db.recent.bytes.Load() != 0 {
+		t.Errorf("after Forget: %d entries, %d bytes kept", len(db.recent.m), db.recent.bytes.Load())
 	}
 }
 
@@ -125,37 +125,37 @@ func TestRecentBudgetAgeAndRemove(t *testing.T) {
 	for id := int64(1); id <= 80; id++ {
 		addRecent(rc, 1000, "a", id)
 	}
-	if len(rc.m) != 64 || rc.bytes != 6400 {
-		t.Fatalf("over budget: %d entries, %d bytes", len(rc.m), rc.bytes)
+	if len(rc.m) != 64 || rc.bytes.Load() != 6400 {
+		t.Fatalf("over budget: %d entries, %d bytes", len(rc.m), rc.bytes.Load())
 	}
-	if _, ok := rc.m[16]; ok {
-		t.Error("the oldest entries were kept, not dropped")
+	if rc.m[1] == nil || rc.m[64] == nil || rc.m[65] != nil {
+		t.Error("full, it kept newer items instead of the older ones (claimed first)")
 	}
-	if _, ok := rc.m[17]; !ok {
-		t.Error("entry 17 dropped early")
+	if rc.newItem(recentEvent("a", 81)) != nil {
+		t.Error("full, it still copies new payloads")
 	}
 	// A payload over a 64th of the budget is not kept at all.
 	if rc.newItem(&store.NewEvent{SiteKey: "a", Payload: make([]byte, 101)}) != nil {
 		t.Error("a payload over a 64th of the budget is kept")
 	}
 	items, missing := rc.take("a", []int64{3, 17, 18, 99})
-	if len(items) != 2 || items[0].ID != 17 || items[1].ID != 18 || fmt.Sprint(missing) != "[3 99]" {
+	if len(items) != 3 || items[0].ID != 3 || items[1].ID != 17 || fmt.Sprint(missing) != "[99]" {
 		t.Errorf("take = %v, missing %v", itemIDs(items), missing)
 	}
-	if it := items[0]; it.State != store.StatePending || it.EventID != "17" || it.CreatedAt.UnixMilli() != 1000 || len(it.Payload) != 100 {
+	if it := items[1]; it.State != store.StatePending || it.EventID != "17" || it.CreatedAt.UnixMilli() != 1000 || len(it.Payload) != 100 {
 		t.Errorf("taken item %+v", it)
 	}
 	if items, _ := rc.take("b", []int64{19}); len(items) != 0 {
 		t.Error("take returned another site's entry")
 	}
-	addRecent(rc, 40000, "b", 81, 82)
+	addRecent(rc, 40000, "b", 81, 82) // room again, after the take
 	rc.remove([]int64{82})
 	rc.expire(1000 + recentAge.Milliseconds() + 1)
-	if len(rc.m) != 1 || rc.m[81] == nil || rc.has("a") || !rc.has("b") || rc.bytes != 100 {
-		t.Errorf("after remove and expire: %d entries (%v), %d bytes", len(rc.m), rc.sites, rc.bytes)
+	if len(rc.m) != 1 || rc.m[81] == nil || rc.has("a") || !rc.has("b") || rc.bytes.Load() != 100 {
+		t.Errorf("after remove and expire: %d entries (%v), %d bytes", len(rc.m), rc.sites, rc.bytes.Load())
 	}
 	rc.clear()
-	if len(rc.m) != 0 || rc.has("b") || rc.bytes != 0 {
+	if len(rc.m) != 0 || rc.has("b") || rc.bytes.Load() != 0 {
 		t.Error("clear kept entries")
 	}
 }
