@@ -27,8 +27,8 @@ import (
 type recent struct {
 	mu     sync.Mutex
 	m      map[int64]*recentItem
-	order  []int64 // ids in insertion order; some already dropped
-	head   int     // order[:head] is gone
+	order  []int64      // ids in insertion order; some already dropped
+	head   int          // order[:head] is gone
 	bytes  atomic.Int64 // payload bytes held
 	budget int
 	sites  map[string]int // entries per site
