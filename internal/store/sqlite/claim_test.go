@@ -236,3 +236,43 @@ func TestClaimPlans(t *testing.T) {
 		}
 	}
 }
+
+// A batch's outcomes are written completeChunk at a time, each chunk in its
+// own transaction, so a long batch does not hold the write connection (and
+// ingest) for all of its updates: chunks before a failing one stay written.
+func TestCompleteWritesInChunks(t *testing.T) {
+	db := openClaimTest(t)
+	ctx := context.Background()
+	now := time.Now()
+	const n = 600
+	enqueueN(t, db, "s", n, now)
+	now = now.Add(time.Second)
+	items, err := db.Claim(ctx, "s", "o", n, now, time.Minute)
+	if err != nil || len(items) != n {
+		t.Fatalf("Claim = %d items, %v", len(items), err)
+	}
+	outs := make([]store.Outcome, n)
+	for i, it := range items {
+		outs[i] = store.Outcome{ID: it.ID, Kind: store.OutcomeDelivered, TraceID: "t"}
+	}
+	outs[n-1].Kind = 99 // fails the last chunk
+	if err := db.Complete(ctx, "o", outs, now); err == nil || !strings.Contains(err.Error(), "unknown outcome kind") {
+		t.Fatalf("Complete = %v, want the unknown kind's error", err)
+	}
+	if first, _ := db.Item(ctx, items[0].ID); first == nil || first.State != store.StateDelivered {
+		t.Fatal("the first outcomes were not written before the failing ones: one transaction for the batch")
+	}
+	for i, it := range items {
+		got, err := db.Item(ctx, it.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := store.StateDelivered
+		if i >= (n-1)/completeChunk*completeChunk {
+			want = store.StateInflight // the failed chunk: still leased
+		}
+		if got.State != want {
+			t.Fatalf("item %d (#%d of the batch): state %s, want %s", it.ID, i, got.State, want)
+		}
+	}
+}
