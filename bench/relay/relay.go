@@ -63,7 +63,7 @@ var eventNameKey = []byte(`"event_name"`)
 func (s *Sink) serve(w http.ResponseWriter, r *http.Request) {
 	// Sized by Content-Length (a batch is about 1.5 MB): io.ReadAll's
 	// doubling would copy it several times over, on the load generator's CPUs.
-	body := make([]byte, 0, min(max(r.ContentLength, 0), 64<<20)+1)
+	body := make([]byte, 0, min(max(r.ContentLength, 0), 64<<20)+bytes.MinRead) // ReadFrom grows a buffer with less free
 	buf := bytes.NewBuffer(body)
 	_, err := buf.ReadFrom(io.LimitReader(r.Body, 64<<20))
 	body = buf.Bytes()
