@@ -40,7 +40,7 @@ const (
 	targetIngestEvents = 50_000 // /v1/events events/s to durable ack
 	targetBrowserReqs  = 15_000 // /e requests/s
 	targetP99          = 50 * time.Millisecond
-	targetPeakRSS      = 150 << 20
+	targetPeakRSS      = 150_000_000 // bytes: the issue says 150 MB, which is 143.05 MiB
 )
 
 func main() {
