@@ -208,7 +208,7 @@ func TestKnownAlreadyAgreesWithWrite(t *testing.T) {
 		took++
 		obs := observation(in)
 		if obs.VisitorID == "" && len(obs.Hashes) == 0 {
-			continue // Observe returns before write
+			continue // Learn returns before write
 		}
 		if v := in.VisitorID; v != "" {
 			held++

@@ -371,26 +371,31 @@ func (s *Service) resolve(ctx context.Context, ids []*store.Identity, site *stor
 	return ids, nil
 }
 
-// Observe learns from an accepted event, whose user_data now holds hashes.
-// The person is the event's visitor; else the owner of its external_id,
-// em or ph; else, with an external_id, a pseudo visitor for it. Failures
-// are logged: the event is already stored.
-func (s *Service) Observe(ctx context.Context, in *pipeline.Input, res pipeline.Result) {
-	if res.Status != pipeline.Accepted || in.Event == nil || in.Site == nil || held(in) {
-		return
+// Learn implements pipeline.Observer. It runs on a prepared event, whose
+// user_data holds hashes, before its commit: what the event teaches is
+// copied out of it now and recorded by the returned func once the event is
+// accepted (nil when it teaches nothing). The person is the event's
+// visitor; else the owner of its external_id, em or ph; else, with an
+// external_id, a pseudo visitor for it. Failures are logged: the event is
+// already stored.
+func (s *Service) Learn(in *pipeline.Input) func(context.Context) {
+	if in.Event == nil || in.Site == nil || held(in) {
+		return nil
 	}
 	// A returning person whose event teaches nothing new costs nothing.
 	if s.knownAlready(in) {
-		return
+		return nil
 	}
 	obs := observation(in)
 	if obs.VisitorID == "" && len(obs.Hashes) == 0 {
-		return
+		return nil
 	}
-	select {
-	case s.queue <- obs:
-	default: // the writer is behind: write this one now
-		s.write(ctx, []*store.Identity{obs})
+	return func(ctx context.Context) {
+		select {
+		case s.queue <- obs:
+		default: // the writer is behind: write this one now
+			s.write(ctx, []*store.Identity{obs})
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,8 +60,12 @@ func (rc *recent) newItem(ev *store.NewEvent) *recentItem {
 	if ev.Held || len(ev.Payload) > rc.budget/64 || rc.bytes.Load()+int64(len(ev.Payload)) > int64(rc.budget) {
 		return nil
 	}
-	return &recentItem{site: ev.SiteKey, name: ev.EventName, eventID: ev.EventID, source: ev.Source,
-		visitor: ev.VisitorID, testCode: ev.TestEventCode, eventTime: ms(ev.EventTime), payload: ev.Payload}
+	// The strings may be cut from a whole request body: one copy of them,
+	// so that an entry does not keep its request alive.
+	all := strings.Join([]string{ev.EventName, ev.EventID, ev.VisitorID, ev.TestEventCode}, "")
+	cut := func(s string) string { v := all[:len(s)]; all = all[len(s):]; return v }
+	return &recentItem{site: ev.SiteKey, name: cut(ev.EventName), eventID: cut(ev.EventID), visitor: cut(ev.VisitorID),
+		testCode: cut(ev.TestEventCode), source: ev.Source, eventTime: ms(ev.EventTime), payload: ev.Payload}
 }
 
 // add records the items of a transaction about to commit; the writer

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/capirelay/capirelay/internal/store"
 )
@@ -157,5 +158,23 @@ func TestRecentBudgetAgeAndRemove(t *testing.T) {
 	rc.clear()
 	if len(rc.m) != 0 || rc.has("b") || rc.bytes.Load() != 0 {
 		t.Error("clear kept entries")
+	}
+}
+
+// A kept item copies its strings: cut from a request's body, they would
+// keep the whole body in memory for as long as the entry waits.
+func TestRecentItemDoesNotHoldTheBody(t *testing.T) {
+	body := "PurchaseE-1v-7TEST9"
+	ev := &store.NewEvent{SiteKey: "s", EventName: body[:8], EventID: body[8:11], VisitorID: body[11:14],
+		TestEventCode: body[14:], Payload: []byte("sealed")}
+	it := newRecent(recentBudget).newItem(ev)
+	if it.name != "Purchase" || it.eventID != "E-1" || it.visitor != "v-7" || it.testCode != "TEST9" {
+		t.Fatalf("item %+v", it)
+	}
+	for _, s := range []string{it.name, it.eventID, it.visitor, it.testCode} {
+		if p := uintptr(unsafe.Pointer(unsafe.StringData(s))); p >= uintptr(unsafe.Pointer(unsafe.StringData(body))) &&
+			p < uintptr(unsafe.Pointer(unsafe.StringData(body)))+uintptr(len(body)) {
+			t.Errorf("%q points into the caller's body", s)
+		}
 	}
 }
