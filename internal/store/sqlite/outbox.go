@@ -158,17 +158,17 @@ func (db *DB) commitGroup(batch []*enqueueReq) []*enqueueReq {
 		}
 		return nil
 	}
-	// Committed: the sealed payloads (and the strings that hold their
-	// request bodies) need not wait for the fsync in memory.
-	for _, r := range live {
-		r.evs, r.fresh = nil, nil
-	}
 	if o := db.observer.Load(); o != nil && o.Commit != nil {
 		n := 0
 		for _, r := range live {
 			n += len(r.evs)
 		}
 		o.Commit(n, time.Since(start))
+	}
+	// Committed: the sealed payloads (and the strings that hold their
+	// request bodies) need not wait for the fsync in memory.
+	for _, r := range live {
+		r.evs, r.fresh = nil, nil
 	}
 	return live
 }
