@@ -351,6 +351,7 @@ type Binary struct {
 	Dir   string // temporary directory of the build (removed by Close)
 	Sink  *Sink
 	Relay *Relay
+	bin   string
 }
 
 // StartBinary builds ./cmd/capirelay into a temporary directory named
@@ -368,17 +369,31 @@ func StartBinary(ctx context.Context, prefix string) (b *Binary, err error) {
 	if b.Dir, err = os.MkdirTemp("", prefix); err != nil {
 		return nil, err
 	}
-	bin, err := Build(ctx, b.Root, b.Dir)
-	if err != nil {
+	if b.bin, err = Build(ctx, b.Root, b.Dir); err != nil {
 		return nil, err
 	}
 	if b.Sink, err = NewSink(); err != nil {
 		return nil, err
 	}
-	if b.Relay, err = StartProcess(ctx, bin, Options{GraphURL: b.Sink.URL}); err != nil {
+	if b.Relay, err = StartProcess(ctx, b.bin, Options{GraphURL: b.Sink.URL}); err != nil {
 		return nil, err
 	}
 	return b, nil
+}
+
+// Restart stops the relay and starts the same binary on a new data
+// directory, delivering to the same sink.
+func (b *Binary) Restart(ctx context.Context) error {
+	if b.Relay != nil {
+		b.Relay.Close()
+		b.Relay = nil
+	}
+	r, err := StartProcess(ctx, b.bin, Options{GraphURL: b.Sink.URL})
+	if err != nil {
+		return err
+	}
+	b.Relay = r
+	return nil
 }
 
 // Close stops the relay and the sink and removes the build.

@@ -165,19 +165,41 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	} else {
 		logf("POST /e is not wired into the relay's routes (404): skipped")
 	}
+	// The half-rate phases run on a fresh relay (same binary, new data
+	// directory, same sink). The max phases acknowledge about 1.5 million
+	// events; more would take the dedup index past its default bound of
+	// 2 Mi keys (CAPIRELAY_DEDUP_INDEX_KEYS) into its overflow table, and
+	// the half-rate latencies would measure that crossing, an artefact of
+	// this run's length, instead of the relay at that rate. The soak
+	// (make soak) runs one relay long enough to cross it.
+	settle("the fresh relay of the half-rate phases")
+	if rep.peakRSS, err = maxPeak(rep.peakRSS, rel); err != nil {
+		return err
+	}
+	if err := b.Restart(ctx); err != nil {
+		return fmt.Errorf("restart the relay: %w", err)
+	}
+	rel = b.Relay
+	logf("fresh relay pid %d at %s", rel.Pid, rel.URL)
+	base.URL, base.APIKey, base.Site = rel.URL, rel.APIKey, rel.SiteKey
+	v1.URL, v1.APIKey, v1.Site = base.URL, base.APIKey, base.Site
+	browser.URL, browser.APIKey, browser.Site = base.URL, base.APIKey, base.Site
+	// Half of the targets' rates, as the issue words it ("p99 < 50 ms at
+	// half of those rates"): 25,000 events/s and 7,500 requests/s, whatever
+	// the maxima measured above.
 	if rep.ingest.Requests > 0 {
 		half := v1
-		half.Rate = rep.ingest.RequestsPerSec() / 2
+		half.Rate = float64(targetIngestEvents) / float64(v1.EventsPerRequest) / 2
 		settle("/v1/events at half rate")
-		if rep.ingestHalf, rep.ingestHalfRelay, err = relaySide(half, func() (*loadgen.Result, error) { return phase("/v1/events at half rate", half, false) }); err != nil {
+		if rep.ingestHalf, rep.ingestHalfRelay, err = relaySide(half, func() (*loadgen.Result, error) { return phase("/v1/events at half rate", half, true) }); err != nil {
 			return err
 		}
 	}
 	if rep.browser != nil && rep.browser.Requests > 0 {
 		half := browser
-		half.Rate = rep.browser.RequestsPerSec() / 2
+		half.Rate = float64(targetBrowserReqs) / 2
 		settle("/e at half rate")
-		if rep.browserHalf, rep.browserHalfRelay, err = relaySide(half, func() (*loadgen.Result, error) { return phase("/e at half rate", half, false) }); err != nil {
+		if rep.browserHalf, rep.browserHalfRelay, err = relaySide(half, func() (*loadgen.Result, error) { return phase("/e at half rate", half, true) }); err != nil {
 			return err
 		}
 	}
@@ -194,8 +216,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	rep.drainBacklog, rep.drainTime = backlog, time.Since(drainStart)
 	rep.delivered, rep.acked = sink.Events.Load()-deliveredBefore, acked
-	if _, rep.peakRSS, err = rel.Memory(); err != nil {
-		return fmt.Errorf("read relay memory: %w", err)
+	if rep.peakRSS, err = maxPeak(rep.peakRSS, rel); err != nil {
+		return err
 	}
 	logf("relay peak RSS %d MiB; delivered %d of %d acknowledged events", rep.peakRSS>>20, rep.delivered, rep.acked)
 	rel.Close()
@@ -260,6 +282,15 @@ func dispatchBenchmark(ctx context.Context, root string) (float64, error) {
 		return 0, fmt.Errorf("no events/s in: %s", lastLines(out, 5))
 	}
 	return strconv.ParseFloat(string(m[1]), 64)
+}
+
+// maxPeak is the larger of peak and the relay's peak RSS so far.
+func maxPeak(peak int64, rel *relay.Relay) (int64, error) {
+	_, p, err := rel.Memory()
+	if err != nil {
+		return 0, fmt.Errorf("read relay memory: %w", err)
+	}
+	return max(peak, p), nil
 }
 
 func lastLines(b []byte, n int) string {
