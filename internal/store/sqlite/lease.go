@@ -71,8 +71,8 @@ func (db *DB) claim(ctx context.Context, siteKey, owner string, limit int, now t
 				return nil, err
 			}
 			items = append(items, read...)
-			sortItems(items)
 		}
+		sortItems(items)
 	} else {
 		var err error
 		if items, err = db.dueItems(ctx, siteKey, nowMS, limit); err != nil {
