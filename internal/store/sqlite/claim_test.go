@@ -217,21 +217,7 @@ func TestClaimPlans(t *testing.T) {
 		dueIDsQuery:     "outbox_due",
 		`UPDATE outbox SET state='delivered' WHERE id BETWEEN ? AND ? AND state IN ('pending','inflight')`: "INTEGER PRIMARY KEY (rowid>? AND rowid<?)",
 	} {
-		rows, err := db.w.Query("EXPLAIN QUERY PLAN "+q, 1, 2, 3)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, notused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
-		if p := strings.Join(plan, "; "); !strings.Contains(p, want) || strings.Contains(p, "SCAN o") {
+		if p := queryPlan(t, db.w, q, 1, 2, 3); !strings.Contains(p, want) || strings.Contains(p, "SCAN o") {
 			t.Errorf("%s\nplan %q does not use %s", q, p, want)
 		}
 	}

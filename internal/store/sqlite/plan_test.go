@@ -3,6 +3,7 @@ package sqlite
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -27,22 +28,31 @@ func TestHousekeepingUsesIndexes(t *testing.T) {
 		`SELECT id FROM outbox WHERE state='held' AND site_key='s' AND visitor_id='v'`:                                                    "outbox_held",
 		`SELECT id FROM outbox WHERE state IN ('pending','inflight') AND site_key='s' AND next_attempt<=1 ORDER BY next_attempt LIMIT 10`: "outbox_due",
 	} {
-		rows, err := db.r.Query("EXPLAIN QUERY PLAN " + q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, notused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
-		if p := strings.Join(plan, "; "); !strings.Contains(p, want) {
+		if p := queryPlan(t, db.r, q); !strings.Contains(p, want) {
 			t.Errorf("%s\nplan %q does not use %s", q, p, want)
 		}
 	}
+}
+
+// queryPlan is SQLite's plan for q (with args bound), its steps joined by "; ".
+func queryPlan(t *testing.T, db *sql.DB, q string, args ...any) string {
+	t.Helper()
+	rows, err := db.Query("EXPLAIN QUERY PLAN "+q, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(plan, "; ")
 }
