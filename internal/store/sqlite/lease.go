@@ -47,7 +47,6 @@ func (db *DB) claim(ctx context.Context, siteKey, owner string, limit int, now t
 	defer db.leases.mu.Unlock()
 	nowMS := ms(now)
 	var items []store.Item
-	db.recent.expire(nowMS)
 	if db.siteLeased(siteKey, nowMS) || db.recent.has(siteKey) {
 		// Two reads of one snapshot: the due ids, then the items of those
 		// not just committed (the others are in memory).

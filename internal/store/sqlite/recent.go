@@ -90,30 +90,24 @@ func (rc *recent) add(ids []int64, items []*recentItem, created int64) {
 	}
 }
 
-// trim drops entries from the oldest while over(oldest) holds; mu is held.
-func (rc *recent) trim(over func(oldest *recentItem) bool) {
-	for rc.head < len(rc.order) {
+// expire drops entries older than recentAge: a dispatcher that keeps up
+// claims an item within a linger or two, so an older entry is an item that
+// is not coming (its pixel is paused, or it was erased by another process)
+// and it should not hold its payload in memory. The checkpointer calls it.
+func (rc *recent) expire(nowMS int64) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	for ; rc.head < len(rc.order); rc.head++ {
 		id := rc.order[rc.head]
-		it, ok := rc.m[id]
-		if ok && !over(it) {
+		it, ok := rc.m[id] // else claimed or removed already
+		if ok && it.created >= nowMS-recentAge.Milliseconds() {
 			break
 		}
-		rc.head++
 		if ok {
 			rc.drop(id, it)
 		}
 	}
 	rc.compact()
-}
-
-// expire drops entries older than recentAge: a dispatcher that keeps up
-// claims an item within a linger or two, so an older entry is an item that
-// is not coming (its pixel is paused, or it was erased by another process)
-// and it should not hold its payload in memory.
-func (rc *recent) expire(nowMS int64) {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	rc.trim(func(oldest *recentItem) bool { return oldest.created < nowMS-recentAge.Milliseconds() })
 }
 
 // remove drops the entries of ids (a transaction that did not commit).
