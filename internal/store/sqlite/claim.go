@@ -75,12 +75,8 @@ func (db *DB) scanClaimed(rows *sql.Rows, site string, items []store.Item) ([]st
 		return nil, mapErr(err)
 	}
 	op.open(chunk)
-	plain, bad, err := op.wait()
-	if err != nil {
-		return nil, fmt.Errorf("outbox item %d: %w", items[base+bad].ID, err)
-	}
-	for i, pt := range plain {
-		items[base+i].Payload = pt
+	if err := op.wait(items[base:]); err != nil {
+		return nil, err
 	}
 	return items, nil
 }
@@ -107,14 +103,7 @@ func (db *DB) openPayloads(items []store.Item) error {
 		}
 		items[i].Payload = pt
 	}
-	plain, bad, err := op.wait()
-	if err != nil {
-		return fmt.Errorf("outbox item %d: %w", items[bad].ID, err)
-	}
-	for i, pt := range plain {
-		items[i].Payload = pt
-	}
-	return nil
+	return op.wait(items)
 }
 
 // openChunk is how many payloads are handed to the opener at a time.
@@ -161,13 +150,19 @@ func (op *opener) open(chunk [][]byte) {
 	}
 }
 
-// wait returns the opened payloads, in the order they were handed over,
-// or the error of the first that failed and its index.
-func (op *opener) wait() ([][]byte, int, error) {
+// wait puts the opened payloads into items, the i-th handed over into
+// items[i], or names the item of the first that failed.
+func (op *opener) wait(items []store.Item) error {
 	close(op.in)
 	op.in = nil
 	res := <-op.out
-	return res.plain, len(res.plain), res.err
+	if res.err != nil {
+		return fmt.Errorf("outbox item %d: %w", items[len(res.plain)].ID, res.err)
+	}
+	for i, pt := range res.plain {
+		items[i].Payload = pt
+	}
+	return nil
 }
 
 // stop ends the goroutine if wait was not reached.
