@@ -375,14 +375,14 @@ func StartBinary(ctx context.Context, prefix string) (b *Binary, err error) {
 	if b.Sink, err = NewSink(); err != nil {
 		return nil, err
 	}
-	if b.Relay, err = StartProcess(ctx, b.bin, Options{GraphURL: b.Sink.URL}); err != nil {
+	if err = b.Restart(ctx); err != nil {
 		return nil, err
 	}
 	return b, nil
 }
 
-// Restart stops the relay and starts the same binary on a new data
-// directory, delivering to the same sink.
+// Restart stops the relay, if one runs, and starts the binary on a new
+// data directory, delivering to the sink.
 func (b *Binary) Restart(ctx context.Context) error {
 	if b.Relay != nil {
 		b.Relay.Close()

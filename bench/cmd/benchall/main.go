@@ -181,9 +181,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	rel = b.Relay
 	logf("fresh relay pid %d at %s", rel.Pid, rel.URL)
-	base.URL, base.APIKey, base.Site = rel.URL, rel.APIKey, rel.SiteKey
-	v1.URL, v1.APIKey, v1.Site = base.URL, base.APIKey, base.Site
-	browser.URL, browser.APIKey, browser.Site = base.URL, base.APIKey, base.Site
+	for _, c := range []*loadgen.Config{&v1, &browser} {
+		c.URL, c.APIKey, c.Site = rel.URL, rel.APIKey, rel.SiteKey
+	}
 	// Half of the targets' rates, as the issue words it ("p99 < 50 ms at
 	// half of those rates"): 25,000 events/s and 7,500 requests/s, whatever
 	// the maxima measured above.
