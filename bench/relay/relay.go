@@ -29,6 +29,7 @@ import (
 
 	"github.com/capirelay/capirelay/internal/app"
 	"github.com/capirelay/capirelay/internal/config"
+	"github.com/capirelay/capirelay/internal/sitecfg"
 )
 
 // Site identities used by the benchmarks.
@@ -130,7 +131,7 @@ func StartInProcess(ctx context.Context, o Options) (*Relay, error) {
 		return nil, err
 	}
 	r.app = a
-	site, key, err := app.CreateSite(ctx, a.Store, app.SiteInput{Name: "bench", Domains: []string{Domain}, PixelID: PixelID, AccessToken: AccessToken})
+	site, key, err := app.CreateSite(ctx, a.Store, sitecfg.Update{Name: new("bench"), Domains: &[]string{Domain}, PixelID: new(PixelID), AccessToken: new(AccessToken)})
 	if err != nil {
 		a.Shutdown(context.Background())
 		rm()

@@ -78,7 +78,7 @@ func TestTwoNodesOnePostgresKill9(t *testing.T) {
 			"CAPIRELAY_SECRET_KEY="+base64.StdEncoding.EncodeToString(key), "CAPIRELAY_DISPATCH_LEASE=3s", "CAPIRELAY_DEMO=false")
 	}
 	envA, envB := envFor(), envFor()
-	_, apiKey := addSite(t, envA, "4242", "tok")
+	_, apiKey := addSite(t, envA, "104242", "tok")
 	a := startServe(t, envA)
 	b := startServe(t, envB)
 
@@ -135,7 +135,7 @@ func TestTwoNodesOnePostgresKill9(t *testing.T) {
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		got := graph.EventsByID("4242")
+		got := graph.EventsByID("104242")
 		missing := 0
 		for id := range acked {
 			if len(got[id]) == 0 {
@@ -151,7 +151,7 @@ func TestTwoNodesOnePostgresKill9(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	dups := 0
-	for _, copies := range graph.EventsByID("4242") {
+	for _, copies := range graph.EventsByID("104242") {
 		if len(copies) > 2 {
 			t.Fatalf("an event was delivered %d times", len(copies))
 		}

@@ -50,9 +50,3 @@ func newFlagSet(name string, stderr io.Writer, usageLine string) *flag.FlagSet {
 	}
 	return fs
 }
-
-// multiFlag collects a repeated string flag.
-type multiFlag []string
-
-func (m *multiFlag) String() string     { return fmt.Sprint(*m) }
-func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }

@@ -233,7 +233,7 @@ func TestKill9UnderLoadLosesNoAcknowledgedEvent(t *testing.T) {
 	defer graph.Close()
 	graph.SetLatency(5 * time.Millisecond)
 	env := relayEnv(t.TempDir(), graph.URL)
-	_, key := addSite(t, env, "777", "tok")
+	_, key := addSite(t, env, "10777", "tok")
 	p := startServe(t, env)
 
 	var mu sync.Mutex
@@ -280,7 +280,7 @@ func TestKill9UnderLoadLosesNoAcknowledgedEvent(t *testing.T) {
 	startServe(t, env)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		got := graph.EventsByID("777")
+		got := graph.EventsByID("10777")
 		missing := 0
 		for id := range acked {
 			if len(got[id]) == 0 {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/capirelay/capirelay/internal/app"
 	"github.com/capirelay/capirelay/internal/config"
+	"github.com/capirelay/capirelay/internal/sitecfg"
 	"github.com/capirelay/capirelay/internal/store"
 )
 
@@ -33,7 +34,7 @@ func newImportEnv(t *testing.T) *importEnv {
 		return ""
 	}}
 	st := e.open(t)
-	site, _, err := app.CreateSite(t.Context(), st, app.SiteInput{Name: "Shop", Domains: []string{"shop.example"}})
+	site, _, err := app.CreateSite(t.Context(), st, sitecfg.Update{Name: new("Shop"), Domains: &[]string{"shop.example"}})
 	if err != nil {
 		t.Fatal(err)
 	}

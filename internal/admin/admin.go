@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/capirelay/capirelay/internal/metrics"
+	"github.com/capirelay/capirelay/internal/sitecfg"
 	"github.com/capirelay/capirelay/internal/store"
 )
 
@@ -43,9 +44,9 @@ type Config struct {
 	// AdminPassword, when set (CAPIRELAY_ADMIN_PASSWORD), is the password and
 	// any stored hash is ignored.
 	AdminPassword string
-	// NewSite creates a site with fresh keys and returns its API key, which
-	// is shown once.
-	NewSite func(ctx context.Context, name string, domains []string) (site *store.Site, apiKey string, err error)
+	// NewSite checks u as a new site (u.NewSite), creates it with fresh keys
+	// and returns its API key, which is shown once.
+	NewSite func(ctx context.Context, u sitecfg.Update) (site *store.Site, apiKey string, err error)
 	// RotateKey gives a site a new API key and returns it; the old one stops
 	// working.
 	RotateKey func(ctx context.Context, siteKey string) (apiKey string, err error)

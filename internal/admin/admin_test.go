@@ -18,6 +18,7 @@ import (
 
 	"github.com/capirelay/capirelay/internal/metrics"
 	"github.com/capirelay/capirelay/internal/secret"
+	"github.com/capirelay/capirelay/internal/sitecfg"
 	"github.com/capirelay/capirelay/internal/store"
 	"github.com/capirelay/capirelay/internal/store/sqlite"
 )
@@ -76,10 +77,14 @@ func randHex(n int) string {
 }
 
 // newSiteFunc stands in for the wiring's site creation.
-func newSiteFunc(st store.Sites) func(ctx context.Context, name string, domains []string) (*store.Site, string, error) {
-	return func(ctx context.Context, name string, domains []string) (*store.Site, string, error) {
+func newSiteFunc(st store.Sites) func(ctx context.Context, u sitecfg.Update) (*store.Site, string, error) {
+	return func(ctx context.Context, u sitecfg.Update) (*store.Site, string, error) {
+		s, err := u.NewSite()
+		if err != nil {
+			return nil, "", err
+		}
 		apiKey := "cr_" + randHex(16)
-		s := &store.Site{Key: "s" + randHex(6), Name: name, Domains: domains, APIKeyHash: TokenHash(apiKey), PartialLeads: true}
+		s.Key, s.APIKeyHash = "s"+randHex(6), TokenHash(apiKey)
 		if err := st.CreateSite(ctx, s); err != nil {
 			return nil, "", err
 		}
@@ -96,7 +101,7 @@ func rotateKeyFunc(st store.Sites) func(ctx context.Context, siteKey string) (st
 
 func (b *bundle) mustSite(t *testing.T, name string) *store.Site {
 	t.Helper()
-	s, _, err := b.h.cfg.NewSite(t.Context(), name, []string{"shop.example.com"})
+	s, _, err := b.h.cfg.NewSite(t.Context(), sitecfg.Update{Name: &name, Domains: &[]string{"shop.example.com"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,6 +45,12 @@ func TestAPISites(t *testing.T) {
 		{"wrong type", "PATCH", "/api/admin/sites/" + s.Key, `{"partial_leads":"yes"}`, 400, "partial_leads"},
 		{"token via patch", "PATCH", "/api/admin/sites/" + s.Key, `{"access_token":"x"}`, 400, "access_token"},
 		{"no domain", "POST", "/api/admin/sites", `{"name":"X"}`, 400, "domains"},
+		// sitecfg's rules, shared with the CLI and the app.
+		{"short pixel", "PATCH", "/api/admin/sites/" + s.Key, `{"pixel_id":"1234"}`, 400, "pixel_id"},
+		{"IP domain", "PATCH", "/api/admin/sites/" + s.Key, `{"domains":["shop.example","127.0.0.1"]}`, 400, "domains"},
+		{"unknown region", "PATCH", "/api/admin/sites/" + s.Key, `{"default_region":"ZZ"}`, 400, "default_region"},
+		{"token with a space", "POST", "/api/admin/sites", `{"name":"X","domains":["x.example"],"pixel_id":"12345","access_token":"EA AB"}`, 400, "access_token"},
+		{"token without pixel", "POST", "/api/admin/sites", `{"name":"X","domains":["x.example"],"access_token":"EAAB"}`, 400, "pixel_id"},
 		{"missing site", "GET", "/api/admin/sites/nope", ``, 404, ""},
 		{"bad state", "GET", "/api/admin/events?state=lost", ``, 400, "state"},
 		{"bad replay id", "POST", "/api/admin/dead-letters/x/replay", ``, 400, "id"},
@@ -63,13 +69,14 @@ func TestAPISites(t *testing.T) {
 	}
 
 	res, body = b.do(t, c, "PATCH", "/api/admin/sites/"+s.Key,
-		`{"consent":"ldu","default_region":"de","partial_lead_timeout_minutes":45,"test_event_code":"TEST123"}`, bearer(tok))
+		`{"consent":"ldu","default_region":"de","partial_lead_timeout_minutes":45,"test_event_code":"TEST123","partial_lead_event":"Partial Lead","domains":["www.shop.example.com","bücher.de"]}`, bearer(tok))
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("patch = %d %s", res.StatusCode, body)
 	}
 	got, _ := b.db.Site(t.Context(), s.Key)
 	if got.Consent != store.ConsentLDU || got.DefaultRegion != "DE" || got.PartialLeadTimeout != 45*time.Minute ||
-		got.TestEventCode != "TEST123" || got.PixelID != "123456789012345" || got.AccessToken != "EAABsecretsecretsecret" {
+		got.TestEventCode != "TEST123" || got.PixelID != "123456789012345" || got.AccessToken != "EAABsecretsecretsecret" ||
+		got.PartialLeadEvent != "Partial Lead" || strings.Join(got.Domains, ",") != "shop.example.com,xn--bcher-kva.de" {
 		t.Fatalf("site after patch = %+v", got)
 	}
 

@@ -7,11 +7,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/capirelay/capirelay/internal/sitecfg"
 	"github.com/capirelay/capirelay/internal/store"
 )
 
@@ -28,147 +28,14 @@ func maskToken(t string) string {
 	return t[:4] + "…(set)"
 }
 
-// siteInput is an edit to a site, from a form or JSON; nil fields stay.
-type siteInput struct {
-	Name               *string   `json:"name"`
-	Domains            *[]string `json:"domains"`
-	PixelID            *string   `json:"pixel_id"`
-	AccessToken        *string   `json:"access_token"` // create only; else PUT …/token
-	TestEventCode      *string   `json:"test_event_code"`
-	Consent            *string   `json:"consent"`
-	DefaultRegion      *string   `json:"default_region"`
-	PartialLeads       *bool     `json:"partial_leads"`
-	PartialLeadTimeout *int      `json:"partial_lead_timeout_minutes"`
-	PartialLeadForward *bool     `json:"partial_lead_forward"`
-	PartialLeadEvent   *string   `json:"partial_lead_event"`
-	WebhookURL         *string   `json:"webhook_url"`
-	RetentionDays      *int      `json:"retention_days"`
-}
-
-var (
-	pixelIDRe = regexp.MustCompile(`^[0-9]{5,20}$`)
-	domainRe  = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$|^localhost$`)
-	regionRe  = regexp.MustCompile(`^[A-Z]{2}$`)
-	eventRe   = regexp.MustCompile(`^[A-Za-z0-9_ .-]{1,50}$`)
-)
-
-// normalizeDomains lowercases domains and strips schemes, paths, ports and
-// a leading "www." or "*.".
-func normalizeDomains(in []string) ([]string, error) {
-	out := []string{}
-	seen := map[string]bool{}
-	for _, d := range in {
-		d = strings.ToLower(strings.TrimSpace(d))
-		if d == "" {
-			continue
-		}
-		if i := strings.Index(d, "://"); i >= 0 {
-			d = d[i+3:]
-		}
-		d, _, _ = strings.Cut(d, "/")
-		if h, _, ok := strings.Cut(d, ":"); ok {
-			d = h
-		}
-		d = strings.TrimPrefix(strings.TrimPrefix(d, "*."), "www.")
-		d = strings.TrimSuffix(d, ".")
-		if !domainRe.MatchString(d) {
-			return nil, errorf(http.StatusBadRequest, "domains", "%q is not a domain name (write it as example.com)", d)
-		}
-		if !seen[d] {
-			seen[d] = true
-			out = append(out, d)
-		}
+// settingError turns a setting refused by sitecfg's rules into a 400 that
+// names the field, so forms re-render with it and the API reports it.
+func settingError(err error) error {
+	var se *sitecfg.Error
+	if errors.As(err, &se) {
+		return &Error{Status: http.StatusBadRequest, Field: se.Field, Msg: se.Message}
 	}
-	return out, nil
-}
-
-// apply validates in and writes it into s.
-func (in *siteInput) apply(s *store.Site) error {
-	bad := func(field, format string, args ...any) error {
-		return errorf(http.StatusBadRequest, field, format, args...)
-	}
-	if in.Name != nil {
-		n := strings.TrimSpace(*in.Name)
-		if n == "" || len(n) > 200 {
-			return bad("name", "the name must have 1 to 200 characters")
-		}
-		s.Name = n
-	}
-	if in.Domains != nil {
-		d, err := normalizeDomains(*in.Domains)
-		if err != nil {
-			return err
-		}
-		s.Domains = d
-	}
-	if in.PixelID != nil {
-		p := strings.TrimSpace(*in.PixelID)
-		if p != "" && !pixelIDRe.MatchString(p) {
-			return bad("pixel_id", "the pixel id is the number shown in Events Manager (digits only)")
-		}
-		s.PixelID = p
-	}
-	if in.TestEventCode != nil {
-		c := strings.TrimSpace(*in.TestEventCode)
-		if len(c) > 64 || strings.ContainsAny(c, " \t\r\n") {
-			return bad("test_event_code", "the test event code is a short code like TEST12345, without spaces")
-		}
-		s.TestEventCode = c
-	}
-	if in.Consent != nil {
-		switch c := *in.Consent; c {
-		case store.ConsentNone, store.ConsentRequired, store.ConsentLDU:
-			s.Consent = c
-		default:
-			return bad("consent", "consent must be none, required or ldu")
-		}
-	}
-	if in.DefaultRegion != nil {
-		r := strings.ToUpper(strings.TrimSpace(*in.DefaultRegion))
-		if r != "" && !regionRe.MatchString(r) {
-			return bad("default_region", "the default region is a two-letter country code such as US or DE")
-		}
-		s.DefaultRegion = r
-	}
-	if in.PartialLeads != nil {
-		s.PartialLeads = *in.PartialLeads
-	}
-	if in.PartialLeadTimeout != nil {
-		m := *in.PartialLeadTimeout
-		if m < 1 || m > 24*60 {
-			return bad("partial_lead_timeout_minutes", "the partial lead timeout is 1 to 1440 minutes")
-		}
-		s.PartialLeadTimeout = time.Duration(m) * time.Minute
-	}
-	if in.PartialLeadForward != nil {
-		s.PartialLeadForward = *in.PartialLeadForward
-	}
-	if in.PartialLeadEvent != nil {
-		e := strings.TrimSpace(*in.PartialLeadEvent)
-		if e != "" && !eventRe.MatchString(e) {
-			return bad("partial_lead_event", "the event name has letters, digits, spaces, _ . - only (at most 50)")
-		}
-		s.PartialLeadEvent = e
-	}
-	if in.WebhookURL != nil {
-		u := strings.TrimSpace(*in.WebhookURL)
-		if u != "" {
-			pu, err := url.Parse(u)
-			if err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" {
-				return bad("webhook_url", "the webhook URL must be an http(s) URL")
-			}
-		}
-		s.WebhookURL = u
-	}
-	if in.RetentionDays != nil {
-		d := *in.RetentionDays
-		if d < 1 || d > 3650 {
-			return bad("retention_days", "retention is 1 to 3650 days")
-		}
-		s.Retention = time.Duration(d) * 24 * time.Hour
-	}
-	store.SiteDefaults(s)
-	return nil
+	return err
 }
 
 func splitDomains(v string) []string {
@@ -176,7 +43,7 @@ func splitDomains(v string) []string {
 }
 
 // formInput reads a site form; checkboxes are present only when checked.
-func formInput(r *http.Request) *siteInput {
+func formInput(r *http.Request) *sitecfg.Update {
 	str := func(k string) *string { v := r.PostFormValue(k); return &v }
 	num := func(k string) *int {
 		v := strings.TrimSpace(r.PostFormValue(k))
@@ -190,7 +57,7 @@ func formInput(r *http.Request) *siteInput {
 		return &n
 	}
 	check := func(k string) *bool { v := r.PostFormValue(k) == "on"; return &v }
-	return &siteInput{
+	return &sitecfg.Update{
 		Name: str("name"), Domains: new(splitDomains(r.PostFormValue("domains"))), PixelID: str("pixel_id"), TestEventCode: str("test_event_code"),
 		Consent: str("consent"), DefaultRegion: str("default_region"), PartialLeads: check("partial_leads"),
 		PartialLeadTimeout: num("partial_lead_timeout_minutes"), PartialLeadForward: check("partial_lead_forward"),
@@ -198,33 +65,11 @@ func formInput(r *http.Request) *siteInput {
 	}
 }
 
-// createSite makes a site through Config.NewSite, then applies the rest of in.
-func (h *Handler) createSite(ctx context.Context, in *siteInput) (*store.Site, string, error) {
-	if in.Name == nil || strings.TrimSpace(*in.Name) == "" {
-		return nil, "", errorf(http.StatusBadRequest, "name", "a site needs a name")
-	}
-	// Validate everything before anything is created.
-	probe := &store.Site{}
-	if err := in.apply(probe); err != nil {
-		return nil, "", err
-	}
-	if len(probe.Domains) == 0 {
-		return nil, "", errorf(http.StatusBadRequest, "domains", "a site needs at least one domain (example.com)")
-	}
-	s, key, err := h.cfg.NewSite(ctx, probe.Name, probe.Domains)
+// createSite makes a site of in through Config.NewSite.
+func (h *Handler) createSite(ctx context.Context, in *sitecfg.Update) (*store.Site, string, error) {
+	s, key, err := h.cfg.NewSite(ctx, *in)
 	if err != nil {
-		return nil, "", err
-	}
-	if err := in.apply(s); err != nil {
-		return nil, "", err
-	}
-	if err := h.store.UpdateSite(ctx, s); err != nil {
-		return nil, "", err
-	}
-	if in.AccessToken != nil && strings.TrimSpace(*in.AccessToken) != "" {
-		if err := h.store.SetAccessToken(ctx, s.Key, strings.TrimSpace(*in.AccessToken)); err != nil {
-			return nil, "", err
-		}
+		return nil, "", settingError(err)
 	}
 	h.log.Info("site created", "site", s.Key)
 	s, err = h.store.Site(ctx, s.Key)
@@ -267,7 +112,7 @@ func (h *Handler) renderSites(w http.ResponseWriter, r *http.Request, status int
 }
 
 func (h *Handler) createSiteForm(w http.ResponseWriter, r *http.Request) error {
-	in := &siteInput{Name: new(r.PostFormValue("name")), Domains: new(splitDomains(r.PostFormValue("domains"))),
+	in := &sitecfg.Update{Name: new(r.PostFormValue("name")), Domains: new(splitDomains(r.PostFormValue("domains"))),
 		PixelID: new(r.PostFormValue("pixel_id")), AccessToken: new(r.PostFormValue("access_token"))}
 	s, key, err := h.createSite(r.Context(), in)
 	var fe *Error
@@ -318,7 +163,8 @@ func (h *Handler) updateSiteForm(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := formInput(r).apply(s); err != nil {
+	if err := formInput(r).Apply(s); err != nil {
+		err = settingError(err)
 		var fe *Error
 		if errors.As(err, &fe) {
 			return h.render(w, r, http.StatusBadRequest, "site", s.Name, siteView{Site: s, Token: maskToken(s.AccessToken), Error: fe})
@@ -334,7 +180,10 @@ func (h *Handler) updateSiteForm(w http.ResponseWriter, r *http.Request) error {
 
 func (h *Handler) setTokenForm(w http.ResponseWriter, r *http.Request) error {
 	key := r.PathValue("key")
-	tok := strings.TrimSpace(r.PostFormValue("access_token"))
+	tok, err := sitecfg.AccessToken(r.PostFormValue("access_token"))
+	if err != nil {
+		return settingError(err)
+	}
 	if r.PostFormValue("clear") == "" && tok == "" {
 		return errorf(http.StatusBadRequest, "access_token", "paste the access token from Events Manager, or use Clear to go back to the sandbox")
 	}
@@ -448,7 +297,7 @@ func (h *Handler) apiListSites(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) apiCreateSite(w http.ResponseWriter, r *http.Request) error {
-	var in siteInput
+	var in sitecfg.Update
 	if err := decodeJSON(r, &in); err != nil {
 		return err
 	}
@@ -477,15 +326,15 @@ func (h *Handler) apiPatchSite(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var in siteInput
+	var in sitecfg.Update
 	if err := decodeJSON(r, &in); err != nil {
 		return err
 	}
 	if in.AccessToken != nil {
 		return errorf(http.StatusBadRequest, "access_token", "set the access token with PUT /api/admin/sites/{key}/token")
 	}
-	if err := in.apply(s); err != nil {
-		return err
+	if err := in.Apply(s); err != nil {
+		return settingError(err)
 	}
 	if err := h.store.UpdateSite(ctx, s); err != nil {
 		return err
@@ -533,7 +382,10 @@ func (h *Handler) apiSetToken(w http.ResponseWriter, r *http.Request) error {
 	if in.AccessToken == nil {
 		return errorf(http.StatusBadRequest, "access_token", `send {"access_token": "..."} ("" goes back to the sandbox)`)
 	}
-	tok := strings.TrimSpace(*in.AccessToken)
+	tok, err := sitecfg.AccessToken(*in.AccessToken)
+	if err != nil {
+		return settingError(err)
+	}
 	if err := h.store.SetAccessToken(r.Context(), key, tok); err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/capirelay/capirelay/internal/capitest"
 	"github.com/capirelay/capirelay/internal/config"
+	"github.com/capirelay/capirelay/internal/sitecfg"
 	"github.com/capirelay/capirelay/internal/store"
 )
 
@@ -51,7 +52,7 @@ func newRelay(t *testing.T, tune func(a *App)) *relay {
 
 func (r *relay) addSite(t *testing.T, pixel, token string) (*store.Site, string) {
 	t.Helper()
-	s, key, err := CreateSite(context.Background(), r.app.Store, SiteInput{Name: "shop " + pixel, Domains: []string{"shop.example.com"}, PixelID: pixel, AccessToken: token})
+	s, key, err := CreateSite(context.Background(), r.app.Store, sitecfg.Update{Name: new("shop " + pixel), Domains: &[]string{"shop.example.com"}, PixelID: &pixel, AccessToken: &token})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +110,7 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 
 func TestDuplicateDeliveredOnce(t *testing.T) {
 	r := newRelay(t, nil)
-	_, key := r.addSite(t, "111", "tok")
+	_, key := r.addSite(t, "10111", "tok")
 	now := time.Now()
 	code, out := r.post(t, key, serverEvent("order-1", now))
 	if code != 200 || status(out, 0) != "accepted" {
@@ -125,9 +126,9 @@ func TestDuplicateDeliveredOnce(t *testing.T) {
 	if _, out = r.post(t, key, other); status(out, 0) != "accepted" {
 		t.Fatalf("other name: %v", out)
 	}
-	waitFor(t, 5*time.Second, "delivery", func() bool { return len(r.graph.Events("111")) == 2 })
+	waitFor(t, 5*time.Second, "delivery", func() bool { return len(r.graph.Events("10111")) == 2 })
 	time.Sleep(100 * time.Millisecond)
-	if n := len(r.graph.EventsByID("111")["order-1"]); n != 2 {
+	if n := len(r.graph.EventsByID("10111")["order-1"]); n != 2 {
 		t.Fatalf("order-1 delivered %d times, want 2 (Purchase and AddToCart once each)", n)
 	}
 	resp, err := http.Get(r.srv.URL + "/metrics")
@@ -168,7 +169,7 @@ func status(out map[string]any, i int) string {
 
 func TestTransientFaultsLoseNothingAndBadEventIsDeadLettered(t *testing.T) {
 	r := newRelay(t, nil)
-	_, key := r.addSite(t, "222", "tok")
+	_, key := r.addSite(t, "10222", "tok")
 	r.graph.SetSeed(7)
 	r.graph.SetFaultRate(0.30, capitest.Fault500, capitest.Fault503, capitest.FaultRateLimit, capitest.FaultReset, capitest.FaultThrottle613)
 	r.graph.Reject(func(ev map[string]any) bool { return ev["event_id"] == "bad-4242" })
@@ -207,8 +208,8 @@ func TestTransientFaultsLoseNothingAndBadEventIsDeadLettered(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	waitFor(t, 60*time.Second, "all good events delivered", func() bool { return len(r.graph.EventsByID("222")) == total-1 })
-	byID := r.graph.EventsByID("222")
+	waitFor(t, 60*time.Second, "all good events delivered", func() bool { return len(r.graph.EventsByID("10222")) == total-1 })
+	byID := r.graph.EventsByID("10222")
 	for i := 0; i < total; i++ {
 		id := fmt.Sprintf("e-%d", i)
 		if i == 4242 {
@@ -236,9 +237,9 @@ func TestTransientFaultsLoseNothingAndBadEventIsDeadLettered(t *testing.T) {
 
 func TestTokenErrorPausesOnlyThatPixel(t *testing.T) {
 	r := newRelay(t, nil)
-	bad, badKey := r.addSite(t, "333", "old-token")
-	_, goodKey := r.addSite(t, "444", "tok")
-	r.graph.SetToken("333", "new-token")
+	bad, badKey := r.addSite(t, "10333", "old-token")
+	_, goodKey := r.addSite(t, "10444", "tok")
+	r.graph.SetToken("10333", "new-token")
 	now := time.Now()
 	r.post(t, badKey, serverEvent("a-1", now), serverEvent("a-2", now))
 	r.post(t, goodKey, serverEvent("b-1", now))
@@ -246,16 +247,16 @@ func TestTokenErrorPausesOnlyThatPixel(t *testing.T) {
 		s, _ := r.app.Store.Site(context.Background(), bad.Key)
 		return s.Paused
 	})
-	waitFor(t, 5*time.Second, "other pixel delivered", func() bool { return len(r.graph.Events("444")) == 1 })
+	waitFor(t, 5*time.Second, "other pixel delivered", func() bool { return len(r.graph.Events("10444")) == 1 })
 	// No retry storm while paused.
 	before := len(r.graph.Requests())
 	r.post(t, goodKey, serverEvent("b-2", now))
 	r.post(t, badKey, serverEvent("a-3", now))
-	waitFor(t, 5*time.Second, "other pixel keeps flowing", func() bool { return len(r.graph.Events("444")) == 2 })
+	waitFor(t, 5*time.Second, "other pixel keeps flowing", func() bool { return len(r.graph.Events("10444")) == 2 })
 	time.Sleep(300 * time.Millisecond)
 	calls333 := 0
 	for _, rq := range r.graph.Requests()[before:] {
-		if rq.Pixel == "333" {
+		if rq.Pixel == "10333" {
 			calls333++
 		}
 	}
@@ -269,12 +270,12 @@ func TestTokenErrorPausesOnlyThatPixel(t *testing.T) {
 	if err := r.app.Store.SetAccessToken(context.Background(), bad.Key, "new-token"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "paused pixel resumed", func() bool { return len(r.graph.EventsByID("333")) == 3 })
+	waitFor(t, 5*time.Second, "paused pixel resumed", func() bool { return len(r.graph.EventsByID("10333")) == 3 })
 }
 
 func TestBadInputRefusedAndNothingStored(t *testing.T) {
 	r := newRelay(t, nil)
-	_, key := r.addSite(t, "555", "tok")
+	_, key := r.addSite(t, "10555", "tok")
 	now := time.Now()
 	ev := func(mut func(m map[string]any)) []byte {
 		m := serverEvent("x", now)
@@ -338,9 +339,9 @@ func TestBadInputRefusedAndNothingStored(t *testing.T) {
 
 func TestGraphAliasAcceptsSDKRequests(t *testing.T) {
 	r := newRelay(t, nil)
-	_, key := r.addSite(t, "666", "tok")
+	_, key := r.addSite(t, "10666", "tok")
 	body, _ := json.Marshal(map[string]any{"data": []any{serverEvent("g-1", time.Now())}, "access_token": key})
-	resp, err := http.Post(r.srv.URL+"/v25.0/666/events", "application/json", bytes.NewReader(body))
+	resp, err := http.Post(r.srv.URL+"/v25.0/10666/events", "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,7 +353,7 @@ func TestGraphAliasAcceptsSDKRequests(t *testing.T) {
 	}
 	// Form-encoded, as Meta's curl examples send it, with the key in the query.
 	data, _ := json.Marshal([]any{serverEvent("g-2", time.Now())})
-	resp, err = http.PostForm(r.srv.URL+"/v25.0/666/events?access_token="+key, map[string][]string{"data": {string(data)}})
+	resp, err = http.PostForm(r.srv.URL+"/v25.0/10666/events?access_token="+key, map[string][]string{"data": {string(data)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,13 +362,13 @@ func TestGraphAliasAcceptsSDKRequests(t *testing.T) {
 		t.Fatalf("form alias: %d", resp.StatusCode)
 	}
 	// A wrong key answers like Graph: an error object with code 190.
-	resp, _ = http.Post(r.srv.URL+"/v25.0/666/events?access_token=nope", "application/json", bytes.NewReader(body[:0]))
+	resp, _ = http.Post(r.srv.URL+"/v25.0/10666/events?access_token=nope", "application/json", bytes.NewReader(body[:0]))
 	json.NewDecoder(resp.Body).Decode(&out)
 	resp.Body.Close()
 	if e, _ := out["error"].(map[string]any); resp.StatusCode != 401 || e["code"] != float64(190) {
 		t.Fatalf("wrong key: %d %v", resp.StatusCode, out)
 	}
-	waitFor(t, 5*time.Second, "alias events delivered", func() bool { return len(r.graph.Events("666")) == 2 })
+	waitFor(t, 5*time.Second, "alias events delivered", func() bool { return len(r.graph.Events("10666")) == 2 })
 }
 
 func TestVersionCheck(t *testing.T) {
@@ -390,7 +391,7 @@ func TestVersionCheck(t *testing.T) {
 
 func TestTestEventCodeForwarded(t *testing.T) {
 	r := newRelay(t, nil)
-	site, key := r.addSite(t, "888", "tok")
+	site, key := r.addSite(t, "10888", "tok")
 	site.TestEventCode = "TEST123"
 	if err := r.app.Store.UpdateSite(context.Background(), site); err != nil {
 		t.Fatal(err)
@@ -401,10 +402,10 @@ func TestTestEventCodeForwarded(t *testing.T) {
 	if code, out := r.postRaw(t, key, "application/json", body); code != 200 {
 		t.Fatalf("post: %d %v", code, out)
 	}
-	waitFor(t, 5*time.Second, "both delivered", func() bool { return len(r.graph.Events("888")) == 2 })
+	waitFor(t, 5*time.Second, "both delivered", func() bool { return len(r.graph.Events("10888")) == 2 })
 	codes := map[string]string{}
 	for _, rq := range r.graph.Requests() {
-		if rq.Pixel != "888" || rq.Status != 200 {
+		if rq.Pixel != "10888" || rq.Status != 200 {
 			continue
 		}
 		for _, ev := range rq.Events {
@@ -461,7 +462,7 @@ func TestFullBatchSentBeforeTheLinger(t *testing.T) {
 		a.Dispatcher.Linger = time.Hour
 		a.Dispatcher.BatchSize = 10
 	})
-	_, key := r.addSite(t, "222", "tok")
+	_, key := r.addSite(t, "10222", "tok")
 	now := time.Now()
 	for i := range 3 {
 		var evs []map[string]any
@@ -473,5 +474,5 @@ func TestFullBatchSentBeforeTheLinger(t *testing.T) {
 		}
 	}
 	// 12 queued in requests of 4: one full batch of 10 goes out now.
-	waitFor(t, 5*time.Second, "a full batch", func() bool { return len(r.graph.Events("222")) >= 10 })
+	waitFor(t, 5*time.Second, "a full batch", func() bool { return len(r.graph.Events("10222")) >= 10 })
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/capirelay/capirelay/internal/capi"
 	"github.com/capirelay/capirelay/internal/config"
 	"github.com/capirelay/capirelay/internal/dispatch"
+	"github.com/capirelay/capirelay/internal/sitecfg"
 	"github.com/capirelay/capirelay/internal/store"
 )
 
@@ -62,7 +63,7 @@ func benchIngest(b *testing.B, dbURL string) {
 		b.Fatal(err)
 	}
 	defer a.Shutdown(context.Background())
-	_, key, err := CreateSite(context.Background(), a.Store, SiteInput{Name: "bench", Domains: []string{"shop.example.com"}})
+	_, key, err := CreateSite(context.Background(), a.Store, sitecfg.Update{Name: new("bench"), Domains: &[]string{"shop.example.com"}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -131,7 +132,7 @@ func benchDispatch(b *testing.B, dbURL string) {
 		b.Fatal(err)
 	}
 	defer a.Shutdown(context.Background())
-	site, _, err := CreateSite(context.Background(), a.Store, SiteInput{Name: "bench", Domains: []string{"shop.example.com"}, PixelID: "1", AccessToken: "t"})
+	site, _, err := CreateSite(context.Background(), a.Store, sitecfg.Update{Name: new("bench"), Domains: &[]string{"shop.example.com"}, PixelID: new("100001"), AccessToken: new("t")})
 	if err != nil {
 		b.Fatal(err)
 	}

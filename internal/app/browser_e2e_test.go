@@ -24,6 +24,7 @@ import (
 	"github.com/capirelay/capirelay/internal/capitest"
 	"github.com/capirelay/capirelay/internal/config"
 	"github.com/capirelay/capirelay/internal/leads"
+	"github.com/capirelay/capirelay/internal/sitecfg"
 	"github.com/capirelay/capirelay/internal/store"
 	"github.com/capirelay/capirelay/internal/tag"
 )
@@ -49,7 +50,7 @@ func newShop(t *testing.T, pixel string, tune func(s *store.Site)) *shop {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, _, err := CreateSite(context.Background(), a.Store, SiteInput{Name: "Shop", Domains: []string{"shop.co.uk"}, PixelID: pixel, AccessToken: "EAAB-shop"})
+	s, _, err := CreateSite(context.Background(), a.Store, sitecfg.Update{Name: new("Shop"), Domains: &[]string{"shop.co.uk"}, PixelID: &pixel, AccessToken: new("EAAB-shop")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,14 +127,14 @@ func hashed(t *testing.T, ud map[string]any, keys ...string) {
 // TestBrowserEventsReachGraph: with Meta blocked in the browser, a PageView
 // and a form's Lead still reach the Graph API, hashed, with fbp and fbc.
 func TestBrowserEventsReachGraph(t *testing.T) {
-	s := newShop(t, "9001", nil)
+	s := newShop(t, "109001", nil)
 	ctx := browsertest.New(t, browsertest.Options{HostRules: shopHostRules, Timeout: 90 * time.Second})
 	const clickID = "IwAR-MixedCase_ClickID-7Qz"
 	landing := s.base + "/offer?fbclid=" + clickID
 	if err := chromedp.Do(ctx, chromedp.Navigate(landing)); err != nil {
 		t.Fatal(err)
 	}
-	pv := s.graphEvent(t, "9001", "PageView", func(ev map[string]any) bool {
+	pv := s.graphEvent(t, "109001", "PageView", func(ev map[string]any) bool {
 		return ev["event_name"] == "PageView" && ev["event_source_url"] == landing
 	})
 	ud := pv["user_data"].(map[string]any)
@@ -155,7 +156,7 @@ func TestBrowserEventsReachGraph(t *testing.T) {
 	); err != nil {
 		t.Fatal(err)
 	}
-	lead := s.graphEvent(t, "9001", "Lead", func(ev map[string]any) bool { return ev["event_name"] == "Lead" })
+	lead := s.graphEvent(t, "109001", "Lead", func(ev map[string]any) bool { return ev["event_name"] == "Lead" })
 	lud := lead["user_data"].(map[string]any)
 	hashed(t, lud, "em", "ph", "fn", "ln")
 	if lud["fbp"] != fbp || lud["fbc"] != fbc {
@@ -165,7 +166,7 @@ func TestBrowserEventsReachGraph(t *testing.T) {
 	if v := lud["ph"].([]any)[0]; v != sha("442079460958") {
 		t.Errorf("ph = %v, want the hash of 442079460958", v)
 	}
-	for _, raw := range s.relay.graph.Events("9001") {
+	for _, raw := range s.relay.graph.Events("109001") {
 		if bytes.Contains(raw, []byte("hunter2")) || bytes.Contains(raw, []byte("Grace")) {
 			t.Fatalf("raw personal data or a password reached Meta: %s", raw)
 		}
@@ -197,7 +198,7 @@ func TestBrowserEventsReachGraph(t *testing.T) {
 		if code != 200 {
 			t.Fatalf("server event: %d %v", code, out)
 		}
-		ev := s.graphEvent(t, "9001", c.id, func(ev map[string]any) bool { return ev["event_id"] == c.id })
+		ev := s.graphEvent(t, "109001", c.id, func(ev map[string]any) bool { return ev["event_id"] == c.id })
 		sud := ev["user_data"].(map[string]any)
 		if sud["fbp"] != fbp || sud["fbc"] != fbc {
 			t.Errorf("%s: fbp/fbc = %v/%v, want the browser's", c.id, sud["fbp"], sud["fbc"])
@@ -240,7 +241,7 @@ func TestBrowserPartialLead(t *testing.T) {
 			hooks := &hookRecorder{}
 			hookSrv := httptest.NewServer(hooks)
 			defer hookSrv.Close()
-			s := newShop(t, "9002", func(s *store.Site) {
+			s := newShop(t, "109002", func(s *store.Site) {
 				s.PartialLeadTimeout = 2 * time.Second
 				s.WebhookURL = hookSrv.URL
 				s.PartialLeadForward = forward
@@ -300,14 +301,14 @@ func TestBrowserPartialLead(t *testing.T) {
 			}
 			if !forward {
 				time.Sleep(1500 * time.Millisecond)
-				for _, raw := range s.relay.graph.Events("9002") {
+				for _, raw := range s.relay.graph.Events("109002") {
 					if bytes.Contains(raw, []byte(`"PartialLead"`)) {
 						t.Fatal("a partial lead reached Meta with forwarding off")
 					}
 				}
 				return
 			}
-			ev := s.graphEvent(t, "9002", "PartialLead", func(ev map[string]any) bool { return ev["event_name"] == "PartialLead" })
+			ev := s.graphEvent(t, "109002", "PartialLead", func(ev map[string]any) bool { return ev["event_name"] == "PartialLead" })
 			ud := ev["user_data"].(map[string]any)
 			hashed(t, ud, "em", "ph")
 			if ud["em"].([]any)[0] != sha("alan.turing@example.com") || ud["ph"].([]any)[0] != sha("442079460000") {

@@ -23,7 +23,7 @@ func EnsureDemoSite(ctx context.Context, st store.Sites, publicURL string) error
 		return err
 	}
 	s := &store.Site{Key: DemoSiteKey, Name: "Demo (sandbox)", Domains: []string{"localhost", "127.0.0.1"},
-		APIKeyHash: "demo-no-api-key", PartialLeads: true, Demo: true, DefaultRegion: "us"}
+		APIKeyHash: "demo-no-api-key", PartialLeads: true, Demo: true, DefaultRegion: "US"}
 	err = st.CreateSite(ctx, s)
 	if errors.Is(err, store.ErrDuplicate) {
 		return nil // another process created it

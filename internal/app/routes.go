@@ -10,6 +10,7 @@ import (
 	"github.com/capirelay/capirelay/internal/admin"
 	"github.com/capirelay/capirelay/internal/collect"
 	"github.com/capirelay/capirelay/internal/leads"
+	"github.com/capirelay/capirelay/internal/sitecfg"
 	"github.com/capirelay/capirelay/internal/store"
 	"github.com/capirelay/capirelay/internal/tag"
 )
@@ -37,8 +38,8 @@ func (a *App) routes() (http.Handler, error) {
 	adm, err := admin.New(admin.Config{
 		Store: a.Store, Metrics: a.Metrics, Logger: a.Logger, Version: Version,
 		PublicURL: a.Config.PublicURL, AdminPassword: a.Config.AdminPassword,
-		NewSite: func(ctx context.Context, name string, domains []string) (*store.Site, string, error) {
-			return CreateSite(ctx, a.Store, SiteInput{Name: name, Domains: domains})
+		NewSite: func(ctx context.Context, u sitecfg.Update) (*store.Site, string, error) {
+			return CreateSite(ctx, a.Store, u)
 		},
 		RotateKey: func(ctx context.Context, key string) (string, error) { return RotateAPIKey(ctx, a.Store, key) },
 		ClientIP: func(r *http.Request) string {

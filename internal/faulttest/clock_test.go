@@ -17,7 +17,7 @@ import (
 func TestEventTimeAheadOfTheClock(t *testing.T) {
 	t.Parallel()
 	r := newRelay(t, options{})
-	_, key := r.addSite(t, "720", "tok")
+	_, key := r.addSite(t, "10720", "tok")
 	now := time.Now()
 	ahead := serverEvent("ahead-3m", now.Add(3*time.Minute))
 	if code := r.post(t, key, ahead); code != 200 {
@@ -29,17 +29,17 @@ func TestEventTimeAheadOfTheClock(t *testing.T) {
 	if code/100 != 4 || !strings.Contains(string(out), "event_time") {
 		t.Fatalf("event %s ahead: %d %s, want a 4xx naming event_time", event.MaxFutureSkew+5*time.Minute, code, out)
 	}
-	r.assertNoLoss(t, "720", 10*time.Second)
+	r.assertNoLoss(t, "10720", 10*time.Second)
 	var got struct {
 		EventTime int64 `json:"event_time"`
 	}
-	if err := json.Unmarshal(r.graph.EventsByID("720")["ahead-3m"][0], &got); err != nil {
+	if err := json.Unmarshal(r.graph.EventsByID("10720")["ahead-3m"][0], &got); err != nil {
 		t.Fatal(err)
 	}
 	if sent := time.Unix(got.EventTime, 0); sent.After(time.Now()) {
 		t.Fatalf("event_time sent to Meta is %s in the future", time.Until(sent))
 	}
-	if _, ok := r.graph.EventsByID("720")["ahead-far"]; ok {
+	if _, ok := r.graph.EventsByID("10720")["ahead-far"]; ok {
 		t.Fatal("the far-future event was delivered")
 	}
 }
@@ -54,7 +54,7 @@ func TestDispatcherClockSkew(t *testing.T) {
 	r := newRelay(t, options{tune: func(a *app.App) {
 		a.Dispatcher.Now = func() time.Time { return time.Now().Add(skew) }
 	}})
-	site, key := r.addSite(t, "721", "tok")
+	site, key := r.addSite(t, "10721", "tok")
 	now := time.Now()
 	if code := r.post(t, key, serverEvent("fresh", now)); code != 200 {
 		t.Fatalf("fresh event: %d", code)
@@ -66,7 +66,7 @@ func TestDispatcherClockSkew(t *testing.T) {
 	r.acked.mu.Lock()
 	delete(r.acked.ids, "old") // acknowledged, but expired by the time it is due
 	r.acked.mu.Unlock()
-	r.assertNoLoss(t, "721", 10*time.Second)
+	r.assertNoLoss(t, "10721", 10*time.Second)
 	var dead []store.Item
 	waitFor(t, 10*time.Second, "the old event dead-lettered", func() bool {
 		var err error
@@ -76,7 +76,7 @@ func TestDispatcherClockSkew(t *testing.T) {
 	if dead[0].EventID != "old" || !strings.HasPrefix(dead[0].LastError, "expired") {
 		t.Fatalf("dead letter = %s %q, want old, expired", dead[0].EventID, dead[0].LastError)
 	}
-	if _, ok := r.graph.EventsByID("721")["old"]; ok {
+	if _, ok := r.graph.EventsByID("10721")["old"]; ok {
 		t.Fatal("an event past the 7-day window (by the dispatcher's clock) was sent")
 	}
 }

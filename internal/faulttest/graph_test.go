@@ -37,7 +37,7 @@ func TestGraphFaultsLoseNothing(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			r := newRelay(t, options{graphTimeout: tc.timeout})
-			_, key := r.addSite(t, "700", "tok")
+			_, key := r.addSite(t, "10700", "tok")
 			r.graph.SetSeed(42)
 			// Phase 1: healthy; 2: faulty; 3: healthy again. Load runs
 			// across all three.
@@ -57,7 +57,7 @@ func TestGraphFaultsLoseNothing(t *testing.T) {
 			time.Sleep(300 * time.Millisecond)
 			close(stop)
 			<-done
-			r.assertNoLoss(t, "700", 30*time.Second)
+			r.assertNoLoss(t, "10700", 30*time.Second)
 			if st := r.graph.Stats(); tc.clear == nil && st.Faults == 0 {
 				t.Fatalf("no fault was injected: %+v", st)
 			}
@@ -70,8 +70,8 @@ func TestGraphFaultsLoseNothing(t *testing.T) {
 func TestTokenRevokedMidRun(t *testing.T) {
 	t.Parallel()
 	r := newRelay(t, options{})
-	site, key := r.addSite(t, "701", "old-token")
-	r.graph.SetToken("701", "old-token")
+	site, key := r.addSite(t, "10701", "old-token")
+	r.graph.SetToken("10701", "old-token")
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -79,7 +79,7 @@ func TestTokenRevokedMidRun(t *testing.T) {
 		r.load(t, key, "tok", 2, 20, 1000, stop)
 	}()
 	time.Sleep(300 * time.Millisecond)
-	r.graph.RevokeToken("701")
+	r.graph.RevokeToken("10701")
 	waitFor(t, 10*time.Second, "site paused", func() bool {
 		s, err := r.app.Store.Site(context.Background(), site.Key)
 		return err == nil && s.Paused
@@ -101,11 +101,11 @@ func TestTokenRevokedMidRun(t *testing.T) {
 	if depth[site.Key] == 0 {
 		t.Fatalf("paused site has an empty queue; events acknowledged during the pause went where? depth %v", depth)
 	}
-	r.graph.SetToken("701", "new-token")
+	r.graph.SetToken("10701", "new-token")
 	if err := r.app.Store.SetAccessToken(context.Background(), site.Key, "new-token"); err != nil {
 		t.Fatal(err)
 	}
-	r.assertNoLoss(t, "701", 30*time.Second)
+	r.assertNoLoss(t, "10701", 30*time.Second)
 	dead, err := r.app.Store.Items(context.Background(), site.Key, store.StateDead, 10)
 	if err != nil {
 		t.Fatal(err)

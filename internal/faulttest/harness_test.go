@@ -16,6 +16,7 @@ import (
 	"github.com/capirelay/capirelay/internal/app"
 	"github.com/capirelay/capirelay/internal/capitest"
 	"github.com/capirelay/capirelay/internal/config"
+	"github.com/capirelay/capirelay/internal/sitecfg"
 	"github.com/capirelay/capirelay/internal/store"
 )
 
@@ -75,8 +76,8 @@ func newRelay(t *testing.T, o options) *relay {
 
 func (r *relay) addSite(t *testing.T, pixel, token string) (*store.Site, string) {
 	t.Helper()
-	s, key, err := app.CreateSite(context.Background(), r.app.Store, app.SiteInput{
-		Name: "shop " + pixel, Domains: []string{"shop.example.com"}, PixelID: pixel, AccessToken: token})
+	s, key, err := app.CreateSite(context.Background(), r.app.Store, sitecfg.Update{
+		Name: new("shop " + pixel), Domains: &[]string{"shop.example.com"}, PixelID: &pixel, AccessToken: &token})
 	if err != nil {
 		t.Fatal(err)
 	}

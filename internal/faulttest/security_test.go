@@ -52,8 +52,8 @@ func plantedEvent(id string) map[string]any {
 func TestLogsCarryNoSecrets(t *testing.T) {
 	t.Parallel()
 	r := newRelay(t, options{tune: func(a *app.App) { a.Config.AdminPassword = plantedAdminPW }})
-	site, key := r.addSite(t, "730", plantedToken)
-	r.graph.SetToken("730", plantedToken)
+	site, key := r.addSite(t, "10730", plantedToken)
+	r.graph.SetToken("10730", plantedToken)
 
 	r.post(t, key, plantedEvent("ok-1"), plantedEvent("ok-2"))
 	bad := plantedEvent("bad-1")
@@ -64,7 +64,7 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 	r.postRaw(key+"x", "application/json", mustJSON(t, map[string]any{"data": []any{plantedEvent("wrong-key")}}))
 	r.postRaw("", "application/json", mustJSON(t, map[string]any{"data": []any{plantedEvent("no-key")}, "access_token": key}))
 	for _, k := range []string{key, "crk_not-a-key"} {
-		resp, err := http.Post(r.url+"/v25.0/730/events?access_token="+url.QueryEscape(k), "application/json",
+		resp, err := http.Post(r.url+"/v25.0/10730/events?access_token="+url.QueryEscape(k), "application/json",
 			bytes.NewReader(mustJSON(t, map[string]any{"data": []any{plantedEvent("alias-" + k[len(k)-3:])}})))
 		if err == nil {
 			resp.Body.Close()
@@ -74,17 +74,17 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 	// resumes with a new token.
 	r.graph.FailNext(2, capitest.Fault500)
 	r.post(t, key, plantedEvent("after-5xx"))
-	r.graph.RevokeToken("730")
+	r.graph.RevokeToken("10730")
 	r.post(t, key, plantedEvent("during-revoke"))
 	waitFor(t, 10*time.Second, "site paused", func() bool {
 		s, err := r.app.Store.Site(context.Background(), site.Key)
 		return err == nil && s.Paused
 	})
-	r.graph.SetToken("730", plantedToken2)
+	r.graph.SetToken("10730", plantedToken2)
 	if err := r.app.Store.SetAccessToken(context.Background(), site.Key, plantedToken2); err != nil {
 		t.Fatal(err)
 	}
-	r.assertNoLoss(t, "730", 15*time.Second)
+	r.assertNoLoss(t, "10730", 15*time.Second)
 
 	// The browser endpoint, if it is wired.
 	browserBody := mustJSON(t, map[string]any{"v": 1, "vid": "0123456789abcdef0123", "consent": "granted", "events": []any{
@@ -163,7 +163,7 @@ var hexSHA256 = regexp.MustCompile(`^[0-9a-f]{64}$`)
 func TestAPIKeyComparedByHash(t *testing.T) {
 	t.Parallel()
 	r := newRelay(t, options{})
-	site, key := r.addSite(t, "731", "tok")
+	site, key := r.addSite(t, "10731", "tok")
 	if site.APIKeyHash != collect.HashAPIKey(key) || !hexSHA256.MatchString(site.APIKeyHash) {
 		t.Fatalf("stored api key hash %q is not hex SHA-256 of the key", site.APIKeyHash)
 	}
@@ -224,7 +224,7 @@ func TestAPIKeyComparedByHash(t *testing.T) {
 func TestOversizedInputRefused(t *testing.T) {
 	t.Parallel()
 	r := newRelay(t, options{})
-	site, key := r.addSite(t, "732", "tok")
+	site, key := r.addSite(t, "10732", "tok")
 	do := func(method, path string, hdr map[string]string, body []byte) (int, error) {
 		req, _ := http.NewRequest(method, r.url+path, bytes.NewReader(body))
 		for k, v := range hdr {
@@ -273,7 +273,7 @@ func TestOversizedInputRefused(t *testing.T) {
 func TestBrowserCORSExact(t *testing.T) {
 	t.Parallel()
 	r := newRelay(t, options{})
-	site, _ := r.addSite(t, "733", "tok")
+	site, _ := r.addSite(t, "10733", "tok")
 	preflight := func(origin string) *http.Response {
 		req, _ := http.NewRequest("OPTIONS", r.url+"/e?site="+site.Key, nil)
 		if origin != "" {
@@ -343,7 +343,7 @@ var adminRoutes = []string{
 func TestAdminRoutesNeedAuth(t *testing.T) {
 	t.Parallel()
 	r := newRelay(t, options{tune: func(a *app.App) { a.Config.AdminPassword = "admin-password-for-tests" }})
-	site, _ := r.addSite(t, "734", "tok")
+	site, _ := r.addSite(t, "10734", "tok")
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	wired := false
 	for _, rt := range adminRoutes {

@@ -112,7 +112,7 @@ func TestFullDataDirectory(t *testing.T) {
 	}
 	dir := mountTmpfs(t, "24m")
 	r := newRelay(t, options{dataDir: filepath.Join(dir, "data")})
-	site, key := r.addSite(t, "710", "tok")
+	site, key := r.addSite(t, "10710", "tok")
 	if !r.postUntil(t, key, "before", 200, 5) {
 		t.Fatal("healthy relay did not accept events")
 	}
@@ -140,7 +140,7 @@ func TestFullDataDirectory(t *testing.T) {
 			t.Fatalf("ingest did not recover after space returned; statuses %v", r.acked.statuses())
 		}
 	}
-	r.assertNoLoss(t, "710", 30*time.Second)
+	r.assertNoLoss(t, "10710", 30*time.Second)
 }
 
 // TestReadOnlyDataDirectory: a read-only data directory makes ingest answer
@@ -158,7 +158,7 @@ func TestReadOnlyDataDirectory(t *testing.T) {
 	dir := mountTmpfs(t, "24m")
 	data := filepath.Join(dir, "data")
 	r := newRelay(t, options{dataDir: data})
-	_, key := r.addSite(t, "711", "tok")
+	_, key := r.addSite(t, "10711", "tok")
 	if !r.postUntil(t, key, "before", 200, 5) {
 		t.Fatal("healthy relay did not accept events")
 	}
@@ -174,7 +174,7 @@ func TestReadOnlyDataDirectory(t *testing.T) {
 		if !r.postUntil(t, key, "rw", 200, 200) {
 			t.Fatalf("ingest did not recover; statuses %v", r.acked.statuses())
 		}
-		r.assertNoLoss(t, "711", 30*time.Second)
+		r.assertNoLoss(t, "10711", 30*time.Second)
 		return
 	}
 	t.Logf("live remount refused as expected while SQLite holds files open: %v", err)
@@ -210,7 +210,7 @@ func TestReadOnlyDataDirectory(t *testing.T) {
 					ro.acked.statuses())
 			}
 		}
-		ro.assertNoLoss(t, "711", 30*time.Second)
+		ro.assertNoLoss(t, "10711", 30*time.Second)
 		return
 	}
 	if err := run(t, "mount", "-o", "remount,rw", dir); err != nil {
@@ -225,7 +225,7 @@ func TestReadOnlyDataDirectory(t *testing.T) {
 	if !again.postUntil(t, key, "rw", 200, 5) {
 		t.Fatalf("ingest did not recover; statuses %v", again.acked.statuses())
 	}
-	again.assertNoLoss(t, "711", 30*time.Second)
+	again.assertNoLoss(t, "10711", 30*time.Second)
 }
 
 // TestDataDirectoryGoesReadOnly is the live case the kernel allows: an
@@ -275,7 +275,7 @@ func TestDataDirectoryGoesReadOnly(t *testing.T) {
 	}
 	data := filepath.Join(dir, "data")
 	r := newRelay(t, options{dataDir: data})
-	site, key := r.addSite(t, "712", "tok")
+	site, key := r.addSite(t, "10712", "tok")
 	if !r.postUntil(t, key, "before", 200, 5) {
 		t.Fatal("healthy relay did not accept events")
 	}
@@ -313,5 +313,5 @@ func TestDataDirectoryGoesReadOnly(t *testing.T) {
 	if !again.postUntil(t, key, "after", 200, 5) {
 		t.Fatalf("ingest did not recover; statuses %v", again.acked.statuses())
 	}
-	again.assertNoLoss(t, "712", 30*time.Second)
+	again.assertNoLoss(t, "10712", 30*time.Second)
 }

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// runSite runs `capirelay site ARGS…` against e's data directory.
+func (e *importEnv) runSite(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out, errw bytes.Buffer
+	err := runSite(t.Context(), args, &out, &errw, e.getenv)
+	return out.String() + errw.String(), err
+}
+
+// TestSiteCommandsFollowTheSiteRules checks the CLI applies sitecfg's rules,
+// where it used to have its own: region case, pixel id length, lead event
+// names with spaces, www. and IP domains.
+func TestSiteCommandsFollowTheSiteRules(t *testing.T) {
+	e := newImportEnv(t)
+	if _, err := e.runSite(t, "set", "--site", e.site, "--default-region", "us", "--partial-lead-event", "Partial Lead",
+		"--domain", "https://www.Shop.Example/", "--domain", "bücher.de"); err != nil {
+		t.Fatal(err)
+	}
+	st := e.open(t)
+	s, err := st.Site(t.Context(), e.site)
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.DefaultRegion != "US" || s.PartialLeadEvent != "Partial Lead" || strings.Join(s.Domains, ",") != "shop.example,xn--bcher-kva.de" {
+		t.Errorf("site set stored region %q, event %q, domains %q", s.DefaultRegion, s.PartialLeadEvent, s.Domains)
+	}
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"set", "--site", e.site, "--domain", "10.0.0.1"}, "--domain: "},
+		{[]string{"set", "--site", e.site, "--default-region", "ZZ"}, "--default-region: "},
+		{[]string{"set-token", "--site", e.site, "--access-token", "EAAB", "--pixel-id", "1234"}, "--pixel-id: "},
+		{[]string{"add", "--name", "Other", "--domain", "other.example", "--pixel-id", "12", "--access-token", "EAAB"}, "--pixel-id: "},
+		{[]string{"add", "--name", "Other", "--domain", "192.168.0.1"}, "IP address"},
+	} {
+		out, err := e.runSite(t, tc.args...)
+		if err == nil || !strings.Contains(err.Error()+out, tc.want) {
+			t.Errorf("site %v = %v (%s), want an error containing %q", tc.args, err, out, tc.want)
+		}
+	}
+	st = e.open(t)
+	defer st.Close()
+	after, err := st.Site(t.Context(), e.site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.PixelID != "" || after.DefaultRegion != "US" || len(after.Domains) != 2 {
+		t.Errorf("refused commands changed the site: %+v", after)
+	}
+	sites, err := st.ListSites(t.Context())
+	if err != nil || len(sites) != 1 {
+		t.Errorf("refused site add created a site: %d sites, %v", len(sites), err)
+	}
+}
