@@ -328,6 +328,12 @@ func (b *Browser) collect(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// The tag sends UTF-8 (JSON.stringify escapes lone surrogates), so a
+	// body that is not is refused, not repaired: bytes kept raw in
+	// custom_data would make Meta's request invalid JSON.
+	if err := event.CheckUTF8(raw, ""); err != nil {
+		return fieldHTTPError(err)
+	}
 	body, err := parseBrowserBody(r, raw)
 	if err != nil {
 		return err
@@ -824,6 +830,9 @@ func (v *visit) event(e *browserEvent, pageURL, path string) (*event.Event, erro
 	}
 	u.ClientUserAgent = v.ua
 	u.Fbp, u.Fbc = v.fbp, v.fbc
+	if err := ev.CheckLimits(path); err != nil {
+		return nil, fieldHTTPError(err)
+	}
 	if err := ev.Prepare(v.now, path); err != nil {
 		return nil, fieldHTTPError(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/capirelay/capirelay/internal/capi"
 	"github.com/capirelay/capirelay/internal/event"
@@ -330,6 +331,11 @@ func parseRequest(r *http.Request, body []byte) (*request, []*event.Event, error
 		req.Data = json.RawMessage(r.FormValue("data"))
 		req.TestEventCode, req.AccessToken = r.FormValue("test_event_code"), r.FormValue("access_token")
 	default:
+		// Bytes that are not UTF-8 would pass encoding/json inside raw
+		// values (custom_data) and make Meta's request invalid JSON.
+		if err := event.CheckUTF8(body, ""); err != nil {
+			return nil, nil, fieldHTTPError(err)
+		}
 		// The common body goes the fast way; anything it does not take,
 		// errors included, goes through encoding/json. request(env) stops
 		// compiling if the two structs' fields part ways.
@@ -353,6 +359,13 @@ func parseRequest(r *http.Request, body []byte) (*request, []*event.Event, error
 	}
 	if len(bytes.TrimSpace(req.Data)) == 0 {
 		return nil, nil, &httpError{Status: http.StatusBadRequest, Field: "data", Message: "is required: a list of server events"}
+	}
+	// A form's values are not checked by the JSON path above.
+	if err := event.CheckUTF8(req.Data, "data"); err != nil {
+		return nil, nil, fieldHTTPError(err)
+	}
+	if !utf8.ValidString(req.TestEventCode) {
+		return nil, nil, &httpError{Status: http.StatusBadRequest, Field: "test_event_code", Message: "is not valid UTF-8"}
 	}
 	return &req, nil, nil
 }
