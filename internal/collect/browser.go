@@ -408,10 +408,11 @@ func (b *Browser) collect(w http.ResponseWriter, r *http.Request) error {
 	if len(ins) > 0 {
 		// Prepare is CPU-bound: inside the pipeline's gate; the wait for
 		// the commit outside it.
-		if err := b.Pipeline.Gate.Enter(r.Context()); err != nil {
+		if err := b.Pipeline.Gate.Enter(r.Context(), site.Key); err != nil {
 			return errBrowserStore
 		}
-		prepared := b.Pipeline.Prepare(r.Context(), ins)
+		since := time.Now()
+		prepared := b.Pipeline.PrepareInGate(r.Context(), ins, site.Key, since)
 		b.Pipeline.Gate.Leave()
 		results, err := prepared.Commit(r.Context())
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/capirelay/capirelay/internal/capi"
@@ -171,10 +172,16 @@ func (s *Server) handle(r *http.Request, key string, pixel ...string) (*Response
 	}
 	// Decoding and Prepare are CPU-bound: they run inside the pipeline's
 	// gate, the wait for the commit outside it.
-	gate := s.Pipeline.Gate
-	if err := gate.Enter(r.Context()); err != nil {
+	// The gate is shared fairly between sites: a request of a site that
+	// is not yet authenticated (access_token in the body) queues as "".
+	gate, gateKey := s.Pipeline.Gate, ""
+	if site != nil {
+		gateKey = site.Key
+	}
+	if err := gate.Enter(r.Context(), gateKey); err != nil {
 		return nil, 0, &httpError{Status: http.StatusServiceUnavailable, Message: "request cancelled while waiting", Code: 2}
 	}
+	since := time.Now()
 	inGate := true
 	defer func() {
 		if inGate {
@@ -208,7 +215,7 @@ func (s *Server) handle(r *http.Request, key string, pixel ...string) (*Response
 	if s.Metrics != nil {
 		s.Metrics.Received.WithLabelValues(pipeline.SourceServer).Add(float64(len(ins)))
 	}
-	prepared := s.Pipeline.Prepare(r.Context(), ins)
+	prepared := s.Pipeline.PrepareInGate(r.Context(), ins, gateKey, since)
 	gate.Leave()
 	inGate = false
 	results, err := prepared.Commit(r.Context())
