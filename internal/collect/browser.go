@@ -328,6 +328,12 @@ func (b *Browser) collect(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// The tag sends UTF-8 (JSON.stringify escapes lone surrogates), so a
+	// body that is not is refused, not repaired: bytes kept raw in
+	// custom_data would make Meta's request invalid JSON.
+	if err := event.CheckUTF8(raw, ""); err != nil {
+		return fieldHTTPError(err)
+	}
 	body, err := parseBrowserBody(r, raw)
 	if err != nil {
 		return err
@@ -402,10 +408,11 @@ func (b *Browser) collect(w http.ResponseWriter, r *http.Request) error {
 	if len(ins) > 0 {
 		// Prepare is CPU-bound: inside the pipeline's gate; the wait for
 		// the commit outside it.
-		if err := b.Pipeline.Gate.Enter(r.Context()); err != nil {
+		if err := b.Pipeline.Gate.Enter(r.Context(), site.Key); err != nil {
 			return errBrowserStore
 		}
-		prepared := b.Pipeline.Prepare(r.Context(), ins)
+		since := time.Now()
+		prepared := b.Pipeline.PrepareInGate(r.Context(), ins, site.Key, since)
 		b.Pipeline.Gate.Leave()
 		results, err := prepared.Commit(r.Context())
 		if err != nil {
@@ -824,6 +831,9 @@ func (v *visit) event(e *browserEvent, pageURL, path string) (*event.Event, erro
 	}
 	u.ClientUserAgent = v.ua
 	u.Fbp, u.Fbc = v.fbp, v.fbc
+	if err := ev.CheckLimits(path); err != nil {
+		return nil, fieldHTTPError(err)
+	}
 	if err := ev.Prepare(v.now, path); err != nil {
 		return nil, fieldHTTPError(err)
 	}

@@ -165,6 +165,11 @@ func TestBrowserRefuses(t *testing.T) {
 		{"no page URL", req{body: `{"events":[{"name":"PageView"}]}`}, 400, "events[0].url"},
 		{"custom_data not an object", req{body: pageView(`,"data":[1]`)}, 400, "events[0].data"},
 		{"bad currency", req{body: pageView(`,"data":{"value":3,"currency":"XXX1"}`)}, 400, "events[0].custom_data.currency"},
+		{"custom_data not UTF-8", req{body: pageView(",\"data\":{\"contents\":[{\"id\":\"\xff\xfe\"}]}")}, 400, "events[0].data.contents[0].id"},
+		{"custom_data key not UTF-8", req{body: pageView(",\"data\":{\"\xc3(\":1}")}, 400, "events[0].data"},
+		{"event name not UTF-8", req{body: pageView(",\"name\":\"Lead\x80\"")}, 400, "events[0].name"},
+		{"custom_data too deep", req{body: pageView(`,"data":{"a":` + strings.Repeat("[", 12) + strings.Repeat("]", 12) + `}`)}, 400, "events[0].custom_data"},
+		{"Purchase without value", req{body: pageView(`,"name":"Purchase"`)}, 400, "events[0].custom_data"},
 		{"GET", req{method: "GET"}, 405, ""},
 	}
 	for _, tc := range tests {

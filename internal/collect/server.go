@@ -15,6 +15,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
+	"unicode/utf8"
 
 	"github.com/capirelay/capirelay/internal/capi"
 	"github.com/capirelay/capirelay/internal/event"
@@ -170,10 +172,16 @@ func (s *Server) handle(r *http.Request, key string, pixel ...string) (*Response
 	}
 	// Decoding and Prepare are CPU-bound: they run inside the pipeline's
 	// gate, the wait for the commit outside it.
-	gate := s.Pipeline.Gate
-	if err := gate.Enter(r.Context()); err != nil {
+	// The gate is shared fairly between sites: a request of a site that
+	// is not yet authenticated (access_token in the body) queues as "".
+	gate, gateKey := s.Pipeline.Gate, ""
+	if site != nil {
+		gateKey = site.Key
+	}
+	if err := gate.Enter(r.Context(), gateKey); err != nil {
 		return nil, 0, &httpError{Status: http.StatusServiceUnavailable, Message: "request cancelled while waiting", Code: 2}
 	}
+	since := time.Now()
 	inGate := true
 	defer func() {
 		if inGate {
@@ -207,7 +215,7 @@ func (s *Server) handle(r *http.Request, key string, pixel ...string) (*Response
 	if s.Metrics != nil {
 		s.Metrics.Received.WithLabelValues(pipeline.SourceServer).Add(float64(len(ins)))
 	}
-	prepared := s.Pipeline.Prepare(r.Context(), ins)
+	prepared := s.Pipeline.PrepareInGate(r.Context(), ins, gateKey, since)
 	gate.Leave()
 	inGate = false
 	results, err := prepared.Commit(r.Context())
@@ -330,6 +338,11 @@ func parseRequest(r *http.Request, body []byte) (*request, []*event.Event, error
 		req.Data = json.RawMessage(r.FormValue("data"))
 		req.TestEventCode, req.AccessToken = r.FormValue("test_event_code"), r.FormValue("access_token")
 	default:
+		// Bytes that are not UTF-8 would pass encoding/json inside raw
+		// values (custom_data) and make Meta's request invalid JSON.
+		if err := event.CheckUTF8(body, ""); err != nil {
+			return nil, nil, fieldHTTPError(err)
+		}
 		// The common body goes the fast way; anything it does not take,
 		// errors included, goes through encoding/json. request(env) stops
 		// compiling if the two structs' fields part ways.
@@ -353,6 +366,13 @@ func parseRequest(r *http.Request, body []byte) (*request, []*event.Event, error
 	}
 	if len(bytes.TrimSpace(req.Data)) == 0 {
 		return nil, nil, &httpError{Status: http.StatusBadRequest, Field: "data", Message: "is required: a list of server events"}
+	}
+	// A form's values are not checked by the JSON path above.
+	if err := event.CheckUTF8(req.Data, "data"); err != nil {
+		return nil, nil, fieldHTTPError(err)
+	}
+	if !utf8.ValidString(req.TestEventCode) {
+		return nil, nil, &httpError{Status: http.StatusBadRequest, Field: "test_event_code", Message: "is not valid UTF-8"}
 	}
 	return &req, nil, nil
 }

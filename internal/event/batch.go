@@ -12,7 +12,7 @@ package event
 // It returns false, having decided nothing, for any body it cannot read
 // exactly as that path would, and for the ones that path refuses: data not
 // an array, an empty array, more than MaxPerRequest events, or any event
-// Decode's own fast path leaves to encoding/json. The caller then takes the
+// Decode's own fast path leaves to encoding/json or Decode refuses. The caller then takes the
 // usual path, which gives the same errors as before. FuzzDecodeBatch (in
 // collect, beside that path) checks the agreement.
 func DecodeBatch(body []byte) (Envelope, []*Event, bool) {
@@ -49,8 +49,8 @@ func (d *fastDecoder) events() ([]*Event, bool) {
 			block = make([]fastEvent, min(max(len(evs), 4), 64))
 		}
 		d.fe, block = &block[0], block[1:]
-		if !d.event() {
-			return nil, false
+		if !d.event() || d.fe.ev.CheckLimits("") != nil {
+			return nil, false // Decode gives the error
 		}
 		evs = append(evs, &d.fe.ev)
 		switch d.peek() {

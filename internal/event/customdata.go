@@ -42,8 +42,8 @@ func checkCustomData(ev *Event, p func(string) string) error {
 	if hasValue && cd.Currency == nil {
 		return &FieldError{Field: p("custom_data.currency"), Message: "is required when value is set"}
 	}
-	if ev.EventName == "Purchase" && (!hasValue || cd.Currency == nil) {
-		return &FieldError{Field: p("custom_data"), Message: "Purchase requires value and currency"}
+	if requiresValue(ev.EventName) && (!hasValue || cd.Currency == nil) {
+		return &FieldError{Field: p("custom_data"), Message: ev.EventName + " requires value and currency"}
 	}
 	return nil
 }

@@ -284,11 +284,21 @@ func (e *FieldError) Is(target error) bool { return target == ErrInvalid }
 // A hand-written parser (fast.go) takes the inputs it can decode exactly
 // as encoding/json would; everything else, errors included, goes the
 // encoding/json way.
+//
+// An event over the limits (CheckLimits) is refused here too, so that no
+// later step works on an unbounded number of values.
 func Decode(raw []byte, path string) (*Event, error) {
-	if ev, ok := decodeFast(raw); ok {
-		return ev, nil
+	ev, ok := decodeFast(raw)
+	if !ok {
+		var err error
+		if ev, err = decodeSlow(raw, path); err != nil {
+			return nil, err
+		}
 	}
-	return decodeSlow(raw, path)
+	if err := ev.CheckLimits(path); err != nil {
+		return nil, err
+	}
+	return ev, nil
 }
 
 // decodeSlow is Decode with encoding/json.

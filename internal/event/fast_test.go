@@ -114,9 +114,15 @@ var slowSeeds = []string{
 func agree(t *testing.T, raw []byte) bool {
 	t.Helper()
 	slow, slowErr := decodeSlow(raw, "data[0]")
+	want, wantErr := slow, slowErr // Decode: encoding/json, then the limits
+	if slowErr == nil {
+		if err := slow.CheckLimits("data[0]"); err != nil {
+			want, wantErr = nil, err
+		}
+	}
 	got, err := Decode(raw, "data[0]")
-	if fmt.Sprint(err) != fmt.Sprint(slowErr) || !reflect.DeepEqual(got, slow) {
-		t.Fatalf("Decode(%q) = %+v, %v; encoding/json gives %+v, %v", raw, got, err, slow, slowErr)
+	if fmt.Sprint(err) != fmt.Sprint(wantErr) || !reflect.DeepEqual(got, want) {
+		t.Fatalf("Decode(%q) = %+v, %v; encoding/json gives %+v, %v", raw, got, err, want, wantErr)
 	}
 	scratch := append([]byte(nil), raw...)
 	fast, ok := decodeFast(scratch)

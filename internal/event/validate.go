@@ -96,23 +96,32 @@ func (ev *Event) PrepareSeen(now time.Time, path string, s *Seen) error {
 			return &FieldError{Field: p("data_processing_options"), Message: `may only contain "LDU"`}
 		}
 	}
-	if len(ev.CustomData) > 0 {
-		// The verdict on custom_data depends on it and on whether the
-		// event is a Purchase, nothing else.
-		purchase := ev.EventName == "Purchase"
-		if s != nil && s.customData != nil && purchase == s.purchase && bytes.Equal(ev.CustomData, s.customData) {
-			return nil
+	if len(ev.CustomData) == 0 {
+		if requiresValue(ev.EventName) {
+			return &FieldError{Field: p("custom_data"), Message: ev.EventName + " requires value and currency"}
 		}
-		before := ev.CustomData
-		if err := checkCustomData(ev, p); err != nil {
-			return err
-		}
-		if s != nil && len(ev.CustomData) == len(before) && &ev.CustomData[0] == &before[0] {
-			s.customData, s.purchase = ev.CustomData, purchase // valid, and left as it was
-		}
+		return nil
+	}
+	// The verdict on custom_data depends on it and on whether the event
+	// requires a value, nothing else.
+	purchase := requiresValue(ev.EventName)
+	if s != nil && s.customData != nil && purchase == s.purchase && bytes.Equal(ev.CustomData, s.customData) {
+		return nil
+	}
+	before := ev.CustomData
+	if err := checkCustomData(ev, p); err != nil {
+		return err
+	}
+	if s != nil && len(ev.CustomData) == len(before) && &ev.CustomData[0] == &before[0] {
+		s.customData, s.purchase = ev.CustomData, purchase // valid, and left as it was
 	}
 	return nil
 }
+
+// requiresValue reports whether Meta requires custom_data.value and
+// custom_data.currency on an event, whether custom_data is there or not
+// (spec §2.3: Purchase).
+func requiresValue(eventName string) bool { return eventName == "Purchase" }
 
 // thinSets are the §2.2 sets: an event whose customer information is only a
 // subset of one of them is rejected by Meta.

@@ -99,11 +99,14 @@ func HashUserData(in *UserData, o Options) UserData {
 	}
 	var scratch [256]byte
 	sc := scratch[:0]
-	type span struct{ from, to int }
 	spans := make([]span, 0, 16)
 	var counts [11]int
+	// Repeats are dropped: by a scan of the key's values so far while they
+	// are few (cheaper than hashing), by a set past that, so that a key
+	// with many values costs linear, not quadratic, time.
+	var set map[string]struct{}
 	for i, f := range Fields {
-	values:
+		clear(set)
 		for _, v := range *in.field(f) {
 			start := len(buf)
 			var why string
@@ -117,11 +120,21 @@ func HashUserData(in *UserData, o Options) UserData {
 				continue
 			}
 			got := buf[start:]
-			for _, s := range spans[len(spans)-counts[i]:] {
-				if string(buf[s.from:s.to]) == string(got) {
-					buf = buf[:start]
-					continue values
+			mine := spans[len(spans)-counts[i]:]
+			if len(mine) == dedupScan && len(set) == 0 {
+				if set == nil {
+					set = make(map[string]struct{}, 2*dedupScan)
 				}
+				for _, s := range mine {
+					set[string(buf[s.from:s.to])] = struct{}{}
+				}
+			}
+			if repeated(buf, mine, got, set) {
+				buf = buf[:start]
+				continue
+			}
+			if len(mine) >= dedupScan {
+				set[string(got)] = struct{}{}
 			}
 			spans = append(spans, span{start, len(buf)})
 			counts[i]++
@@ -142,4 +155,26 @@ func HashUserData(in *UserData, o Options) UserData {
 		}
 	}
 	return out
+}
+
+// span is a value's place in HashUserData's buffer.
+type span struct{ from, to int }
+
+// dedupScan is how many values of a key HashUserData compares one by one
+// before it keeps them in a set.
+const dedupScan = 8
+
+// repeated reports whether got is one of a key's values so far: mine, in
+// buf, or set once there are dedupScan of them.
+func repeated(buf []byte, mine []span, got []byte, set map[string]struct{}) bool {
+	if len(mine) >= dedupScan {
+		_, ok := set[string(got)]
+		return ok
+	}
+	for _, s := range mine {
+		if string(buf[s.from:s.to]) == string(got) {
+			return true
+		}
+	}
+	return false
 }

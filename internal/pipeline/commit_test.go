@@ -54,7 +54,7 @@ func TestCommitLearnsBeforeTheWait(t *testing.T) {
 	var ins []Input
 	for j := range 3 {
 		ins = append(ins, Input{Site: site, Source: SourceServer, Path: fmt.Sprintf("data[%d]", j), Event: &event.Event{
-			EventName: "Purchase", EventTime: event.Time(now.Unix()), EventID: fmt.Sprint("e", j), ActionSource: "website",
+			EventName: "Lead", EventTime: event.Time(now.Unix()), EventID: fmt.Sprint("e", j), ActionSource: "website",
 			EventSourceURL: "https://shop.example.com/", UserData: event.UserData{Em: event.List{"a@example.com"}, ClientUserAgent: "UA"}}})
 	}
 	obs := &countingObserver{}

@@ -94,37 +94,6 @@ type Pipeline struct {
 	Gate *Gate
 }
 
-// Gate bounds how many goroutines do CPU-bound ingest work at once. With
-// dozens of requests decoding and hashing together, the single store
-// writer waited behind them in the run queues and every commit took
-// several times its CPU cost; with about one request per CPU, the writer
-// runs as soon as it is ready and throughput goes up. Waiting requests hold
-// only their raw bodies. A nil *Gate admits everyone.
-type Gate struct{ slots chan struct{} }
-
-// NewGate admits n at once.
-func NewGate(n int) *Gate { return &Gate{slots: make(chan struct{}, max(n, 1))} }
-
-// Enter waits for a slot.
-func (g *Gate) Enter(ctx context.Context) error {
-	if g == nil {
-		return nil
-	}
-	select {
-	case g.slots <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// Leave frees a slot taken by Enter.
-func (g *Gate) Leave() {
-	if g != nil {
-		<-g.slots
-	}
-}
-
 // New returns a pipeline writing to st.
 func New(st store.Outbox) *Pipeline {
 	return &Pipeline{Store: st, Now: time.Now}
@@ -152,11 +121,27 @@ type Prepared struct {
 
 // Prepare does the CPU-bound part of Submit.
 func (p *Pipeline) Prepare(ctx context.Context, ins []Input) *Prepared {
+	return p.prepareAll(ctx, ins, nil)
+}
+
+// PrepareInGate is Prepare for a caller that holds a slot of p.Gate for a
+// request of site, taken at since: between events it lets other sites'
+// requests go first as Gate.Yield does, so a large request cannot keep
+// them waiting for all of its work.
+func (p *Pipeline) PrepareInGate(ctx context.Context, ins []Input, site string, since time.Time) *Prepared {
+	return p.prepareAll(ctx, ins, func() { p.Gate.Yield(site, &since) })
+}
+
+// prepareAll is Prepare, calling yield (if set) between events.
+func (p *Pipeline) prepareAll(ctx context.Context, ins []Input, yield func()) *Prepared {
 	now := p.Now()
 	b := &Prepared{p: p, ins: ins, results: make([]Result, len(ins)),
 		news: make([]store.NewEvent, 0, len(ins)), idx: make([]int, 0, len(ins))}
 	sh := new(shared)
 	for i := range ins {
+		if yield != nil && i > 0 {
+			yield()
+		}
 		in := &ins[i]
 		sh.left = len(ins) - i
 		ne, res := p.prepare(ctx, in, now, sh)

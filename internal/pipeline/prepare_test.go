@@ -23,7 +23,7 @@ func TestPreparePayloadsAreMarshal(t *testing.T) {
 	var ins, alone []Input
 	for j := range 300 {
 		mk := func() *event.Event {
-			ev := &event.Event{EventName: "Purchase", EventTime: event.Time(now.Unix()), EventID: fmt.Sprint("e-", j),
+			ev := &event.Event{EventName: "Lead", EventTime: event.Time(now.Unix()), EventID: fmt.Sprint("e-", j),
 				ActionSource: "website", EventSourceURL: "https://shop.example.com/x",
 				UserData: event.UserData{Em: event.List{fmt.Sprintf("p%d@example.com", j%7)}, Ph: event.List{"(650) 555-1212"},
 					Fn: event.List{[]string{"Mary", "José", " mary "}[j%3]}, Ct: event.List{"Menlo Park"},

@@ -1,0 +1,80 @@
+package collect
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/capirelay/capirelay/internal/pipeline"
+	"github.com/capirelay/capirelay/internal/store"
+)
+
+// setupServer is /v1/events on a real SQLite store with one site whose
+// api key is "crk_test".
+func setupServer(tb testing.TB) (*Server, *browserBundle) {
+	tb.Helper()
+	db := mustOpenStore(tb)
+	s := &store.Site{Key: "shop", Name: "shop", PixelID: "1234567890", APIKeyHash: HashAPIKey("crk_test")}
+	store.SiteDefaults(s)
+	if err := db.CreateSite(tb.Context(), s); err != nil {
+		tb.Fatal(err)
+	}
+	return &Server{Sites: db, Pipeline: pipeline.New(db)}, &browserBundle{db: db, site: s}
+}
+
+func serverEventJSON(extra string) string {
+	return fmt.Sprintf(`{"event_name":"Lead","event_time":%d,"action_source":"email","user_data":{"em":"a@example.com"%s}`,
+		time.Now().Unix(), extra)
+}
+
+// TestServerRefusesUnboundedOrInvalidInput: events over the decode limits
+// or holding bytes that are not UTF-8 are refused as a whole request with
+// the field named, and nothing is stored; a Purchase without value is
+// refused whether or not it has custom_data.
+func TestServerRefusesUnboundedOrInvalidInput(t *testing.T) {
+	emails := make([]string, 40000)
+	for i := range emails {
+		emails[i] = fmt.Sprintf(`"user%d@example.com"`, i)
+	}
+	for _, c := range []struct {
+		name, ctype, body string
+		status            int
+		field             string
+	}{
+		{"40k emails", "application/json", `{"data":[` + serverEventJSON(`,"ph":"1","em":[`+strings.Join(emails, ",")+`]}`) + `]}`, 400, "data[0].user_data.em"},
+		{"custom_data not UTF-8", "application/json", `{"data":[` + serverEventJSON("},\"custom_data\":{\"name\":\"caf\xe9\"}") + `]}`, 400, "data[0].custom_data.name"},
+		{"second event's key not UTF-8", "application/json", `{"data":[` + serverEventJSON(`}`) + `,` + serverEventJSON("},\"custom_data\":{\"\xff\":1}") + `]}`, 400, "data[1].custom_data"},
+		{"user_data not UTF-8", "application/json", `{"data":[` + serverEventJSON(",\"fn\":\"J\xc3\"}") + `]}`, 400, "data[0].user_data.fn"},
+		{"form data not UTF-8", "application/x-www-form-urlencoded", "data=" + url.QueryEscape(`[`+serverEventJSON("},\"custom_data\":{\"a\":\"\xff\"}")+`]`), 400, "data[0].custom_data.a"},
+		{"form test_event_code not UTF-8", "application/x-www-form-urlencoded", "test_event_code=%ff&data=" + url.QueryEscape(`[`+serverEventJSON(`}`)+`]`), 400, "test_event_code"},
+		{"Purchase without custom_data", "application/json", `{"data":[` + strings.Replace(serverEventJSON(`}`), "Lead", "Purchase", 1) + `]}`, 422, "data[0].custom_data"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv, bb := setupServer(t)
+			r := httptest.NewRequest("POST", "/v1/events", strings.NewReader(c.body))
+			r.Header.Set("Content-Type", c.ctype)
+			r.Header.Set("Authorization", "Bearer crk_test")
+			w := httptest.NewRecorder()
+			start := time.Now()
+			srv.ServeEvents(w, r)
+			took := time.Since(start)
+			var eb ErrorBody
+			if err := json.Unmarshal(w.Body.Bytes(), &eb); err != nil {
+				t.Fatalf("answer %d is not JSON: %s", w.Code, w.Body)
+			}
+			if w.Code != c.status || eb.Field != c.field {
+				t.Fatalf("answer %d %+v, want %d naming %s", w.Code, eb, c.status, c.field)
+			}
+			if took > 5*time.Second {
+				t.Errorf("refusal took %v", took) // linear work: milliseconds even on a loaded machine
+			}
+			if items := bb.items(t); len(items) != 0 {
+				t.Errorf("stored %d items of a refused request", len(items))
+			}
+		})
+	}
+}
