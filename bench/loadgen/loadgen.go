@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net"
 	neturl "net/url"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -210,6 +211,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// Labelled, so a CPU profile of a relay in this process can
+			// leave the load generator out.
+			pprof.SetGoroutineLabels(pprof.WithLabels(ctx, pprof.Labels("bench", "loadgen")))
 			wk, err := newWorker(&cfg, w, pop)
 			if err != nil {
 				mu.Lock()
@@ -223,7 +227,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			defer wk.conn.close()
 			h := &Histogram{}
 			status := map[int]int64{}
-			var reqs, events, sentEvents, fails int64
+			var reqs, events, sentEvents, returning, fails int64
 			var firstErr string
 			for ctx.Err() == nil {
 				seq := next.Add(1) - 1
@@ -268,6 +272,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				reqs++
 				events += int64(wk.acked())
 				sentEvents += int64(wk.events)
+				returning += wk.returning
 			}
 			mu.Lock()
 			defer mu.Unlock()
@@ -275,7 +280,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			res.Requests += reqs
 			res.Events += events
 			res.Sent += sentEvents
-			res.Returning += wk.returning
+			res.Returning += returning
 			res.Failures += fails
 			for k, v := range status {
 				res.Status[k] += v
@@ -310,7 +315,7 @@ type worker struct {
 	pop       *population
 	prefix    []byte // event id prefix: run, worker
 	id        []byte // this request's event id prefix, reused
-	returning int64
+	returning int64  // events of returning customers in the last body
 }
 
 const seqDigits = 12
@@ -405,6 +410,7 @@ func (wk *worker) realistic(seq int64) {
 	id = append(id, '-')
 	wk.id = id
 	b := wk.body[:0]
+	wk.returning = 0
 	if wk.cfg.Mode == ModeServer {
 		b = append(b, `{"data":[`...)
 		for j := range wk.events {

@@ -505,3 +505,6 @@ func appendBrowserBody(b []byte, r *rng, p *person, now time.Time, origin string
 	}
 	return append(b, "}]}"...)
 }
+
+// UserAgents is how many distinct user agents the realistic mix uses.
+func UserAgents() int { return len(userAgents) }

@@ -268,3 +268,23 @@ func BenchmarkRealisticServerBody(b *testing.B) {
 	b.SetBytes(int64(len(wk.body)))
 	b.ReportMetric(float64(b.N*cfg.EventsPerRequest)/b.Elapsed().Seconds(), "events/s")
 }
+
+// TestReturningCountsAnsweredRequestsOnly: requests cut off by the end
+// of the run are not counted as sent, so their returning customers must
+// not be either.
+func TestReturningCountsAnsweredRequestsOnly(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		time.Sleep(50 * time.Millisecond)
+		io.WriteString(w, `{"events_received":100}`)
+	}))
+	defer srv.Close()
+	res, err := Run(context.Background(), Config{URL: srv.URL, APIKey: "k", Mode: ModeServer, Concurrency: 8,
+		Duration: 400 * time.Millisecond, EventsPerRequest: 100, Returning: 0.5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.ReturningShare(); got < 0.45 || got > 0.55 {
+		t.Errorf("returning share %.3f of %d events sent, want 0.5 ± 0.05", got, res.Sent)
+	}
+}
