@@ -13,7 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
+	neturl "net/url"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -53,20 +54,39 @@ type Config struct {
 	// RunID makes event ids unique across runs against the same relay;
 	// default: the start time.
 	RunID string
+	// Mix is MixRealistic (default) or MixBestCase.
+	Mix string
+	// Returning is the share of realistic events whose customer came
+	// before (default DefaultReturning; negative: none).
+	Returning float64
+	// FirstCustomer is the first new customer's number: a run against a
+	// relay that earlier runs fed starts after their customers
+	// (Result.NextCustomer), so its new customers are new to the relay,
+	// and its returning ones may be theirs.
+	FirstCustomer uint64
 }
 
 // Result is what a run measured.
 type Result struct {
 	Mode        string
+	Mix         string
 	Concurrency int
 	Rate        float64 // the pacing asked for; 0 = as fast as possible
 	Elapsed     time.Duration
 	Requests    int64 // answered 2xx
-	Events      int64 // events in 2xx answers
-	Failures    int64 // transport errors and non-2xx answers
-	Status      map[int]int64
-	FirstError  string
-	Latency     *Histogram // of 2xx answers
+	Events      int64 // events acknowledged in 2xx answers (events_received for /v1/events)
+	Sent        int64 // events in the requests answered 2xx; Sent-Events were refused
+	Returning   int64 // events of a customer seen before (realistic mix)
+	// NextCustomer is the number after the last new customer: the
+	// FirstCustomer of a following run against the same relay.
+	NextCustomer uint64
+	// Build is the time spent writing request bodies (wall clock, so on
+	// a busy machine an upper bound of the generator's CPU for them).
+	Build      time.Duration
+	Failures   int64 // transport errors and non-2xx answers
+	Status     map[int]int64
+	FirstError string
+	Latency    *Histogram // of 2xx answers
 }
 
 // RequestsPerSec is the rate of 2xx answers.
@@ -77,9 +97,18 @@ func (r *Result) EventsPerSec() float64 { return float64(r.Events) / r.Elapsed.S
 
 // String is a one-line summary.
 func (r *Result) String() string {
-	return fmt.Sprintf("mode=%s c=%d rate=%.0f elapsed=%s requests=%d (%.0f/s) events=%d (%.0f/s) failures=%d p50=%s p99=%s p999=%s max=%s status=%v",
-		r.Mode, r.Concurrency, r.Rate, r.Elapsed.Round(time.Millisecond), r.Requests, r.RequestsPerSec(), r.Events, r.EventsPerSec(),
+	return fmt.Sprintf("mode=%s mix=%q c=%d rate=%.0f elapsed=%s requests=%d (%.0f/s) events=%d (%.0f/s) refused=%d returning=%.1f%% failures=%d p50=%s p99=%s p999=%s max=%s status=%v",
+		r.Mode, Label(r.Mix), r.Concurrency, r.Rate, r.Elapsed.Round(time.Millisecond), r.Requests, r.RequestsPerSec(), r.Events, r.EventsPerSec(),
+		r.Sent-r.Events, 100*r.ReturningShare(),
 		r.Failures, ms(r.Latency.Quantile(0.50)), ms(r.Latency.Quantile(0.99)), ms(r.Latency.Quantile(0.999)), ms(r.Latency.Max()), r.Status)
+}
+
+// ReturningShare is the share of events sent whose customer came before.
+func (r *Result) ReturningShare() float64 {
+	if r.Sent == 0 {
+		return 0
+	}
+	return float64(r.Returning) / float64(r.Sent)
 }
 
 func ms(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 2, 64) + "ms" }
@@ -87,7 +116,7 @@ func ms(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f'
 // CheckLoopback refuses a URL whose host is not a loopback address, so the
 // generator cannot be pointed at someone else's server.
 func CheckLoopback(raw string) error {
-	u, err := url.Parse(raw)
+	u, err := neturl.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("url %q: want http://127.0.0.1:PORT", raw)
 	}
@@ -124,6 +153,20 @@ func (c *Config) defaults() error {
 	if c.RunID == "" {
 		c.RunID = strconv.FormatInt(time.Now().UnixNano()%1e12, 36)
 	}
+	if c.Mix == "" {
+		c.Mix = MixRealistic
+	}
+	if c.Mix != MixRealistic && c.Mix != MixBestCase {
+		return fmt.Errorf("mix %q: want %s or %s", c.Mix, MixRealistic, MixBestCase)
+	}
+	switch {
+	case c.Returning == 0:
+		c.Returning = DefaultReturning
+	case c.Returning < 0:
+		c.Returning = 0
+	case c.Returning > 1:
+		return fmt.Errorf("returning share %v: want at most 1", c.Returning)
+	}
 	switch c.Mode {
 	case ModeServer:
 		if c.APIKey == "" {
@@ -154,7 +197,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	var (
 		next     atomic.Int64 // request sequence, shared
 		mu       sync.Mutex
-		res      = &Result{Mode: cfg.Mode, Concurrency: cfg.Concurrency, Rate: cfg.Rate, Status: map[int]int64{}, Latency: &Histogram{}}
+		res      = &Result{Mode: cfg.Mode, Mix: cfg.Mix, Concurrency: cfg.Concurrency, Rate: cfg.Rate, Status: map[int]int64{}, Latency: &Histogram{}}
+		pop      = &population{returning: cfg.Returning}
 		wg       sync.WaitGroup
 		start    = time.Now()
 		interval time.Duration
@@ -162,11 +206,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Rate > 0 {
 		interval = time.Duration(float64(time.Second) / cfg.Rate)
 	}
+	pop.next.Store(cfg.FirstCustomer)
 	for w := range cfg.Concurrency {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			wk, err := newWorker(&cfg, w)
+			// Labelled, so a CPU profile of a relay in this process can
+			// leave the load generator out.
+			pprof.SetGoroutineLabels(pprof.WithLabels(ctx, pprof.Labels("bench", "loadgen")))
+			wk, err := newWorker(&cfg, w, pop)
 			if err != nil {
 				mu.Lock()
 				res.Failures++
@@ -179,7 +227,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			defer wk.conn.close()
 			h := &Histogram{}
 			status := map[int]int64{}
-			var reqs, events, fails int64
+			var reqs, events, sentEvents, returning, fails int64
 			var firstErr string
 			for ctx.Err() == nil {
 				seq := next.Add(1) - 1
@@ -222,13 +270,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				}
 				h.Record(time.Since(sent))
 				reqs++
-				events += int64(wk.events)
+				events += int64(wk.acked())
+				sentEvents += int64(wk.events)
+				returning += wk.returning
 			}
 			mu.Lock()
 			defer mu.Unlock()
 			res.Latency.Merge(h)
 			res.Requests += reqs
 			res.Events += events
+			res.Sent += sentEvents
+			res.Returning += returning
 			res.Failures += fails
 			for k, v := range status {
 				res.Status[k] += v
@@ -240,46 +292,68 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	wg.Wait()
 	res.Elapsed = time.Since(start)
+	res.NextCustomer = pop.next.Load()
 	return res, nil
 }
 
-// worker owns one client's request body; ids are patched in place so a
-// request costs the generator almost nothing.
+// worker owns one client's request body. In the best case its ids are
+// patched in place; in the realistic mix each body is written anew into
+// the same buffer, from a fast generator, so a request costs the
+// generator little of the CPUs it shares with the relay.
 type worker struct {
 	cfg     *Config
 	conn    *conn
 	extra   []byte // per-request headers
 	body    []byte
-	idAt    []int // offsets of the 12-digit sequence in each event id
+	idAt    []int // best case: offsets of the 12-digit sequence in each event id
 	events  int
 	xff     bool
 	respBuf bytes.Buffer
+
+	// realistic mix
+	gen       *rng
+	pop       *population
+	prefix    []byte // event id prefix: run, worker
+	id        []byte // this request's event id prefix, reused
+	returning int64  // events of returning customers in the last body
 }
 
 const seqDigits = 12
 
-func newWorker(cfg *Config, w int) (*worker, error) {
-	wk := &worker{cfg: cfg}
+func newWorker(cfg *Config, w int, pop *population) (*worker, error) {
+	wk := &worker{cfg: cfg, pop: pop}
 	prefix := fmt.Sprintf("%s-%03d-", cfg.RunID, w)
 	marker := prefix + "000000000000"
 	var body []byte
 	var err error
+	headers := [][2]string{{"Content-Type", "application/json"}, {"Authorization", "Bearer " + cfg.APIKey}}
+	url := cfg.URL + "/v1/events"
+	if cfg.Mode == ModeBrowser {
+		// What navigator.sendBeacon sends: text/plain, no preflight.
+		headers = [][2]string{{"Content-Type", "text/plain;charset=UTF-8"}, {"Origin", cfg.Origin}, {"Referer", cfg.Origin + "/"}}
+		url = cfg.URL + "/e?site=" + neturl.QueryEscape(cfg.Site)
+		wk.xff = true
+	}
+	if cfg.Mix == MixRealistic {
+		wk.events = 1
+		if cfg.Mode == ModeServer {
+			wk.events = cfg.EventsPerRequest
+		}
+		wk.prefix = []byte(prefix)
+		wk.gen = &rng{s: mix64(uint64(w)<<32 ^ uint64(len(cfg.RunID))<<56 ^ hashString(cfg.RunID))}
+		wk.conn, err = newConn(url, headers)
+		return wk, err
+	}
 	switch cfg.Mode {
 	case ModeServer:
 		wk.events = cfg.EventsPerRequest
 		body = ServerBody(marker, cfg.EventsPerRequest)
-		wk.conn, err = newConn(cfg.URL+"/v1/events", [][2]string{
-			{"Content-Type", "application/json"}, {"Authorization", "Bearer " + cfg.APIKey}})
 	case ModeBrowser:
 		wk.events = 1
-		wk.xff = true
 		body = browserBody(marker, cfg.Origin, w)
-		// What navigator.sendBeacon sends: text/plain, no preflight.
-		wk.conn, err = newConn(cfg.URL+"/e?site="+url.QueryEscape(cfg.Site), [][2]string{
-			{"Content-Type", "text/plain;charset=UTF-8"}, {"Origin", cfg.Origin},
-			{"Referer", cfg.Origin + "/"}, {"User-Agent", BrowserUA}})
+		headers = append(headers, [2]string{"User-Agent", BrowserUA})
 	}
-	if err != nil {
+	if wk.conn, err = newConn(url, headers); err != nil {
 		return nil, err
 	}
 	// Each event id is marker+"-"+index; find where the digits sit.
@@ -295,7 +369,20 @@ func newWorker(cfg *Config, w int) (*worker, error) {
 	return wk, nil
 }
 
+func hashString(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint64(s[i])) * 1099511628211
+	}
+	return h
+}
+
 func (wk *worker) do(ctx context.Context, seq int64) (int, error) {
+	wk.extra = wk.extra[:0]
+	if wk.gen != nil {
+		wk.realistic(seq)
+		return wk.conn.post(ctx, wk.extra, wk.body, &wk.respBuf)
+	}
 	var digits [seqDigits]byte
 	s := strconv.AppendInt(nil, seq, 10)
 	for i := range digits {
@@ -305,7 +392,6 @@ func (wk *worker) do(ctx context.Context, seq int64) (int, error) {
 	for _, at := range wk.idAt {
 		copy(wk.body[at:at+seqDigits], digits[:])
 	}
-	wk.extra = wk.extra[:0]
 	if wk.xff {
 		// One address per request from the benchmark range (RFC 2544), as
 		// a trusted proxy in front of the relay would report them: the
@@ -313,6 +399,65 @@ func (wk *worker) do(ctx context.Context, seq int64) (int, error) {
 		wk.extra = fmt.Appendf(wk.extra, "X-Forwarded-For: 198.18.%d.%d\r\n", (seq>>8)&0xff, seq&0xff)
 	}
 	return wk.conn.post(ctx, wk.extra, wk.body, &wk.respBuf)
+}
+
+// realistic writes request seq's body (and, for /e, the browser's user
+// agent and address, as a trusted proxy in front of the relay reports
+// it) for customers drawn from the population.
+func (wk *worker) realistic(seq int64) {
+	now := time.Now()
+	id := strconv.AppendInt(append(wk.id[:0], wk.prefix...), seq, 10)
+	id = append(id, '-')
+	wk.id = id
+	b := wk.body[:0]
+	wk.returning = 0
+	if wk.cfg.Mode == ModeServer {
+		b = append(b, `{"data":[`...)
+		for j := range wk.events {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			c, back := wk.pop.customer(wk.gen)
+			if back {
+				wk.returning++
+			}
+			p := newPerson(c)
+			b = appendServerEvent(b, wk.gen, &p, now, id, j)
+		}
+		b = append(b, "]}"...)
+	} else {
+		c, back := wk.pop.customer(wk.gen)
+		if back {
+			wk.returning++
+		}
+		p := newPerson(c)
+		b = appendBrowserBody(b, wk.gen, &p, now, wk.cfg.Origin, append(id, '0'))
+		wk.extra = append(append(append(wk.extra, "User-Agent: "...), p.userAgent()...), "\r\nX-Forwarded-For: "...)
+		wk.extra = append(p.appendIP(wk.extra), "\r\n"...)
+	}
+	wk.body = b
+}
+
+// acked is how many events the last 2xx answer acknowledged: its
+// events_received for /v1/events (events the relay refused are not
+// counted), else the events sent.
+func (wk *worker) acked() int {
+	if wk.cfg.Mode != ModeServer {
+		return wk.events
+	}
+	b := wk.respBuf.Bytes()
+	i := bytes.Index(b, []byte(`"events_received":`))
+	if i < 0 {
+		return wk.events
+	}
+	n := 0
+	for _, c := range b[i+len(`"events_received":`):] {
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
 }
 
 func (wk *worker) lastBody() string {

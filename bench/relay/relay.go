@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,7 +56,9 @@ func NewSink() (*Sink, error) {
 	}
 	s := &Sink{URL: "http://" + ln.Addr().String() + "/graph", ln: ln}
 	s.srv = &http.Server{Handler: http.HandlerFunc(s.serve), ReadHeaderTimeout: 10 * time.Second}
-	go s.srv.Serve(ln)
+	// Its goroutines carry the label bench=sink, so a CPU profile of a
+	// relay in this process can leave the sink out.
+	pprof.Do(context.Background(), pprof.Labels("bench", "sink"), func(context.Context) { go s.srv.Serve(ln) })
 	return s, nil
 }
 
@@ -101,6 +104,36 @@ type Options struct {
 	DataDir  string // default: a new temporary directory, removed by Close
 	GraphURL string // the sink's URL
 	Linger   time.Duration
+	// SiteSet, if any, are `capirelay site set` flags applied to the
+	// bench site before serve starts (e.g. --identity off); a binary
+	// that refuses them fails StartProcess with a *SiteSetError.
+	SiteSet []string
+	// DatabaseURL (postgres://…) and SecretKey (base64 of 32 bytes) make
+	// several relays share one PostgreSQL; default: SQLite in DataDir.
+	DatabaseURL, SecretKey string
+	// Keys, if set, are the bench site's, already created in the shared
+	// database by another node: no `site add`.
+	Keys *Keys
+}
+
+// Keys are the bench site's keys.
+type Keys struct {
+	SiteKey string `json:"site_key"`
+	APIKey  string `json:"api_key"`
+}
+
+// SiteSetError is `capirelay site set` refusing Options.SiteSet: the
+// binary does not have that setting (yet).
+type SiteSetError struct {
+	Args   []string
+	Output string
+}
+
+// Error names the arguments and the CLI's own message: its last line,
+// after any usage text.
+func (e *SiteSetError) Error() string {
+	lines := strings.Split(strings.TrimSpace(e.Output), "\n")
+	return fmt.Sprintf("capirelay site set %s: %s", strings.Join(e.Args, " "), lines[len(lines)-1])
 }
 
 func (o *Options) dataDir() (string, func(), error) {
@@ -179,20 +212,13 @@ func StartProcess(ctx context.Context, bin string, o Options) (*Relay, error) {
 	env := append(os.Environ(), "CAPIRELAY_DATA_DIR="+dir, "CAPIRELAY_GRAPH_URL="+o.GraphURL, "CAPIRELAY_ADDR=127.0.0.1:0",
 		"CAPIRELAY_DEMO=false", "CAPIRELAY_LOG_LEVEL=info", "CAPIRELAY_TRUSTED_PROXIES=127.0.0.0/8",
 		"CAPIRELAY_BATCH_LINGER="+linger.String())
-	add := exec.CommandContext(ctx, bin, "site", "add", "--name", "bench", "--domain", Domain, "--pixel-id", PixelID, "--access-token", AccessToken)
-	add.Env = env
-	out, err := add.Output()
+	if o.DatabaseURL != "" {
+		env = append(env, "CAPIRELAY_DATABASE_URL="+o.DatabaseURL, "CAPIRELAY_SECRET_KEY="+o.SecretKey)
+	}
+	keys, err := siteKeys(ctx, bin, env, o)
 	if err != nil {
 		rm()
-		return nil, fmt.Errorf("capirelay site add: %w", err)
-	}
-	var keys struct {
-		SiteKey string `json:"site_key"`
-		APIKey  string `json:"api_key"`
-	}
-	if err := json.Unmarshal(out, &keys); err != nil {
-		rm()
-		return nil, fmt.Errorf("capirelay site add printed %q: %w", out, err)
+		return nil, err
 	}
 	r.SiteKey, r.APIKey = keys.SiteKey, keys.APIKey
 
@@ -228,6 +254,32 @@ func StartProcess(ctx context.Context, bin string, o Options) (*Relay, error) {
 		return nil, fmt.Errorf("capirelay serve did not start: %s", r.Log.String())
 	}
 	return r, waitReady(ctx, r.URL)
+}
+
+// siteKeys creates the bench site with `capirelay site add`, unless
+// o.Keys names one, and applies o.SiteSet to it.
+func siteKeys(ctx context.Context, bin string, env []string, o Options) (*Keys, error) {
+	if o.Keys != nil {
+		return o.Keys, nil
+	}
+	add := exec.CommandContext(ctx, bin, "site", "add", "--name", "bench", "--domain", Domain, "--pixel-id", PixelID, "--access-token", AccessToken)
+	add.Env = env
+	out, err := add.Output()
+	if err != nil {
+		return nil, fmt.Errorf("capirelay site add: %w", err)
+	}
+	var keys Keys
+	if err := json.Unmarshal(out, &keys); err != nil {
+		return nil, fmt.Errorf("capirelay site add printed %q: %w", out, err)
+	}
+	if len(o.SiteSet) > 0 {
+		set := exec.CommandContext(ctx, bin, append([]string{"site", "set", "--site", keys.SiteKey}, o.SiteSet...)...)
+		set.Env = env
+		if out, err := set.CombinedOutput(); err != nil {
+			return nil, &SiteSetError{Args: o.SiteSet, Output: string(out)}
+		}
+	}
+	return &keys, nil
 }
 
 func waitReady(ctx context.Context, base string) error {
@@ -278,6 +330,33 @@ func (r *Relay) Close() error {
 func (r *Relay) Memory() (rss, peak int64, err error) {
 	return ProcMemory(r.Pid)
 }
+
+// ProcCPU is the CPU time, user and system, that pid has used so far.
+func ProcCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// "pid (comm) state ppid …": comm may hold spaces; utime and stime
+	// are fields 14 and 15, i.e. the 12th and 13th after comm.
+	i := bytes.LastIndexByte(b, ')')
+	f := strings.Fields(string(b[i+1:]))
+	if i < 0 || len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected %q", pid, b)
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
+}
+
+// clockTicks is USER_HZ, 100 on every Linux architecture Go supports.
+const clockTicks = 100
 
 // ProcMemory reads VmRSS and VmHWM of pid, in bytes.
 func ProcMemory(pid int) (rss, peak int64, err error) {
@@ -383,18 +462,26 @@ func StartBinary(ctx context.Context, prefix string) (b *Binary, err error) {
 }
 
 // Restart stops the relay, if one runs, and starts the binary on a new
-// data directory, delivering to the sink.
-func (b *Binary) Restart(ctx context.Context) error {
+// data directory, delivering to the sink, with siteSet applied to the
+// bench site (see Options.SiteSet).
+func (b *Binary) Restart(ctx context.Context, siteSet ...string) error {
 	if b.Relay != nil {
 		b.Relay.Close()
 		b.Relay = nil
 	}
-	r, err := StartProcess(ctx, b.bin, Options{GraphURL: b.Sink.URL})
+	r, err := StartProcess(ctx, b.bin, Options{GraphURL: b.Sink.URL, SiteSet: siteSet})
 	if err != nil {
 		return err
 	}
 	b.Relay = r
 	return nil
+}
+
+// Start runs another relay of the built binary, delivering to the sink
+// (o.GraphURL is set to it): a second node on a shared database.
+func (b *Binary) Start(ctx context.Context, o Options) (*Relay, error) {
+	o.GraphURL = b.Sink.URL
+	return StartProcess(ctx, b.bin, o)
 }
 
 // Close stops the relay and the sink and removes the build.

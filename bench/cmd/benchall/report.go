@@ -7,13 +7,8 @@ import (
 
 	"github.com/capirelay/capirelay/bench/loadgen"
 	"github.com/capirelay/capirelay/bench/machine"
+	"github.com/capirelay/capirelay/bench/relay"
 )
-
-// settled is how long the queue took to drain before a phase.
-type settled struct {
-	before string
-	took   time.Duration
-}
 
 type report struct {
 	opts              options
@@ -21,19 +16,19 @@ type report struct {
 	started, finished time.Time
 	loadEnd           string
 
-	ingest, ingestHalf   *loadgen.Result
-	browser, browserHalf *loadgen.Result
-	browserWired         bool
+	// realistic mix
+	ingest, ingestOff, ingestHalf *phase
+	identityOffErr                *relay.SiteSetError
+	delivery                      *phase
+	browser, browserHalf          *phase
+	browserWired                  bool
+	settleHalf, drainTime         time.Duration
+	delivered, acked              int64 // by the half-rate relay, after its drain
 
-	ingestHalfRelay, browserHalfRelay *relayLatency
+	// best case
+	ingestBest, browserBest *phase
 
-	deliveredDuringIngest int64
-	ingestWall            time.Duration
-	drainBacklog          int64
-	drainTime             time.Duration
-	delivered, acked      int64
-	peakRSS               int64
-	settles               []settled
+	peakRSS int64
 
 	dispatchBench    float64
 	dispatchBenchErr error
@@ -41,22 +36,8 @@ type report struct {
 	sdk    *sdkResult
 	sdkErr error
 
-	profileTop, profileTopE string
-	profileErr              error
-}
-
-func (r *report) missed() bool {
-	switch {
-	case r.ingest == nil || r.ingest.EventsPerSec() < targetIngestEvents:
-		return true
-	case r.browserWired && (r.browser == nil || r.browser.RequestsPerSec() < targetBrowserReqs):
-		return true
-	case r.ingestHalf != nil && r.ingestHalf.Latency.Quantile(0.99) >= targetP99:
-		return true
-	case r.browserHalf != nil && r.browserHalf.Latency.Quantile(0.99) >= targetP99:
-		return true
-	}
-	return r.peakRSS >= targetPeakRSS
+	profile    *profiled
+	profileErr error
 }
 
 func verdict(ok bool) string {
@@ -88,99 +69,178 @@ func (l *relayLatency) String() string {
 	return fmt.Sprintf("; in the relay (its capirelay_ingest_request_seconds): p50 %s, p99 %s", bound(l.p50, l.ok50), bound(l.p99, l.ok99))
 }
 
+// maxLine is a maximum-rate phase: the rate, latencies, and what the
+// relay and the load generator spent on it.
+func maxLine(p *phase, perEvent bool) string {
+	res := p.res
+	rate := fmt.Sprintf("%.0f events/s (%.0f requests/s", res.EventsPerSec(), res.RequestsPerSec())
+	if !perEvent {
+		rate = fmt.Sprintf("%.0f requests/s (", res.RequestsPerSec())
+	} else {
+		rate += ", "
+	}
+	return fmt.Sprintf("%sp50 %s, p99 %s, failures %d, refused events %d%s; relay CPU %.1f µs/event, load generator and sink %.0f µs/request)",
+		rate, msf(res.Latency.Quantile(0.5)), msf(res.Latency.Quantile(0.99)), res.Failures, res.Sent-res.Events,
+		returningNote(res), float64(p.relayCPUPerEvent())/1e3, perRequest(p.selfCPU, res))
+}
+
+func returningNote(res *loadgen.Result) string {
+	if res.Mix != loadgen.MixRealistic {
+		return ""
+	}
+	return fmt.Sprintf(", %.1f %% returning customers", 100*res.ReturningShare())
+}
+
+func perRequest(d time.Duration, res *loadgen.Result) float64 {
+	if n := res.Requests + res.Failures; n > 0 {
+		return float64(d) / 1e3 / float64(n)
+	}
+	return 0
+}
+
+func halfLine(p *phase) string {
+	res := p.res
+	return fmt.Sprintf("p50 %s, p99 %s, p99.9 %s, max %s (achieved %.0f/s, failures %d)%s",
+		msf(res.Latency.Quantile(0.5)), msf(res.Latency.Quantile(0.99)), msf(res.Latency.Quantile(0.999)),
+		msf(res.Latency.Max()), res.RequestsPerSec(), res.Failures, p.relayLat)
+}
+
 func (r *report) markdown() string {
 	var b strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	p("# capirelay benchmarks, %s\n\n", r.started.UTC().Format("2006-01-02 15:04 MST"))
 	p("Produced by `make bench` (`go run ./bench/cmd/benchall -out bench/results`) in %s.\n\n", r.finished.Sub(r.started).Round(time.Second))
-	p("## Machine\n\n%s- Load average at end: %s (includes this benchmark's own load)\n\n", r.machine.Markdown(), r.loadEnd)
-	// The load at the end includes this benchmark's own; only the load
-	// before it started says whether others competed.
-	if l := load1(r.machine.LoadAvg); l > float64(r.machine.NProc)/2 {
-		p("> The machine was busy before the run (1-minute load %.1f on %d CPUs): other work competed with the relay and the load generator, so these numbers are low bounds.\n\n", l, r.machine.NProc)
-	}
-	p("## Setup\n\n")
-	p("- Relay: the real binary (`go build ./cmd/capirelay`) run as `capirelay serve` in a subprocess, SQLite in WAL mode with `synchronous=FULL` on a temporary data directory, delivering to a local Graph API sink on loopback that accepts every batch, so dispatch runs during ingest.\n")
-	p("- Load: `bench/loadgen` in the benchall process on the same %d CPUs, over loopback HTTP/1.1 keep-alive; %s per measured phase after %s of warm-up; latency is request start to the complete answer.\n", r.machine.NProc, r.opts.duration, r.opts.warmup)
-	p("- `/v1/events`: 64 concurrent clients, 100 fully populated website Purchase events per request (raw user_data, 15 keys), unique event ids; a 200 is sent only after the group commit is durable.\n")
-	p("- `/e`: 64 concurrent clients, the tag's beacon (text/plain JSON, one PageView, consent granted, `_fbp`), a different client address per request via `X-Forwarded-For` from a trusted loopback proxy; 204 after the durable commit.\n")
-	p("- Half rate: open-loop pacing at half of the targets' rates, as the issue words it (25,000 events/s, i.e. 250 requests/s of 100 events, and 7,500 /e requests/s; reports before 2026-11-29 used half of the measured maxima), on a fresh relay (same binary, new data directory, same sink) after the same warm-up: the max phases acknowledge about 1.5 million events, and more would take the dedup index past its default 2 Mi keys into its overflow table in mid-phase, which `make soak` measures instead; latency counts from each request's scheduled start, so queueing shows. The relay's own latency over the same phase (handler start to answer, from its `capirelay_ingest_request_seconds` histogram, as bucket upper bounds) is given beside it: the rest is time in the kernel, in `net/http` before the handler and in the load generator, which shares the CPUs.\n")
-	p("- Between phases the relay delivers its backlog first, so each phase starts from an empty queue (dispatch still runs during every phase, delivering what that phase acknowledges):")
-	for i, st := range r.settles {
-		if i > 0 {
-			p(";")
-		}
-		p(" %s before %s", st.took.Round(100*time.Millisecond), st.before)
-	}
-	p(".\n\n")
+	r.machineSection(&b)
 
-	p("## Results\n\n| measure | result | target | |\n|---|---|---|---|\n")
+	p("## Realistic traffic: every event a distinct customer\n\n")
+	p("Each `/v1/events` event is a different person (own email, phone, external_id, first and last name, date of birth, address, public IPv4/IPv6 client address, one of %d browser user agents, fbp, a third with fbc), except a returning share (%.0f %%) whose keys repeat a customer sent earlier; event names, action sources (85 %% website, 10 %% physical_store, 5 %% system_generated), order ids, values and product ids vary per event, so no request repeats another and nothing a cache could replay. `/e` beacons are distinct visitors the same way (visitor id, fbp/fbc, user agent, client address via `X-Forwarded-For` from the trusted loopback proxy).\n\n",
+		loadgen.UserAgents(), 100*max(r.opts.returning, 0))
+	p("| measure | result | target | |\n|---|---|---|---|\n")
 	if r.ingest != nil {
-		p("| `/v1/events` events/s to durable ack (100/request) | %.0f (%.0f requests/s, p50 %s, p99 %s, failures %d) | ≥ %d | %s |\n",
-			r.ingest.EventsPerSec(), r.ingest.RequestsPerSec(), msf(r.ingest.Latency.Quantile(0.5)), msf(r.ingest.Latency.Quantile(0.99)),
-			r.ingest.Failures, targetIngestEvents, verdict(r.ingest.EventsPerSec() >= targetIngestEvents))
+		p("| `/v1/events` events/s to durable ack (64 clients × 100 events) | %s | ≥ %d | %s |\n", maxLine(r.ingest, true), targetIngestEvents,
+			verdict(r.ingest.res.EventsPerSec() >= targetIngestEvents))
+	}
+	switch {
+	case r.ingestOff != nil:
+		p("| the same with the site's identity off (`site set --identity off`) | %s | — | |\n", maxLine(r.ingestOff, true))
+	case r.identityOffErr != nil:
+		p("| the same with the site's identity off | not available: this binary refuses `site set --identity off` (%s) | — | |\n", oneLine(r.identityOffErr))
+	}
+	if r.ingestHalf != nil {
+		p("| `/v1/events` p99 at half the target rate (%.0f requests/s paced) | %s | < %s | %s |\n", r.ingestHalf.res.Rate, halfLine(r.ingestHalf),
+			msf(targetP99), verdict(r.ingestHalf.res.Latency.Quantile(0.99) < targetP99))
+	}
+	if d := r.delivery; d != nil {
+		ratio := 0.0
+		if d.res.Events > 0 {
+			ratio = float64(d.delivered) / float64(d.res.Events)
+		}
+		p("| Delivery keeps up: over %s of `/v1/events` at full load, events delivered to the Graph sink of those acknowledged | %d of %d (%.1f %%); ingest %.0f events/s, delivery %.0f events/s | ≥ %.0f %% | %s |\n",
+			d.res.Elapsed.Round(time.Second), d.delivered, d.res.Events, 100*ratio, d.res.EventsPerSec(), float64(d.delivered)/d.res.Elapsed.Seconds(),
+			100*targetDelivered, verdict(ratio >= targetDelivered))
 	}
 	if r.browser != nil {
-		p("| `/e` requests/s | %.0f (p50 %s, p99 %s, failures %d) | ≥ %d | %s |\n", r.browser.RequestsPerSec(),
-			msf(r.browser.Latency.Quantile(0.5)), msf(r.browser.Latency.Quantile(0.99)), r.browser.Failures, targetBrowserReqs,
-			verdict(r.browser.RequestsPerSec() >= targetBrowserReqs))
-	} else {
+		p("| `/e` requests/s | %s | ≥ %d | %s |\n", maxLine(r.browser, false), targetBrowserReqs, verdict(r.browser.res.RequestsPerSec() >= targetBrowserReqs))
+	} else if !r.browserWired {
 		p("| `/e` requests/s | not measured: POST /e is not wired into the relay's routes (404) | ≥ %d | — |\n", targetBrowserReqs)
 	}
-	for _, h := range []struct {
-		name  string
-		res   *loadgen.Result
-		relay *relayLatency
-	}{{"`/v1/events`", r.ingestHalf, r.ingestHalfRelay}, {"`/e`", r.browserHalf, r.browserHalfRelay}} {
-		if h.res == nil {
-			continue
-		}
-		p("| %s p99 at half the target rate (%.0f requests/s paced) | p50 %s, p99 %s, p99.9 %s, max %s (achieved %.0f/s, failures %d)%s | < %s | %s |\n",
-			h.name, h.res.Rate, msf(h.res.Latency.Quantile(0.5)), msf(h.res.Latency.Quantile(0.99)), msf(h.res.Latency.Quantile(0.999)),
-			msf(h.res.Latency.Max()), h.res.RequestsPerSec(), h.res.Failures, h.relay, msf(targetP99), verdict(h.res.Latency.Quantile(0.99) < targetP99))
+	if r.browserHalf != nil {
+		p("| `/e` p99 at half the target rate (%.0f requests/s paced) | %s | < %s | %s |\n", r.browserHalf.res.Rate, halfLine(r.browserHalf),
+			msf(targetP99), verdict(r.browserHalf.res.Latency.Quantile(0.99) < targetP99))
 	}
-	p("| Relay peak RSS (VmHWM of each `serve` process, the larger, whole run) | %.1f MB (%.1f MiB) | < 150 MB | %s |\n", float64(r.peakRSS)/1e6, float64(r.peakRSS)/(1<<20), verdict(r.peakRSS < targetPeakRSS))
-	if r.dispatchBenchErr == nil {
+	switch {
+	case r.profile != nil:
+		p("| Identity's share of the relay's CPU (profile below) | %.1f %% | ≤ %.0f %% | %s |\n", 100*r.profile.split.identityShare(),
+			100*targetIdentity, verdict(r.profile.split.identityShare() <= targetIdentity))
+	case r.profileErr != nil:
+		p("| Identity's share of the relay's CPU | profiling failed: %s | ≤ %.0f %% | — |\n", oneLine(r.profileErr), 100*targetIdentity)
+	}
+	p("| Relay peak RSS (VmHWM, the largest of every `serve` process of the run) | %.1f MB (%.1f MiB) | < 150 MB | %s |\n",
+		float64(r.peakRSS)/1e6, float64(r.peakRSS)/(1<<20), verdict(r.peakRSS < targetPeakRSS))
+	if r.sdk != nil && r.ingest != nil && r.sdk.SendEventsPerS > 0 {
+		ratio := r.ingest.res.EventsPerSec() / r.sdk.SendEventsPerS
+		p("| `/v1/events` realistic over Meta's Node SDK offline, same run | %.2f× (%.0f vs %.0f events/s) | ≥ %.0f× | %s |\n",
+			ratio, r.ingest.res.EventsPerSec(), r.sdk.SendEventsPerS, targetSDKRatio, verdict(ratio >= targetSDKRatio))
+	}
+	if r.acked > 0 {
+		p("| End to end: the half-rate relay's events delivered after its drain | %d of %d acknowledged, drained in %s | all | %s |\n",
+			r.delivered, r.acked, r.drainTime.Round(100*time.Millisecond), lossVerdict(r.delivered, r.acked))
+	}
+	if r.dispatchBenchErr == nil && r.dispatchBench > 0 {
 		p("| Dispatch: `BenchmarkDispatch` (SQLite outbox → accepting destination, batches of 1000) | %.0f events/s | — | |\n", r.dispatchBench)
-	} else {
+	} else if r.dispatchBenchErr != nil {
 		p("| Dispatch: `BenchmarkDispatch` | failed: %s | — | |\n", oneLine(r.dispatchBenchErr))
 	}
-	p("| Dispatch end to end (relay → Graph sink over HTTP) | %d events delivered during %s of ingest (%.0f/s); backlog of %d drained in %s; %d of %d acknowledged events delivered | — | %s |\n",
-		r.deliveredDuringIngest, r.ingestWall.Round(time.Second), float64(r.deliveredDuringIngest)/r.ingestWall.Seconds(),
-		max(r.drainBacklog, 0), r.drainTime.Round(100*time.Millisecond), r.delivered, r.acked, lossVerdict(r.delivered, r.acked))
+
+	p("\n## Best case (repeated customers)\n\n")
+	p("The body of reports before 2026-12: the same 100 fully populated customers in every `/v1/events` request and one visitor per `/e` client, only event ids changing, so every cache and filter hits. Real traffic never does; these numbers are an upper bound, not capacity.\n\n")
+	p("| measure | best case | realistic, above |\n|---|---|---|\n")
+	if r.ingestBest != nil {
+		p("| `/v1/events` events/s to durable ack | %s | %s |\n", maxLine(r.ingestBest, true), rateOf(r.ingest, true))
+	}
+	if r.browserBest != nil {
+		p("| `/e` requests/s | %s | %s |\n", maxLine(r.browserBest, false), rateOf(r.browser, false))
+	}
 
 	p("\n## Meta's Node SDK, same run\n\n")
 	switch {
 	case r.sdkErr != nil:
 		p("Not measured: %s.\n", oneLine(r.sdkErr))
 	case r.sdk != nil:
-		p("`node bench-sdk.js --mode offline --n %d --json` (%s, node %s): normalize + hash + serialize with no network and no storage: **%.0f events/s** (`send_events_per_s`; building the events: %.0f/s).\n\n",
+		p("`node bench-sdk.js --mode offline --n %d --json` (%s, node %s): normalize + hash + serialize with no network and no storage: **%.0f events/s** (`send_events_per_s`; building the events: %.0f/s). Its events are distinct customers too (email, external_id, fbp, fbc and order id per event), and the SDK keeps nothing between events, so no mix can flatter it.\n\n",
 			r.sdk.N, r.sdk.SDK, r.sdk.Node, r.sdk.SendEventsPerS, r.sdk.BuildEventsPerS)
 		if r.ingest != nil && r.sdk.SendEventsPerS > 0 {
-			p("Ratio capirelay `/v1/events` (parse + validate + normalize + hash + seal + durable SQLite commit + HTTP, with dispatch running) to the SDK's offline rate: **%.2f×**.", r.ingest.EventsPerSec()/r.sdk.SendEventsPerS)
-			if r.dispatchBenchErr == nil {
-				p(" Dispatch alone to the SDK: %.2f×.", r.dispatchBench/r.sdk.SendEventsPerS)
+			p("Ratio capirelay `/v1/events` realistic (parse + validate + normalize + hash + identity + seal + durable SQLite commit + HTTP, with dispatch running) to the SDK's offline rate: **%.2f×**", r.ingest.res.EventsPerSec()/r.sdk.SendEventsPerS)
+			if r.ingestBest != nil {
+				p("; best case %.2f×", r.ingestBest.res.EventsPerSec()/r.sdk.SendEventsPerS)
 			}
-			p(" The SDK number excludes storage and the network, so the comparison favours the SDK.\n")
+			if r.dispatchBenchErr == nil && r.dispatchBench > 0 {
+				p("; dispatch alone %.2f×", r.dispatchBench/r.sdk.SendEventsPerS)
+			}
+			p(". The SDK number excludes storage and the network, so the comparison favours the SDK.\n")
 		}
 	}
-	if r.profileTop != "" || r.profileErr != nil {
-		p("\n## Where the time goes (target missed)\n\n")
-		p("CPU profile of an in-process relay (`app.New`, same code as the binary) under the `/v1/events` load above for up to 15 s; the profile covers the whole process, so the load generator's HTTP client appears too.\n\n")
-		if r.profileErr != nil {
-			p("Profiling failed: %s\n", oneLine(r.profileErr))
-		} else {
-			p("```\n%s```\n", r.profileTop)
-		}
-		if r.profileTopE != "" {
-			p("\nSame under `/e` load:\n\n```\n%s```\n", r.profileTopE)
-		}
+	if pr := r.profile; pr != nil {
+		p("\n## Where the relay's CPU goes (realistic `/v1/events`)\n\n")
+		p("CPU profile of an in-process relay (`app.New`, the code of the binary) under the realistic `/v1/events` load for %s after %s of warm-up (%.0f events/s): `%s`, beside this report (`go tool pprof -tagignore bench=loadgen -tagignore bench=sink %s`). The load generator's and the Graph sink's goroutines are labelled `bench=…`; of %s of samples, the relay's are %s, the load generator's %s, the sink's %s. Identity is every relay sample with a frame of `internal/identity` or a store function named for identities or known keys on its stack: **%s, %.1f %% of the relay's CPU**.\n\n",
+			pr.res.Elapsed.Round(time.Second), r.opts.warmup, pr.res.EventsPerSec(), pr.file, pr.file,
+			pr.split.total.Round(time.Millisecond), pr.split.relay.Round(time.Millisecond), pr.split.loadgen.Round(time.Millisecond),
+			pr.split.sink.Round(time.Millisecond), pr.split.identity.Round(time.Millisecond), 100*pr.split.identityShare())
+		p("Relay functions, as %% of the relay's samples:\n\n```\n%s```\n", pr.top)
 	}
+	r.setupSection(&b)
 	return b.String()
 }
 
-// lossVerdict: delivered may exceed acknowledged, because requests cut
-// off at the end of a phase are committed but never answered.
+func rateOf(p *phase, perEvent bool) string {
+	switch {
+	case p == nil:
+		return "—"
+	case perEvent:
+		return fmt.Sprintf("%.0f events/s", p.res.EventsPerSec())
+	}
+	return fmt.Sprintf("%.0f requests/s", p.res.RequestsPerSec())
+}
+
+func (r *report) machineSection(b *strings.Builder) {
+	fmt.Fprintf(b, "## Machine\n\n%s- Load average at end: %s (includes this benchmark's own load)\n\n", r.machine.Markdown(), r.loadEnd)
+	// The load at the end includes this benchmark's own; only the load
+	// before it started says whether others competed.
+	if l := load1(r.machine.LoadAvg); l > float64(r.machine.NProc)/2 {
+		fmt.Fprintf(b, "> The machine was busy before the run (1-minute load %.1f on %d CPUs): other work competed with the relay and the load generator, so these numbers are low bounds.\n\n", l, r.machine.NProc)
+	}
+}
+
+func (r *report) setupSection(b *strings.Builder) {
+	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	p("\n## Setup\n\n")
+	p("- Relay: the real binary (`go build ./cmd/capirelay`) run as `capirelay serve` in a subprocess, SQLite in WAL mode with `synchronous=FULL`, delivering to a local Graph API sink on loopback that accepts every batch, so dispatch runs during ingest. Every measurement starts a fresh relay on a new data directory, so none inherits another's backlog or dedup keys. Relay CPU per event is its `/proc/PID/stat` user + system time over the phase.\n")
+	p("- Load: `bench/loadgen` in the benchall process on the same %d CPUs, over loopback HTTP/1.1 keep-alive; %s per measured phase after %s of warm-up (the delivery run: %s, no warm-up); latency is request start to the complete answer. Bodies are written per request by a splitmix64-driven generator into reused buffers (`BenchmarkRealisticServerBody`); \"load generator and sink\" is this process's CPU per request, which includes the Graph sink receiving the relay's batches. Events acknowledged are the answers' `events_received`; refused events would show.\n",
+		r.machine.NProc, r.opts.duration, r.opts.warmup, r.opts.delivery)
+	p("- Half rate: open-loop pacing at half of the targets' rates (%d events/s, i.e. %d requests/s of 100 events, and %d `/e` requests/s); latency counts from each request's scheduled start, so queueing shows. The relay's own latency over the same phase (handler start to answer, from its `capirelay_ingest_request_seconds` histogram, as bucket upper bounds) is given beside it. Both run on one relay, which then delivers its backlog (%s before `/e`).\n",
+		targetIngestEvents/2, targetIngestEvents/200, targetBrowserReqs/2, r.settleHalf.Round(100*time.Millisecond))
+}
+
 func load1(loadavg string) float64 {
 	var l float64
 	if _, err := fmt.Sscan(loadavg, &l); err != nil {
@@ -189,6 +249,8 @@ func load1(loadavg string) float64 {
 	return l
 }
 
+// lossVerdict: delivered may exceed acknowledged, because requests cut
+// off at the end of a phase are committed but never answered.
 func lossVerdict(delivered, acked int64) string {
 	if delivered >= acked {
 		return "no loss (any surplus: requests cut off at the end of a phase, committed but unanswered)"

@@ -2,6 +2,7 @@
 // clients and reports events/s, requests/s and latency percentiles.
 //
 //	go run ./bench/cmd/load -inprocess -mode v1 -duration 10s
+//	go run ./bench/cmd/load -inprocess -mode v1 -mix best-case     (the same customers in every request)
 //	go run ./bench/cmd/load -url http://127.0.0.1:8080 -mode e -site sKEY
 //	go run ./bench/cmd/load -url http://127.0.0.1:8080 -mode v1 -api-key crk_… -rate 250
 //
@@ -49,6 +50,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.APIKey, "api-key", "", "site api key for /v1/events")
 	fs.StringVar(&cfg.Site, "site", "", "site key for /e")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "requests per second in total (0: as fast as possible)")
+	fs.StringVar(&cfg.Mix, "mix", loadgen.MixRealistic, "realistic (every event a distinct customer, a -returning share repeating earlier ones) or best-case (the same customers in every request: caches always hit)")
+	fs.Float64Var(&cfg.Returning, "returning", loadgen.DefaultReturning, "realistic mix: share of events whose customer came before (0 for none)")
+	fs.Uint64Var(&cfg.FirstCustomer, "first-customer", uint64(time.Now().Unix()%100)*50_000_000,
+		"realistic mix: number of the first new customer; the default differs between runs a few seconds apart, so repeated runs against one relay bring new customers")
 	inproc := fs.Bool("inprocess", false, "start a relay in this process on a temporary data directory, delivering to a local sink")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process (relay included with -inprocess)")
 	traceOut := fs.String("trace", "", "write a Go execution trace of this process (relay included with -inprocess): go tool trace -pprof=sched FILE shows where goroutines waited")
@@ -56,6 +61,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if cfg.Returning == 0 {
+		cfg.Returning = -1 // loadgen.Config: negative means none
 	}
 	if *inproc {
 		sink, err := relay.NewSink()
@@ -110,7 +118,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(map[string]any{
-			"mode": res.Mode, "concurrency": res.Concurrency, "rate": res.Rate, "elapsed_s": res.Elapsed.Seconds(),
+			"mode": res.Mode, "mix": loadgen.Label(res.Mix), "returning_share": res.ReturningShare(), "next_customer": res.NextCustomer,
+			"refused": res.Sent - res.Events, "concurrency": res.Concurrency, "rate": res.Rate, "elapsed_s": res.Elapsed.Seconds(),
 			"requests": res.Requests, "events": res.Events, "failures": res.Failures, "status": res.Status,
 			"requests_per_s": res.RequestsPerSec(), "events_per_s": res.EventsPerSec(),
 			"p50_ms": ms(res.Latency.Quantile(0.5)), "p99_ms": ms(res.Latency.Quantile(0.99)),
