@@ -1,11 +1,7 @@
 package loadgen_test
 
 import (
-	"bufio"
 	"context"
-	"net/http"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -40,38 +36,14 @@ func TestRealisticLoadAcceptedByRelay(t *testing.T) {
 		}
 		sent += res.Sent
 	}
-	m := scrape(t, rel.URL)
+	m, err := relay.Metrics(ctx, rel.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if m["capirelay_bot_events_dropped_total"] != 0 {
 		t.Errorf("%v beacons dropped as bots", m["capirelay_bot_events_dropped_total"])
 	}
 	if got := m["capirelay_events_accepted_total"]; got != float64(sent) {
 		t.Errorf("relay accepted %v events, want %d", got, sent)
 	}
-}
-
-// scrape sums each metric of the relay's /metrics over its labels.
-func scrape(t *testing.T, base string) map[string]float64 {
-	t.Helper()
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
-		name, rest, _ := strings.Cut(line, " ")
-		if i := strings.IndexByte(name, '{'); i >= 0 {
-			name = name[:i]
-			_, rest, _ = strings.Cut(line, "} ")
-		}
-		if v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64); err == nil {
-			out[name] += v
-		}
-	}
-	return out
 }

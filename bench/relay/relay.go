@@ -411,6 +411,61 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// Metrics reads the relay's /metrics and sums each metric's samples
+// over their labels (histograms appear as their _bucket, _sum and
+// _count series).
+func Metrics(ctx context.Context, base string) (map[string]float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
+	}
+	return ParseMetrics(resp.Body)
+}
+
+// ParseMetrics sums each metric of the Prometheus text format over its
+// labels.
+func ParseMetrics(r io.Reader) (map[string]float64, error) {
+	out := map[string]float64{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, value := line, ""
+		if i := strings.IndexByte(line, '{'); i >= 0 {
+			j := strings.LastIndexByte(line, '}')
+			if j < i {
+				return nil, fmt.Errorf("metric line %q", line)
+			}
+			name, value = line[:i], line[j+1:]
+		} else {
+			name, value, _ = strings.Cut(line, " ")
+		}
+		f := strings.Fields(value) // value, then an optional timestamp
+		if len(f) == 0 {
+			return nil, fmt.Errorf("metric line %q", line)
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			return nil, fmt.Errorf("metric line %q: %w", line, err)
+		}
+		out[name] += v
+	}
+	return out, sc.Err()
+}
+
 // ModuleRoot is the directory of the capirelay module the command runs in.
 func ModuleRoot() (string, error) {
 	out, err := exec.Command("go", "env", "GOMOD").Output()

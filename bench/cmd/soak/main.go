@@ -8,6 +8,14 @@
 // Growth means: after the first fifth of the run (caches filling), the mean
 // RSS of each third of the remaining samples is above the previous third's,
 // and the last third's exceeds the first's by more than -max-growth.
+//
+// The load is bench/loadgen's realistic mix (every event a distinct
+// customer, 10 % returning), so identity's cache and filter keep meeting
+// new people. At every sample the soak also reads the relay's
+// capirelay_identity_* metrics and fails if identity's memory
+// (capirelay_identity_memory_bytes, else the sum of its other *_bytes
+// gauges) ever exceeds its bound (-identity-bound, else the relay's
+// capirelay_identity_memory_limit_bytes); without such metrics it says so.
 package main
 
 import (
@@ -18,6 +26,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sort"
 	"strings"
 	"time"
 
@@ -43,6 +52,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	probe := fs.Duration("probe", 15*time.Second, "length of the maximum-rate measurement")
 	every := fs.Duration("sample", 10*time.Second, "RSS sampling interval")
 	maxGrowth := fs.Float64("max-growth", 0.10, "allowed growth of mean RSS from the first to the last third")
+	mix := fs.String("mix", loadgen.MixRealistic, "realistic or best-case (see bench/cmd/load)")
+	identityBound := fs.Float64("identity-bound", 0, "bytes identity's memory must stay under; 0: the relay's capirelay_identity_memory_limit_bytes")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -54,7 +65,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sink, rel := b.Sink, b.Relay
 	fmt.Fprintf(stdout, "machine: %+v\nrelay pid %d at %s\n", machine.Describe(), rel.Pid, rel.URL)
 
-	cfg := loadgen.Config{URL: rel.URL, Mode: loadgen.ModeServer, APIKey: rel.APIKey, Concurrency: 64, EventsPerRequest: 100}
+	cfg := loadgen.Config{URL: rel.URL, Mode: loadgen.ModeServer, Mix: *mix, APIKey: rel.APIKey, Concurrency: 64, EventsPerRequest: 100}
 	if *rate <= 0 {
 		p := cfg
 		p.Duration = *probe
@@ -67,6 +78,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("probe: no request succeeded: %s", res.FirstError)
 		}
 		*rate = res.RequestsPerSec() / 2
+		cfg.FirstCustomer = res.NextCustomer // the soak's new customers are new to the relay
 	}
 	cfg.Rate, cfg.Duration = *rate, *duration
 	fmt.Fprintf(stdout, "soak: %.1f requests/s (%.0f events/s) for %s, sampling RSS every %s\n", *rate, *rate*100, *duration, *every)
@@ -82,6 +94,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		done <- res
 	}()
 	var samples []int64
+	var ident identityMemory
 	tick := time.NewTicker(*every)
 	defer tick.Stop()
 	start := time.Now()
@@ -97,7 +110,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				return fmt.Errorf("relay gone? %w", err)
 			}
 			samples = append(samples, rss)
-			fmt.Fprintf(stdout, "%8s rss %6.1f MiB  delivered %d\n", time.Since(start).Round(time.Second), float64(rss)/(1<<20), sink.Events.Load())
+			m, err := relay.Metrics(ctx, rel.URL)
+			if err != nil {
+				return fmt.Errorf("relay metrics: %w", err)
+			}
+			fmt.Fprintf(stdout, "%8s rss %6.1f MiB  delivered %d  %s\n", time.Since(start).Round(time.Second), float64(rss)/(1<<20),
+				sink.Events.Load(), ident.sample(m, *identityBound))
 		}
 	}
 	_, peak, _ := rel.Memory()
@@ -105,6 +123,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var problems []string
 	if res.Failures > 0 {
 		problems = append(problems, fmt.Sprintf("%d requests failed (first: %s)", res.Failures, res.FirstError))
+	}
+	verdict, ok := ident.verdict()
+	if !ok {
+		problems = append(problems, verdict)
+	} else {
+		fmt.Fprintf(stdout, "identity memory: %s\n", verdict)
 	}
 	if growing, why := Growing(samples, *maxGrowth); growing {
 		problems = append(problems, "relay memory keeps growing: "+why)
@@ -136,4 +160,75 @@ func Growing(samples []int64, maxGrowth float64) (bool, string) {
 	m1, m2, m3 := mean(rest[:n]), mean(rest[n:2*n]), mean(rest[2*n:])
 	why := fmt.Sprintf("mean RSS by thirds after warm-up %.1f, %.1f, %.1f MiB", m1/(1<<20), m2/(1<<20), m3/(1<<20))
 	return m1 < m2 && m2 < m3 && (m3-m1)/m1 > maxGrowth, why
+}
+
+// identityMemory follows identity's memory through the soak's samples.
+type identityMemory struct {
+	seen        bool    // the relay exports capirelay_identity_* metrics
+	peak, bound float64 // bytes; bound 0: unknown
+	over        int     // samples above the bound
+	samples     int
+	usageMetric string
+}
+
+const (
+	identityPrefix = "capirelay_identity_"
+	identityUsage  = "capirelay_identity_memory_bytes"
+	identityLimit  = "capirelay_identity_memory_limit_bytes"
+)
+
+// sample takes one scrape (summed by metric name) and returns the
+// identity gauges as a short line; bound, if positive, overrides the
+// relay's own.
+func (im *identityMemory) sample(m map[string]float64, bound float64) string {
+	var names []string
+	for name := range m {
+		if strings.HasPrefix(name, identityPrefix) && !strings.HasSuffix(name, "_total") {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return "identity: no metrics"
+	}
+	im.seen = true
+	sort.Strings(names)
+	usage, ok := m[identityUsage]
+	im.usageMetric = identityUsage
+	if !ok {
+		usage, im.usageMetric = 0, "the sum of "+identityPrefix+"*_bytes"
+		for _, name := range names {
+			if strings.HasSuffix(name, "_bytes") && !strings.HasSuffix(name, "_limit_bytes") {
+				usage += m[name]
+			}
+		}
+	}
+	if bound <= 0 {
+		bound = m[identityLimit]
+	}
+	im.bound = bound
+	im.peak = max(im.peak, usage)
+	im.samples++
+	if bound > 0 && usage > bound {
+		im.over++
+	}
+	var b strings.Builder
+	b.WriteString("identity:")
+	for _, name := range names {
+		fmt.Fprintf(&b, " %s=%g", strings.TrimPrefix(name, identityPrefix), m[name])
+	}
+	return b.String()
+}
+
+// verdict says how identity's memory went; ok is false if it went over
+// its bound.
+func (im *identityMemory) verdict() (string, bool) {
+	switch {
+	case !im.seen:
+		return "not measured: the relay exports no " + identityPrefix + "* metrics", true
+	case im.bound <= 0:
+		return fmt.Sprintf("peak %.1f MiB (%s); no bound to check it against (-identity-bound, or the relay's %s)", im.peak/(1<<20), im.usageMetric, identityLimit), true
+	case im.over > 0:
+		return fmt.Sprintf("identity memory over its bound of %.1f MiB in %d of %d samples (peak %.1f MiB, %s)", im.bound/(1<<20), im.over, im.samples, im.peak/(1<<20), im.usageMetric), false
+	}
+	return fmt.Sprintf("peak %.1f MiB (%s), under its bound of %.1f MiB in all %d samples", im.peak/(1<<20), im.usageMetric, im.bound/(1<<20), im.samples), true
 }

@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestGrowing(t *testing.T) {
 	const mb = 1 << 20
@@ -19,6 +22,40 @@ func TestGrowing(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got, why := Growing(tc.samples, 0.10); got != tc.want {
 				t.Errorf("Growing = %v (%s), want %v", got, why, tc.want)
+			}
+		})
+	}
+}
+
+func TestIdentityMemory(t *testing.T) {
+	const mb = 1 << 20
+	cases := []struct {
+		name    string
+		scrapes []map[string]float64
+		bound   float64
+		ok      bool
+		says    string
+	}{
+		{"no metrics", []map[string]float64{{"go_goroutines": 5}}, 0, true, "not measured"},
+		{"under the relay's limit", []map[string]float64{
+			{"capirelay_identity_memory_bytes": 10 * mb, "capirelay_identity_memory_limit_bytes": 64 * mb},
+			{"capirelay_identity_memory_bytes": 20 * mb, "capirelay_identity_memory_limit_bytes": 64 * mb}}, 0, true, "peak 20.0 MiB"},
+		{"over the flag's bound", []map[string]float64{
+			{"capirelay_identity_memory_bytes": 10 * mb},
+			{"capirelay_identity_memory_bytes": 40 * mb}}, 32 * mb, false, "1 of 2 samples"},
+		{"parts summed", []map[string]float64{
+			{"capirelay_identity_cache_bytes": 30 * mb, "capirelay_identity_filter_bytes": 10 * mb, "capirelay_identity_cache_entries": 5}}, 32 * mb, false, "peak 40.0 MiB"},
+		{"no bound", []map[string]float64{{"capirelay_identity_cache_entries": 5}}, 0, true, "no bound"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var im identityMemory
+			for _, m := range tc.scrapes {
+				im.sample(m, tc.bound)
+			}
+			got, ok := im.verdict()
+			if ok != tc.ok || !strings.Contains(got, tc.says) {
+				t.Errorf("verdict %q, %v; want %v and %q", got, ok, tc.ok, tc.says)
 			}
 		})
 	}
