@@ -14,8 +14,9 @@ lint:
 	gofmt -l . | tee /dev/stderr | (! read)
 	$(GO) vet ./...
 
-# About 7 minutes on an idle 2-CPU machine: realistic phases, identity
-# off, a 60 s delivery run, half rates, the best case, the SDK, a profile.
+# 7-10 minutes on an idle 2-CPU machine (the upper end while delivery lags
+# ingest: drains wait up to 2.5 min): realistic phases, identity off, a 60 s
+# delivery run, half rates, the best case, the SDK, a CPU profile.
 bench:
 	$(GO) run ./bench/cmd/benchall -out bench/results $(BENCHFLAGS)
 

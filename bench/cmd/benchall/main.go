@@ -361,7 +361,7 @@ func (r *runner) suite(rep *report) error {
 		if rep.ingestHalf, err = r.measure("/v1/events at half the target rate (realistic)", half, o.duration, true); err != nil || !rep.browserWired {
 			return err
 		}
-		rep.settleHalf = r.drain(2 * time.Minute)
+		rep.settleHalf = r.drain(30 * time.Second)
 		half = e(loadgen.MixRealistic)
 		half.Rate = float64(targetBrowserReqs) / 2
 		rep.browserHalf, err = r.measure("/e at half the target rate (realistic)", half, o.duration, true)
