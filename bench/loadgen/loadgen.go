@@ -64,6 +64,12 @@ type Config struct {
 	// (Result.NextCustomer), so its new customers are new to the relay,
 	// and its returning ones may be theirs.
 	FirstCustomer uint64
+	// NoForwardedFor leaves X-Forwarded-For out of /e requests. By
+	// default each carries its browser's address, which counts only
+	// where the relay trusts the loopback proxy
+	// (CAPIRELAY_TRUSTED_PROXIES=127.0.0.0/8, as bench/relay starts it);
+	// elsewhere every beacon comes from 127.0.0.1 and meets the per-address limit.
+	NoForwardedFor bool
 }
 
 // Result is what a run measured.
@@ -332,7 +338,7 @@ func newWorker(cfg *Config, w int, pop *population) (*worker, error) {
 		// What navigator.sendBeacon sends: text/plain, no preflight.
 		headers = [][2]string{{"Content-Type", "text/plain;charset=UTF-8"}, {"Origin", cfg.Origin}, {"Referer", cfg.Origin + "/"}}
 		url = cfg.URL + "/e?site=" + neturl.QueryEscape(cfg.Site)
-		wk.xff = true
+		wk.xff = !cfg.NoForwardedFor
 	}
 	if cfg.Mix == MixRealistic {
 		wk.events = 1
@@ -432,8 +438,10 @@ func (wk *worker) realistic(seq int64) {
 		}
 		p := newPerson(c)
 		b = appendBrowserBody(b, wk.gen, &p, now, wk.cfg.Origin, append(id, '0'))
-		wk.extra = append(append(append(wk.extra, "User-Agent: "...), p.userAgent()...), "\r\nX-Forwarded-For: "...)
-		wk.extra = append(p.appendIP(wk.extra), "\r\n"...)
+		wk.extra = append(append(append(wk.extra, "User-Agent: "...), p.userAgent()...), "\r\n"...)
+		if wk.xff {
+			wk.extra = append(p.appendIP(append(wk.extra, "X-Forwarded-For: "...)), "\r\n"...)
+		}
 	}
 	wk.body = b
 }

@@ -288,3 +288,16 @@ func TestReturningCountsAnsweredRequestsOnly(t *testing.T) {
 		t.Errorf("returning share %.3f of %d events sent, want 0.5 ± 0.05", got, res.Sent)
 	}
 }
+
+// TestNoForwardedFor: a relay that does not trust the loopback proxy
+// gets no X-Forwarded-For, in either mix.
+func TestNoForwardedFor(t *testing.T) {
+	for _, mix := range []string{MixRealistic, MixBestCase} {
+		_, got := record(t, Config{Mode: ModeBrowser, Mix: mix, Concurrency: 2, MaxRequests: 10, NoForwardedFor: true})
+		for _, s := range got {
+			if s.xff != "" || collect.IsBot(s.ua) {
+				t.Fatalf("%s: X-Forwarded-For %q, user agent %q", mix, s.xff, s.ua)
+			}
+		}
+	}
+}

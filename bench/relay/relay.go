@@ -414,22 +414,31 @@ func (s *syncBuffer) String() string {
 // Metrics reads the relay's /metrics and sums each metric's samples
 // over their labels (histograms appear as their _bucket, _sum and
 // _count series).
-func Metrics(ctx context.Context, base string) (map[string]float64, error) {
+func Metrics(ctx context.Context, base string) (m map[string]float64, err error) {
+	err = ReadMetrics(ctx, base, func(r io.Reader) error {
+		m, err = ParseMetrics(r)
+		return err
+	})
+	return m, err
+}
+
+// ReadMetrics GETs the relay's /metrics and hands the body to read.
+func ReadMetrics(ctx context.Context, base string, read func(io.Reader) error) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
+		return fmt.Errorf("GET /metrics: %s", resp.Status)
 	}
-	return ParseMetrics(resp.Body)
+	return read(resp.Body)
 }
 
 // ParseMetrics sums each metric of the Prometheus text format over its

@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/http"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/capirelay/capirelay/bench/relay"
 )
 
 // buckets is a snapshot of the relay's capirelay_ingest_request_seconds
@@ -19,22 +20,12 @@ type buckets map[float64]float64
 
 // scrapeLatency reads the relay's ingest latency histogram for endpoint
 // ("events" or "e") from its /metrics.
-func scrapeLatency(ctx context.Context, baseURL, endpoint string) (buckets, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+"/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
-	}
-	return parseLatency(resp.Body, endpoint)
+func scrapeLatency(ctx context.Context, baseURL, endpoint string) (b buckets, err error) {
+	err = relay.ReadMetrics(ctx, baseURL, func(r io.Reader) error {
+		b, err = parseLatency(r, endpoint)
+		return err
+	})
+	return b, err
 }
 
 // parseLatency picks the bucket lines of endpoint out of the Prometheus

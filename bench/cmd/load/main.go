@@ -54,6 +54,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&cfg.Returning, "returning", loadgen.DefaultReturning, "realistic mix: share of events whose customer came before (0 for none)")
 	fs.Uint64Var(&cfg.FirstCustomer, "first-customer", uint64(time.Now().Unix()%100)*50_000_000,
 		"realistic mix: number of the first new customer; the default differs between runs a few seconds apart, so repeated runs against one relay bring new customers")
+	noXFF := fs.Bool("no-forwarded-for", false, "/e: leave out X-Forwarded-For (send it only to a relay whose CAPIRELAY_TRUSTED_PROXIES includes 127.0.0.0/8, as -inprocess's does)")
 	inproc := fs.Bool("inprocess", false, "start a relay in this process on a temporary data directory, delivering to a local sink")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process (relay included with -inprocess)")
 	traceOut := fs.String("trace", "", "write a Go execution trace of this process (relay included with -inprocess): go tool trace -pprof=sched FILE shows where goroutines waited")
@@ -62,6 +63,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	cfg.NoForwardedFor = *noXFF
 	if cfg.Returning == 0 {
 		cfg.Returning = -1 // loadgen.Config: negative means none
 	}
