@@ -77,6 +77,18 @@ func decodeServer(t *testing.T, body []byte, now time.Time) []*event.Event {
 	return evs
 }
 
+// decodeAll is every event of the recorded /v1/events requests, each
+// checked as decodeServer does.
+func decodeAll(t *testing.T, got []sent) []*event.Event {
+	t.Helper()
+	now := time.Now()
+	var evs []*event.Event
+	for _, s := range got {
+		evs = append(evs, decodeServer(t, s.body, now)...)
+	}
+	return evs
+}
+
 // key is what makes a person a person.
 type key struct{ em, ph, ext, fn, ln string }
 
@@ -95,37 +107,35 @@ func TestRealisticServerEventsAreDistinctPeople(t *testing.T) {
 	seen := map[string]string{} // every em, ph, external_id and fn+ln, by kind
 	ips, uas, fbps := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	sources := map[string]int{}
-	var events int
-	for _, s := range got {
-		for _, ev := range decodeServer(t, s.body, now) {
-			events++
-			k := keyOf(t, ev)
-			for kind, v := range map[string]string{"em": k.em, "ph": k.ph, "external_id": k.ext, "fn+ln": k.fn + " " + k.ln} {
-				if prev, dup := seen[kind+":"+v]; dup {
-					t.Fatalf("%s %q repeats (%s) with no returning share", kind, v, prev)
-				}
-				seen[kind+":"+v] = ev.EventID
+	evs := decodeAll(t, got)
+	events := len(evs)
+	for _, ev := range evs {
+		k := keyOf(t, ev)
+		for kind, v := range map[string]string{"em": k.em, "ph": k.ph, "external_id": k.ext, "fn+ln": k.fn + " " + k.ln} {
+			if prev, dup := seen[kind+":"+v]; dup {
+				t.Fatalf("%s %q repeats (%s) with no returning share", kind, v, prev)
 			}
-			// Nothing the relay's normalization would drop.
-			in := ev.UserData.Hashable()
-			out := normalize.HashUserData(&in, normalize.Options{Now: now})
-			for _, f := range normalize.Fields {
-				if len(in.Get(f)) != len(out.Get(f)) {
-					t.Fatalf("normalization drops %s %q", f, in.Get(f))
-				}
+			seen[kind+":"+v] = ev.EventID
+		}
+		// Nothing the relay's normalization would drop.
+		in := ev.UserData.Hashable()
+		out := normalize.HashUserData(&in, normalize.Options{Now: now})
+		for _, f := range normalize.Fields {
+			if len(in.Get(f)) != len(out.Get(f)) {
+				t.Fatalf("normalization drops %s %q", f, in.Get(f))
 			}
-			sources[ev.ActionSource]++
-			u := &ev.UserData
-			if ev.ActionSource == "website" {
-				if collect.IsBot(u.ClientUserAgent) {
-					t.Fatalf("bot user agent %q", u.ClientUserAgent)
-				}
-				checkPublicIP(t, u.ClientIPAddress)
-				if !fbcookie.Valid(u.Fbp) || u.Fbc != "" && !fbcookie.Valid(u.Fbc) {
-					t.Fatalf("bad fbp %q or fbc %q", u.Fbp, u.Fbc)
-				}
-				ips[u.ClientIPAddress], uas[u.ClientUserAgent], fbps[u.Fbp] = true, true, true
+		}
+		sources[ev.ActionSource]++
+		u := &ev.UserData
+		if ev.ActionSource == "website" {
+			if collect.IsBot(u.ClientUserAgent) {
+				t.Fatalf("bot user agent %q", u.ClientUserAgent)
 			}
+			checkPublicIP(t, u.ClientIPAddress)
+			if !fbcookie.Valid(u.Fbp) || u.Fbc != "" && !fbcookie.Valid(u.Fbc) {
+				t.Fatalf("bad fbp %q or fbc %q", u.Fbp, u.Fbc)
+			}
+			ips[u.ClientIPAddress], uas[u.ClientUserAgent], fbps[u.Fbp] = true, true, true
 		}
 	}
 	if int64(events) != res.Sent || res.Returning != 0 {
@@ -155,18 +165,15 @@ func TestRealisticReturningShare(t *testing.T) {
 		if want == 0 {
 			want = DefaultReturning
 		}
-		now := time.Now()
 		people := map[string]key{}
-		var events int
-		for _, s := range got {
-			for _, ev := range decodeServer(t, s.body, now) {
-				events++
-				k := keyOf(t, ev)
-				if prev, ok := people[k.em]; ok && prev != k {
-					t.Fatalf("returning customer %q changed keys: %+v then %+v", k.em, prev, k)
-				}
-				people[k.em] = k
+		evs := decodeAll(t, got)
+		events := len(evs)
+		for _, ev := range evs {
+			k := keyOf(t, ev)
+			if prev, ok := people[k.em]; ok && prev != k {
+				t.Fatalf("returning customer %q changed keys: %+v then %+v", k.em, prev, k)
 			}
+			people[k.em] = k
 		}
 		// Every returning event repeats a customer; every other is new.
 		if repeats := int64(events - len(people)); repeats != res.Returning {
@@ -191,16 +198,13 @@ func TestRunsDoNotShareCustomers(t *testing.T) {
 	if second.NextCustomer != first.NextCustomer+uint64(second.Sent) {
 		t.Errorf("second run: NextCustomer %d, want %d + %d", second.NextCustomer, first.NextCustomer, second.Sent)
 	}
-	now := time.Now()
 	ems := map[string]bool{}
-	for _, s := range append(a, b...) {
-		for _, ev := range decodeServer(t, s.body, now) {
-			em := keyOf(t, ev).em
-			if ems[em] {
-				t.Fatalf("customer %q in both runs", em)
-			}
-			ems[em] = true
+	for _, ev := range decodeAll(t, append(a, b...)) {
+		em := keyOf(t, ev).em
+		if ems[em] {
+			t.Fatalf("customer %q in both runs", em)
 		}
+		ems[em] = true
 	}
 }
 
