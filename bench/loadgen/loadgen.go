@@ -61,9 +61,12 @@ type Config struct {
 	Returning float64
 	// FirstCustomer is the first new customer's number: a run against a
 	// relay that earlier runs fed starts after their customers
-	// (Result.NextCustomer), so its new customers are new to the relay,
-	// and its returning ones may be theirs.
+	// (Result.NextCustomer), so its new customers are new to the relay.
 	FirstCustomer uint64
+	// Known is how many customers right before FirstCustomer the relay
+	// has seen from earlier runs (default none): returning customers are
+	// drawn from those and this run's new ones.
+	Known uint64
 	// NoForwardedFor leaves X-Forwarded-For out of /e requests. By
 	// default each carries its browser's address, which counts only
 	// where the relay trusts the loopback proxy
@@ -204,7 +207,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		next     atomic.Int64 // request sequence, shared
 		mu       sync.Mutex
 		res      = &Result{Mode: cfg.Mode, Mix: cfg.Mix, Concurrency: cfg.Concurrency, Rate: cfg.Rate, Status: map[int]int64{}, Latency: &Histogram{}}
-		pop      = &population{returning: cfg.Returning}
+		pop      = &population{returning: cfg.Returning, known: cfg.FirstCustomer - min(cfg.Known, cfg.FirstCustomer)}
 		wg       sync.WaitGroup
 		start    = time.Now()
 		interval time.Duration

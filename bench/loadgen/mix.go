@@ -33,10 +33,12 @@ func Label(mix string) string {
 }
 
 // population hands out customer numbers: new ones in order, returning
-// ones drawn from those handed out before (by any worker, in this run or,
-// with Config.FirstCustomer, in earlier runs against the same relay).
+// ones drawn from those handed out before, from known on (by any worker,
+// in this run or, with Config.Known, in earlier runs against the
+// same relay).
 type population struct {
 	next      atomic.Uint64
+	known     uint64
 	returning float64
 }
 
@@ -68,8 +70,8 @@ func mix64(z uint64) uint64 {
 // customer picks the person of the next event and reports whether they
 // came before.
 func (p *population) customer(r *rng) (uint64, bool) {
-	if n := p.next.Load(); n > 0 && r.chance(p.returning) {
-		return r.below(n), true
+	if n := p.next.Load(); n > p.known && r.chance(p.returning) {
+		return p.known + r.below(n-p.known), true
 	}
 	return p.next.Add(1) - 1, false
 }

@@ -305,3 +305,26 @@ func TestNoForwardedFor(t *testing.T) {
 		}
 	}
 }
+
+// TestReturningFromEarlierRuns: with Known, returning customers may be
+// an earlier run's, and are never customers the relay has not seen.
+func TestReturningFromEarlierRuns(t *testing.T) {
+	cfg := Config{Mode: ModeServer, Concurrency: 2, MaxRequests: 10, EventsPerRequest: 50, Returning: -1, FirstCustomer: 5000}
+	first, _ := record(t, cfg)
+	cfg.FirstCustomer, cfg.Known, cfg.Returning = first.NextCustomer, first.NextCustomer-5000, 0.5
+	second, b := record(t, cfg)
+	fromFirst := 0
+	for _, ev := range decodeAll(t, b) {
+		// external_id is cust-<customer number>
+		c, err := strconv.ParseUint(ev.UserData.ExternalID[0][len("cust-"):], 10, 64)
+		switch {
+		case err != nil || c < 5000 || c >= second.NextCustomer:
+			t.Fatalf("customer %q: neither run's", ev.UserData.ExternalID[0])
+		case c < first.NextCustomer:
+			fromFirst++
+		}
+	}
+	if fromFirst == 0 {
+		t.Error("no returning customer from the first run")
+	}
+}

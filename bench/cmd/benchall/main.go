@@ -156,10 +156,11 @@ type runner struct {
 	b    *relay.Binary
 	logf func(string, ...any)
 	// next is the first new customer of the next realistic run: every
-	// run of the session brings customers no relay has seen, and its
-	// returning ones may be any earlier run's.
-	next    uint64
-	peakRSS int64
+	// run of the session brings customers no relay has seen; known is
+	// the first the current relay saw, so returning customers are ones
+	// it knows.
+	next, known uint64
+	peakRSS     int64
 	// acked counts what the current relay acknowledged, warm-ups
 	// included, and sinkAt the sink's count when it started.
 	acked, sinkAt int64
@@ -191,7 +192,7 @@ func (r *runner) fresh(siteSet ...string) error {
 	if err := r.b.Restart(r.ctx, siteSet...); err != nil {
 		return err
 	}
-	r.acked, r.sinkAt = 0, r.b.Sink.Events.Load()
+	r.acked, r.sinkAt, r.known = 0, r.b.Sink.Events.Load(), r.next
 	r.logf("fresh relay pid %d at %s", r.b.Relay.Pid, r.b.Relay.URL)
 	return nil
 }
@@ -217,7 +218,7 @@ func (r *runner) config(mode, mix string) loadgen.Config {
 
 // load runs cfg once, continuing the session's customers.
 func (r *runner) load(cfg loadgen.Config) (*loadgen.Result, error) {
-	cfg.FirstCustomer = r.next
+	cfg.FirstCustomer, cfg.Known = r.next, r.next-r.known
 	res, err := loadgen.Run(r.ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -431,6 +432,7 @@ func (r *runner) profileRelay(started time.Time) (*profiled, error) {
 		return nil, err
 	}
 	defer rel.Close()
+	r.known = r.next
 	cfg := loadgen.Config{URL: rel.URL, Mode: loadgen.ModeServer, APIKey: rel.APIKey, Concurrency: 64, EventsPerRequest: 100,
 		Returning: r.o.returning, Duration: r.o.warmup}
 	if r.o.warmup > 0 {

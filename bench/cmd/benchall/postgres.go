@@ -99,8 +99,15 @@ func (r *runner) postgresRun(admin *pgx.Conn, nodes int) (*pgRun, error) {
 	}
 	run := &pgRun{nodes: nodes}
 	sinkStart := r.b.Sink.Events.Load()
+	// Each node's clients have a range of customers of their own; the
+	// database knows all of them from the warm-up on.
+	starts := make([]uint64, nodes)
+	for i := range starts {
+		starts[i] = r.next + uint64(i)*1e9
+	}
+	nexts := append([]uint64(nil), starts...)
 	if r.o.warmup > 0 {
-		res, _, err := r.spread(rels, r.o.warmup)
+		res, _, err := r.spread(rels, r.o.warmup, starts, nexts)
 		if err != nil {
 			return nil, err
 		}
@@ -115,7 +122,7 @@ func (r *runner) postgresRun(admin *pgx.Conn, nodes int) (*pgRun, error) {
 		cpuBefore += c
 	}
 	sinkBefore := r.b.Sink.Events.Load()
-	if run.res, run.perNode, err = r.spread(rels, r.o.duration); err != nil {
+	if run.res, run.perNode, err = r.spread(rels, r.o.duration, starts, nexts); err != nil {
 		return nil, err
 	}
 	run.delivered = r.b.Sink.Events.Load() - sinkBefore
@@ -138,15 +145,15 @@ func (r *runner) postgresRun(admin *pgx.Conn, nodes int) (*pgRun, error) {
 }
 
 // spread runs the realistic /v1/events load for d on every node at once,
-// 64 clients in all, each node's with customers of its own, and sums the
-// results.
-func (r *runner) spread(rels []*relay.Relay, d time.Duration) (*loadgen.Result, []*loadgen.Result, error) {
+// 64 clients in all, node i's with new customers from nexts[i] (which it
+// advances) and returning ones from starts[i] on, and sums the results.
+func (r *runner) spread(rels []*relay.Relay, d time.Duration, starts, nexts []uint64) (*loadgen.Result, []*loadgen.Result, error) {
 	per := make([]*loadgen.Result, len(rels))
 	errs := make([]error, len(rels))
 	var wg sync.WaitGroup
 	for i, rel := range rels {
 		cfg := loadgen.Config{URL: rel.URL, APIKey: rel.APIKey, Mode: loadgen.ModeServer, Concurrency: 64 / len(rels),
-			EventsPerRequest: 100, Returning: r.o.returning, Duration: d, FirstCustomer: r.next + uint64(i)*1e9,
+			EventsPerRequest: 100, Returning: r.o.returning, Duration: d, FirstCustomer: nexts[i], Known: nexts[i] - starts[i],
 			RunID: fmt.Sprintf("n%d%d", i, time.Now().UnixNano()%1e9)}
 		wg.Add(1)
 		go func() {
@@ -160,6 +167,7 @@ func (r *runner) spread(rels []*relay.Relay, d time.Duration) (*loadgen.Result, 
 		if errs[i] != nil {
 			return nil, nil, errs[i]
 		}
+		nexts[i] = res.NextCustomer
 		r.next = max(r.next, res.NextCustomer)
 		sum.Concurrency += res.Concurrency
 		sum.Elapsed = max(sum.Elapsed, res.Elapsed)

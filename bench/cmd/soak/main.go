@@ -78,7 +78,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("probe: no request succeeded: %s", res.FirstError)
 		}
 		*rate = res.RequestsPerSec() / 2
-		cfg.FirstCustomer = res.NextCustomer // the soak's new customers are new to the relay
+		// The soak's new customers are new to the relay; its returning
+		// ones may be the probe's.
+		cfg.FirstCustomer, cfg.Known = res.NextCustomer, res.NextCustomer
 	}
 	cfg.Rate, cfg.Duration = *rate, *duration
 	fmt.Fprintf(stdout, "soak: %.1f requests/s (%.0f events/s) for %s, sampling RSS every %s\n", *rate, *rate*100, *duration, *every)
