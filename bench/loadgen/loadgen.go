@@ -4,6 +4,12 @@
 // talks to loopback addresses and every run is bounded in time and in
 // requests. Run is safe to call from several goroutines, each with its own
 // Config.
+//
+// By default the traffic is realistic (MixRealistic): every event is a
+// person of its own and a returning share repeats earlier customers, so
+// the relay's caches and identity filter meet what real traffic gives
+// them. MixBestCase repeats the same customers in every request: the
+// best case, labelled so wherever it is reported.
 package loadgen
 
 import (
