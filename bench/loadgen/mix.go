@@ -510,3 +510,22 @@ func appendBrowserBody(b []byte, r *rng, p *person, now time.Time, origin string
 
 // UserAgents is how many distinct user agents the realistic mix uses.
 func UserAgents() int { return len(userAgents) }
+
+// RealisticServerBody is a /v1/events request of n events of the
+// realistic mix, every one a new customer from number first on (no
+// returning ones), with event ids marker-<j>. Benchmarks of the handler
+// and of identity use it to measure the body the load sends.
+func RealisticServerBody(marker string, first uint64, n int) []byte {
+	r := &rng{s: mix64(first ^ hashString(marker))}
+	now := time.Now()
+	id := []byte(marker + "-")
+	b := append(make([]byte, 0, n*1100), `{"data":[`...)
+	for j := range n {
+		if j > 0 {
+			b = append(b, ',')
+		}
+		p := newPerson(first + uint64(j))
+		b = appendServerEvent(b, r, &p, now, id, j)
+	}
+	return append(b, "]}"...)
+}

@@ -328,3 +328,19 @@ func TestReturningFromEarlierRuns(t *testing.T) {
 		t.Error("no returning customer from the first run")
 	}
 }
+
+func TestRealisticServerBody(t *testing.T) {
+	a, b := RealisticServerBody("m", 0, 100), RealisticServerBody("m", 100, 100)
+	ems := map[string]bool{}
+	for _, body := range [][]byte{a, b} {
+		for i, ev := range decodeServer(t, body, time.Now()) {
+			if ev.EventID != "m-"+strconv.Itoa(i) {
+				t.Fatalf("event id %q at %d", ev.EventID, i)
+			}
+			ems[keyOf(t, ev).em] = true
+		}
+	}
+	if len(ems) != 200 {
+		t.Errorf("%d distinct customers in two bodies of 100 from 0 and 100", len(ems))
+	}
+}
