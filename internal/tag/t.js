@@ -1,6 +1,6 @@
 /* capirelay tag (internal/tag/t.js): hand-written in a compact style to stay under 3 KB gzipped; no build step; never throws into the page */
 ((w,d,n)=>{
-let C=/*CFG*/{},L=w.location,H=w.history,O=w.capirelay
+let C=__CAPIRELAY_CFG__,L=w.location,H=w.history,O=w.capirelay
 if(O&&O.v)return
 let g=f=>function(){try{return f.apply(this,arguments)}catch(e){}}
 g(()=>{
@@ -85,7 +85,7 @@ function api(c,a,b,x){if(c=='track')return track(a,b,x)
 if(c=='identify')for(let k in a){let v=a[k],j=MN[k]||k
 if(/^(em|ph|fn|ln|db|ge|ct|st|zp|country|external_id)$/.test(j)&&v!=null&&!cc(v+=''))ID[j]=v}
 if(c=='consent')consent(a)}
-let desc=el=>[el.type,el.name,el.id,el.placeholder,el.ariaLabel,el.labels&&el.labels[0]&&el.labels[0].textContent,el.autocomplete].join(' ').toLowerCase()
+let desc=el=>[el.type,el.name,el.id,el.placeholder,el.ariaLabel,el.labels?.[0]?.textContent,el.autocomplete].join(' ').toLowerCase()
 // a form with a payment field
 let pay=f=>f&&[...f.elements].some(el=>PAY.test(desc(el)))
 function kind(el){if(!el||!el.labels||el.closest('[data-capirelay-ignore]')||!el.getClientRects().length||pay(el.form))return
@@ -109,7 +109,7 @@ on('input',e=>{let el=e.target;clearTimeout(el.__cr);el.__cr=setTimeout(g(()=>ca
 // a submit is a Lead when the form asks for an email or phone, has no password,
 // is no search and no payment form, and the page did not cancel the submit;
 // data-capirelay-event="Name" always counts, under its own name
-function sub(f,e){let n=f.getAttribute('data-capirelay-event'),id=fid(f),o=F[id]=F[id]||{},A=[...f.elements],T=Date.now()
+function sub(f,e){let n=f.dataset.capirelayEvent,id=fid(f),o=F[id]=F[id]||{},A=[...f.elements],T=Date.now()
 if(f.closest('[data-capirelay-ignore]')||f._crt>T-3e3)return
 if(ok())for(let el of A){let k=kind(el);if(k)put(o,k,val(el),el)}
 let go=()=>{if(n||!(e&&e.defaultPrevented)&&!pay(f)&&!f.closest('[role=search]')&&A.some(el=>/^(email|tel)$/.test(el.type)||/^(em|ph)$/.test(kind(el)))&&!A.some(el=>/^(password|search)$/.test(el.type))){f._crt=T
