@@ -21,6 +21,7 @@ import (
 
 	"github.com/capirelay/capirelay/internal/browsertest"
 	"github.com/capirelay/capirelay/internal/config"
+	"github.com/capirelay/capirelay/internal/sitecfg"
 	"github.com/capirelay/capirelay/internal/store"
 	"github.com/capirelay/capirelay/internal/tag"
 )
@@ -64,7 +65,7 @@ func newProxiedShop(t *testing.T, trusted []netip.Prefix) *proxiedShop {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, _, err := CreateSite(context.Background(), a.Store, SiteInput{Name: "Shop", Domains: []string{"shop.co.uk"}})
+	s, _, err := CreateSite(context.Background(), a.Store, sitecfg.Update{Name: new("Shop"), Domains: &[]string{"shop.co.uk"}})
 	if err != nil {
 		t.Fatal(err)
 	}
