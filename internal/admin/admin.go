@@ -54,6 +54,10 @@ type Config struct {
 	// uses the connection's remote address. Wiring passes the collector's
 	// trusted-proxy logic here.
 	ClientIP func(r *http.Request) string
+	// UntrustedProxies lists peers that recently sent X-Forwarded-For
+	// without being in CAPIRELAY_TRUSTED_PROXIES (the install checklist
+	// warns about them); nil: none known.
+	UntrustedProxies func() []string
 	// SessionTTL is how long a login lasts (default 12h).
 	SessionTTL time.Duration
 }

@@ -102,6 +102,7 @@ func (h *Handler) installPage(w http.ResponseWriter, r *http.Request) error {
 			{"fbc seen: click id present on events", fbc,
 				"fbc appears once a visitor arrives from a Meta ad (a URL with fbclid); try your site's URL with ?fbclid=test."},
 			{"Events delivered to " + dest, delivered, deliveredHint},
+			h.proxyCheck(),
 		}}
 	return h.render(w, r, http.StatusOK, "install", "Install "+s.Name, v)
 }
@@ -111,4 +112,22 @@ func siteDomains(s *store.Site) string {
 		return "the page's domain"
 	}
 	return strings.Join(s.Domains, ", ")
+}
+
+// proxyCheck is the checklist's reverse-proxy item: done unless a peer sent
+// X-Forwarded-For without being trusted, which gives every visitor the
+// proxy's IP (and one shared rate limit).
+func (h *Handler) proxyCheck() check {
+	c := check{Label: "Client IPs: no untrusted proxy in front of the relay", OK: true}
+	if h.cfg.UntrustedProxies == nil {
+		return c
+	}
+	if peers := h.cfg.UntrustedProxies(); len(peers) > 0 {
+		c.OK = false
+		c.Label = "Client IPs: X-Forwarded-For arrives from " + strings.Join(peers, ", ") + ", which is not trusted"
+		c.Hint = "Every visitor gets that proxy's IP and all share one rate limit. Set CAPIRELAY_TRUSTED_PROXIES to the proxy's address or CIDR (e.g. " +
+			peers[0] + "/32) and restart. Serve the relay under a path of the site itself (https://www.example.com/capirelay/), not a t. subdomain: " +
+			"since Safari 16.4, cookies set by a server on another IP range than the site's last 7 days."
+	}
+	return c
 }

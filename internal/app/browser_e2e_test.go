@@ -81,12 +81,14 @@ func newShop(t *testing.T, pixel string, tune func(s *store.Site)) *shop {
 	return &shop{relay: &relay{app: a, srv: srv, graph: graph}, site: s, base: "http://www.shop.co.uk:" + u.Port()}
 }
 
+// shopPage has a quote form with a password field, opted in as a Lead (a
+// form with a password is none by default).
 func shopPage(siteKey string) string {
 	return `<!doctype html><html><head><meta charset="utf-8"><title>Shop</title>
 <script async src="https://connect.facebook.net/en_US/fbevents.js"></script>
 ` + tag.Snippet("", siteKey) + `
 </head><body>
-<form id="quote" action="/thanks" method="get">
+<form id="quote" action="/thanks" method="get" data-capirelay-event="Lead">
 <input id="em" name="email" type="email"><input id="ph" name="phone" type="tel">
 <input id="fn" name="first_name" autocomplete="given-name"><input id="ln" name="last_name" autocomplete="family-name">
 <input id="pw" name="password" type="password">

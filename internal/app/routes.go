@@ -35,13 +35,17 @@ func (a *App) tagConfig(ctx context.Context, key string) (tag.Config, error) {
 
 func (a *App) routes() (http.Handler, error) {
 	mux := http.NewServeMux()
+	browser := &collect.Browser{Sites: a.Store, Pipeline: a.Pipeline, Metrics: a.Metrics, Logger: a.Logger,
+		TrustedProxies: a.Config.TrustedProxies, Notify: a.Dispatcher.Notify, OnCapture: a.capture,
+		SecureCookies: strings.HasPrefix(strings.ToLower(a.Config.PublicURL), "https:")}
 	adm, err := admin.New(admin.Config{
 		Store: a.Store, Metrics: a.Metrics, Logger: a.Logger, Version: Version,
 		PublicURL: a.Config.PublicURL, AdminPassword: a.Config.AdminPassword,
 		NewSite: func(ctx context.Context, u sitecfg.Update) (*store.Site, string, error) {
 			return CreateSite(ctx, a.Store, u)
 		},
-		RotateKey: func(ctx context.Context, key string) (string, error) { return RotateAPIKey(ctx, a.Store, key) },
+		RotateKey:        func(ctx context.Context, key string) (string, error) { return RotateAPIKey(ctx, a.Store, key) },
+		UntrustedProxies: browser.UntrustedProxies,
 		ClientIP: func(r *http.Request) string {
 			return collect.ClientIP(r, a.Config.TrustedProxies).String()
 		},
@@ -72,8 +76,6 @@ func (a *App) routes() (http.Handler, error) {
 	})
 	mux.Handle("GET /metrics", a.Metrics.Handler())
 	mux.Handle("GET /t.js", &tag.Handler{Logger: a.Logger, ConfigFunc: a.tagConfig})
-	browser := &collect.Browser{Sites: a.Store, Pipeline: a.Pipeline, Metrics: a.Metrics, Logger: a.Logger,
-		TrustedProxies: a.Config.TrustedProxies, Notify: a.Dispatcher.Notify, OnCapture: a.capture}
 	mux.Handle("POST /e", a.Metrics.Timed("e", collect.Limit(browser, 512, time.Second)))
 	mux.Handle("OPTIONS /e", browser)
 	if a.Config.Demo {

@@ -49,7 +49,10 @@ type Browser struct {
 	// TrustedProxies are the proxies whose X-Forwarded-For and
 	// X-Forwarded-Proto are believed (see ClientIP). nil: none.
 	TrustedProxies []netip.Prefix
-	Now            func() time.Time // nil: time.Now
+	// SecureCookies marks the cookies Secure whatever the request says
+	// (CAPIRELAY_PUBLIC_URL is https: a TLS proxy in front).
+	SecureCookies bool
+	Now           func() time.Time // nil: time.Now
 	// PerIPRate and PerIPBurst limit requests per client address (an IPv6
 	// /64). Zero: DefaultPerIPRate and DefaultPerIPBurst; rate.Inf: no limit.
 	PerIPRate  rate.Limit
@@ -62,9 +65,10 @@ type Browser struct {
 	// the dispatcher).
 	Notify func(site string, n int)
 
-	once     sync.Once
-	limiter  *ipLimiter
-	counters *browserCounters // nil without Metrics
+	once      sync.Once
+	limiter   *ipLimiter
+	counters  *browserCounters // nil without Metrics
+	untrusted untrustedProxies
 }
 
 // Capture is what a visitor typed into one form so far, or the whole form
@@ -290,8 +294,10 @@ type visit struct {
 	region   string
 	pageURL  string
 	// cookies: the relay runs under the page's site, so the cookies are
-	// set on domain (Secure when secure).
+	// set on domain (Secure when secure); clear: the visitor denied
+	// consent, so every copy is removed instead.
 	cookies bool
+	clear   bool
 	domain  fbcookie.Domain
 	secure  bool
 }
@@ -299,6 +305,7 @@ type visit struct {
 func (b *Browser) collect(w http.ResponseWriter, r *http.Request) error {
 	ip := ClientIP(r, b.TrustedProxies)
 	now := b.now()
+	b.noteForwarded(r, now)
 	if ip.IsValid() && !b.limiter.allow(ip, now) {
 		if b.Metrics != nil {
 			b.Metrics.RateLimited.WithLabelValues("e").Inc()
@@ -366,6 +373,10 @@ func (b *Browser) collect(w http.ResponseWriter, r *http.Request) error {
 		path := eventPath(i)
 		switch e.Type {
 		case "capture":
+			if n := dropCards(e.Fields); n > 0 {
+				b.countCards(n) // a payment form: none of it is kept
+				continue
+			}
 			if v.allowed && v.consent != pipeline.ConsentDenied {
 				captures = append(captures, v.capture(e.Form, e.Fields, false, b.eventURL(e, body)))
 			}
@@ -375,6 +386,7 @@ func (b *Browser) collect(w http.ResponseWriter, r *http.Request) error {
 			if v.consent == pipeline.ConsentDenied {
 				continue // the visitor said no: nothing is stored
 			}
+			b.countCards(dropCards(e.User))
 			ev, err := v.event(e, b.eventURL(e, body), path)
 			if err != nil {
 				return err
@@ -392,11 +404,15 @@ func (b *Browser) collect(w http.ResponseWriter, r *http.Request) error {
 
 	for _, c := range consents {
 		granted := c.State == pipeline.ConsentGranted
+		var fill store.HeldFill
+		if granted {
+			fill = heldFill(v.fbp, v.fbc)
+		}
 		for _, id := range []string{v.vid, c.Prev} {
 			if !validVisitorID(id) {
 				continue
 			}
-			if _, err := b.Pipeline.Store.ReleaseHeld(r.Context(), site.Key, id, granted); err != nil {
+			if _, err := b.Pipeline.Store.ReleaseHeld(r.Context(), site.Key, id, granted, fill); err != nil {
 				if b.Logger != nil {
 					b.Logger.Error("release held events", "site", site.Key, "err", err)
 				}
@@ -698,7 +714,14 @@ func (b *Browser) visit(v *visit, r *http.Request, site *store.Site, body *brows
 	if validVisitorID(body.VisitorID) {
 		v.vid = body.VisitorID
 	}
+	_, pageHost := requestOrigin(r)
 	if !v.allowed {
+		// Denied: the relay's copies of the cookies go too (the tag
+		// removes the ones it can reach).
+		if body.Consent == pipeline.ConsentDenied && hasConsentEvent(body) {
+			v.domain, v.clear = fbcookie.FirstPartyDomain(r.Host, pageHost, nil)
+			v.secure = b.secure(r)
+		}
 		return
 	}
 	// The body wins: the tag read the page's own cookies. The relay's
@@ -727,16 +750,17 @@ func (b *Browser) visit(v *visit, r *http.Request, site *store.Site, body *brows
 	// Cookies can only be set for the relay's own host. They help only
 	// when that is the page's site (the relay under the site's domain);
 	// for a third-party relay they would be third-party cookies, so none
-	// are set and nothing is minted that could not be kept.
-	_, pageHost := requestOrigin(r)
-	if d, sameSite := fbcookie.FirstPartyDomain(r.Host, pageHost, site.Domains); sameSite {
+	// are set and nothing is minted that could not be kept. They go on the
+	// registrable domain, as the tag's and the Pixel's do (whatever domain
+	// the site is configured with): one copy of each.
+	if d, sameSite := fbcookie.FirstPartyDomain(r.Host, pageHost, nil); sameSite {
 		st := fbcookie.Resolve(now, d.Index, fbp, fbc, clickID)
 		v.fbp, v.fbc = st.Fbp, st.Fbc
 		if v.vid == "" {
 			v.vid = newVisitorID()
 		}
 		v.cookies, v.domain = true, d
-		v.secure = requestScheme(r, b.TrustedProxies) == "https"
+		v.secure = b.secure(r)
 		return
 	}
 	if fbcookie.Valid(fbp) {
@@ -747,7 +771,7 @@ func (b *Browser) visit(v *visit, r *http.Request, site *store.Site, body *brows
 	// looked up only then).
 	idx := 0
 	if fbcookie.UsableClickID(clickID) {
-		idx = fbcookie.CookieDomain(pageHost, site.Domains).Index
+		idx = fbcookie.CookieDomain(pageHost, nil).Index
 	}
 	v.fbc, _ = fbcookie.ResolveFbc(now, idx, fbc, clickID)
 }
@@ -756,6 +780,9 @@ func (b *Browser) visit(v *visit, r *http.Request, site *store.Site, body *brows
 // The values are written into one buffer and become substrings of one
 // string: two allocations for the three headers.
 func (v *visit) setCookies(w http.ResponseWriter) {
+	if v.clear {
+		clearCookies(w, v.domain, v.secure)
+	}
 	if !v.cookies {
 		return
 	}

@@ -35,7 +35,9 @@ type chromeSite struct {
 	base string // http://www.example.co.uk:PORT
 
 	mu     sync.Mutex
-	bodies []string // every raw /e body
+	bodies []string          // every raw /e body
+	pages  map[string]string // path → HTML served instead of chromePage
+	setCk  []string          // every Set-Cookie /e answered
 }
 
 const chromeHost = "www.example.co.uk"
@@ -68,10 +70,20 @@ func startChromeSite(t *testing.T) *chromeSite {
 		cs.mu.Unlock()
 		r.Body = io.NopCloser(bytes.NewReader(b))
 		cs.bb.b.ServeHTTP(w, r)
+		cs.mu.Lock()
+		cs.setCk = append(cs.setCk, w.Header()["Set-Cookie"]...)
+		cs.mu.Unlock()
 	})
 	mux.Handle("OPTIONS /e", cs.bb.b)
 	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		cs.mu.Lock()
+		page, ok := cs.pages[r.URL.Path]
+		cs.mu.Unlock()
+		if ok {
+			fmt.Fprint(w, page)
+			return
+		}
 		key := r.URL.Query().Get("site")
 		if key == "" {
 			key = "shop"
@@ -91,7 +103,8 @@ func startChromeSite(t *testing.T) *chromeSite {
 
 // chromePage is a landing page with Meta's Pixel base code (which cannot
 // load: Meta is blocked), a recording fbq stub for dual mode, the capirelay
-// snippet and a lead form with a password field.
+// snippet and a sign-up form with a password field, opted in as a Lead
+// (a form with a password is no Lead by default).
 func chromePage(base, siteKey string) string {
 	return `<!doctype html><html><head><meta charset="utf-8"><title>Shop</title>
 <script>window.fbqCalls=[];window.fbq=function(){fbqCalls.push(Array.prototype.slice.call(arguments))};</script>
@@ -99,7 +112,7 @@ func chromePage(base, siteKey string) string {
 ` + tag.Snippet(base, siteKey) + `
 <script>capirelay('identify', {country: 'gb'});</script>
 </head><body>
-<form id="signup" action="/thanks" method="post">
+<form id="signup" action="/thanks" method="post" data-capirelay-event="Lead">
 <label for="em">Email</label><input id="em" name="email" type="email">
 <label>Phone <input id="ph" name="phone" type="tel"></label>
 <input id="fn" name="first_name" placeholder="First name">

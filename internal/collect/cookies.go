@@ -169,3 +169,35 @@ func isCookieDomainName(s string) bool {
 	}
 	return ok
 }
+
+// secure reports whether the relay's cookies get the Secure attribute: the
+// request came over TLS or through a trusted proxy that says so, or the
+// relay's public URL is https.
+func (b *Browser) secure(r *http.Request) bool {
+	return b.SecureCookies || requestScheme(r, b.TrustedProxies) == "https"
+}
+
+// clearCookies expires _fbp, _fbc and the visitor id on d and host-only:
+// every copy the relay or the tag may have set where the relay can reach.
+func clearCookies(w http.ResponseWriter, d fbcookie.Domain, secure bool) {
+	for _, name := range []string{fbcookie.FbpName, fbcookie.FbcName, VisitorCookie} {
+		for _, hostOnly := range []bool{false, true} {
+			if !hostOnly && (d.HostOnly || d.Name == "") {
+				continue
+			}
+			c := browserCookie(name, "", fbcookie.Domain{Name: d.Name, HostOnly: hostOnly}, 0, secure)
+			c.MaxAge = -1 // Max-Age=0 on the wire: delete now
+			w.Header().Add("Set-Cookie", c.String())
+		}
+	}
+}
+
+// hasConsentEvent reports whether the body carries a consent decision.
+func hasConsentEvent(body *browserBody) bool {
+	for i := range body.Events {
+		if body.Events[i].Type == "consent" {
+			return true
+		}
+	}
+	return false
+}

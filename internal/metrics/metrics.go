@@ -36,6 +36,12 @@ type Metrics struct {
 	TokenInvalid  *prometheus.GaugeVec   // 1 when the token check failed, by site
 	Webhooks      *prometheus.CounterVec // partial lead webhooks, by outcome
 	PartialLeads  *prometheus.CounterVec // by site
+	// PaymentDropped counts values that looked like card numbers, dropped
+	// from browser captures and identify data before anything was stored.
+	PaymentDropped prometheus.Counter
+	// UntrustedForwarded counts /e requests whose X-Forwarded-For came
+	// from a peer not in CAPIRELAY_TRUSTED_PROXIES (and was ignored).
+	UntrustedForwarded prometheus.Counter
 }
 
 // New builds and registers every collector, plus Go and process collectors.
@@ -75,6 +81,11 @@ func New() *Metrics {
 	m.HTTPRequests = f("http_requests_total", "HTTP requests, by route and status code.", "route", "code")
 	m.Webhooks = f("webhook_deliveries_total", "Partial lead webhook deliveries, by outcome.", "outcome")
 	m.PartialLeads = f("partial_leads_total", "Partial leads created.", "site")
+	m.PaymentDropped = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "capirelay", Name: "payment_values_dropped_total",
+		Help: "Browser values that looked like card numbers, dropped before anything was stored."})
+	m.UntrustedForwarded = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "capirelay", Name: "untrusted_forwarded_for_total",
+		Help: "Browser requests with X-Forwarded-For from a peer outside CAPIRELAY_TRUSTED_PROXIES (the header was ignored)."})
+	r.MustRegister(m.PaymentDropped, m.UntrustedForwarded)
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

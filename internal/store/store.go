@@ -153,6 +153,10 @@ type Outcome struct {
 	TraceID string
 }
 
+// HeldFill returns the payload a held event is released with (opened, as
+// it will be sent), or the same bytes to keep it.
+type HeldFill func(payload []byte) []byte
+
 // Outbox is the durable queue.
 type Outbox interface {
 	// Enqueue drops repeats of (site, event_name, event_id) seen within
@@ -170,8 +174,9 @@ type Outbox interface {
 	// Release gives back every claim of owner (shutdown).
 	Release(ctx context.Context, owner string) error
 	// ReleaseHeld makes held events of a visitor pending (consent granted)
-	// or deletes them (denied); returns how many.
-	ReleaseHeld(ctx context.Context, siteKey, visitorID string, granted bool) (int, error)
+	// or deletes them (denied); returns how many. On a grant, a non-nil
+	// fill rewrites each payload as it is released (the grant's fbp/fbc).
+	ReleaseHeld(ctx context.Context, siteKey, visitorID string, granted bool, fill HeldFill) (int, error)
 	// Replay makes a dead item pending again.
 	Replay(ctx context.Context, id int64, now time.Time) error
 	Item(ctx context.Context, id int64) (*Item, error)

@@ -6,9 +6,10 @@
 // one thing that varies is the site's consent mode, which decides whether
 // the tag may set cookies and capture fields before consent (spec §9); the
 // handler writes it into the file as a small JSON config, so there are two
-// variants, each built and gzipped once. Full-line comments of t.js are
-// dropped when it is served (the only transformation; there is no build
-// step), which keeps the tag under MaxGzipSize.
+// variants, each built and gzipped once. t.js is the readable source;
+// what is served is t.min.js, its minified form, written by esbuild (a Go
+// library) from a test (minify_test.go), which also fails when the two
+// disagree.
 //
 // The package knows no store: wiring gives the handler a ConfigFunc.
 package tag
@@ -31,11 +32,12 @@ import (
 	"sync"
 )
 
-//go:embed t.js
-var source []byte
+//go:embed t.min.js
+var served []byte
 
-// cfgMarker is where t.js takes its config.
-const cfgMarker = "/*CFG*/{}"
+// cfgMarker is where the tag takes its config: a global name no page
+// defines, which the minifier keeps as it is.
+const cfgMarker = "__CAPIRELAY_CFG__"
 
 // Consent modes the tag understands (the values of store.Site.Consent).
 const (
@@ -56,8 +58,14 @@ type Config struct {
 // no site; the handler answers 404.
 var ErrUnknownSite = errors.New("unknown site key")
 
-// MaxGzipSize is the budget of the served tag, gzipped.
-const MaxGzipSize = 3072
+// MaxGzipSize is the budget of the served tag, gzipped. It was 3,072
+// bytes (3 KiB); the payment-data guard (Luhn check, payment-field
+// patterns in four languages), the lead-form rules with form.submit(),
+// Meta's identify names, consent mirroring to fbq and the PageView rules
+// took the hand-minified tag to 3,624 bytes. Minified by esbuild it is
+// 3,397: the budget is that, rounded up to 3,400, so that any growth has
+// to be argued again.
+const MaxGzipSize = 3400
 
 // CacheControl lets browsers and CDNs keep the tag for five minutes and use a
 // stale copy for a day while they revalidate, so a tag fix reaches every page
@@ -82,21 +90,14 @@ type variant struct {
 	etag     string // strong: the SHA-256 of body
 }
 
-// Source returns the tag as served to a site with cfg (uncompressed): t.js
-// without its full-line comments, with cfg in place of the config marker.
+// Source returns the tag as served to a site with cfg (uncompressed):
+// t.min.js with cfg in place of the config marker.
 func Source(cfg Config) []byte {
 	b, err := json.Marshal(cfg)
 	if err != nil {
 		panic("BUG: tag config does not marshal: " + err.Error())
 	}
-	var out []byte
-	for line := range bytes.Lines(source) {
-		if bytes.HasPrefix(line, []byte("//")) || bytes.HasPrefix(line, []byte("/* ")) {
-			continue
-		}
-		out = append(out, line...)
-	}
-	return bytes.Replace(out, []byte(cfgMarker), b, 1)
+	return bytes.Replace(bytes.TrimSpace(served), []byte(cfgMarker), b, 1)
 }
 
 func newVariant(cfg Config) *variant {

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -402,19 +403,71 @@ func (db *DB) Release(ctx context.Context, owner string) error {
 }
 
 // ReleaseHeld makes the held events of a visitor pending (granted) or
-// deletes them (denied), and returns how many.
-func (db *DB) ReleaseHeld(ctx context.Context, siteKey, visitorID string, granted bool) (int, error) {
+// deletes them (denied), and returns how many; a grant's fill rewrites
+// their payloads in the same transaction.
+func (db *DB) ReleaseHeld(ctx context.Context, siteKey, visitorID string, granted bool, fill store.HeldFill) (int, error) {
 	q := `DELETE FROM outbox WHERE state = 'held' AND site_key = $1 AND visitor_id = $2`
 	args := []any{siteKey, visitorID}
 	if granted {
 		q = `UPDATE outbox SET state = 'pending', next_attempt = $3 WHERE state = 'held' AND site_key = $1 AND visitor_id = $2`
 		args = append(args, db.now())
 	}
-	tag, err := db.pool.Exec(ctx, q, args...)
+	var n int
+	err := db.transact(ctx, func(tx pgx.Tx) error {
+		if granted && fill != nil {
+			if err := db.fillHeld(ctx, tx, siteKey, visitorID, fill); err != nil {
+				return err
+			}
+		}
+		tag, err := tx.Exec(ctx, q, args...)
+		n = int(tag.RowsAffected())
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("release held events: %w", mapErr(err))
 	}
-	return int(tag.RowsAffected()), nil
+	return n, nil
+}
+
+// fillHeld rewrites the sealed payloads of a visitor's held events with
+// fill.
+func (db *DB) fillHeld(ctx context.Context, tx pgx.Tx, siteKey, visitorID string, fill store.HeldFill) error {
+	rows, err := tx.Query(ctx, `SELECT id, payload FROM outbox WHERE state = 'held' AND site_key = $1 AND visitor_id = $2 FOR UPDATE`,
+		siteKey, visitorID)
+	if err != nil {
+		return err
+	}
+	type update struct {
+		id      int64
+		payload []byte
+	}
+	var ups []update
+	for rows.Next() {
+		var id int64
+		var sealed []byte
+		if err := rows.Scan(&id, &sealed); err != nil {
+			rows.Close()
+			return err
+		}
+		pt, err := db.box.Open(sealed, []byte(store.PayloadAD))
+		if err != nil {
+			rows.Close()
+			return fmt.Errorf("outbox item %d: %w", id, err)
+		}
+		if np := fill(pt); !bytes.Equal(np, pt) {
+			ups = append(ups, update{id, db.box.Seal(np, []byte(store.PayloadAD))})
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, u := range ups {
+		if _, err := tx.Exec(ctx, `UPDATE outbox SET payload = $1 WHERE id = $2`, u.payload, u.id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Replay makes a dead item pending again; store.ErrNotFound if id is not

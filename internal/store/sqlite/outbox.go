@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -687,21 +688,76 @@ func (db *DB) siteKeys(ctx context.Context) ([]string, error) {
 	return keys, mapErr(rows.Err())
 }
 
-// ReleaseHeld releases or drops the held events of a visitor.
-func (db *DB) ReleaseHeld(ctx context.Context, siteKey, visitorID string, granted bool) (int, error) {
+// ReleaseHeld releases or drops the held events of a visitor; a grant's
+// fill rewrites their payloads in the same transaction.
+func (db *DB) ReleaseHeld(ctx context.Context, siteKey, visitorID string, granted bool, fill store.HeldFill) (int, error) {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("release held events: %w", mapErr(err))
+	}
+	defer tx.Rollback()
+	if granted && fill != nil {
+		if err := db.fillHeld(ctx, tx, siteKey, visitorID, fill); err != nil {
+			return 0, fmt.Errorf("release held events: %w", err)
+		}
+	}
 	var res sql.Result
-	var err error
 	if granted {
-		res, err = db.w.ExecContext(ctx, `UPDATE outbox SET state='pending', next_attempt=? WHERE state='held' AND site_key=? AND visitor_id=?`,
+		res, err = tx.ExecContext(ctx, `UPDATE outbox SET state='pending', next_attempt=? WHERE state='held' AND site_key=? AND visitor_id=?`,
 			ms(db.now()), siteKey, visitorID)
 	} else {
-		res, err = db.w.ExecContext(ctx, `DELETE FROM outbox WHERE state='held' AND site_key=? AND visitor_id=?`, siteKey, visitorID)
+		res, err = tx.ExecContext(ctx, `DELETE FROM outbox WHERE state='held' AND site_key=? AND visitor_id=?`, siteKey, visitorID)
+	}
+	if err == nil {
+		err = tx.Commit()
 	}
 	if err != nil {
 		return 0, fmt.Errorf("release held events: %w", mapErr(err))
 	}
 	n, _ := res.RowsAffected()
 	return int(n), nil
+}
+
+// fillHeld rewrites the sealed payloads of a visitor's held events with
+// fill. Held events are never kept in memory (recent.go), so the table is
+// the only copy.
+func (db *DB) fillHeld(ctx context.Context, tx *sql.Tx, siteKey, visitorID string, fill store.HeldFill) error {
+	rows, err := tx.QueryContext(ctx, `SELECT o.id, p.payload FROM outbox o JOIN outbox_payload p ON p.id = o.id
+		WHERE o.state='held' AND o.site_key=? AND o.visitor_id=?`, siteKey, visitorID)
+	if err != nil {
+		return mapErr(err)
+	}
+	type update struct {
+		id      int64
+		payload []byte
+	}
+	var ups []update
+	for rows.Next() {
+		var id int64
+		var sealed []byte
+		if err := rows.Scan(&id, &sealed); err != nil {
+			rows.Close()
+			return mapErr(err)
+		}
+		pt, err := db.box.Open(sealed, []byte(store.PayloadAD))
+		if err != nil {
+			rows.Close()
+			return fmt.Errorf("outbox item %d: %w", id, err)
+		}
+		if np := fill(pt); !bytes.Equal(np, pt) {
+			ups = append(ups, update{id, db.box.Seal(np, []byte(store.PayloadAD))})
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return mapErr(err)
+	}
+	for _, u := range ups {
+		if _, err := tx.ExecContext(ctx, `UPDATE outbox_payload SET payload=? WHERE id=?`, u.payload, u.id); err != nil {
+			return mapErr(err)
+		}
+	}
+	return nil
 }
 
 // Replay makes a dead item pending again.

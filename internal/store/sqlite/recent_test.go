@@ -82,7 +82,7 @@ func TestHeldItemsAreNotKept(t *testing.T) {
 	if db.recent.has("s") {
 		t.Fatal("a held item is kept in memory")
 	}
-	if n, err := db.ReleaseHeld(ctx, "s", "v1", true); err != nil || n != 1 {
+	if n, err := db.ReleaseHeld(ctx, "s", "v1", true, nil); err != nil || n != 1 {
 		t.Fatalf("ReleaseHeld = %d, %v", n, err)
 	}
 	items, err := db.Claim(ctx, "s", "o", 10, now.Add(time.Second), time.Minute)

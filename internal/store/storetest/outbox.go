@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -694,9 +695,22 @@ func heldSetup(t *testing.T, s store.Store) []int64 {
 
 func testReleaseHeldGranted(t *testing.T, s store.Store) {
 	ids := heldSetup(t, s)
-	n, err := s.ReleaseHeld(t.Context(), "a", "v1", true)
+	// The grant's fill rewrites the released payloads (the grant's
+	// fbp/fbc), and only theirs.
+	filled := []byte(`{"filled":true}`)
+	fill := func(p []byte) []byte { return filled }
+	n, err := s.ReleaseHeld(t.Context(), "a", "v1", true, fill)
 	if err != nil || n != 2 {
 		t.Fatalf("ReleaseHeld(a, v1, granted) = %d, %v; want 2", n, err)
+	}
+	for i, id := range ids {
+		it, err := s.Item(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := bytes.Equal(it.Payload, filled); got != (i < 2) {
+			t.Errorf("item %d payload %s: filled %v, want %v", i, it.Payload, got, i < 2)
+		}
 	}
 	wantState(t, s, ids[0], store.StatePending)
 	wantState(t, s, ids[1], store.StatePending)
@@ -706,14 +720,15 @@ func testReleaseHeldGranted(t *testing.T, s store.Store) {
 	if want := []int64{ids[0], ids[1], ids[4]}; !slices.Equal(itemIDs(got), want) {
 		t.Errorf("Claim after consent = %v, want %v", itemIDs(got), want)
 	}
-	if n, err := s.ReleaseHeld(t.Context(), "a", "v1", true); err != nil || n != 0 {
+	if n, err := s.ReleaseHeld(t.Context(), "a", "v1", true, nil); err != nil || n != 0 {
 		t.Errorf("ReleaseHeld again = %d, %v; want 0", n, err)
 	}
 }
 
 func testReleaseHeldDenied(t *testing.T, s store.Store) {
 	ids := heldSetup(t, s)
-	n, err := s.ReleaseHeld(t.Context(), "a", "v1", false)
+	fill0 := func(p []byte) []byte { t.Error("a denial filled a payload"); return p }
+	n, err := s.ReleaseHeld(t.Context(), "a", "v1", false, fill0)
 	if err != nil || n != 2 {
 		t.Fatalf("ReleaseHeld(a, v1, denied) = %d, %v; want 2", n, err)
 	}
@@ -724,7 +739,7 @@ func testReleaseHeldDenied(t *testing.T, s store.Store) {
 	wantState(t, s, ids[2], store.StateHeld)
 	wantState(t, s, ids[3], store.StateHeld)
 	wantState(t, s, ids[4], store.StatePending) // not held: denial does not reach it
-	if n, err := s.ReleaseHeld(t.Context(), "a", "nobody", false); err != nil || n != 0 {
+	if n, err := s.ReleaseHeld(t.Context(), "a", "nobody", false, nil); err != nil || n != 0 {
 		t.Errorf("ReleaseHeld(unknown visitor) = %d, %v; want 0", n, err)
 	}
 }
