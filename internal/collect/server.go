@@ -51,10 +51,10 @@ type Server struct {
 
 // Result is one event's answer in a /v1/events response.
 type Result struct {
-	EventID string `json:"event_id"`
-	Status  string `json:"status"`
-	Error   string `json:"error,omitempty"`
-	Field   string `json:"field,omitempty"`
+	EventID string          `json:"event_id"`
+	Status  pipeline.Status `json:"status"`
+	Error   string          `json:"error,omitempty"`
+	Field   string          `json:"field,omitempty"`
 }
 
 // Response is the /v1/events answer.
@@ -517,7 +517,7 @@ func appendResponse(b []byte, resp *Response) []byte {
 		b = append(b, `{"event_id":`...)
 		b = event.AppendString(b, r.EventID)
 		b = append(b, `,"status":`...)
-		b = event.AppendString(b, r.Status)
+		b = event.AppendString(b, string(r.Status))
 		if r.Error != "" {
 			b = append(b, `,"error":`...)
 			b = event.AppendString(b, r.Error)
