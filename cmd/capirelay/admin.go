@@ -7,31 +7,38 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"golang.org/x/term"
 
 	"github.com/capirelay/capirelay/internal/admin"
-	"github.com/capirelay/capirelay/internal/secret"
 	"github.com/capirelay/capirelay/internal/store"
-	"github.com/capirelay/capirelay/internal/store/sqlite"
 )
 
 const adminUsage = `Usage:
-  capirelay admin set-password        read the dashboard password from stdin and store its hash
-  capirelay admin create-token NAME   create an admin API token (printed once)
+  capirelay admin set-password [store flags]        read the dashboard password from stdin and store its hash
+  capirelay admin create-token [store flags] NAME   create an admin API token (printed once)
+
+Store flags: --data-dir D (CAPIRELAY_DATA_DIR), --database-url postgres://… (CAPIRELAY_DATABASE_URL);
+the key that seals secrets comes from CAPIRELAY_SECRET_KEY or the data directory, as for serve.
 `
 
-// runAdmin manages dashboard access: the admin password and API tokens.
-func runAdmin(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+// runAdmin manages dashboard access: the admin password and API tokens,
+// in the store serve uses (SQLite in the data directory, or PostgreSQL).
+func runAdmin(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv getenvFunc) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, adminUsage)
 		return errUsage
 	}
 	switch args[0] {
 	case "set-password":
-		if len(args) != 1 {
+		fs := newFlagSet("admin set-password", stderr, "admin set-password [--data-dir D | --database-url URL] < password-file")
+		var sf storeFlags
+		sf.register(fs, getenv)
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if fs.NArg() > 0 {
 			fmt.Fprint(stderr, adminUsage)
 			return errUsage
 		}
@@ -43,7 +50,7 @@ func runAdmin(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		if err != nil {
 			return err
 		}
-		st, err := openAdminStore(ctx)
+		st, err := sf.open(ctx, getenv)
 		if err != nil {
 			return err
 		}
@@ -54,11 +61,17 @@ func runAdmin(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		fmt.Fprintln(stdout, "Admin password set; existing dashboard sessions were logged out.")
 		return nil
 	case "create-token":
-		name := strings.TrimSpace(strings.Join(args[1:], " "))
+		fs := newFlagSet("admin create-token", stderr, "admin create-token [--data-dir D | --database-url URL] NAME")
+		var sf storeFlags
+		sf.register(fs, getenv)
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		name := strings.TrimSpace(strings.Join(fs.Args(), " "))
 		if name == "" {
 			name = "api"
 		}
-		st, err := openAdminStore(ctx)
+		st, err := sf.open(ctx, getenv)
 		if err != nil {
 			return err
 		}
@@ -108,34 +121,4 @@ func readPassword(stdin io.Reader, stderr io.Writer) (string, error) {
 		return "", errors.New("no password on standard input")
 	}
 	return pw, nil
-}
-
-// adminStore is what the admin subcommands need.
-type adminStore interface {
-	store.Admin
-	Close() error
-}
-
-// openAdminStore opens the SQLite store of CAPIRELAY_DATA_DIR (default
-// ./data) with the key of CAPIRELAY_SECRET_KEY or the data directory.
-// TODO(admin): use storeFlags.open once it returns the admin tables for
-// PostgreSQL too.
-func openAdminStore(ctx context.Context) (adminStore, error) {
-	dir := os.Getenv("CAPIRELAY_DATA_DIR")
-	if dir == "" {
-		dir = "./data"
-	}
-	key, err := secret.LoadOrCreateKey(os.Getenv("CAPIRELAY_SECRET_KEY"), dir)
-	if err != nil {
-		return nil, fmt.Errorf("secret key: %w", err)
-	}
-	box, err := secret.New(key)
-	if err != nil {
-		return nil, err
-	}
-	db, err := sqlite.Open(ctx, filepath.Join(dir, sqlite.FileName), box)
-	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
-	}
-	return db, nil
 }

@@ -16,7 +16,7 @@ func runMore(ctx context.Context, cmd string, args []string, stdin io.Reader, st
 	case "validate":
 		return runValidateStdin(ctx, args, stdin, stdout, stderr)
 	case "admin":
-		return runAdmin(ctx, args, stdin, stdout, stderr)
+		return runAdmin(ctx, args, stdin, stdout, stderr, getenv)
 	case "forget":
 		return runForgetEnv(ctx, args, stdin, stdout, stderr, getenv)
 	}

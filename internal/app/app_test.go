@@ -431,7 +431,7 @@ func TestDedupIndexKeysSetting(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Shutdown(context.Background())
-	enqueue := func(id string) string {
+	enqueue := func(id string) store.Status {
 		t.Helper()
 		res, err := a.Store.Enqueue(context.Background(), []store.NewEvent{{SiteKey: "s", EventName: "Lead", EventID: id,
 			EventTime: time.Now(), Payload: []byte(`{}`)}})

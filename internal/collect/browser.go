@@ -162,7 +162,7 @@ func (b *Browser) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err = b.collect(w, r)
 	default:
 		w.Header().Set("Allow", "POST, OPTIONS")
-		err = &httpError{Status: http.StatusMethodNotAllowed, Message: "use POST"}
+		err = &httpError{Kind: errMethod, Message: "use POST"}
 	}
 	if err == nil {
 		return
@@ -170,15 +170,12 @@ func (b *Browser) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var he *httpError
 	if errors.As(err, &he) {
 		lvl := slog.LevelInfo
-		if he.Status >= 500 {
+		if he.status() >= 500 {
 			lvl = slog.LevelError
 		}
 		if b.Logger != nil {
 			b.Logger.Log(r.Context(), lvl, "browser request refused", "site", r.URL.Query().Get("site"),
-				"status", he.Status, "field", he.Field, "reason", he.Message)
-		}
-		if he.Status == http.StatusTooManyRequests {
-			w.Header().Set("Retry-After", "1")
+				"status", he.status(), "field", he.Field, "reason", he.Message)
 		}
 	}
 	writeError(w, err)
@@ -189,21 +186,21 @@ func (b *Browser) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // returns the page origin as the browser sent it.
 func (b *Browser) site(r *http.Request, key string) (*store.Site, string, error) {
 	if key == "" {
-		return nil, "", &httpError{Status: http.StatusBadRequest, Field: "site", Message: "is required (e?site=KEY)"}
+		return nil, "", &httpError{Kind: errBadRequest, Field: "site", Message: "is required (e?site=KEY)"}
 	}
 	site, err := b.Sites.Site(r.Context(), key)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, "", &httpError{Status: http.StatusNotFound, Field: "site", Message: "unknown site key"}
+		return nil, "", &httpError{Kind: errNotFound, Field: "site", Message: "unknown site key"}
 	}
 	if err != nil {
-		return nil, "", &httpError{Status: http.StatusServiceUnavailable, Message: "site lookup failed, retry later"}
+		return nil, "", &httpError{Kind: errUnavailable, Message: "site lookup failed, retry later", Err: err}
 	}
 	origin, host := requestOrigin(r)
 	if host == "" {
-		return nil, "", &httpError{Status: http.StatusForbidden, Field: "Origin", Message: "missing Origin and Referer"}
+		return nil, "", &httpError{Kind: errForbidden, Field: "Origin", Message: "missing Origin and Referer"}
 	}
 	if !originAllowed(site, host) {
-		return nil, "", &httpError{Status: http.StatusForbidden, Field: "Origin", Message: "is not one of the site's domains"}
+		return nil, "", &httpError{Kind: errForbidden, Field: "Origin", Message: "is not one of the site's domains"}
 	}
 	return site, origin, nil
 }
@@ -310,7 +307,7 @@ func (b *Browser) collect(w http.ResponseWriter, r *http.Request) error {
 		if b.Metrics != nil {
 			b.Metrics.RateLimited.WithLabelValues("e").Inc()
 		}
-		return &httpError{Status: http.StatusTooManyRequests, Message: "too many requests from this address"}
+		return &httpError{Kind: errTooMany, Message: "too many requests from this address"}
 	}
 	varyOrigin(w)
 	key := queryParam(r.URL.RawQuery, "site")
@@ -536,7 +533,7 @@ func readBody(w http.ResponseWriter, r *http.Request, b []byte) ([]byte, error) 
 		if errors.As(err, &mbe) {
 			return b, errBrowserTooLarge
 		}
-		return b, &httpError{Status: http.StatusBadRequest, Message: "cannot read request body"}
+		return b, &httpError{Kind: errBadRequest, Message: "cannot read request body"}
 	}
 	return b, nil
 }
@@ -565,16 +562,16 @@ func readAll(r io.Reader, b []byte, max int) ([]byte, error) {
 }
 
 var (
-	errBrowserTooLarge = &httpError{Status: http.StatusRequestEntityTooLarge, Message: fmt.Sprintf("request body is larger than %d bytes", MaxBrowserBody)}
-	errBrowserStore    = &httpError{Status: http.StatusServiceUnavailable, Message: "events could not be stored; retry later"}
+	errBrowserTooLarge = &httpError{Kind: errTooLarge, Message: fmt.Sprintf("request body is larger than %d bytes", MaxBrowserBody)}
+	errBrowserStore    = &httpError{Kind: errUnavailable, Message: "events could not be stored; retry later"}
 )
 
 func fieldHTTPError(err error) error {
 	var fe *event.FieldError
 	if errors.As(err, &fe) {
-		return &httpError{Status: http.StatusBadRequest, Field: fe.Field, Message: fe.Message}
+		return &httpError{Kind: errBadRequest, Field: fe.Field, Message: fe.Message}
 	}
-	return &httpError{Status: http.StatusBadRequest, Message: err.Error()}
+	return &httpError{Kind: errBadRequest, Message: err.Error()}
 }
 
 // parseBrowserBody decodes the body: JSON sent as text/plain (sendBeacon)
@@ -584,7 +581,7 @@ func parseBrowserBody(r *http.Request, raw []byte) (*browserBody, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !knownBodyType(ct) {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "text/plain" && mt != "application/json") {
-			return nil, &httpError{Status: http.StatusUnsupportedMediaType, Field: "Content-Type", Message: "must be text/plain or application/json"}
+			return nil, &httpError{Kind: errMediaType, Field: "Content-Type", Message: "must be text/plain or application/json"}
 		}
 	}
 	if body, ok := fastBrowserBody(raw); ok {
@@ -616,12 +613,12 @@ func slowBrowserBody(raw []byte) (*browserBody, error) {
 	if err := dec.Decode(&body); err != nil {
 		var fe *event.FieldError
 		if errors.As(event.DescribeJSONError(err, ""), &fe) {
-			return nil, &httpError{Status: http.StatusBadRequest, Field: fe.Field, Message: fe.Message}
+			return nil, &httpError{Kind: errBadRequest, Field: fe.Field, Message: fe.Message}
 		}
-		return nil, &httpError{Status: http.StatusBadRequest, Message: "malformed JSON"}
+		return nil, &httpError{Kind: errBadRequest, Message: "malformed JSON"}
 	}
 	if dec.More() {
-		return nil, &httpError{Status: http.StatusBadRequest, Message: "malformed JSON: trailing data after the object"}
+		return nil, &httpError{Kind: errBadRequest, Message: "malformed JSON: trailing data after the object"}
 	}
 	return &body, nil
 }
@@ -630,7 +627,7 @@ func slowBrowserBody(raw []byte) (*browserBody, error) {
 // stored.
 func validateBrowserBody(body *browserBody) error {
 	bad := func(field, msg string) error {
-		return &httpError{Status: http.StatusBadRequest, Field: field, Message: msg}
+		return &httpError{Kind: errBadRequest, Field: field, Message: msg}
 	}
 	switch body.Consent {
 	case pipeline.ConsentUnknown, pipeline.ConsentGranted, pipeline.ConsentDenied:
@@ -819,7 +816,7 @@ func (v *visit) setCookies(w http.ResponseWriter) {
 // event builds the canonical event for one tag event.
 func (v *visit) event(e *browserEvent, pageURL, path string) (*event.Event, error) {
 	if !absoluteHTTP(pageURL) {
-		return nil, &httpError{Status: http.StatusBadRequest, Field: path + ".url", Message: "must be the page's absolute http(s) URL"}
+		return nil, &httpError{Kind: errBadRequest, Field: path + ".url", Message: "must be the page's absolute http(s) URL"}
 	}
 	a := new(eventAlloc)
 	a.ev = event.Event{

@@ -570,7 +570,7 @@ func FuzzBrowserBody(f *testing.F) {
 		}
 		if err != nil {
 			var he *httpError
-			if !errors.As(err, &he) || he.Status < 400 || he.Status >= 500 {
+			if !errors.As(err, &he) || he.status() < 400 || he.status() >= 500 {
 				t.Fatalf("error %v is not a 4xx httpError", err)
 			}
 			return
@@ -582,7 +582,7 @@ func FuzzBrowserBody(f *testing.F) {
 			if e.Type == "" || e.Type == "event" {
 				if _, err := v.event(e, (&Browser{}).eventURL(e, body), "events[0]"); err != nil {
 					var he *httpError
-					if !errors.As(err, &he) || he.Status != http.StatusBadRequest {
+					if !errors.As(err, &he) || he.status() != http.StatusBadRequest {
 						t.Fatalf("event error %v is not a 400", err)
 					}
 				}

@@ -20,8 +20,7 @@ func Limit(h http.Handler, max int, wait time.Duration) http.Handler {
 			case sem <- struct{}{}:
 				t.Stop()
 			case <-t.C:
-				w.Header().Set("Retry-After", "1")
-				writeError(w, &httpError{Status: http.StatusServiceUnavailable, Message: "busy: too many requests in progress, retry shortly"})
+				writeError(w, &httpError{Kind: errUnavailable, Message: "busy: too many requests in progress, retry shortly"})
 				return
 			case <-r.Context().Done():
 				t.Stop()

@@ -51,10 +51,10 @@ type Server struct {
 
 // Result is one event's answer in a /v1/events response.
 type Result struct {
-	EventID string `json:"event_id"`
-	Status  string `json:"status"`
-	Error   string `json:"error,omitempty"`
-	Field   string `json:"field,omitempty"`
+	EventID string          `json:"event_id"`
+	Status  pipeline.Status `json:"status"`
+	Error   string          `json:"error,omitempty"`
+	Field   string          `json:"field,omitempty"`
 }
 
 // Response is the /v1/events answer.
@@ -73,21 +73,6 @@ type request struct {
 	UploadID      string          `json:"upload_id"`
 	UploadTag     string          `json:"upload_tag"`
 	UploadSource  string          `json:"upload_source"`
-}
-
-// httpError is a refusal of a whole request.
-type httpError struct {
-	Status  int
-	Field   string
-	Message string
-	Code    int // Graph error code for the alias
-}
-
-func (e *httpError) Error() string {
-	if e.Field != "" {
-		return e.Field + ": " + e.Message
-	}
-	return e.Message
 }
 
 // ServeEvents handles POST /v1/events.
@@ -115,16 +100,10 @@ func (s *Server) ServeGraph(w http.ResponseWriter, r *http.Request) {
 	}
 	resp, _, err := s.handle(r, key, r.PathValue("pixel"))
 	if err != nil {
-		var he *httpError
-		if !errors.As(err, &he) {
-			he = &httpError{Status: 500, Message: "internal error"}
-		}
-		code := he.Code
-		if code == 0 {
-			code = 100
-		}
-		writeJSON(w, he.Status, map[string]any{"error": map[string]any{
-			"message": he.Error(), "type": "OAuthException", "code": code, "fbtrace_id": "capirelay",
+		he := refusal(err)
+		a := answers[he.Kind]
+		writeJSON(w, a.status, map[string]any{"error": map[string]any{
+			"message": he.Error(), "type": "OAuthException", "code": a.graphCode, "fbtrace_id": "capirelay",
 		}})
 		return
 	}
@@ -148,21 +127,21 @@ func bearer(r *http.Request) string {
 	return ""
 }
 
-var errNoKey = &httpError{Status: http.StatusUnauthorized, Field: "Authorization", Message: "missing api key: send Authorization: Bearer <site api key>", Code: 190}
+var errNoKey = &httpError{Kind: errUnauthorized, Field: "Authorization", Message: "missing api key: send Authorization: Bearer <site api key>"}
 
 // handle parses, authenticates and submits a request. pixel, when given,
 // must match the site's pixel.
 func (s *Server) handle(r *http.Request, key string, pixel ...string) (*Response, int, error) {
 	if r.Method != http.MethodPost {
-		return nil, 0, &httpError{Status: http.StatusMethodNotAllowed, Message: "use POST"}
+		return nil, 0, &httpError{Kind: errMethod, Message: "use POST"}
 	}
 	body, err := readServerBody(r)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, 0, &httpError{Status: http.StatusRequestEntityTooLarge, Message: fmt.Sprintf("request body is larger than %d bytes", MaxServerBody)}
+			return nil, 0, &httpError{Kind: errTooLarge, Message: fmt.Sprintf("request body is larger than %d bytes", MaxServerBody)}
 		}
-		return nil, 0, &httpError{Status: http.StatusBadRequest, Message: "cannot read request body"}
+		return nil, 0, &httpError{Kind: errBadRequest, Message: "cannot read request body"}
 	}
 	var site *store.Site
 	if key != "" { // authenticate before looking at the body
@@ -179,7 +158,7 @@ func (s *Server) handle(r *http.Request, key string, pixel ...string) (*Response
 		gateKey = site.Key
 	}
 	if err := gate.Enter(r.Context(), gateKey); err != nil {
-		return nil, 0, &httpError{Status: http.StatusServiceUnavailable, Message: "request cancelled while waiting", Code: 2}
+		return nil, 0, &httpError{Kind: errUnavailable, Message: "request cancelled while waiting", Err: err}
 	}
 	since := time.Now()
 	inGate := true
@@ -201,7 +180,7 @@ func (s *Server) handle(r *http.Request, key string, pixel ...string) (*Response
 		}
 	}
 	if len(pixel) > 0 && pixel[0] != "" && site.PixelID != "" && pixel[0] != site.PixelID {
-		return nil, 0, &httpError{Status: http.StatusBadRequest, Field: "pixel_id", Message: "does not belong to this api key's site", Code: 100}
+		return nil, 0, &httpError{Kind: errBadRequest, Field: "pixel_id", Message: "does not belong to this api key's site"}
 	}
 	if evs == nil {
 		if evs, err = decodeData(req.Data); err != nil {
@@ -223,7 +202,7 @@ func (s *Server) handle(r *http.Request, key string, pixel ...string) (*Response
 		if s.Logger != nil {
 			s.Logger.Error("store events", "site", site.Key, "err", err)
 		}
-		return nil, 0, &httpError{Status: http.StatusServiceUnavailable, Message: "events could not be stored; nothing was accepted, retry later", Code: 2}
+		return nil, 0, &httpError{Kind: errUnavailable, Message: "events could not be stored; nothing was accepted, retry later", Err: err}
 	}
 	resp := &Response{Results: make([]Result, len(results))}
 	var accepted, dup, rejected int
@@ -298,7 +277,7 @@ func readServerBody(r *http.Request) ([]byte, error) {
 func (s *Server) authenticate(ctx context.Context, key string) (*store.Site, error) {
 	site, err := s.Sites.SiteByAPIKeyHash(ctx, HashAPIKey(key))
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, &httpError{Status: http.StatusUnauthorized, Field: "Authorization", Message: "invalid api key", Code: 190}
+		return nil, &httpError{Kind: errUnauthorized, Field: "Authorization", Message: "invalid api key"}
 	}
 	if err != nil {
 		return nil, storeError(err)
@@ -326,14 +305,14 @@ func parseRequest(r *http.Request, body []byte) (*request, []*event.Event, error
 	case "application/x-www-form-urlencoded":
 		v, err := url.ParseQuery(string(body))
 		if err != nil {
-			return nil, nil, &httpError{Status: http.StatusBadRequest, Message: "malformed form body"}
+			return nil, nil, &httpError{Kind: errBadRequest, Message: "malformed form body"}
 		}
 		req.Data = json.RawMessage(v.Get("data"))
 		req.TestEventCode, req.AccessToken = v.Get("test_event_code"), v.Get("access_token")
 	case "multipart/form-data":
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		if err := r.ParseMultipartForm(MaxServerBody); err != nil {
-			return nil, nil, &httpError{Status: http.StatusBadRequest, Message: "malformed multipart body"}
+			return nil, nil, &httpError{Kind: errBadRequest, Message: "malformed multipart body"}
 		}
 		req.Data = json.RawMessage(r.FormValue("data"))
 		req.TestEventCode, req.AccessToken = r.FormValue("test_event_code"), r.FormValue("access_token")
@@ -358,21 +337,21 @@ func parseRequest(r *http.Request, body []byte) (*request, []*event.Event, error
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
 			fe := describeTop(err)
-			return nil, nil, &httpError{Status: http.StatusBadRequest, Field: fe.Field, Message: fe.Message}
+			return nil, nil, &httpError{Kind: errBadRequest, Field: fe.Field, Message: fe.Message}
 		}
 		if dec.More() {
-			return nil, nil, &httpError{Status: http.StatusBadRequest, Message: "malformed JSON: trailing data after the object"}
+			return nil, nil, &httpError{Kind: errBadRequest, Message: "malformed JSON: trailing data after the object"}
 		}
 	}
 	if len(bytes.TrimSpace(req.Data)) == 0 {
-		return nil, nil, &httpError{Status: http.StatusBadRequest, Field: "data", Message: "is required: a list of server events"}
+		return nil, nil, &httpError{Kind: errBadRequest, Field: "data", Message: "is required: a list of server events"}
 	}
 	// A form's values are not checked by the JSON path above.
 	if err := event.CheckUTF8(req.Data, "data"); err != nil {
 		return nil, nil, fieldHTTPError(err)
 	}
 	if !utf8.ValidString(req.TestEventCode) {
-		return nil, nil, &httpError{Status: http.StatusBadRequest, Field: "test_event_code", Message: "is not valid UTF-8"}
+		return nil, nil, &httpError{Kind: errBadRequest, Field: "test_event_code", Message: "is not valid UTF-8"}
 	}
 	return &req, nil, nil
 }
@@ -399,9 +378,9 @@ func decodeData(data json.RawMessage) ([]*event.Event, error) {
 		if err != nil {
 			var fe *event.FieldError
 			if errors.As(err, &fe) {
-				return nil, &httpError{Status: http.StatusBadRequest, Field: fe.Field, Message: fe.Message}
+				return nil, &httpError{Kind: errBadRequest, Field: fe.Field, Message: fe.Message}
 			}
-			return nil, &httpError{Status: http.StatusBadRequest, Field: path, Message: err.Error()}
+			return nil, &httpError{Kind: errBadRequest, Field: path, Message: err.Error()}
 		}
 		evs[i] = ev
 	}
@@ -428,25 +407,21 @@ func dataPath(i int) string {
 func splitData(data json.RawMessage) ([]json.RawMessage, error) {
 	t := bytes.TrimSpace(data)
 	if len(t) == 0 || t[0] != '[' {
-		return nil, &httpError{Status: http.StatusBadRequest, Field: "data", Message: "must be a list of server event objects"}
+		return nil, &httpError{Kind: errBadRequest, Field: "data", Message: "must be a list of server event objects"}
 	}
 	// The body was validated as JSON when it was decoded; split without a
 	// second full decode.
 	raws, err := capi.DecodeEvents(t)
 	if err != nil {
-		return nil, &httpError{Status: http.StatusBadRequest, Field: "data", Message: "must be a list of server event objects"}
+		return nil, &httpError{Kind: errBadRequest, Field: "data", Message: "must be a list of server event objects"}
 	}
 	if len(raws) == 0 {
-		return nil, &httpError{Status: http.StatusBadRequest, Field: "data", Message: "is empty"}
+		return nil, &httpError{Kind: errBadRequest, Field: "data", Message: "is empty"}
 	}
 	if len(raws) > event.MaxPerRequest {
-		return nil, &httpError{Status: http.StatusRequestEntityTooLarge, Field: "data", Message: fmt.Sprintf("has %d events; at most %d per request", len(raws), event.MaxPerRequest)}
+		return nil, &httpError{Kind: errTooLarge, Field: "data", Message: fmt.Sprintf("has %d events; at most %d per request", len(raws), event.MaxPerRequest)}
 	}
 	return raws, nil
-}
-
-func storeError(err error) error {
-	return &httpError{Status: http.StatusServiceUnavailable, Message: "store unavailable, retry later", Code: 2}
 }
 
 // ErrorBody is every JSON error answer: the problem and the field it names.
@@ -456,29 +431,23 @@ type ErrorBody struct {
 	Results []Result `json:"results,omitempty"`
 }
 
-// writeError is the one place errors become HTTP statuses.
+// writeError writes err as the JSON error answer, its status from answers.
 func writeError(w http.ResponseWriter, err error) {
-	var he *httpError
 	var ra *rejectedAll
-	switch {
-	case errors.As(err, &ra):
+	if errors.As(err, &ra) {
 		msg := "no event was accepted: " + ra.first.Error
 		if ra.first.Field != "" {
 			msg = "no event was accepted: " + ra.first.Field + " " + ra.first.Error
 		}
-		writeJSON(w, http.StatusUnprocessableEntity, ErrorBody{Error: msg, Field: ra.first.Field, Results: ra.resp.Results})
-	case errors.As(err, &he):
-		msg := he.Message
-		if he.Field != "" {
-			msg = he.Field + ": " + he.Message
-		}
-		if he.Status == http.StatusServiceUnavailable {
-			w.Header().Set("Retry-After", "5")
-		}
-		writeJSON(w, he.Status, ErrorBody{Error: msg, Field: he.Field})
-	default:
-		writeJSON(w, http.StatusInternalServerError, ErrorBody{Error: "internal error"})
+		writeJSON(w, answers[errRejectedAll].status, ErrorBody{Error: msg, Field: ra.first.Field, Results: ra.resp.Results})
+		return
 	}
+	he := refusal(err)
+	a := answers[he.Kind]
+	if a.retryAfter != "" {
+		w.Header().Set("Retry-After", a.retryAfter)
+	}
+	writeJSON(w, a.status, ErrorBody{Error: he.Error(), Field: he.Field})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -517,7 +486,7 @@ func appendResponse(b []byte, resp *Response) []byte {
 		b = append(b, `{"event_id":`...)
 		b = event.AppendString(b, r.EventID)
 		b = append(b, `,"status":`...)
-		b = event.AppendString(b, r.Status)
+		b = event.AppendString(b, string(r.Status))
 		if r.Error != "" {
 			b = append(b, `,"error":`...)
 			b = event.AppendString(b, r.Error)

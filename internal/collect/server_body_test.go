@@ -9,6 +9,8 @@ import (
 	"net/http/httptest"
 	"testing"
 	"testing/iotest"
+
+	"github.com/capirelay/capirelay/internal/pipeline"
 )
 
 // TestReadServerBody checks readServerBody against what it replaces,
@@ -83,7 +85,7 @@ func TestAppendResponse(t *testing.T) {
 func FuzzAppendResponse(f *testing.F) {
 	f.Add(1, "a", "accepted", "", "", "b\"\\", "rejected", "is <bad>", "data[1].x")
 	f.Fuzz(func(t *testing.T, n int, id1, st1, err1, f1, id2, st2, err2, f2 string) {
-		resp := &Response{EventsReceived: n, Results: []Result{{id1, st1, err1, f1}, {id2, st2, err2, f2}}}
+		resp := &Response{EventsReceived: n, Results: []Result{{id1, pipeline.Status(st1), err1, f1}, {id2, pipeline.Status(st2), err2, f2}}}
 		var want bytes.Buffer
 		enc := json.NewEncoder(&want)
 		enc.SetEscapeHTML(false)

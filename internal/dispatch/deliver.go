@@ -4,24 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/capirelay/capirelay/internal/capi"
 	"github.com/capirelay/capirelay/internal/store"
 )
 
-// Reasons for dead letters start with one of these words.
-const (
-	ReasonExpired = "expired"
-	ReasonInvalid = "rejected"
-)
-
-func reasonClass(reason string) string {
-	if i := strings.IndexByte(reason, ':'); i > 0 {
-		return reason[:i]
-	}
-	return "other"
+// deadOutcome gives an item up: its reason starts with its class, so an
+// operator reading the reason alone sees the class too.
+func deadOutcome(id int64, class store.DeadClass, why, trace string) store.Outcome {
+	return store.Outcome{ID: id, Kind: store.OutcomeDead, Class: class, Reason: string(class) + ": " + why, TraceID: trace}
 }
 
 // deliver sends items and decides an outcome for each.
@@ -36,8 +28,7 @@ func (d *Dispatcher) deliver(ctx context.Context, site *store.Site, items []stor
 			if live == nil {
 				live = append(make([]store.Item, 0, len(items)), items[:i]...)
 			}
-			outs = append(outs, store.Outcome{ID: it.ID, Kind: store.OutcomeDead,
-				Reason: ReasonExpired + ": event_time is past Meta's 7-day window; it can no longer be sent"})
+			outs = append(outs, deadOutcome(it.ID, store.DeadExpired, "event_time is past Meta's 7-day window; it can no longer be sent", ""))
 			continue
 		}
 		if live != nil {
@@ -119,11 +110,11 @@ func (d *Dispatcher) send(ctx context.Context, site *store.Site, items []store.I
 		return outs
 	case capi.ClassInvalid, capi.ClassExpired:
 		if len(items) == 1 {
-			reason := ReasonInvalid + ": " + errText(err)
+			class := store.DeadRejected
 			if capi.Classify(err) == capi.ClassExpired {
-				reason = ReasonExpired + ": " + errText(err)
+				class = store.DeadExpired
 			}
-			return append(outs, store.Outcome{ID: items[0].ID, Kind: store.OutcomeDead, Reason: reason, TraceID: trace})
+			return append(outs, deadOutcome(items[0].ID, class, errText(err), trace))
 		}
 		half := len(items) / 2
 		outs = d.send(ctx, site, items[:half], outs)
@@ -131,32 +122,16 @@ func (d *Dispatcher) send(ctx context.Context, site *store.Site, items []store.I
 	default: // transient
 		now := d.Now()
 		for _, it := range items {
-			at := now.Add(d.Backoff(it.Attempts, retryAfter(err)))
+			at := d.backoff().Next(it.Attempts, now, retryAfter(err), d.Rand())
 			if at.Sub(it.EventTime) > capi.MaxEventAge-ExpiryMargin {
-				outs = append(outs, store.Outcome{ID: it.ID, Kind: store.OutcomeDead, TraceID: trace,
-					Reason: ReasonExpired + ": still failing (" + errText(err) + ") when event_time reached Meta's 7-day window"})
+				outs = append(outs, deadOutcome(it.ID, store.DeadExpired,
+					"still failing ("+errText(err)+") when event_time reached Meta's 7-day window", trace))
 				continue
 			}
 			outs = append(outs, store.Outcome{ID: it.ID, Kind: store.OutcomeRetry, RetryAt: at, Reason: errText(err), TraceID: trace})
 		}
 		return outs
 	}
-}
-
-// Backoff is exponential with full jitter: a uniform wait in
-// [base/2, min(max, base·2^(attempts-1))], never below Retry-After.
-func (d *Dispatcher) Backoff(attempts int, retryAfter time.Duration) time.Duration {
-	if attempts < 1 {
-		attempts = 1
-	}
-	ceil := d.BackoffBase
-	for i := 1; i < attempts && ceil < d.BackoffMax; i++ {
-		ceil *= 2
-	}
-	ceil = min(ceil, d.BackoffMax)
-	floor := d.BackoffBase / 2
-	wait := floor + time.Duration(d.Rand()*float64(ceil-floor))
-	return max(wait, retryAfter)
 }
 
 func retryAfter(err error) time.Duration {

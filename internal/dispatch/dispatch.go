@@ -69,10 +69,10 @@ type Dispatcher struct {
 	BatchSize   int
 	Linger      time.Duration
 	Lease       time.Duration
-	BackoffBase time.Duration
+	BackoffBase time.Duration // see Backoff.Next
 	BackoffMax  time.Duration
 	Now         func() time.Time
-	Rand        func() float64 // in [0,1); jitter
+	Rand        func() float64 // in [0,1); the jitter Backoff.Next is given
 
 	mu       sync.Mutex
 	running  map[string]bool
@@ -306,7 +306,7 @@ func (d *Dispatcher) count(key string, outs []store.Outcome) {
 		case store.OutcomeRetry:
 			retry++
 		case store.OutcomeDead:
-			d.Metrics.DeadLettered.WithLabelValues(key, reasonClass(o.Reason)).Inc()
+			d.Metrics.DeadLettered.WithLabelValues(key, string(o.Class)).Inc()
 		}
 	}
 	d.Metrics.Delivered.WithLabelValues(key).Add(float64(del))

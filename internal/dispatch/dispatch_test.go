@@ -9,31 +9,38 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/capirelay/capirelay/internal/capi"
+	"github.com/capirelay/capirelay/internal/metrics"
 	"github.com/capirelay/capirelay/internal/store"
 )
 
 func TestBackoffFullJitter(t *testing.T) {
-	d := &Dispatcher{BackoffBase: time.Second, BackoffMax: time.Minute}
+	b := Backoff{Base: time.Second, Max: time.Minute}
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
 	cases := []struct {
 		attempts   int
 		r          float64
 		retryAfter time.Duration
 		want       time.Duration
 	}{
-		{1, 0, 0, 500 * time.Millisecond}, // floor is base/2
-		{1, 0.999999, 0, time.Second},     // ceiling base
+		{1, 0, 0, 0}, // full jitter: the window starts at zero
+		{1, 0.5, 0, 500 * time.Millisecond},
+		{1, 0.999999, 0, time.Second}, // ceiling base
+		{0, 0.999999, 0, time.Second}, // attempts below 1 count as 1
 		{2, 0.999999, 0, 2 * time.Second},
+		{4, 0.5, 0, 4 * time.Second},
 		{4, 0.999999, 0, 8 * time.Second},
 		{30, 0.999999, 0, time.Minute}, // capped
-		{30, 0, 0, 500 * time.Millisecond},
-		{1, 0, 30 * time.Second, 30 * time.Second}, // Retry-After wins
+		{30, 0, 0, 0},
+		{1, 0, 30 * time.Second, 30 * time.Second},    // Retry-After wins
+		{30, 0.999999, 30 * time.Second, time.Minute}, // unless the jitter is longer
 	}
 	for _, c := range cases {
-		d.Rand = func() float64 { return c.r }
-		got := d.Backoff(c.attempts, c.retryAfter)
+		got := b.Next(c.attempts, now, c.retryAfter, c.r).Sub(now)
 		if got.Round(time.Millisecond) != c.want {
-			t.Errorf("Backoff(%d, r=%v, ra=%v) = %v, want %v", c.attempts, c.r, c.retryAfter, got, c.want)
+			t.Errorf("Next(%d, r=%v, ra=%v) = now+%v, want now+%v", c.attempts, c.r, c.retryAfter, got, c.want)
 		}
 	}
 }
@@ -73,6 +80,9 @@ func TestBisectIsolatesBadEvents(t *testing.T) {
 	for _, o := range outs {
 		switch o.Kind {
 		case store.OutcomeDead:
+			if o.Class != store.DeadRejected {
+				t.Errorf("dead item %d has class %q, want %q", o.ID, o.Class, store.DeadRejected)
+			}
 			dead[o.ID] = o.Reason
 		case store.OutcomeDelivered:
 		default:
@@ -102,13 +112,14 @@ func TestExpiredAndTransient(t *testing.T) {
 	for _, o := range outs {
 		got[o.ID] = o
 	}
-	if got[1].Kind != store.OutcomeDead || !strings.HasPrefix(got[1].Reason, "expired") {
+	if got[1].Kind != store.OutcomeDead || got[1].Class != store.DeadExpired || !strings.HasPrefix(got[1].Reason, "expired: ") {
 		t.Errorf("too old: %+v", got[1])
 	}
-	if got[2].Kind != store.OutcomeRetry || !got[2].RetryAt.After(now) {
+	// Attempt 1 with base 1s and r 0.5: half of the 1s window.
+	if got[2].Kind != store.OutcomeRetry || got[2].RetryAt != now.Add(500*time.Millisecond) {
 		t.Errorf("transient: %+v", got[2])
 	}
-	if got[3].Kind != store.OutcomeDead || !strings.HasPrefix(got[3].Reason, "expired") {
+	if got[3].Kind != store.OutcomeDead || got[3].Class != store.DeadExpired || !strings.HasPrefix(got[3].Reason, "expired: ") {
 		t.Errorf("expiring while retrying: %+v", got[3])
 	}
 }
@@ -175,5 +186,22 @@ func TestDeliverGroupsByTestEventCode(t *testing.T) {
 		if len(outs) != len(c.items) || !slices.Equal(dead, c.dead) || delivered != len(c.items)-len(c.dead) {
 			t.Errorf("%s: outcomes %+v", c.name, outs)
 		}
+	}
+}
+
+// TestDeadLetterMetricUsesTheClass: the metric's reason label is the
+// outcome's Class, not a prefix parsed back out of the reason text.
+func TestDeadLetterMetricUsesTheClass(t *testing.T) {
+	d := &Dispatcher{Metrics: metrics.New()}
+	d.count("s", []store.Outcome{
+		{ID: 1, Kind: store.OutcomeDead, Class: store.DeadExpired, Reason: "anything: at all"},
+		{ID: 2, Kind: store.OutcomeDead, Class: store.DeadRejected, Reason: "no colon here"},
+		{ID: 3, Kind: store.OutcomeDead, Class: store.DeadRejected, Reason: "expired: misleading words"},
+	})
+	if n := testutil.ToFloat64(d.Metrics.DeadLettered.WithLabelValues("s", "expired")); n != 1 {
+		t.Errorf("expired dead letters = %v, want 1", n)
+	}
+	if n := testutil.ToFloat64(d.Metrics.DeadLettered.WithLabelValues("s", "rejected")); n != 2 {
+		t.Errorf("rejected dead letters = %v, want 2", n)
 	}
 }

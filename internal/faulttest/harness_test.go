@@ -142,8 +142,8 @@ func (r *relay) post(t *testing.T, key string, events ...map[string]any) int {
 	}
 	var resp struct {
 		Results []struct {
-			EventID string `json:"event_id"`
-			Status  string `json:"status"`
+			EventID string       `json:"event_id"`
+			Status  store.Status `json:"status"`
 		} `json:"results"`
 	}
 	if err := json.Unmarshal(out, &resp); err != nil {

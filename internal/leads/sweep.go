@@ -148,7 +148,7 @@ func (s *Service) forwardOne(ctx context.Context, l *store.Lead) error {
 		}
 		return s.Store.CompleteLeadForward(ctx, l.ID, store.ForwardRejected, reason)
 	default:
-		return skip(r.Status)
+		return skip(string(r.Status))
 	}
 }
 

@@ -130,7 +130,7 @@ func (im *Importer) Run(ctx context.Context, r *Reader) (Stats, error) {
 // turned back into the column the user wrote.
 func resultError(line int, res pipeline.Result, flat bool) *RowError {
 	if res.Status != pipeline.Rejected {
-		return &RowError{Line: line, Reason: "not stored (" + res.Status + ")"}
+		return &RowError{Line: line, Reason: "not stored (" + string(res.Status) + ")"}
 	}
 	var fe *event.FieldError
 	if !errors.As(res.Err, &fe) {

@@ -34,12 +34,15 @@ const (
 	ConsentDenied  = "denied"
 )
 
+// Status is what became of one Input.
+type Status string
+
 // Statuses of a Result.
 const (
-	Accepted  = store.Accepted
-	Duplicate = store.Duplicate
-	Rejected  = "rejected"
-	Dropped   = "dropped" // consent denied: deliberately not stored
+	Accepted  = Status(store.Accepted)
+	Duplicate = Status(store.Duplicate)
+	Rejected  = Status("rejected")
+	Dropped   = Status("dropped") // consent denied: deliberately not stored
 )
 
 // Input is one event on its way in.
@@ -58,7 +61,7 @@ type Input struct {
 // Result is the outcome of one Input.
 type Result struct {
 	EventID string
-	Status  string
+	Status  Status
 	Err     error // why it was rejected (a *event.FieldError), nil otherwise
 	ID      int64 // outbox id when accepted
 }
@@ -201,9 +204,9 @@ func (b *Prepared) Commit(ctx context.Context) ([]Result, error) {
 	}
 	for j, r := range out {
 		i := b.idx[j]
-		results[i].Status = r.Status
+		results[i].Status = Status(r.Status)
 		results[i].ID = r.ID
-		if r.Status == Accepted && later != nil && later[j] != nil {
+		if r.Status == store.Accepted && later != nil && later[j] != nil {
 			later[j](ctx)
 		}
 	}

@@ -11,6 +11,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -92,15 +93,18 @@ type NewEvent struct {
 	TestEventCode string
 }
 
+// Status is what Enqueue did with one event.
+type Status string
+
 // Enqueue outcomes.
 const (
-	Accepted  = "accepted"
-	Duplicate = "duplicate"
+	Accepted  Status = "accepted"
+	Duplicate Status = "duplicate"
 )
 
 // EnqueueResult is the outcome of one NewEvent.
 type EnqueueResult struct {
-	Status string // Accepted or Duplicate
+	Status Status // Accepted or Duplicate
 	ID     int64  // outbox id when accepted
 }
 
@@ -136,20 +140,48 @@ type Item struct {
 	DeliveredAt   time.Time
 }
 
-// Outcome kinds.
+// OutcomeKind is what happened to one claimed item.
+type OutcomeKind int
+
+// Outcome kinds. The zero value is no kind: Complete refuses it.
 const (
-	OutcomeDelivered = iota + 1
+	OutcomeDelivered OutcomeKind = iota + 1
 	OutcomeRetry
 	OutcomeDead
 	OutcomeRelease // give the claim back untouched (pixel paused, shutdown)
 )
 
+func (k OutcomeKind) String() string {
+	switch k {
+	case OutcomeDelivered:
+		return "delivered"
+	case OutcomeRetry:
+		return "retry"
+	case OutcomeDead:
+		return "dead"
+	case OutcomeRelease:
+		return "release"
+	}
+	return fmt.Sprintf("OutcomeKind(%d)", int(k))
+}
+
+// DeadClass says why an item was given up on, for metrics and operators;
+// Outcome.Reason says it in words.
+type DeadClass string
+
+// Dead-letter classes.
+const (
+	DeadExpired  DeadClass = "expired"  // event_time left Meta's 7-day window
+	DeadRejected DeadClass = "rejected" // Meta refused the event itself
+)
+
 // Outcome is what happened to one claimed item.
 type Outcome struct {
 	ID      int64
-	Kind    int
+	Kind    OutcomeKind
 	RetryAt time.Time // OutcomeRetry
 	Reason  string    // OutcomeRetry/OutcomeDead: readable, no PII, no token
+	Class   DeadClass // OutcomeDead: why, as a label
 	TraceID string
 }
 

@@ -23,7 +23,7 @@ func dedupDB(t *testing.T, path string) *DB {
 	return db
 }
 
-func statuses(t *testing.T, db *DB, ids ...string) []string {
+func statuses(t *testing.T, db *DB, ids ...string) []store.Status {
 	t.Helper()
 	var evs []store.NewEvent
 	for _, id := range ids {
@@ -33,14 +33,14 @@ func statuses(t *testing.T, db *DB, ids ...string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []string
+	var out []store.Status
 	for _, r := range res {
 		out = append(out, r.Status)
 	}
 	return out
 }
 
-func wantStatuses(t *testing.T, what string, got []string, want ...string) {
+func wantStatuses(t *testing.T, what string, got []store.Status, want ...store.Status) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("%s: %v, want %v", what, got, want)

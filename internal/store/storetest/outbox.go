@@ -64,7 +64,7 @@ func testEnqueueEmpty(t *testing.T, s store.Store) {
 	}
 }
 
-func wantStatuses(t testing.TB, res []store.EnqueueResult, want ...string) {
+func wantStatuses(t testing.TB, res []store.EnqueueResult, want ...store.Status) {
 	t.Helper()
 	if len(res) != len(want) {
 		t.Fatalf("Enqueue returned %d results, want %d", len(res), len(want))
@@ -558,7 +558,7 @@ func testCompleteUnknownKind(t *testing.T, s store.Store) {
 	ids := mustEnqueue(t, s, events("a", 1)...)
 	now := time.Now()
 	mustClaim(t, s, "a", "o", 10, now, lease)
-	for _, kind := range []int{0, 99} {
+	for _, kind := range []store.OutcomeKind{0, 99} {
 		if err := s.Complete(t.Context(), "o", []store.Outcome{{ID: ids[0], Kind: kind}}, now); err == nil {
 			t.Errorf("Complete(kind %d) = nil, want an error", kind)
 		}

@@ -74,6 +74,13 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"PruneDelivered", testPruneDelivered},
 		{"PruneSeen", testPruneSeen},
 		{"Sandbox", testSandbox},
+		{"LeadUpsert", testLeadUpsert},
+		{"LeadPartialLifecycle", testLeadPartialLifecycle},
+		{"WebhookSecret", testWebhookSecret},
+		{"Identities", testIdentities},
+		{"Forget", testForget},
+		{"AdminAccess", testAdminAccess},
+		{"AdminAggregates", testAdminAggregates},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
