@@ -70,3 +70,56 @@ func BenchmarkSubmitReturning(b *testing.B) {
 		submit()
 	}
 }
+
+// BenchmarkSubmitUnique runs the pipeline with identity stitching over
+// unique customers (every event its own em, ph, external_id and name, as
+// real shop traffic is), the identities in a real SQLite file, the outbox
+// in memory so that only the pipeline and identity are measured. Learning
+// is included: the timer stops after Flush. One op is one event.
+func BenchmarkSubmitUnique(b *testing.B) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	db := benchSQLite(b)
+	s := New(db, slog.New(slog.DiscardHandler))
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	p := pipeline.New(memOutbox{})
+	p.Enricher, p.Observer = s, s
+	site := &store.Site{Key: "s", DefaultRegion: "US"}
+	now := time.Now()
+	const per = 100
+	evs := make([]event.Event, per)
+	ins := make([]pipeline.Input, per)
+	n := 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i += per {
+		for j := range evs {
+			c := n
+			if n%10 == 9 { // a returning share: an earlier customer
+				c = n / 2
+			}
+			n++
+			evs[j] = event.Event{EventName: "Purchase", EventTime: event.Time(now.Unix()), EventID: fmt.Sprint("e-", n), ActionSource: "website",
+				EventSourceURL: "https://shop.example.com/checkout?step=3",
+				UserData: event.UserData{Em: event.List{fmt.Sprintf("customer%d@example.com", c)}, Ph: event.List{fmt.Sprintf("+1 650 %03d %04d", 200+c/10000%800, c%10000)},
+					Fn: event.List{fmt.Sprint("fn", c)}, Ln: event.List{fmt.Sprint("ln", c)}, Ct: event.List{"Menlo Park"}, St: event.List{"California"}, Zp: event.List{"94025"},
+					Country: event.List{"US"}, ExternalID: event.List{fmt.Sprint("cust-", c)},
+					ClientIPAddress: fmt.Sprintf("10.%d.%d.%d", c>>16&255, c>>8&255, c&255), ClientUserAgent: "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0)",
+					Fbp: fmt.Sprint("fb.1.1596403881668.", c)},
+				CustomData: json.RawMessage(`{"value":49.9,"currency":"USD"}`)}
+			ins[j] = pipeline.Input{Site: site, Event: &evs[j], Source: pipeline.SourceServer}
+		}
+		res, err := p.Submit(ctx, ins)
+		if err != nil || res[0].Status != pipeline.Accepted {
+			b.Fatal(err, res[0])
+		}
+	}
+	submitted := time.Since(start)
+	if err := s.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("submit %v, flush %v", submitted, time.Since(start)-submitted)
+}

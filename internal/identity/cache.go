@@ -11,19 +11,29 @@ import (
 	"github.com/capirelay/capirelay/internal/store"
 )
 
+// CacheEntries bounds each of the cache's two maps (records, and owners of
+// hashes). A record costs about 1 KiB with every key filled, an owner
+// entry about 200 bytes: at the bound the cache holds at most about
+// 120 MiB in the worst case and about 40 MiB on shop traffic (docs/scaling.md).
+const CacheEntries = 100_000
+
 // cache keeps recently read or learned identities and hash owners, so a
 // returning customer's events cost no store reads. Entries live cacheTTL:
 // another node's learning shows after at most that long, and a stale entry
-// can only add less, never overwrite (Enrich fills gaps only).
+// can only add less, never overwrite (Enrich fills gaps only). Each map
+// holds at most maxSize entries: when one is full, its expired entries go,
+// and if that frees less than a quarter, all of them (evictions counts
+// what goes before its time).
 //
 // A cached *store.Identity is never modified once cached (learned replaces
 // it with a merged copy), so readers share it without a copy and must
 // treat it as read-only.
 type cache struct {
-	mu      sync.Mutex
-	ids     map[[2]string]cachedIdentity
-	owners  map[[3]string]cachedOwner
-	maxSize int
+	mu        sync.Mutex
+	ids       map[[2]string]cachedIdentity
+	byHash    map[[3]string]cachedOwners
+	maxSize   int
+	evictions uint64
 }
 
 type cachedIdentity struct {
@@ -31,15 +41,43 @@ type cachedIdentity struct {
 	at time.Time
 }
 
-type cachedOwner struct {
-	visitor string // "": known to have no owner
-	at      time.Time
+type cachedOwners struct {
+	visitors []string // empty: known to have no owner
+	at       time.Time
 }
 
 const cacheTTL = 10 * time.Second
 
 func newCache(max int) *cache {
-	return &cache{ids: map[[2]string]cachedIdentity{}, owners: map[[3]string]cachedOwner{}, maxSize: max}
+	return &cache{ids: map[[2]string]cachedIdentity{}, byHash: map[[3]string]cachedOwners{}, maxSize: max}
+}
+
+// makeRoom frees room in m for one more entry when it is full: the
+// expired entries, or all of them if those are too few. c.mu is held.
+func makeRoom[K comparable, V any](c *cache, m map[K]V, at func(V) time.Time) {
+	if len(m) < c.maxSize {
+		return
+	}
+	now := time.Now()
+	for k, v := range m {
+		if now.Sub(at(v)) > cacheTTL {
+			delete(m, k)
+		}
+	}
+	if len(m) > c.maxSize*3/4 {
+		c.evictions += uint64(len(m))
+		clear(m)
+	}
+}
+
+func (e cachedIdentity) time() time.Time { return e.at }
+func (e cachedOwners) time() time.Time   { return e.at }
+
+// sizes reports the entries of both maps and the evictions so far.
+func (c *cache) sizes() (ids, owners int, evictions uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.ids), len(c.byHash), c.evictions
 }
 
 func cloneIdentity(id *store.Identity) *store.Identity {
@@ -70,17 +108,18 @@ func (c *cache) identity(site, visitor string) (*store.Identity, bool) {
 func (c *cache) putIdentity(site, visitor string, id *store.Identity) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.ids) >= c.maxSize {
-		clear(c.ids)
-	}
+	makeRoom(c, c.ids, cachedIdentity.time)
 	// Keys are copied: an event's strings may be cut from its whole
 	// request body (event.DecodeBatch), which a key must not keep.
 	c.ids[[2]string{site, strings.Clone(visitor)}] = cachedIdentity{id: id, at: time.Now()}
 }
 
-// learned merges what was just written into a cached identity (the store
-// did the same merge), and makes the visitor the owner of its hashes.
-func (c *cache) learned(obs *store.Identity) {
+// learned records that obs was just merged into its record (the store did
+// the same merge): a cached record is replaced by the merged copy; any
+// other entry of the visitor goes, to be read again when needed. The
+// visitor joins the cached owners of obs's strong hashes; a hash knew says
+// the store did not know before has the visitor as its only owner.
+func (c *cache) learned(obs *store.Identity, knew func(site, kind, value string) bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	k := [2]string{obs.SiteKey, obs.VisitorID}
@@ -94,39 +133,56 @@ func (c *cache) learned(obs *store.Identity) {
 	} else {
 		delete(c.ids, k)
 	}
-	if len(c.owners) >= c.maxSize {
-		clear(c.owners)
-	}
-	for _, kind := range store.IndexedKeys {
+	for _, kind := range store.StrongKeys {
 		for _, h := range obs.Hashes[kind] {
-			c.owners[[3]string{obs.SiteKey, kind, h}] = cachedOwner{visitor: obs.VisitorID, at: time.Now()}
+			ok := [3]string{obs.SiteKey, kind, h}
+			e, cached := c.byHash[ok]
+			switch {
+			case cached && time.Since(e.at) <= cacheTTL:
+				if !slices.Contains(e.visitors, obs.VisitorID) {
+					// Copy on write: readers may hold e.visitors.
+					e.visitors = append(slices.Clip(e.visitors), obs.VisitorID)
+					c.byHash[ok] = e
+				}
+			case !knew(obs.SiteKey, kind, h):
+				makeRoom(c, c.byHash, cachedOwners.time)
+				c.byHash[ok] = cachedOwners{visitors: []string{obs.VisitorID}, at: time.Now()}
+			default:
+				delete(c.byHash, ok)
+			}
 		}
 	}
 }
 
-func (c *cache) owner(site, kind, hash string) (string, bool) {
+// owners returns the cached owners of a hash, shared and read-only.
+func (c *cache) owners(site, kind, hash string) ([]string, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.owners[[3]string{site, kind, hash}]
+	e, ok := c.byHash[[3]string{site, kind, hash}]
 	if !ok || time.Since(e.at) > cacheTTL {
-		return "", false
+		return nil, false
 	}
-	return e.visitor, true
+	return e.visitors, true
 }
 
-func (c *cache) putOwner(site, kind, hash, visitor string) {
+func (c *cache) putOwners(site, kind, hash string, visitors []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.owners) >= c.maxSize {
-		clear(c.owners)
-	}
+	makeRoom(c, c.byHash, cachedOwners.time)
 	// Copied for the reason putIdentity gives.
-	c.owners[[3]string{site, kind, strings.Clone(hash)}] = cachedOwner{visitor: strings.Clone(visitor), at: time.Now()}
+	vs := make([]string, len(visitors))
+	for i, v := range visitors {
+		vs[i] = strings.Clone(v)
+	}
+	c.byHash[[3]string{site, kind, strings.Clone(hash)}] = cachedOwners{visitors: vs, at: time.Now()}
 }
 
 // mergeChanges reports whether id.Merge(o) would change id, without
 // changing it or allocating.
 func mergeChanges(id, o *store.Identity) bool {
+	if id.ConflictsWith(o) {
+		return false
+	}
 	for _, k := range store.IdentityKeys {
 		if keyChanges(id.Hashes[k], o.Hashes[k], false) {
 			return true
@@ -193,19 +249,16 @@ func (s *Service) lookupIdentity(ctx context.Context, site, visitor string) (*st
 	return id, nil
 }
 
-// lookupOwner finds the most recent owner of a hash through the cache.
-func (s *Service) lookupOwner(ctx context.Context, site, kind, hash string) (string, error) {
-	if v, ok := s.cache.owner(site, kind, hash); ok {
-		return v, nil
+// lookupOwners lists the records holding a hash through the cache (shared:
+// read-only).
+func (s *Service) lookupOwners(ctx context.Context, site, kind, hash string) ([]string, error) {
+	if vs, ok := s.cache.owners(site, kind, hash); ok {
+		return vs, nil
 	}
 	vs, err := s.Store.VisitorsByHash(ctx, site, kind, hash)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	v := ""
-	if len(vs) > 0 {
-		v = vs[0]
-	}
-	s.cache.putOwner(site, kind, hash, v)
-	return v, nil
+	s.cache.putOwners(site, kind, hash, vs)
+	return vs, nil
 }

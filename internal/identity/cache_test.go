@@ -69,23 +69,24 @@ func TestMergeChangesAgreesWithMerge(t *testing.T) {
 func TestCachedIdentityNotModified(t *testing.T) {
 	t.Parallel()
 	c := newCache(10)
-	c.putIdentity("s", "v", &store.Identity{SiteKey: "s", VisitorID: "v", Hashes: map[string][]string{"em": {"a"}}, Fbp: "p"})
+	c.putIdentity("s", "v", &store.Identity{SiteKey: "s", VisitorID: "v", Hashes: map[string][]string{"external_id": {"a"}}, Fbp: "p"})
 	held, ok := c.identity("s", "v")
 	if !ok {
 		t.Fatal("miss")
 	}
 	snapshot := cloneIdentity(held)
-	c.learned(&store.Identity{SiteKey: "s", VisitorID: "v", Hashes: map[string][]string{"em": {"b"}, "ph": {"c"}}, Fbp: "q"})
+	unknown := func(site, kind, value string) bool { return false }
+	c.learned(&store.Identity{SiteKey: "s", VisitorID: "v", Hashes: map[string][]string{"external_id": {"a"}, "ph": {"c"}}, Fbp: "q"}, unknown)
 	if !reflect.DeepEqual(held, snapshot) {
 		t.Errorf("held identity changed to %+v", held)
 	}
 	now, _ := c.identity("s", "v")
-	want := &store.Identity{SiteKey: "s", VisitorID: "v", Hashes: map[string][]string{"em": {"b", "a"}, "ph": {"c"}}, Fbp: "q"}
+	want := &store.Identity{SiteKey: "s", VisitorID: "v", Hashes: map[string][]string{"external_id": {"a"}, "ph": {"c"}}, Fbp: "q"}
 	if !reflect.DeepEqual(now, want) {
 		t.Errorf("cached after learning = %+v, want %+v", now, want)
 	}
-	if v, ok := c.owner("s", "ph", "c"); !ok || v != "v" {
-		t.Errorf("owner of ph c = %q, %v", v, ok)
+	if vs, ok := c.owners("s", "ph", "c"); ok {
+		t.Errorf("owners of ph c = %q: a phone links no one", vs)
 	}
 }
 
@@ -156,10 +157,10 @@ func TestKnownAlreadyAgreesWithWrite(t *testing.T) {
 		s.ready.Store(r.IntN(2) == 0) // ready: the filter knows only what is added below
 		// A cache state: some owners, some identities, some known absent.
 		for range r.IntN(4) {
-			k := store.IndexedKeys[r.IntN(len(store.IndexedKeys))]
+			k := store.StrongKeys[r.IntN(len(store.StrongKeys))]
 			h := hashes[r.IntN(len(hashes))]
-			v := []string{"", "v1", "v2", ExternalPrefix + hashes[r.IntN(len(hashes))]}[r.IntN(4)]
-			s.cache.putOwner(site.Key, k, h, v)
+			vs := [][]string{nil, {"v1"}, {"v2"}, {ExternalPrefix + hashes[r.IntN(len(hashes))]}, {"v1", "v2"}}[r.IntN(5)]
+			s.cache.putOwners(site.Key, k, h, vs)
 			if r.IntN(3) > 0 {
 				s.filter.add(site.Key, k, h)
 			}

@@ -2,6 +2,7 @@ package identity
 
 import (
 	"hash/maphash"
+	"math/bits"
 	"sync/atomic"
 )
 
@@ -56,4 +57,13 @@ func (f *filter) has(site, kind, value string) bool {
 		}
 	}
 	return true
+}
+
+// fill is the share of the filter's bits that are set.
+func (f *filter) fill() float64 {
+	n := 0
+	for i := range f.bits {
+		n += bits.OnesCount64(atomic.LoadUint64(&f.bits[i]))
+	}
+	return float64(n) / filterBits
 }

@@ -1,12 +1,23 @@
 // Package identity stitches events of one person together. It learns from
-// accepted events (pipeline.Observer): per (site, visitor), the SHA-256
-// hashes of the match keys (em, ph, fn, ln, db, ge, ct, st, zp, country,
-// external_id) and the latest fbp, fbc, IP address and user agent. Before
-// hashing (pipeline.Enricher) it adds what is known to a later event of the
-// same person that lacks it: a browser event by its visitor id, a server
-// event by the visitor id, external_id, em or ph it names. An event's own
-// values are never overwritten. Only hashes of match keys are stored;
-// browser identifiers are sealed by the store.
+// accepted events (Learn, a pipeline.Observer): per person record — a
+// browser's visitor id, or for a person known only from server events a
+// pseudo visitor named by their external_id — the SHA-256 hashes of the
+// match keys (em, ph, fn, ln, db, ge, ct, st, zp, country, external_id) and
+// the latest fbp, fbc and, from website events, IP address and user agent.
+// Before hashing (Enrich, a pipeline.Enricher) it adds what one record
+// knows to a later event of the same person that lacks it.
+//
+// Events are linked only by strong keys: the tag's visitor id, external_id
+// and em. A phone, a name, a city or a zip code never links (a family
+// shares a phone; a shop's counter has one city). When an event's keys
+// point at two or more records, or its record holds another value of a
+// strong key the event carries, nothing is added (and it is counted): one
+// person's data is never attached to another person's event, and an
+// event's keys always come from exactly one record. A browser's IP address
+// and user agent are added only to website events; an fbc only while its
+// click is inside the site's click window. An event's own values are never
+// overwritten. Only hashes of match keys are stored; browser identifiers
+// are sealed by the store.
 package identity
 
 import (
@@ -14,9 +25,12 @@ import (
 	"encoding/binary"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/capirelay/capirelay/internal/event"
 	"github.com/capirelay/capirelay/internal/normalize"
@@ -28,15 +42,18 @@ import (
 // from server events, by the hash of their external_id.
 const ExternalPrefix = "ext:"
 
+// isPseudo reports whether a record's visitor id names no browser.
+func isPseudo(visitor string) bool { return strings.HasPrefix(visitor, ExternalPrefix) }
+
 // Service implements pipeline.Enricher and pipeline.Observer. It is safe
 // for concurrent use.
 //
-// Learning is asynchronous and batched: Observe queues what an accepted
-// event teaches, and Run writes queues of it in one transaction, so the
-// ingest path pays no extra write. Until Run has loaded the filter of known
-// visitors and hashes, Enrich asks the store about every event; afterwards
-// only about those the filter may know. Other relay nodes' learning reaches
-// the filter within RefreshEvery.
+// Learning is asynchronous and batched: the func Learn returns queues what
+// an accepted event teaches, and Run writes what is queued in batches, so
+// the ingest path pays no extra write. Until Run has loaded the filter of
+// known visitors and hashes, Enrich asks the store about every event;
+// afterwards only about those the filter may know. Other relay nodes'
+// learning reaches the filter within RefreshEvery.
 type Service struct {
 	Store  store.Identities
 	Logger *slog.Logger
@@ -49,6 +66,10 @@ type Service struct {
 	flushes chan chan struct{}
 	filter  *filter
 	ready   atomic.Bool
+
+	// ambiguous counts events left as they were because their keys
+	// pointed at several people, or at a record of someone else.
+	ambiguous prometheus.Counter
 }
 
 // queueSize bounds observations waiting to be written; past it Observe
@@ -67,7 +88,9 @@ func New(st store.Identities, logger *slog.Logger) *Service {
 	}
 	return &Service{Store: st, Logger: logger.With("component", "identity"),
 		queue: make(chan *store.Identity, queueSize), flushes: make(chan chan struct{}), filter: newFilter(),
-		cache: newCache(100_000)}
+		cache: newCache(CacheEntries),
+		ambiguous: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "capirelay", Name: "identity_ambiguous_total",
+			Help: "Events identity stitching left as they were because their strong keys pointed at several people, or at a record holding another value of one of them."})}
 }
 
 // Run loads the filter, then writes queued observations in batches until
@@ -77,7 +100,7 @@ func (s *Service) Run(ctx context.Context) {
 	if every <= 0 {
 		every = 30 * time.Second
 	}
-	since, err := s.Store.KnownKeys(ctx, time.Time{}, s.filter.add)
+	since, err := s.Store.KnownKeys(ctx, time.Time{}, s.know)
 	if err != nil {
 		s.Logger.Error("load known identities; enrichment asks the store for every event", "err", err)
 	} else {
@@ -114,7 +137,7 @@ func (s *Service) Run(ctx context.Context) {
 			waiters = append(waiters, w)
 		case <-refresh.C:
 			// A little overlap: rows written during the last scan.
-			next, err := s.Store.KnownKeys(ctx, since.Add(-time.Second), s.filter.add)
+			next, err := s.Store.KnownKeys(ctx, since.Add(-time.Second), s.know)
 			if err == nil {
 				since = next
 			}
@@ -174,9 +197,6 @@ func (s *Service) write(ctx context.Context, batch []*store.Identity) {
 			}
 			obs.VisitorID = v
 		}
-		if cur, ok := s.cache.identity(obs.SiteKey, obs.VisitorID); ok && cur != nil && !mergeChanges(cur, withoutChurn(obs, cur)) {
-			continue // nothing new about a known person
-		}
 		// Several events of one person in a batch make one write; the
 		// batch is in arrival order, so later ones are newer.
 		k := [2]string{obs.SiteKey, obs.VisitorID}
@@ -184,8 +204,16 @@ func (s *Service) write(ctx context.Context, batch []*store.Identity) {
 			prev.Merge(obs)
 			continue
 		}
+		obs.LikelyNew = !s.mayKnowRecord(obs.SiteKey, obs.VisitorID)
+		cur, err := s.current(ctx, obs)
+		if err != nil {
+			s.Logger.Warn("learn identity", "site", obs.SiteKey, "err", err)
+			continue
+		}
+		if cur != nil && (cur.ConflictsWith(obs) || !mergeChanges(cur, withoutChurn(obs, cur))) {
+			continue // someone else's keys, or nothing new about a known person
+		}
 		byVisitor[k] = obs
-		obs.LikelyNew = !s.mayKnow(obs.SiteKey, "visitor", obs.VisitorID)
 		ids = append(ids, obs)
 	}
 	if err := s.Store.LearnIdentities(ctx, ids); err != nil {
@@ -193,15 +221,38 @@ func (s *Service) write(ctx context.Context, batch []*store.Identity) {
 		return
 	}
 	for _, id := range ids {
+		// The cache first: it asks the filter what was unknown before.
+		s.cache.learned(id, s.mayKnow)
 		s.remember(id)
-		s.cache.learned(id)
+	}
+}
+
+// current is the record obs is about to be merged into, nil when there is
+// none (or the filter says there is none); the cache keeps it.
+func (s *Service) current(ctx context.Context, obs *store.Identity) (*store.Identity, error) {
+	if cur, ok := s.cache.identity(obs.SiteKey, obs.VisitorID); ok {
+		return cur, nil
+	}
+	if obs.LikelyNew {
+		return nil, nil
+	}
+	return s.lookupIdentity(ctx, obs.SiteKey, obs.VisitorID)
+}
+
+// know adds what the store reports known (KnownKeys) to the filter: the
+// visitors of browsers and the strong keys' hashes, which are all that
+// Enrich and learning look up (a pseudo visitor is found by its
+// external_id; a phone links nothing).
+func (s *Service) know(site, kind, value string) {
+	if kind == "visitor" && !isPseudo(value) || slices.Contains(store.StrongKeys, kind) {
+		s.filter.add(site, kind, value)
 	}
 }
 
 // remember adds what an identity makes findable to the filter.
 func (s *Service) remember(id *store.Identity) {
-	s.filter.add(id.SiteKey, "visitor", id.VisitorID)
-	for _, k := range store.IndexedKeys {
+	s.know(id.SiteKey, "visitor", id.VisitorID)
+	for _, k := range store.StrongKeys {
 		for _, h := range id.Hashes[k] {
 			s.filter.add(id.SiteKey, k, h)
 		}
@@ -213,6 +264,14 @@ func (s *Service) mayKnow(site, kind, value string) bool {
 	return !s.ready.Load() || s.filter.has(site, kind, value)
 }
 
+// mayKnowRecord reports whether the store may hold the record of a visitor.
+func (s *Service) mayKnowRecord(site, visitor string) bool {
+	if ext, ok := strings.CutPrefix(visitor, ExternalPrefix); ok {
+		return s.mayKnow(site, store.KeyExternalID, ext)
+	}
+	return s.mayKnow(site, "visitor", visitor)
+}
+
 // held reports whether the pipeline holds in for consent: such an event
 // teaches nothing until consent is granted.
 func held(in *pipeline.Input) bool {
@@ -220,65 +279,123 @@ func held(in *pipeline.Input) bool {
 		in.Consent != pipeline.ConsentGranted
 }
 
-// Enrich adds the hashes and browser identifiers known for the person of
-// in to the keys its event lacks. The person is found by the visitor id
-// and by the hashes of em, ph and external_id: those of own, the event's
+// Enrich adds what the record of in's person knows to the keys its event
+// lacks (see the package comment for which record, and what is added).
+// The person is found by the visitor id and, with the site's identity mode
+// full, by the hashes of external_id and em: those of own, the event's
 // user_data hashed, when not nil, else hashed here as the pipeline will.
-// The values added are 64-hex hashes, which the normalizer passes through.
-// The error is a store failure; the event is then left as it was.
+// The values added are 64-hex hashes, which the normalizer passes through;
+// in.Enriched names the keys added. The error is a store failure; the event
+// is then left as it was.
 func (s *Service) Enrich(ctx context.Context, in *pipeline.Input, own *normalize.UserData) error {
 	if in.Event == nil || in.Site == nil || held(in) {
 		return nil
 	}
-	ud := &in.Event.UserData
+	mode := in.Site.IdentityMode()
+	if mode == store.IdentityOff {
+		return nil
+	}
 	var lbuf [8]lookup
 	var hs []lookup
 	if own != nil {
 		hs = ownLookups(lbuf[:0], own)
 	} else {
-		hs = lookupHashes(lbuf[:0], in, ud)
+		hs = lookupHashes(lbuf[:0], in, &in.Event.UserData)
 	}
-	var ibuf [4]*store.Identity
-	ids, err := s.resolve(ctx, ibuf[:0], in.Site, in.VisitorID, hs)
-	if err != nil || len(ids) == 0 {
+	var rec *store.Identity
+	var err error
+	ambiguous := false
+	if mode == store.IdentityVisitor {
+		if in.VisitorID != "" && s.mayKnow(in.Site.Key, "visitor", in.VisitorID) {
+			rec, err = s.lookupIdentity(ctx, in.Site.Key, in.VisitorID)
+		}
+	} else {
+		rec, ambiguous, err = s.person(ctx, in.Site.Key, in.VisitorID, hs)
+	}
+	switch {
+	case err != nil:
 		return err
+	case ambiguous || rec != nil && conflicting(rec, in.VisitorID, hs):
+		s.ambiguous.Inc()
+		return nil
+	case rec == nil:
+		return nil
 	}
-	for _, k := range store.IdentityKeys {
-		dst := ud.List(k)
-		if len(*dst) > 0 {
-			continue
-		}
-		var add event.List
-		for _, id := range ids {
-			for _, h := range id.Hashes[k] {
-				if len(add) < store.MaxIdentityValues && !slices.Contains(add, h) {
-					add = append(add, h)
-				}
-			}
-		}
-		*dst = add
-	}
-	for _, id := range ids {
-		fill(&ud.Fbp, id.Fbp)
-		fill(&ud.Fbc, id.Fbc)
-		fill(&ud.ClientIPAddress, id.IP)
-		fill(&ud.ClientUserAgent, id.UA)
-	}
+	in.Enriched = fillFrom(in, rec)
 	return nil
 }
 
-func fill(dst *string, v string) {
-	if *dst == "" {
-		*dst = v
+// conflicting reports whether rec is someone else's than the person of an
+// event of visitor (may be "") naming the strong hashes hs: the record of
+// another browser, or one holding other values of a strong key the event
+// carries.
+func conflicting(rec *store.Identity, visitor string, hs []lookup) bool {
+	if visitor != "" && rec.VisitorID != visitor && !isPseudo(rec.VisitorID) {
+		return true
 	}
+	for _, l := range hs {
+		if held := rec.Hashes[l.key]; len(held) > 0 && !slices.Contains(held, l.hash) {
+			return true
+		}
+	}
+	return false
 }
 
-// lookup is one indexed hash an event names.
+// fillFrom adds what rec knows to the keys in's event lacks and returns
+// the names of the keys it added.
+func fillFrom(in *pipeline.Input, rec *store.Identity) []string {
+	ud := &in.Event.UserData
+	var added []string
+	for _, k := range store.IdentityKeys {
+		if dst := ud.List(k); len(*dst) == 0 && len(rec.Hashes[k]) > 0 {
+			// A copy: rec is shared with the cache.
+			*dst = slices.Clone(rec.Hashes[k])
+			added = append(added, k)
+		}
+	}
+	fill := func(name string, dst *string, v string) {
+		if *dst == "" && v != "" {
+			*dst = v
+			added = append(added, name)
+		}
+	}
+	fill("fbp", &ud.Fbp, rec.Fbp)
+	if clickFresh(rec.Fbc, time.Unix(int64(in.Event.EventTime), 0), in.Site.FbcWindow()) {
+		fill("fbc", &ud.Fbc, rec.Fbc)
+	}
+	// A browser's address and agent describe that browser's visits only.
+	if in.Event.ActionSource == "website" {
+		fill("client_ip_address", &ud.ClientIPAddress, rec.IP)
+		fill("client_user_agent", &ud.ClientUserAgent, rec.UA)
+	}
+	return added
+}
+
+// clickSlack allows for clocks: a click a little after the event is the
+// same visit.
+const clickSlack = time.Minute
+
+// clickFresh reports whether fbc (fb.1.<click ms>.<fbclid>) records a click
+// within window before an event at at.
+func clickFresh(fbc string, at time.Time, window time.Duration) bool {
+	parts := strings.SplitN(fbc, ".", 4)
+	if len(parts) != 4 || parts[0] != "fb" {
+		return false
+	}
+	ms, err := strconv.ParseInt(parts[2], 10, 64)
+	if err != nil {
+		return false
+	}
+	age := at.Sub(time.UnixMilli(ms))
+	return age >= -clickSlack && age <= window
+}
+
+// lookup is one strong key's hash an event names.
 type lookup struct{ key, hash string }
 
-// lookupHashes appends to out the hashes of the raw external_id, em and ph
-// of an event (before the pipeline hashes them) as the pipeline will, to
-// find their owner.
+// lookupHashes appends to out the hashes of the raw external_id and em of
+// an event (before the pipeline hashes them) as the pipeline will, to find
+// their owner.
 func lookupHashes(out []lookup, in *pipeline.Input, ud *event.UserData) []lookup {
 	region := in.Site.DefaultRegion
 	if region == "" {
@@ -299,7 +416,6 @@ func lookupHashes(out []lookup, in *pipeline.Input, ud *event.UserData) []lookup
 	}{
 		{store.KeyExternalID, normalize.ExternalID, ud.ExternalID},
 		{store.KeyEmail, normalize.Email, ud.Em},
-		{store.KeyPhone, normalize.Phone, ud.Ph},
 	} {
 		for _, v := range f.vals {
 			if h, err := normalize.Hash(f.field, v, o); err == nil && len(h) >= 64 {
@@ -310,8 +426,8 @@ func lookupHashes(out []lookup, in *pipeline.Input, ud *event.UserData) []lookup
 	return out
 }
 
-// ownLookups appends to out the hashes of external_id, em and ph of a
-// hashed user_data, in the order of lookupHashes, each once.
+// ownLookups appends to out the hashes of external_id and em of a hashed
+// user_data, in the order of lookupHashes, each once.
 func ownLookups(out []lookup, own *normalize.UserData) []lookup {
 	for _, f := range [...]struct {
 		key  string
@@ -319,7 +435,6 @@ func ownLookups(out []lookup, own *normalize.UserData) []lookup {
 	}{
 		{store.KeyExternalID, own.ExternalID},
 		{store.KeyEmail, own.Em},
-		{store.KeyPhone, own.Ph},
 	} {
 		for _, h := range f.vals {
 			if l := (lookup{f.key, h[:min(64, len(h))]}); len(h) >= 64 && !slices.Contains(out, l) {
@@ -330,57 +445,99 @@ func ownLookups(out []lookup, own *normalize.UserData) []lookup {
 	return out
 }
 
-// resolve appends to ids the identities of a visitor and of the owners of
-// the hashes, the visitor's first, each once. They are shared with the
-// cache: read-only.
-func (s *Service) resolve(ctx context.Context, ids []*store.Identity, site *store.Site, visitorID string, hs []lookup) ([]*store.Identity, error) {
-	var seenBuf [8]string
+// maxCandidates bounds the records one event's keys may point at before
+// it is ambiguous without reading them all (a role address of many).
+const maxCandidates = 4
+
+// person finds the one record of the person of an event of visitor (may
+// be "") naming the strong hashes hs: the visitor's record and the owners
+// of the hashes. ambiguous means they are several people's. The record is
+// shared with the cache: read-only.
+func (s *Service) person(ctx context.Context, site, visitor string, hs []lookup) (rec *store.Identity, ambiguous bool, err error) {
+	var seenBuf [maxCandidates + 1]string
 	seen := seenBuf[:0] // a handful at most: a slice beats a map
+	var candBuf [maxCandidates]*store.Identity
+	cands := candBuf[:0]
 	add := func(v string) error {
-		if v == "" || slices.Contains(seen, v) {
+		if slices.Contains(seen, v) {
 			return nil
 		}
-		seen = append(seen, v)
-		if !s.mayKnow(site.Key, "visitor", v) {
+		if seen = append(seen, v); len(seen) > maxCandidates {
 			return nil
 		}
-		id, err := s.lookupIdentity(ctx, site.Key, v)
+		id, err := s.lookupIdentity(ctx, site, v)
 		if err != nil || id == nil {
 			return err
 		}
-		ids = append(ids, id)
+		cands = append(cands, id)
 		return nil
 	}
-	if err := add(visitorID); err != nil {
-		return nil, err
+	if visitor != "" && s.mayKnow(site, "visitor", visitor) {
+		if err := add(visitor); err != nil {
+			return nil, false, err
+		}
 	}
 	for _, l := range hs {
-		if !s.mayKnow(site.Key, l.key, l.hash) {
+		if !s.mayKnow(site, l.key, l.hash) {
 			continue
 		}
-		// Only the most recent owner: a value shared by many people (a
-		// family phone, a role address) must not stitch them all together.
-		v, err := s.lookupOwner(ctx, site.Key, l.key, l.hash)
+		owners, err := s.lookupOwners(ctx, site, l.key, l.hash)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
-		if err := add(v); err != nil {
-			return nil, err
+		for _, v := range owners {
+			if err := add(v); err != nil {
+				return nil, false, err
+			}
+		}
+		if len(seen) > maxCandidates {
+			return nil, true, nil
 		}
 	}
-	return ids, nil
+	cands = withoutLinkedPseudo(cands)
+	switch len(cands) {
+	case 0:
+		return nil, false, nil
+	case 1:
+		return cands[0], false, nil
+	}
+	return nil, true, nil
+}
+
+// withoutLinkedPseudo drops from cands the pseudo record of an external_id
+// that another, a browser's, also holds: both are the person with that
+// external_id (server events named it before the browser did), and the
+// browser's record is the one that knows the browser.
+func withoutLinkedPseudo(cands []*store.Identity) []*store.Identity {
+	if len(cands) < 2 {
+		return cands
+	}
+	return slices.DeleteFunc(cands, func(c *store.Identity) bool {
+		ext, ok := strings.CutPrefix(c.VisitorID, ExternalPrefix)
+		return ok && slices.ContainsFunc(cands, func(d *store.Identity) bool {
+			return !isPseudo(d.VisitorID) && slices.Contains(d.Hashes[store.KeyExternalID], ext)
+		})
+	})
 }
 
 // Learn implements pipeline.Observer. It runs on a prepared event, whose
 // user_data holds hashes, before its commit: what the event teaches is
 // copied out of it now and recorded by the returned func once the event is
 // accepted (nil when it teaches nothing). The person is the event's
-// visitor; else the owner of its external_id, em or ph; else, with an
-// external_id, a pseudo visitor for it. Failures are logged: the event is
-// already stored.
+// visitor; else (identity mode full) the one record its external_id or em
+// point at; else, with an external_id, a pseudo visitor for it. Failures
+// are logged: the event is already stored.
 func (s *Service) Learn(in *pipeline.Input) func(context.Context) {
 	if in.Event == nil || in.Site == nil || held(in) {
 		return nil
+	}
+	switch in.Site.IdentityMode() {
+	case store.IdentityOff:
+		return nil
+	case store.IdentityVisitor:
+		if in.VisitorID == "" {
+			return nil
+		}
 	}
 	// A returning person whose event teaches nothing new costs nothing.
 	if s.knownAlready(in) {
@@ -400,10 +557,11 @@ func (s *Service) Learn(in *pipeline.Input) func(context.Context) {
 }
 
 // knownAlready reports, from the cache and the filter alone, that write
-// would learn nothing from in: its person (the visitor, else the owner of a
-// hash, found as owner does) has a cached identity that already holds what
-// in teaches (as observation and withoutChurn make it), or in names no one
-// write could find. false means: let write decide.
+// would learn nothing from in: its person (the visitor, else the one owner
+// of its strong hashes, found as owner does) has a cached record that
+// already holds what in teaches (as observation and withoutChurn make it)
+// or holds someone else's strong keys, or in names no one write could
+// find. false means: let write decide.
 func (s *Service) knownAlready(in *pipeline.Input) bool {
 	ud := &in.Event.UserData
 	site, v := in.Site.Key, in.VisitorID
@@ -420,12 +578,18 @@ func (s *Service) knownAlready(in *pipeline.Input) bool {
 	if !ok || cur == nil {
 		return false
 	}
+	for _, k := range store.StrongKeys {
+		var vals [store.MaxIdentityValues]string
+		if store.Conflicts(cur.Hashes[k], hashesOf(vals[:0], *ud.List(k))) {
+			return true // write skips someone else's keys
+		}
+	}
 	for _, k := range store.IdentityKeys {
 		if keyChanges(cur.Hashes[k], *ud.List(k), true) {
 			return false
 		}
 	}
-	ip, ua := ud.ClientIPAddress, ud.ClientUserAgent
+	ip, ua := browserOf(in)
 	if cur.IP != "" {
 		ip = ""
 	}
@@ -435,22 +599,45 @@ func (s *Service) knownAlready(in *pipeline.Input) bool {
 	return !deviceChanges(cur, ud.Fbp, ud.Fbc, ip, ua)
 }
 
+// hashesOf appends the pure hashes of l to out, as observation keeps them.
+func hashesOf(out []string, l event.List) []string {
+	for _, v := range l {
+		if isHash(v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// browserOf is the IP address and user agent an event teaches: a
+// website event's (a shop's or a call centre's address is no one's).
+func browserOf(in *pipeline.Input) (ip, ua string) {
+	if in.Event.ActionSource != "website" {
+		return "", ""
+	}
+	return in.Event.UserData.ClientIPAddress, in.Event.UserData.ClientUserAgent
+}
+
 // cachedOwner is owner for the hashes of an accepted event, from the cache
-// only; ok is false when it would have to ask the store.
+// only; ok is false when it would have to ask the store, or could find
+// several people.
 func (s *Service) cachedOwner(site string, ud *event.UserData) (visitor string, ok bool) {
-	for _, k := range store.IndexedKeys {
+	for _, k := range store.StrongKeys {
 		for _, h := range *ud.List(k) {
 			if !isHash(h) || !s.mayKnow(site, k, h) {
 				continue
 			}
-			v, ok := s.cache.owner(site, k, h)
-			if !ok {
+			vs, ok := s.cache.owners(site, k, h)
+			if !ok || len(vs) > 1 || len(vs) == 1 && visitor != "" && vs[0] != visitor {
 				return "", false
 			}
-			if v != "" {
-				return v, true
+			if len(vs) == 1 {
+				visitor = vs[0]
 			}
 		}
+	}
+	if visitor != "" {
+		return visitor, true
 	}
 	for _, h := range ud.ExternalID {
 		if isHash(h) {
@@ -483,11 +670,12 @@ func observation(in *pipeline.Input) *store.Identity {
 			n, keys = n+l, keys+1
 		}
 	}
+	ip, ua := browserOf(in)
 	// The event's strings may be cut from its whole request body (see
 	// event.DecodeBatch): what the cache keeps is copied, so that it holds
 	// a few bytes per person, not a request each.
 	obs := &store.Identity{SiteKey: in.Site.Key, VisitorID: strings.Clone(in.VisitorID), Hashes: make(map[string][]string, keys),
-		Fbp: strings.Clone(ud.Fbp), Fbc: strings.Clone(ud.Fbc), IP: strings.Clone(ud.ClientIPAddress), UA: strings.Clone(ud.ClientUserAgent)}
+		Fbp: strings.Clone(ud.Fbp), Fbc: strings.Clone(ud.Fbc), IP: strings.Clone(ip), UA: strings.Clone(ua)}
 	// One array for all the hashes, each key's part capped.
 	vals := make([]string, 0, n)
 	for _, k := range store.IdentityKeys {
@@ -514,21 +702,29 @@ func observation(in *pipeline.Input) *store.Identity {
 	return obs
 }
 
-// owner finds the visitor of an event that names none.
+// owner finds the record an observation of an event that names no visitor
+// belongs to: the one record its strong keys point at; else, with an
+// external_id, the pseudo visitor of the first; "" when it points at
+// several people or at someone else's record (nothing is learned).
 func (s *Service) owner(ctx context.Context, obs *store.Identity) (string, error) {
-	for _, k := range store.IndexedKeys {
+	var lbuf [8]lookup
+	hs := lbuf[:0]
+	for _, k := range store.StrongKeys {
 		for _, h := range obs.Hashes[k] {
-			if !s.mayKnow(obs.SiteKey, k, h) {
-				continue
-			}
-			v, err := s.lookupOwner(ctx, obs.SiteKey, k, h)
-			if err != nil {
-				return "", err
-			}
-			if v != "" {
-				return v, nil
-			}
+			hs = append(hs, lookup{k, h})
 		}
+	}
+	rec, ambiguous, err := s.person(ctx, obs.SiteKey, "", hs)
+	switch {
+	case err != nil:
+		return "", err
+	case ambiguous:
+		return "", nil
+	case rec != nil:
+		if rec.ConflictsWith(obs) {
+			return "", nil
+		}
+		return rec.VisitorID, nil
 	}
 	if ext := obs.Hashes[store.KeyExternalID]; len(ext) > 0 {
 		return ExternalPrefix + ext[0], nil
@@ -567,4 +763,27 @@ func isHash(s string) bool {
 		}
 	}
 	return true
+}
+
+// Register adds the service's metrics to r: the ambiguous events, the
+// cache's entries and evictions, and the filter's size and fill.
+func (s *Service) Register(r prometheus.Registerer) {
+	opts := func(name, help string, labels prometheus.Labels) prometheus.GaugeOpts {
+		return prometheus.GaugeOpts{Namespace: "capirelay", Subsystem: "identity", Name: name, Help: help, ConstLabels: labels}
+	}
+	entries := func(which string, n func() int) prometheus.Collector {
+		return prometheus.NewGaugeFunc(opts("cache_entries", "Entries of identity's cache, by map (records, owners); each holds at most "+
+			strconv.Itoa(CacheEntries)+".", prometheus.Labels{"map": which}), func() float64 { return float64(n()) })
+	}
+	r.MustRegister(s.ambiguous,
+		entries("records", func() int { ids, _, _ := s.cache.sizes(); return ids }),
+		entries("owners", func() int { _, owners, _ := s.cache.sizes(); return owners }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "capirelay", Subsystem: "identity", Name: "cache_evictions_total",
+			Help: "Entries identity's cache dropped before they expired, to stay within its bound."},
+			func() float64 { _, _, ev := s.cache.sizes(); return float64(ev) }),
+		prometheus.NewGaugeFunc(opts("filter_bytes", "Memory of identity's filter of known visitors and hashes (fixed).", nil),
+			func() float64 { return filterBits / 8 }),
+		prometheus.NewGaugeFunc(opts("filter_fill_ratio", "Share of the filter's bits set; past about 0.5 it lets through more never-seen keys (a store read each).", nil),
+			func() float64 { return s.filter.fill() }),
+	)
 }

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/capirelay/capirelay/internal/event"
 	"github.com/capirelay/capirelay/internal/identity"
@@ -25,9 +28,11 @@ const (
 	rawEmail = "Jane.Doe@Example.com"
 	rawPhone = "+1 (650) 555-1212"
 	fbp      = "fb.1.1700000000000.1234567890"
-	fbc      = "fb.1.1700000000000.IwAR-click"
 	ua       = "Mozilla/5.0 (X11; Linux x86_64) test"
 )
+
+// fbc is a click of an hour ago: inside the default click window.
+var fbc = fmt.Sprintf("fb.1.%d.IwAR-click", time.Now().Add(-time.Hour).UnixMilli())
 
 type bundle struct {
 	dir  string
@@ -35,6 +40,7 @@ type bundle struct {
 	ids  *identity.Service
 	pipe *pipeline.Pipeline
 	site *store.Site
+	reg  *prometheus.Registry
 }
 
 func setup(t *testing.T) *bundle {
@@ -53,6 +59,8 @@ func setup(t *testing.T) *bundle {
 		t.Fatal(err)
 	}
 	b.ids = identity.New(b.db, slog.New(slog.DiscardHandler))
+	b.reg = prometheus.NewRegistry()
+	b.ids.Register(b.reg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { b.ids.Run(ctx); close(done) }()
@@ -123,13 +131,30 @@ func TestServerEventEnrichedByExternalID(t *testing.T) {
 	b := setup(t)
 	b.browserEvent(t)
 	got := b.submit(t, serverEvent(event.UserData{ExternalID: event.List{"cust-42"}}))
-	if got.Fbp != fbp || got.Fbc != fbc || got.ClientUserAgent != ua {
-		t.Errorf("fbp/fbc/ua = %q/%q/%q, want the browser's", got.Fbp, got.Fbc, got.ClientUserAgent)
+	if got.Fbp != fbp || got.Fbc != fbc {
+		t.Errorf("fbp/fbc = %q/%q, want the browser's", got.Fbp, got.Fbc)
+	}
+	if got.ClientIPAddress != "" || got.ClientUserAgent != "" {
+		t.Errorf("ip/ua = %q/%q on a system_generated event, want none: a browser's address describes its visits only",
+			got.ClientIPAddress, got.ClientUserAgent)
 	}
 	if !slices.Equal(got.Em, []string{hash(t, normalize.Email, rawEmail)}) ||
 		!slices.Equal(got.Ph, []string{hash(t, normalize.Phone, rawPhone)}) ||
 		!slices.Equal(got.Fn, []string{hash(t, normalize.FirstName, "Jane")}) {
 		t.Errorf("em/ph/fn = %v/%v/%v, want the hashes learned before", got.Em, got.Ph, got.Fn)
+	}
+}
+
+func TestWebsiteServerEventGetsBrowser(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.browserEvent(t)
+	// A website event carries its user agent (Meta requires it).
+	in := serverEvent(event.UserData{ExternalID: event.List{"cust-42"}, ClientUserAgent: "Other/1.0"})
+	in.Event.ActionSource, in.Event.EventSourceURL = "website", "https://shop.example/thanks"
+	got := b.submit(t, in)
+	if got.ClientIPAddress != "203.0.113.7" || got.ClientUserAgent != "Other/1.0" {
+		t.Errorf("ip/ua = %q/%q, want the browser's address and the event's own agent", got.ClientIPAddress, got.ClientUserAgent)
 	}
 }
 
@@ -153,20 +178,209 @@ func TestServerEventEnrichedByEmail(t *testing.T) {
 	}
 }
 
-func TestServerEventEnrichedByPhoneAndVisitor(t *testing.T) {
+func TestServerEventEnrichedByVisitor(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.browserEvent(t)
-	got := b.submit(t, serverEvent(event.UserData{Ph: event.List{"650-555-1212"}}))
-	if got.Fbp != fbp || len(got.Em) != 1 {
-		t.Errorf("by phone: fbp %q, em %v; want enriched", got.Fbp, got.Em)
-	}
 	in := serverEvent(event.UserData{ClientIPAddress: "198.51.100.1"})
 	in.VisitorID = "v-1"
-	got = b.submit(t, in)
+	got := b.submit(t, in)
 	if got.Fbp != fbp || len(got.Em) != 1 || got.ClientIPAddress != "198.51.100.1" {
 		t.Errorf("by visitor id: %+v; want enriched, own IP kept", got)
 	}
+}
+
+// wantBare fails unless got carries nothing of Jane's browser event.
+func wantBare(t *testing.T, got event.UserData) {
+	t.Helper()
+	if len(got.Em) > 0 || got.Fbp != "" || got.Fbc != "" || got.ClientIPAddress != "" || got.ClientUserAgent != "" {
+		t.Errorf("user_data = %+v, want nothing added", got)
+	}
+}
+
+// TestPhoneAloneNeverLinks is the first case: a website event with
+// phone P, external_id, fbc, fbp, IP and UA, then a physical_store
+// purchase carrying only phone P and a first name. Before, the store sale
+// reached Meta with the web visitor's em, external_id, IP, UA, fbc, fbp.
+func TestPhoneAloneNeverLinks(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.submit(t, pipeline.Input{Source: pipeline.SourceServer, Event: &event.Event{
+		EventName: "Lead", ActionSource: "website", EventSourceURL: "https://shop.example/",
+		UserData: event.UserData{Em: event.List{rawEmail}, Ph: event.List{rawPhone}, ExternalID: event.List{"cust-42"},
+			Fbp: fbp, Fbc: fbc, ClientIPAddress: "203.0.113.7", ClientUserAgent: ua},
+	}})
+	in := serverEvent(event.UserData{Ph: event.List{rawPhone}, Fn: event.List{"Lee"}})
+	in.Event.ActionSource = "physical_store"
+	got := b.submit(t, in)
+	wantBare(t, got)
+	if !slices.Equal(got.Fn, []string{hash(t, normalize.FirstName, "Lee")}) {
+		t.Errorf("fn = %v, want only the event's own", got.Fn)
+	}
+	// The name learned nothing into the web visitor's record either.
+	got = b.submit(t, serverEvent(event.UserData{ExternalID: event.List{"cust-42"}}))
+	if len(got.Fn) != 0 {
+		t.Errorf("fn = %v on the web visitor's next event, want none: Lee's name was merged into the record", got.Fn)
+	}
+}
+
+// TestSharedPhoneNeverMixesPeople is the second case: two people
+// share a phone; an event with only hashed em/ph/external_id of one of
+// them arrived carrying both first names.
+func TestSharedPhoneNeverMixesPeople(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	person := func(em, ext, fn string) event.UserData {
+		return event.UserData{Em: event.List{em}, Ph: event.List{rawPhone}, ExternalID: event.List{ext}, Fn: event.List{fn}}
+	}
+	b.submit(t, serverEvent(person("ann@example.com", "cust-ann", "Ann")))
+	b.submit(t, serverEvent(person("jane@example.com", "cust-jane", "Jane")))
+	got := b.submit(t, serverEvent(event.UserData{Em: event.List{hash(t, normalize.Email, "ann@example.com")},
+		Ph: event.List{hash(t, normalize.Phone, rawPhone)}, ExternalID: event.List{hash(t, normalize.ExternalID, "cust-ann")}}))
+	if !slices.Equal(got.Fn, []string{hash(t, normalize.FirstName, "Ann")}) {
+		t.Errorf("fn = %v, want Ann's alone (Jane's is %s)", got.Fn, hash(t, normalize.FirstName, "Jane"))
+	}
+	if !slices.Equal(got.Em, []string{hash(t, normalize.Email, "ann@example.com")}) {
+		t.Errorf("em = %v, want Ann's alone", got.Em)
+	}
+}
+
+// TestAmbiguousAddsNothing: an event whose strong keys point at two
+// people gets nothing from either, and is counted.
+func TestAmbiguousAddsNothing(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.browserEvent(t) // Jane: cust-42, her email
+	b.submit(t, serverEvent(event.UserData{Em: event.List{"bob@example.com"}, ExternalID: event.List{"cust-7"},
+		Ln: event.List{"Bobson"}, Fbp: "fb.1.1700000000000.777"}))
+	got := b.submit(t, serverEvent(event.UserData{Em: event.List{rawEmail}, ExternalID: event.List{"cust-7"}}))
+	if len(got.Ln) != 0 || len(got.Fn) != 0 || len(got.Ph) != 0 || got.Fbp != "" {
+		t.Errorf("user_data = %+v, want nothing added from either person", got)
+	}
+	if n := ambiguous(t, b.reg); n != 1 {
+		t.Errorf("capirelay_identity_ambiguous_total = %v, want 1", n)
+	}
+}
+
+// TestConflictingKeyAddsNothing: the record found by external_id holds
+// another email than the event's: it is someone else's (or mixes people).
+func TestConflictingKeyAddsNothing(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.browserEvent(t)
+	got := b.submit(t, serverEvent(event.UserData{ExternalID: event.List{"cust-42"}, Em: event.List{"someone@else.example"}}))
+	if len(got.Fn) != 0 || len(got.Ph) != 0 || got.Fbp != "" || got.Fbc != "" {
+		t.Errorf("user_data = %+v, want nothing added", got)
+	}
+	if n := ambiguous(t, b.reg); n != 1 {
+		t.Errorf("capirelay_identity_ambiguous_total = %v, want 1", n)
+	}
+	// Nor was the other email learned into Jane's record.
+	got = b.submit(t, serverEvent(event.UserData{ExternalID: event.List{"cust-42"}}))
+	if !slices.Equal(got.Em, []string{hash(t, normalize.Email, rawEmail)}) {
+		t.Errorf("em = %v, want Jane's alone", got.Em)
+	}
+}
+
+// TestOtherBrowserAddsNothing: a second browser naming Jane's email gets
+// nothing of the first browser's.
+func TestOtherBrowserAddsNothing(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.browserEvent(t)
+	got := b.submit(t, pipeline.Input{Source: pipeline.SourceBrowser, VisitorID: "v-2", Event: &event.Event{
+		EventName: "PageView", ActionSource: "website", EventSourceURL: "https://shop.example/",
+		UserData: event.UserData{Em: event.List{rawEmail}, ClientUserAgent: "Other/1.0"},
+	}})
+	if got.Fbp != "" || got.ClientIPAddress != "" || len(got.Ph) != 0 {
+		t.Errorf("user_data = %+v, want nothing of browser v-1", got)
+	}
+}
+
+// TestServerFirstThenBrowser: a customer known first from the shop's
+// backend (a pseudo record by external_id) then from a browser naming the
+// same external_id is one person, not an ambiguity.
+func TestServerFirstThenBrowser(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.submit(t, serverEvent(event.UserData{ExternalID: event.List{"cust-42"}, Ln: event.List{"Doe"}}))
+	b.browserEvent(t)
+	got := b.submit(t, serverEvent(event.UserData{ExternalID: event.List{"cust-42"}}))
+	if got.Fbp != fbp || !slices.Equal(got.Em, []string{hash(t, normalize.Email, rawEmail)}) {
+		t.Errorf("user_data = %+v, want the browser's record", got)
+	}
+	if n := ambiguous(t, b.reg); n != 0 {
+		t.Errorf("capirelay_identity_ambiguous_total = %v, want 0", n)
+	}
+}
+
+func TestClickWindow(t *testing.T) {
+	t.Parallel()
+	old := fmt.Sprintf("fb.1.%d.IwAR-old", time.Now().Add(-8*24*time.Hour).UnixMilli())
+	for _, tc := range []struct {
+		window time.Duration
+		want   string
+	}{
+		{0, ""},                    // default 7 days: an 8-day-old click is stale
+		{30 * 24 * time.Hour, old}, // a site's wider window
+	} {
+		b := setup(t)
+		b.site.ClickWindow = tc.window
+		b.submit(t, serverEvent(event.UserData{ExternalID: event.List{"cust-1"}, Fbc: old, Fbp: fbp}))
+		got := b.submit(t, serverEvent(event.UserData{ExternalID: event.List{"cust-1"}}))
+		if got.Fbc != tc.want || got.Fbp != fbp {
+			t.Errorf("window %v: fbc/fbp = %q/%q, want %q/%q", tc.window, got.Fbc, got.Fbp, tc.want, fbp)
+		}
+	}
+}
+
+func TestIdentityModes(t *testing.T) {
+	t.Parallel()
+	browserAgain := func(t *testing.T, b *bundle) event.UserData {
+		return b.submit(t, pipeline.Input{Source: pipeline.SourceBrowser, VisitorID: "v-1", Event: &event.Event{
+			EventName: "PageView", ActionSource: "website", EventSourceURL: "https://shop.example/",
+			UserData: event.UserData{ClientUserAgent: ua, ClientIPAddress: "198.51.100.9"}}})
+	}
+	t.Run("off", func(t *testing.T) {
+		b := setup(t)
+		b.site.Identity = store.IdentityOff
+		b.browserEvent(t)
+		if _, err := b.db.Identity(t.Context(), "shop", "v-1"); err == nil {
+			t.Error("identity learned with identity off")
+		}
+		b.site.Identity = store.IdentityFull // what off learned (nothing) shows
+		wantBare(t, b.submit(t, serverEvent(event.UserData{ExternalID: event.List{"cust-42"}})))
+		b.browserEvent(t)
+		b.site.Identity = store.IdentityOff
+		if got := browserAgain(t, b); got.Fbp != "" || len(got.Em) != 0 {
+			t.Errorf("user_data = %+v with identity off, want nothing added", got)
+		}
+	})
+	t.Run("visitor", func(t *testing.T) {
+		b := setup(t)
+		b.site.Identity = store.IdentityVisitor
+		b.browserEvent(t)
+		wantBare(t, b.submit(t, serverEvent(event.UserData{ExternalID: event.List{"cust-42"}})))
+		if got := browserAgain(t, b); got.Fbp != fbp || len(got.Em) != 1 {
+			t.Errorf("same browser: user_data = %+v, want enriched", got)
+		}
+	})
+}
+
+// ambiguous reads capirelay_identity_ambiguous_total from reg.
+func ambiguous(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "capirelay_identity_ambiguous_total" {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatal("capirelay_identity_ambiguous_total is not registered")
+	return 0
 }
 
 func TestEnrichmentNeverOverwrites(t *testing.T) {

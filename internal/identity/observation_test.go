@@ -17,7 +17,10 @@ import (
 func observationMaps(in *pipeline.Input) *store.Identity {
 	ud := &in.Event.UserData
 	obs := &store.Identity{SiteKey: in.Site.Key, VisitorID: in.VisitorID, Hashes: map[string][]string{},
-		Fbp: ud.Fbp, Fbc: ud.Fbc, IP: ud.ClientIPAddress, UA: ud.ClientUserAgent}
+		Fbp: ud.Fbp, Fbc: ud.Fbc}
+	if in.Event.ActionSource == "website" {
+		obs.IP, obs.UA = ud.ClientIPAddress, ud.ClientUserAgent
+	}
 	for _, k := range store.IdentityKeys {
 		for _, v := range *ud.List(k) {
 			if isHashRanges(v) && !slices.Contains(obs.Hashes[k], v) {
@@ -58,7 +61,7 @@ func TestObservation(t *testing.T) {
 		return l
 	}
 	for i := 0; i < 20_000; i++ {
-		in := &pipeline.Input{Site: &store.Site{Key: "s"}, VisitorID: "v", Event: &event.Event{}}
+		in := &pipeline.Input{Site: &store.Site{Key: "s"}, VisitorID: "v", Event: &event.Event{ActionSource: []string{"website", "physical_store"}[r.IntN(2)]}}
 		ud := &in.Event.UserData
 		for _, k := range store.IdentityKeys {
 			*ud.List(k) = list()

@@ -56,6 +56,9 @@ type Input struct {
 	Region    string // region hint (browser locale) used after the site default
 	// TestEventCode is the request's own test_event_code, if any.
 	TestEventCode string
+	// Enriched names the user_data keys the Enricher added (names only,
+	// never values), for the live-event page.
+	Enriched []string
 }
 
 // Result is the outcome of one Input.

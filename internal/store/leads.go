@@ -156,8 +156,41 @@ const (
 // IdentityKeys are the hashable user_data keys an identity keeps.
 var IdentityKeys = []string{"em", "ph", "fn", "ln", "db", "ge", "ct", "st", "zp", "country", "external_id"}
 
-// IndexedKeys are the identity keys with a hash → visitor index.
+// IndexedKeys are the identity keys with a hash → visitor index. The
+// phone is indexed only so that a person can be found to be forgotten: it
+// never links events (see StrongKeys).
 var IndexedKeys = []string{KeyEmail, KeyPhone, KeyExternalID}
+
+// StrongKeys are the identity keys that, besides the tag's visitor id, link
+// two events to one person. A phone, a name, a city or a zip code is shared
+// by too many people (a family, a shop's counter) to link on.
+var StrongKeys = []string{KeyEmail, KeyExternalID}
+
+// Conflicts reports whether vals, what an event carries for a strong key,
+// holds a value that held, a record's values for that key, lacks while
+// held is not empty: the record is then someone else's, or mixes people.
+func Conflicts(held, vals []string) bool {
+	if len(held) == 0 {
+		return false
+	}
+	for _, v := range vals {
+		if !slices.Contains(held, v) {
+			return true
+		}
+	}
+	return false
+}
+
+// ConflictsWith reports whether o carries a value of a strong key that id
+// holds other values for (see Conflicts).
+func (id *Identity) ConflictsWith(o *Identity) bool {
+	for _, k := range StrongKeys {
+		if Conflicts(id.Hashes[k], o.Hashes[k]) {
+			return true
+		}
+	}
+	return false
+}
 
 // MaxIdentityValues bounds the hashes kept per key of one identity.
 const MaxIdentityValues = 5
@@ -183,8 +216,13 @@ type Identity struct {
 
 // Merge adds what o knows to id: o's hashes go first (newest), each key
 // keeps at most MaxIdentityValues; o's non-empty browser identifiers replace
-// id's. It reports whether id changed.
+// id's. When o conflicts with id (ConflictsWith) it is someone else's, and
+// nothing is merged: a record never mixes two people. It reports whether id
+// changed.
 func (id *Identity) Merge(o *Identity) bool {
+	if id.ConflictsWith(o) {
+		return false
+	}
 	changed := false
 	for _, k := range IdentityKeys {
 		if len(o.Hashes[k]) == 0 {

@@ -51,12 +51,49 @@ type Site struct {
 	WebhookURL         string
 	Retention          time.Duration // partial lead retention (default 30 days)
 
+	// Identity is how far identity stitching goes: IdentityFull (default),
+	// IdentityVisitor or IdentityOff.
+	Identity string
+	// ClickWindow is how long after a click its fbc may be added to the
+	// person's later events (default 7 days).
+	ClickWindow time.Duration
+
 	Paused      bool   // delivery paused (invalid token, permission)
 	PauseReason string // why, for operators
 	Demo        bool   // the built-in demo site
 
 	CreatedAt time.Time
 	UpdatedAt time.Time
+}
+
+// Identity modes of a site.
+const (
+	// IdentityFull links events by the tag's visitor id, external_id and
+	// email (the default).
+	IdentityFull = "full"
+	// IdentityVisitor links only events of the same browser.
+	IdentityVisitor = "visitor"
+	// IdentityOff neither learns nor enriches.
+	IdentityOff = "off"
+)
+
+// IdentityModes are the valid values of Site.Identity.
+var IdentityModes = []string{IdentityFull, IdentityVisitor, IdentityOff}
+
+// IdentityMode is s.Identity with its default.
+func (s *Site) IdentityMode() string {
+	if s.Identity == "" {
+		return IdentityFull
+	}
+	return s.Identity
+}
+
+// FbcWindow is s.ClickWindow with its default.
+func (s *Site) FbcWindow() time.Duration {
+	if s.ClickWindow <= 0 {
+		return DefaultClickWindow
+	}
+	return s.ClickWindow
 }
 
 // Sandbox reports whether the site delivers to the local sandbox.
@@ -254,6 +291,7 @@ const (
 	DefaultPartialLeadTimeout = 20 * time.Minute
 	DefaultPartialLeadEvent   = "PartialLead"
 	DefaultRetention          = 30 * 24 * time.Hour
+	DefaultClickWindow        = 7 * 24 * time.Hour
 )
 
 // SiteDefaults fills the zero fields of s with their defaults.
@@ -269,6 +307,12 @@ func SiteDefaults(s *Site) {
 	}
 	if s.Retention == 0 {
 		s.Retention = DefaultRetention
+	}
+	if s.Identity == "" {
+		s.Identity = IdentityFull
+	}
+	if s.ClickWindow == 0 {
+		s.ClickWindow = DefaultClickWindow
 	}
 	if s.Domains == nil {
 		s.Domains = []string{}
