@@ -130,6 +130,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 	a.Pipeline = pipeline.New(st)
 	a.Pipeline.Gate = pipeline.NewGate(runtime.GOMAXPROCS(0))
 	a.Identity = identity.New(st, logger)
+	a.Identity.Register(a.Metrics.Registry)
 	a.Pipeline.Enricher, a.Pipeline.Observer = a.Identity, a.Identity
 	a.Leads = leads.New(st, a.Pipeline, logger)
 	a.Tokens = &health.TokenChecker{Sites: st, Graph: a.Graph, Metrics: a.Metrics, Logger: logger}

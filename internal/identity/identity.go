@@ -40,7 +40,7 @@ import (
 
 // ExternalPrefix prefixes the pseudo visitor id of a person known only
 // from server events, by the hash of their external_id.
-const ExternalPrefix = "ext:"
+const ExternalPrefix = store.PseudoPrefix
 
 // isPseudo reports whether a record's visitor id names no browser.
 func isPseudo(visitor string) bool { return strings.HasPrefix(visitor, ExternalPrefix) }
@@ -244,7 +244,11 @@ func (s *Service) current(ctx context.Context, obs *store.Identity) (*store.Iden
 // Enrich and learning look up (a pseudo visitor is found by its
 // external_id; a phone links nothing).
 func (s *Service) know(site, kind, value string) {
-	if kind == "visitor" && !isPseudo(value) || slices.Contains(store.StrongKeys, kind) {
+	switch {
+	case kind == "visitor" && isPseudo(value):
+		// Found by its external_id, which has no index row of its own.
+		s.filter.add(site, store.KeyExternalID, value[len(ExternalPrefix):])
+	case kind == "visitor" || slices.Contains(store.StrongKeys, kind):
 		s.filter.add(site, kind, value)
 	}
 }
@@ -485,6 +489,12 @@ func (s *Service) person(ctx context.Context, site, visitor string, hs []lookup)
 		if err != nil {
 			return nil, false, err
 		}
+		if l.key == store.KeyExternalID {
+			// The pseudo record of an external_id is not in the index.
+			if err := add(ExternalPrefix + l.hash); err != nil {
+				return nil, false, err
+			}
+		}
 		for _, v := range owners {
 			if err := add(v); err != nil {
 				return nil, false, err
@@ -620,19 +630,33 @@ func browserOf(in *pipeline.Input) (ip, ua string) {
 
 // cachedOwner is owner for the hashes of an accepted event, from the cache
 // only; ok is false when it would have to ask the store, or could find
-// several people.
+// several records.
 func (s *Service) cachedOwner(site string, ud *event.UserData) (visitor string, ok bool) {
+	// As person: the records of the hashes' owners, and of the pseudo
+	// visitors of the external_ids.
+	one := func(v string) bool {
+		id, ok := s.cache.identity(site, v)
+		switch {
+		case !ok || id != nil && visitor != "" && visitor != v:
+			return false
+		case id != nil:
+			visitor = v
+		}
+		return true
+	}
 	for _, k := range store.StrongKeys {
 		for _, h := range *ud.List(k) {
 			if !isHash(h) || !s.mayKnow(site, k, h) {
 				continue
 			}
 			vs, ok := s.cache.owners(site, k, h)
-			if !ok || len(vs) > 1 || len(vs) == 1 && visitor != "" && vs[0] != visitor {
+			if !ok || k == store.KeyExternalID && !one(ExternalPrefix+h) {
 				return "", false
 			}
-			if len(vs) == 1 {
-				visitor = vs[0]
+			for _, v := range vs {
+				if !one(v) {
+					return "", false
+				}
 			}
 		}
 	}

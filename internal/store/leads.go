@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -160,6 +161,26 @@ var IdentityKeys = []string{"em", "ph", "fn", "ln", "db", "ge", "ct", "st", "zp"
 // phone is indexed only so that a person can be found to be forgotten: it
 // never links events (see StrongKeys).
 var IndexedKeys = []string{KeyEmail, KeyPhone, KeyExternalID}
+
+// PseudoPrefix prefixes the visitor id of a person known only from server
+// events: PseudoPrefix + the hash of their external_id.
+const PseudoPrefix = "ext:"
+
+// IndexRows calls fn for each indexed hash of id: those of IndexedKeys,
+// but for the external_id that names a pseudo visitor (PseudoPrefix + it),
+// which the visitor id itself finds, so a person known only from server
+// events costs one index row fewer.
+func IndexRows(id *Identity, fn func(kind, hash string)) {
+	for _, k := range IndexedKeys {
+		for _, h := range id.Hashes[k] {
+			if k == KeyExternalID && len(id.VisitorID) == len(PseudoPrefix)+len(h) &&
+				strings.HasPrefix(id.VisitorID, PseudoPrefix) && id.VisitorID[len(PseudoPrefix):] == h {
+				continue
+			}
+			fn(k, h)
+		}
+	}
+}
 
 // StrongKeys are the identity keys that, besides the tag's visitor id, link
 // two events to one person. A phone, a name, a city or a zip code is shared

@@ -308,12 +308,7 @@ func SiteDefaults(s *Site) {
 	if s.Retention == 0 {
 		s.Retention = DefaultRetention
 	}
-	if s.Identity == "" {
-		s.Identity = IdentityFull
-	}
-	if s.ClickWindow == 0 {
-		s.ClickWindow = DefaultClickWindow
-	}
+
 	if s.Domains == nil {
 		s.Domains = []string{}
 	}

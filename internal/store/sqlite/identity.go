@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/capirelay/capirelay/internal/store"
@@ -83,22 +82,81 @@ func (db *DB) LearnIdentity(ctx context.Context, id *store.Identity) error {
 	return db.LearnIdentities(ctx, []*store.Identity{id})
 }
 
-// LearnIdentities merges each of ids in one transaction, without waiting
-// for fsync (see store.Identities).
-func (db *DB) LearnIdentities(ctx context.Context, ids []*store.Identity) error {
-	if len(ids) == 0 {
-		return nil
+// learnChunk bounds the identities one transaction learns: ingest's group
+// commits share the one write connection, and wait at most a chunk's
+// work (a few milliseconds) for it.
+const learnChunk = 128
+
+// learnSizes are the row counts of the prepared multi-row statements of
+// learning (see piecesOf).
+var learnSizes = [...]int{128, 32, 8, 2, 1}
+
+// learnStmts are learning's prepared statements on the write connection.
+// Inserts are INSERT OR IGNORE and updates UPDATE OR IGNORE rather than
+// upserts: with no constraint that can abort a statement, SQLite keeps no
+// statement journal, which for multi-row inserts into these two random-
+// keyed tables was most of their cost.
+type learnStmts struct {
+	load, update, unindex *sql.Stmt
+	insert, index         [len(learnSizes)]*sql.Stmt
+}
+
+func prepareLearn(prep func(string) *sql.Stmt) learnStmts {
+	st := learnStmts{
+		load:    prep(`SELECT hashes, device, created_at, updated_at FROM identities WHERE site_key=? AND visitor_id=?`),
+		update:  prep(`UPDATE OR IGNORE identities SET hashes=?, device=?, updated_at=? WHERE site_key=? AND visitor_id=?`),
+		unindex: prep(`DELETE FROM identity_keys WHERE kind=? AND hash=? AND site_key=? AND visitor_id=?`),
 	}
+	for i, n := range learnSizes {
+		st.insert[i] = prep(`INSERT OR IGNORE INTO identities (site_key, visitor_id, hashes, device, created_at, updated_at) VALUES ` +
+			tuples(n, "(?,?,?,?,?,?)") + ` RETURNING site_key, visitor_id`)
+		st.index[i] = prep(`INSERT OR IGNORE INTO identity_keys (kind, hash, site_key, visitor_id, updated_at) VALUES ` +
+			tuples(n, "(?,?,?,?,?)"))
+	}
+	return st
+}
+
+func (st *learnStmts) all() []*sql.Stmt {
+	return slices.Concat([]*sql.Stmt{st.load, st.update, st.unindex}, st.insert[:], st.index[:])
+}
+
+// stmtRow reads one row through a prepared statement, as a querier.
+type stmtRow struct{ st *sql.Stmt }
+
+func (q stmtRow) QueryRowContext(ctx context.Context, _ string, args ...any) *sql.Row {
+	return q.st.QueryRowContext(ctx, args...)
+}
+
+// keyRow is one row of identity_keys.
+type keyRow struct{ kind, hash, site, visitor string }
+
+// LearnIdentities merges each of ids (see store.Identities), a chunk of
+// them per transaction, without waiting for fsync. It is set-based:
+// identities believed new are inserted with multi-row statements, the
+// others read and merged one by one, and only index rows that changed are
+// written; nothing at all for an identity the merge leaves as it was.
+func (db *DB) LearnIdentities(ctx context.Context, ids []*store.Identity) error {
+	for lo := 0; lo < len(ids); lo += learnChunk {
+		if err := db.learnChunk(ctx, ids[lo:min(lo+learnChunk, len(ids))]); err != nil {
+			return fmt.Errorf("learn identities: %w", err)
+		}
+	}
+	return nil
+}
+
+func (db *DB) learnChunk(ctx context.Context, ids []*store.Identity) error {
 	conn, release, err := db.relaxed(ctx)
 	if err != nil {
-		return fmt.Errorf("learn identity: %w", err)
+		return err
 	}
 	defer release()
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("learn identity: %w", mapErr(err))
+		return mapErr(err)
 	}
 	defer tx.Rollback()
+	st := &db.ins.learn
+	now := ms(db.now())
 	var likelyNew, rest []*store.Identity
 	for _, id := range ids {
 		if id.LikelyNew {
@@ -107,134 +165,131 @@ func (db *DB) LearnIdentities(ctx context.Context, ids []*store.Identity) error 
 			rest = append(rest, id)
 		}
 	}
-	existing, err := db.insertIdentities(ctx, tx, likelyNew)
+	existing, index, err := db.insertIdentities(ctx, tx, likelyNew, now, nil)
 	if err != nil {
 		return err
 	}
+	var unindex []keyRow
+	load := stmtRow{tx.StmtContext(ctx, st.load)}
 	for _, id := range append(rest, existing...) {
-		if err := db.learnOne(ctx, tx, id); err != nil {
+		if index, unindex, err = db.mergeIdentity(ctx, tx, load, id, now, index, unindex); err != nil {
 			return err
 		}
+	}
+	del := tx.StmtContext(ctx, st.unindex)
+	for _, k := range unindex {
+		if _, err := del.ExecContext(ctx, k.kind, k.hash, k.site, k.visitor); err != nil {
+			return fmt.Errorf("index: %w", mapErr(err))
+		}
+	}
+	args := make([]any, 0, 5*learnSizes[0])
+	err = piecesOf(learnSizes[:], len(index), func(lo, size int) error {
+		args = args[:0]
+		for _, k := range index[lo : lo+learnSizes[size]] {
+			args = append(args, k.kind, k.hash, k.site, k.visitor, now)
+		}
+		_, err := tx.StmtContext(ctx, st.index[size]).ExecContext(ctx, args...)
+		return mapErr(err)
+	})
+	if err != nil {
+		return fmt.Errorf("index: %w", err)
 	}
 	return mapErr(tx.Commit())
 }
 
+// indexRows appends the index rows of id's indexed hashes to rows.
+func indexRows(rows []keyRow, id *store.Identity) []keyRow {
+	store.IndexRows(id, func(kind, hash string) { rows = append(rows, keyRow{kind, hash, id.SiteKey, id.VisitorID}) })
+	return rows
+}
+
 // insertIdentities inserts identities believed new with multi-row
-// statements and returns those that existed after all (to merge).
-func (db *DB) insertIdentities(ctx context.Context, tx *sql.Tx, ids []*store.Identity) ([]*store.Identity, error) {
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	now := ms(db.now())
-	var existing []*store.Identity
-	const rowsPer = 200
-	for lo := 0; lo < len(ids); lo += rowsPer {
-		part := ids[lo:min(lo+rowsPer, len(ids))]
-		var sb strings.Builder
-		args := make([]any, 0, len(part)*6)
-		sb.WriteString(`INSERT INTO identities (site_key, visitor_id, hashes, device, created_at, updated_at) VALUES `)
-		curs := make(map[[2]string]*store.Identity, len(part))
+// statements, appends the index rows of those inserted to index and
+// returns those that existed after all (to merge).
+func (db *DB) insertIdentities(ctx context.Context, tx *sql.Tx, ids []*store.Identity, now int64, index []keyRow) (existing []*store.Identity, _ []keyRow, _ error) {
+	st := &db.ins.learn
+	args := make([]any, 0, 6*learnSizes[0])
+	err := piecesOf(learnSizes[:], len(ids), func(lo, size int) error {
+		part := ids[lo : lo+learnSizes[size]]
+		args = args[:0]
+		curs := make([]*store.Identity, len(part))
 		for i, id := range part {
-			cur := &store.Identity{SiteKey: id.SiteKey, VisitorID: id.VisitorID, Hashes: map[string][]string{}}
+			cur := &store.Identity{SiteKey: id.SiteKey, VisitorID: id.VisitorID}
 			cur.Merge(id)
-			curs[[2]string{cur.SiteKey, cur.VisitorID}] = cur
+			curs[i] = cur
 			hashes, err := json.Marshal(cur.Hashes)
 			if err != nil {
-				return nil, fmt.Errorf("learn identity: %w", err)
+				return err
 			}
-			sealed := store.SealDevice(db.box, cur)
-			if i > 0 {
-				sb.WriteByte(',')
-			}
-			sb.WriteString("(?,?,?,?,?,?)")
-			args = append(args, cur.SiteKey, cur.VisitorID, string(hashes), sealed, now, now)
+			args = append(args, cur.SiteKey, cur.VisitorID, string(hashes), store.SealDevice(db.box, cur), now, now)
 		}
-		sb.WriteString(` ON CONFLICT (site_key, visitor_id) DO NOTHING RETURNING site_key, visitor_id`)
-		rows, err := tx.QueryContext(ctx, sb.String(), args...)
+		rows, err := tx.StmtContext(ctx, st.insert[size]).QueryContext(ctx, args...)
 		if err != nil {
-			return nil, fmt.Errorf("learn identities: %w", mapErr(err))
+			return mapErr(err)
 		}
-		inserted := map[[2]string]bool{}
+		inserted := make(map[[2]string]bool, len(part))
 		for rows.Next() {
 			var k [2]string
 			if err := rows.Scan(&k[0], &k[1]); err != nil {
 				rows.Close()
-				return nil, fmt.Errorf("learn identities: %w", mapErr(err))
+				return mapErr(err)
 			}
 			inserted[k] = true
 		}
 		if err := rows.Close(); err != nil {
-			return nil, fmt.Errorf("learn identities: %w", mapErr(err))
+			return mapErr(err)
 		}
-		sb.Reset()
-		args = args[:0]
-		n := 0
-		for _, id := range part {
-			k := [2]string{id.SiteKey, id.VisitorID}
-			if !inserted[k] {
+		for i, id := range part {
+			// A repeat of a visitor in part was not inserted: merged.
+			if k := [2]string{id.SiteKey, id.VisitorID}; inserted[k] {
+				delete(inserted, k)
+				index = indexRows(index, curs[i])
+			} else {
 				existing = append(existing, id)
-				continue
-			}
-			cur := curs[k]
-			for _, kind := range store.IndexedKeys {
-				for _, h := range cur.Hashes[kind] {
-					if n > 0 {
-						sb.WriteByte(',')
-					}
-					sb.WriteString("(?,?,?,?,?)")
-					args = append(args, kind, h, cur.SiteKey, cur.VisitorID, now)
-					n++
-				}
 			}
 		}
-		if n > 0 {
-			q := `INSERT INTO identity_keys (kind, hash, site_key, visitor_id, updated_at) VALUES ` + sb.String() + ` ON CONFLICT DO NOTHING`
-			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-				return nil, fmt.Errorf("learn identities: index: %w", mapErr(err))
-			}
-		}
-	}
-	return existing, nil
+		return nil
+	})
+	return existing, index, err
 }
 
-func (db *DB) learnOne(ctx context.Context, tx *sql.Tx, id *store.Identity) error {
-	cur, err := db.loadIdentity(ctx, tx, id.SiteKey, id.VisitorID)
-	isNew := errors.Is(err, store.ErrNotFound)
-	switch {
-	case isNew:
-		cur = &store.Identity{SiteKey: id.SiteKey, VisitorID: id.VisitorID, Hashes: map[string][]string{}}
-	case err != nil:
-		return fmt.Errorf("learn identity: %w", err)
+// mergeIdentity merges id into its stored identity (creating it when
+// absent), writing only what changed, and appends the index rows to add
+// and to remove.
+func (db *DB) mergeIdentity(ctx context.Context, tx *sql.Tx, load querier, id *store.Identity, now int64, index, unindex []keyRow) ([]keyRow, []keyRow, error) {
+	cur, err := db.loadIdentity(ctx, load, id.SiteKey, id.VisitorID)
+	if errors.Is(err, store.ErrNotFound) {
+		_, index, err := db.insertIdentities(ctx, tx, []*store.Identity{id}, now, index)
+		return index, unindex, err
 	}
-	if !cur.Merge(id) && !isNew {
-		return nil
+	if err != nil {
+		return index, unindex, err
 	}
-	now := ms(db.now())
+	before := indexRows(nil, cur)
+	if !cur.Merge(id) {
+		return index, unindex, nil
+	}
 	hashes, err := json.Marshal(cur.Hashes)
 	if err != nil {
-		return fmt.Errorf("learn identity: %w", err)
+		return index, unindex, err
 	}
-	sealed := store.SealDevice(db.box, cur)
-	if _, err := tx.ExecContext(ctx, `INSERT INTO identities (site_key, visitor_id, hashes, device, created_at, updated_at)
-		VALUES (?,?,?,?,?,?) ON CONFLICT (site_key, visitor_id) DO UPDATE SET hashes=excluded.hashes, device=excluded.device,
-		updated_at=excluded.updated_at`, cur.SiteKey, cur.VisitorID, string(hashes), sealed, now, now); err != nil {
-		return fmt.Errorf("learn identity: %w", mapErr(err))
+	if _, err := tx.StmtContext(ctx, db.ins.learn.update).ExecContext(ctx, string(hashes), store.SealDevice(db.box, cur), now,
+		cur.SiteKey, cur.VisitorID); err != nil {
+		return index, unindex, mapErr(err)
 	}
 	// The index mirrors the capped lists: hashes pushed out are unlinked.
-	if !isNew {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM identity_keys WHERE site_key=? AND visitor_id=?`, cur.SiteKey, cur.VisitorID); err != nil {
-			return fmt.Errorf("learn identity: index: %w", mapErr(err))
+	after := indexRows(nil, cur)
+	for _, k := range after {
+		if !slices.Contains(before, k) {
+			index = append(index, k)
 		}
 	}
-	for _, k := range store.IndexedKeys {
-		for _, h := range cur.Hashes[k] {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO identity_keys (kind, hash, site_key, visitor_id, updated_at)
-				VALUES (?,?,?,?,?)`, k, h, cur.SiteKey, cur.VisitorID, now); err != nil {
-				return fmt.Errorf("learn identity: index: %w", mapErr(err))
-			}
+	for _, k := range before {
+		if !slices.Contains(after, k) {
+			unindex = append(unindex, k)
 		}
 	}
-	return nil
+	return index, unindex, nil
 }
 
 // KnownKeys lists visitors and indexed hashes changed since a time.
@@ -331,6 +386,7 @@ func (db *DB) Forget(ctx context.Context, req store.ForgetRequest) (store.Forget
 
 	for ref := range refs {
 		id, err := db.loadIdentity(ctx, tx, ref.site, ref.visitor)
+		var keys []keyRow
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 		case err != nil:
@@ -339,6 +395,8 @@ func (db *DB) Forget(ctx context.Context, req store.ForgetRequest) (store.Forget
 			for _, k := range store.IndexedKeys {
 				hashes = append(hashes, id.Hashes[k]...)
 			}
+			// The index mirrors the identity's lists (see mergeIdentity).
+			keys = indexRows(nil, id)
 		}
 		exec := func(n *int, q string, args ...any) error {
 			r, err := tx.ExecContext(ctx, q, args...)
@@ -357,12 +415,17 @@ func (db *DB) Forget(ctx context.Context, req store.ForgetRequest) (store.Forget
 			return res, fmt.Errorf("forget: %w", mapErr(err))
 		}
 		res.WebhookJobs += jobs
+		for _, k := range keys {
+			if err := exec(&res.IdentityKeys, `DELETE FROM identity_keys WHERE kind=? AND hash=? AND site_key=? AND visitor_id=?`,
+				k.kind, k.hash, k.site, k.visitor); err != nil {
+				return res, fmt.Errorf("forget: %w", err)
+			}
+		}
 		for _, step := range []struct {
 			n    *int
 			q    string
 			args []any
 		}{
-			{&res.IdentityKeys, `DELETE FROM identity_keys WHERE site_key=? AND visitor_id=?`, []any{ref.site, ref.visitor}},
 			{&res.Identities, `DELETE FROM identities WHERE site_key=? AND visitor_id=?`, []any{ref.site, ref.visitor}},
 			{&res.Sessions, `DELETE FROM leads WHERE site_key=? AND visitor_id=? AND state='open'`, []any{ref.site, ref.visitor}},
 			{&res.Leads, `DELETE FROM leads WHERE site_key=? AND visitor_id=?`, []any{ref.site, ref.visitor}},

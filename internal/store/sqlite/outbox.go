@@ -265,6 +265,7 @@ var rowSizes = [...]int{512, 256, 128, 64, 32, 16, 8, 7, 6, 5, 4, 3, 2, 1}
 type insertStmts struct {
 	state, seenRow, catchUp         *sql.Stmt
 	seen, overflow, outbox, payload [len(rowSizes)]*sql.Stmt
+	learn                           learnStmts
 }
 
 func (db *DB) prepareInserts(ctx context.Context) error {
@@ -296,6 +297,7 @@ func (db *DB) prepareInserts(ctx context.Context) error {
 			next_attempt, source, visitor_id, test_event_code, created_at) VALUES ` + tuples(n, "(?,?,?,?,?,?,?,?,?,?,?)"))
 		st.payload[i] = prep(`INSERT INTO outbox_payload (id, payload) VALUES ` + tuples(n, "(?,?)"))
 	}
+	st.learn = prepareLearn(prep)
 	if err != nil {
 		return fmt.Errorf("prepare inserts: %w", mapErr(err))
 	}
@@ -308,6 +310,7 @@ func (st *insertStmts) close() {
 	for i := range rowSizes {
 		all = append(all, st.seen[i], st.overflow[i], st.outbox[i], st.payload[i])
 	}
+	all = append(all, st.learn.all()...)
 	for _, s := range all {
 		if s != nil {
 			s.Close()
@@ -317,9 +320,13 @@ func (st *insertStmts) close() {
 
 // pieces calls f for consecutive pieces of n rows, each of a prepared size
 // (rowSizes[size]).
-func pieces(n int, f func(lo, size int) error) error {
+func pieces(n int, f func(lo, size int) error) error { return piecesOf(rowSizes[:], n, f) }
+
+// piecesOf calls f for consecutive pieces of n rows, each of a size of
+// sizes (largest first, ending with 1), given by its index.
+func piecesOf(sizes []int, n int, f func(lo, size int) error) error {
 	for lo := 0; lo < n; {
-		for i, rs := range rowSizes {
+		for i, rs := range sizes {
 			if n-lo >= rs {
 				if err := f(lo, i); err != nil {
 					return err
