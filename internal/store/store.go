@@ -308,6 +308,12 @@ func SiteDefaults(s *Site) {
 	if s.Retention == 0 {
 		s.Retention = DefaultRetention
 	}
+	if s.Identity == "" {
+		s.Identity = IdentityFull
+	}
+	if s.ClickWindow == 0 {
+		s.ClickWindow = DefaultClickWindow
+	}
 
 	if s.Domains == nil {
 		s.Domains = []string{}

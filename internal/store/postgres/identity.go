@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -116,6 +117,10 @@ func (db *DB) learnOne(ctx context.Context, tx pgx.Tx, id *store.Identity) error
 	case err != nil:
 		return err
 	}
+	var old []keyRow
+	if !isNew {
+		store.IndexRows(cur, func(kind, hash string) { old = append(old, keyRow{kind, hash}) })
+	}
 	if !cur.Merge(id) && !isNew {
 		return nil
 	}
@@ -131,27 +136,41 @@ func (db *DB) learnOne(ctx context.Context, tx pgx.Tx, id *store.Identity) error
 		cur.SiteKey, cur.VisitorID, string(hashes), sealed, now); err != nil {
 		return err
 	}
-	// The index mirrors the capped lists: hashes pushed out are unlinked.
-	if !isNew {
-		if _, err := tx.Exec(ctx, `DELETE FROM identity_keys WHERE site_key = $1 AND visitor_id = $2`, cur.SiteKey, cur.VisitorID); err != nil {
-			return err
+	// The index mirrors the capped lists: only rows that changed are
+	// written, hashes pushed out are unlinked.
+	var next []keyRow
+	store.IndexRows(cur, func(kind, hash string) { next = append(next, keyRow{kind, hash}) })
+	for _, d := range []struct {
+		rows, not []keyRow
+		sql       string
+	}{
+		{old, next, `DELETE FROM identity_keys ik USING unnest($1::text[], $2::text[]) AS u(k, h)
+			WHERE ik.kind = u.k AND ik.hash = u.h AND ik.site_key = $3 AND ik.visitor_id = $4`},
+		{next, old, `INSERT INTO identity_keys (kind, hash, site_key, visitor_id, updated_at)
+			SELECT k, h, $3, $4, $5 FROM unnest($1::text[], $2::text[]) AS u(k, h) ON CONFLICT DO NOTHING`},
+	} {
+		var kinds, values []string
+		for _, r := range d.rows {
+			if !slices.Contains(d.not, r) {
+				kinds, values = append(kinds, r.kind), append(values, r.hash)
+			}
 		}
-	}
-	var kinds, values []string
-	for _, k := range store.IndexedKeys {
-		for _, h := range cur.Hashes[k] {
-			kinds, values = append(kinds, k), append(values, h)
+		if len(kinds) == 0 {
+			continue
 		}
-	}
-	if len(kinds) > 0 {
-		if _, err := tx.Exec(ctx, `INSERT INTO identity_keys (kind, hash, site_key, visitor_id, updated_at)
-			SELECT k, h, $3, $4, $5 FROM unnest($1::text[], $2::text[]) AS u(k, h) ON CONFLICT DO NOTHING`,
-			kinds, values, cur.SiteKey, cur.VisitorID, now); err != nil {
+		args := []any{kinds, values, cur.SiteKey, cur.VisitorID}
+		if strings.HasPrefix(d.sql, "INSERT") {
+			args = append(args, now)
+		}
+		if _, err := tx.Exec(ctx, d.sql, args...); err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+// keyRow is one row of identity_keys of a visitor.
+type keyRow struct{ kind, hash string }
 
 // KnownKeys calls fn for every visitor and indexed hash changed at or
 // after since and returns the latest change time seen (since when none).

@@ -197,23 +197,39 @@ func testIdentities(t *testing.T, s store.Store) {
 	}
 	// A wrong LikelyNew hint costs time, never data.
 	if err := s.LearnIdentities(ctx, []*store.Identity{
-		{SiteKey: "a", VisitorID: "v1", Hashes: map[string][]string{store.KeyEmail: {"em2"}}, IP: "198.51.100.1", LikelyNew: true},
+		{SiteKey: "a", VisitorID: "v1", Hashes: map[string][]string{"fn": {"fn2"}}, IP: "198.51.100.1", LikelyNew: true},
 		{SiteKey: "a", VisitorID: "v2", Hashes: map[string][]string{store.KeyEmail: {"em2"}, store.KeyPhone: {"ph2"}}, LikelyNew: true},
+		{SiteKey: "a", VisitorID: "v3", Hashes: map[string][]string{store.KeyEmail: {"em2"}}},
 		{SiteKey: "b", VisitorID: "v1", Hashes: map[string][]string{store.KeyExternalID: {"x1"}}},
+		{SiteKey: "b", VisitorID: store.PseudoPrefix + "x2", Hashes: map[string][]string{store.KeyExternalID: {"x2"}, store.KeyEmail: {"em9"}}},
 	}); err != nil {
+		t.Fatal(err)
+	}
+	// Another value of a strong key is someone else's: nothing merges.
+	if err := s.LearnIdentity(ctx, &store.Identity{SiteKey: "a", VisitorID: "v1",
+		Hashes: map[string][]string{store.KeyEmail: {"em3"}, "fn": {"fn3"}}, Fbp: "fb.1.2.2"}); err != nil {
 		t.Fatal(err)
 	}
 	id, err := s.Identity(ctx, "a", "v1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(id.Hashes[store.KeyEmail], []string{"em2", "em1"}) || !slices.Equal(id.Hashes["fn"], []string{"fn1"}) ||
+	if !slices.Equal(id.Hashes[store.KeyEmail], []string{"em1"}) || !slices.Equal(id.Hashes["fn"], []string{"fn2", "fn1"}) ||
 		id.Fbp != "fb.1.1.1" || id.IP != "198.51.100.1" || id.UA != "UA" {
-		t.Fatalf("Identity(a, v1) = %+v; want em2 before em1, fn kept, the new IP and the old fbp", id)
+		t.Fatalf("Identity(a, v1) = %+v; want em1 alone, fn2 before fn1, the new IP and the old fbp", id)
+	}
+	if vs, err := s.VisitorsByHash(ctx, "a", store.KeyEmail, "em3"); err != nil || len(vs) != 0 {
+		t.Fatalf("VisitorsByHash(a, em, em3) = %v, %v; want none (the conflicting merge was refused)", vs, err)
 	}
 	vs, err := s.VisitorsByHash(ctx, "a", store.KeyEmail, "em2")
-	if err != nil || !slices.Contains(vs, "v1") || !slices.Contains(vs, "v2") || len(vs) != 2 {
-		t.Fatalf("VisitorsByHash(a, em, em2) = %v, %v; want v1 and v2", vs, err)
+	if err != nil || !slices.Contains(vs, "v3") || !slices.Contains(vs, "v2") || len(vs) != 2 {
+		t.Fatalf("VisitorsByHash(a, em, em2) = %v, %v; want v2 and v3", vs, err)
+	}
+	if vs, err := s.VisitorsByHash(ctx, "b", store.KeyExternalID, "x2"); err != nil || len(vs) != 0 {
+		t.Fatalf("VisitorsByHash(b, external_id, x2) = %v, %v; want none: the pseudo visitor names it", vs, err)
+	}
+	if vs, err := s.VisitorsByHash(ctx, "b", store.KeyEmail, "em9"); err != nil || !slices.Equal(vs, []string{store.PseudoPrefix + "x2"}) {
+		t.Fatalf("VisitorsByHash(b, em, em9) = %v, %v; want the pseudo visitor", vs, err)
 	}
 	if vs, err := s.VisitorsByHash(ctx, "b", store.KeyEmail, "em2"); err != nil || len(vs) != 0 {
 		t.Fatalf("VisitorsByHash crosses sites: %v, %v", vs, err)
@@ -226,7 +242,8 @@ func testIdentities(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"a/visitor/v1", "a/visitor/v2", "a/em/em1", "a/em/em2", "a/ph/ph2", "b/visitor/v1", "b/external_id/x1"} {
+	for _, want := range []string{"a/visitor/v1", "a/visitor/v2", "a/visitor/v3", "a/em/em1", "a/em/em2", "a/ph/ph2", "b/visitor/v1",
+		"b/external_id/x1", "b/visitor/" + store.PseudoPrefix + "x2", "b/em/em9"} {
 		if !seen[want] {
 			t.Errorf("KnownKeys did not report %s (got %v)", want, seen)
 		}

@@ -28,6 +28,8 @@ func fullSite(key string) *store.Site {
 		PartialLeadEvent:   "Abandoned",
 		WebhookURL:         "https://hooks.example.com/lead",
 		Retention:          10 * 24 * time.Hour,
+		Identity:           store.IdentityVisitor,
+		ClickWindow:        3 * 24 * time.Hour,
 		Paused:             true,
 		PauseReason:        "token expired",
 		Demo:               true,
@@ -93,9 +95,10 @@ func testSiteDefaults(t *testing.T, s store.Store) {
 	mustCreateSite(t, s, &store.Site{Key: "min", Name: "Minimal", APIKeyHash: "h"})
 	got := mustSite(t, s, "min")
 	if got.Consent != store.ConsentNone || got.PartialLeadTimeout != store.DefaultPartialLeadTimeout ||
-		got.PartialLeadEvent != store.DefaultPartialLeadEvent || got.Retention != store.DefaultRetention {
-		t.Errorf("Site(min) defaults = consent %q, timeout %v, event %q, retention %v", got.Consent,
-			got.PartialLeadTimeout, got.PartialLeadEvent, got.Retention)
+		got.PartialLeadEvent != store.DefaultPartialLeadEvent || got.Retention != store.DefaultRetention ||
+		got.Identity != store.IdentityFull || got.ClickWindow != store.DefaultClickWindow {
+		t.Errorf("Site(min) defaults = consent %q, timeout %v, event %q, retention %v, identity %q, click window %v", got.Consent,
+			got.PartialLeadTimeout, got.PartialLeadEvent, got.Retention, got.Identity, got.ClickWindow)
 	}
 	if len(got.Domains) != 0 || got.AccessToken != "" || got.Paused || got.Demo {
 		t.Errorf("Site(min) = %+v, want no domains, no token, not paused, not demo", got)
@@ -190,6 +193,8 @@ func testUpdateSite(t *testing.T, s store.Store) {
 		PartialLeadEvent:   "Lead2",
 		WebhookURL:         "",
 		Retention:          time.Hour,
+		Identity:           store.IdentityOff,
+		ClickWindow:        24 * time.Hour,
 		Demo:               false,
 		// Fields UpdateSite must not write:
 		AccessToken: "other-token",
