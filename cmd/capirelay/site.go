@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/capirelay/capirelay/internal/app"
 	"github.com/capirelay/capirelay/internal/sitecfg"
@@ -107,7 +108,8 @@ func publicSite(s *store.Site) map[string]any {
 	}
 	return map[string]any{"site_key": s.Key, "name": s.Name, "domains": s.Domains, "pixel_id": s.PixelID,
 		"access_token_set": s.AccessToken != "", "test_event_code": s.TestEventCode, "consent": s.Consent,
-		"default_region": s.DefaultRegion, "destination": dest, "status": status, "paused": s.Paused}
+		"default_region": s.DefaultRegion, "identity": s.IdentityMode(), "click_window_days": int(s.FbcWindow() / (24 * time.Hour)),
+		"destination": dest, "status": status, "paused": s.Paused}
 }
 
 func dash(s string) string {

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"github.com/capirelay/capirelay/internal/store"
 	"strings"
 	"testing"
+	"time"
 )
 
 // runSite runs `capirelay site ARGS…` against e's data directory.
@@ -32,6 +34,18 @@ func TestSiteCommandsFollowTheSiteRules(t *testing.T) {
 	if s.DefaultRegion != "US" || s.PartialLeadEvent != "Partial Lead" || strings.Join(s.Domains, ",") != "shop.example,xn--bcher-kva.de" {
 		t.Errorf("site set stored region %q, event %q, domains %q", s.DefaultRegion, s.PartialLeadEvent, s.Domains)
 	}
+	if s.Identity != store.IdentityFull || s.ClickWindow != store.DefaultClickWindow {
+		t.Errorf("a new site's identity %q, click window %v; want full and 7 days", s.Identity, s.ClickWindow)
+	}
+	if _, err := e.runSite(t, "set", "--site", e.site, "--identity", "visitor", "--click-window", "3"); err != nil {
+		t.Fatal(err)
+	}
+	st = e.open(t)
+	s, err = st.Site(t.Context(), e.site)
+	st.Close()
+	if err != nil || s.Identity != store.IdentityVisitor || s.ClickWindow != 3*24*time.Hour {
+		t.Errorf("site set --identity visitor --click-window 3 stored %q, %v (%v)", s.Identity, s.ClickWindow, err)
+	}
 
 	for _, tc := range []struct {
 		args []string
@@ -39,6 +53,8 @@ func TestSiteCommandsFollowTheSiteRules(t *testing.T) {
 	}{
 		{[]string{"set", "--site", e.site, "--domain", "10.0.0.1"}, "--domain: "},
 		{[]string{"set", "--site", e.site, "--default-region", "ZZ"}, "--default-region: "},
+		{[]string{"set", "--site", e.site, "--identity", "phone"}, "--identity: "},
+		{[]string{"set", "--site", e.site, "--click-window", "0"}, "--click-window: "},
 		{[]string{"set-token", "--site", e.site, "--access-token", "EAAB", "--pixel-id", "1234"}, "--pixel-id: "},
 		{[]string{"add", "--name", "Other", "--domain", "other.example", "--pixel-id", "12", "--access-token", "EAAB"}, "--pixel-id: "},
 		{[]string{"add", "--name", "Other", "--domain", "192.168.0.1"}, "IP address"},

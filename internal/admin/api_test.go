@@ -49,6 +49,8 @@ func TestAPISites(t *testing.T) {
 		{"short pixel", "PATCH", "/api/admin/sites/" + s.Key, `{"pixel_id":"1234"}`, 400, "pixel_id"},
 		{"IP domain", "PATCH", "/api/admin/sites/" + s.Key, `{"domains":["shop.example","127.0.0.1"]}`, 400, "domains"},
 		{"unknown region", "PATCH", "/api/admin/sites/" + s.Key, `{"default_region":"ZZ"}`, 400, "default_region"},
+		{"unknown identity mode", "PATCH", "/api/admin/sites/" + s.Key, `{"identity":"phone"}`, 400, "identity"},
+		{"click window too long", "PATCH", "/api/admin/sites/" + s.Key, `{"click_window_days":365}`, 400, "click_window_days"},
 		{"token with a space", "POST", "/api/admin/sites", `{"name":"X","domains":["x.example"],"pixel_id":"12345","access_token":"EA AB"}`, 400, "access_token"},
 		{"token without pixel", "POST", "/api/admin/sites", `{"name":"X","domains":["x.example"],"access_token":"EAAB"}`, 400, "pixel_id"},
 		{"missing site", "GET", "/api/admin/sites/nope", ``, 404, ""},
@@ -69,14 +71,15 @@ func TestAPISites(t *testing.T) {
 	}
 
 	res, body = b.do(t, c, "PATCH", "/api/admin/sites/"+s.Key,
-		`{"consent":"ldu","default_region":"de","partial_lead_timeout_minutes":45,"test_event_code":"TEST123","partial_lead_event":"Partial Lead","domains":["www.shop.example.com","bücher.de"]}`, bearer(tok))
-	if res.StatusCode != http.StatusOK {
+		`{"consent":"ldu","default_region":"de","partial_lead_timeout_minutes":45,"test_event_code":"TEST123","partial_lead_event":"Partial Lead","domains":["www.shop.example.com","bücher.de"],"identity":"visitor","click_window_days":3}`, bearer(tok))
+	if res.StatusCode != http.StatusOK || !strings.Contains(body, `"identity": "visitor"`) || !strings.Contains(body, `"click_window_days": 3`) {
 		t.Fatalf("patch = %d %s", res.StatusCode, body)
 	}
 	got, _ := b.db.Site(t.Context(), s.Key)
 	if got.Consent != store.ConsentLDU || got.DefaultRegion != "DE" || got.PartialLeadTimeout != 45*time.Minute ||
 		got.TestEventCode != "TEST123" || got.PixelID != "123456789012345" || got.AccessToken != "EAABsecretsecretsecret" ||
-		got.PartialLeadEvent != "Partial Lead" || strings.Join(got.Domains, ",") != "shop.example.com,xn--bcher-kva.de" {
+		got.PartialLeadEvent != "Partial Lead" || strings.Join(got.Domains, ",") != "shop.example.com,xn--bcher-kva.de" ||
+		got.Identity != store.IdentityVisitor || got.ClickWindow != 3*24*time.Hour {
 		t.Fatalf("site after patch = %+v", got)
 	}
 

@@ -62,6 +62,7 @@ func formInput(r *http.Request) *sitecfg.Update {
 		Consent: str("consent"), DefaultRegion: str("default_region"), PartialLeads: check("partial_leads"),
 		PartialLeadTimeout: num("partial_lead_timeout_minutes"), PartialLeadForward: check("partial_lead_forward"),
 		PartialLeadEvent: str("partial_lead_event"), WebhookURL: str("webhook_url"), RetentionDays: num("retention_days"),
+		Identity: str("identity"), ClickWindowDays: num("click_window_days"),
 	}
 }
 
@@ -245,6 +246,8 @@ type siteJSON struct {
 	PartialLeadEvent          string    `json:"partial_lead_event"`
 	WebhookURL                string    `json:"webhook_url"`
 	RetentionDays             int       `json:"retention_days"`
+	Identity                  string    `json:"identity"`
+	ClickWindowDays           int       `json:"click_window_days"`
 	Paused                    bool      `json:"paused"`
 	PauseReason               string    `json:"pause_reason"`
 	Demo                      bool      `json:"demo"`
@@ -260,7 +263,7 @@ func toJSON(s *store.Site) siteJSON {
 		TestEventCode: s.TestEventCode, Consent: s.Consent, DefaultRegion: s.DefaultRegion,
 		PartialLeads: s.PartialLeads, PartialLeadTimeoutMinutes: int(s.PartialLeadTimeout / time.Minute),
 		PartialLeadForward: s.PartialLeadForward, PartialLeadEvent: s.PartialLeadEvent, WebhookURL: s.WebhookURL,
-		RetentionDays: int(s.Retention / (24 * time.Hour)), Paused: s.Paused, PauseReason: s.PauseReason, Demo: s.Demo,
+		RetentionDays: int(s.Retention / (24 * time.Hour)), Identity: s.IdentityMode(), ClickWindowDays: int(s.FbcWindow() / (24 * time.Hour)), Paused: s.Paused, PauseReason: s.PauseReason, Demo: s.Demo,
 		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -69,6 +70,15 @@ var flagDefs = []flagDef{
 		u.RetentionDays = &n
 		return err
 	}},
+	{"identity", "identity", "identity stitching: full (link events by visitor id, external_id, email), visitor (same browser only) or off", func(u *Update, v string) error {
+		u.Identity = &v
+		return nil
+	}},
+	{"click_window_days", "click-window", "how long after a click its fbc is added to the person's later events, days (e.g. 7 or 168h)", func(u *Update, v string) error {
+		n, err := days(v)
+		u.ClickWindowDays = &n
+		return err
+	}},
 }
 
 // Flags registers on fs the flags of the named settings (JSON names), or of
@@ -123,6 +133,14 @@ func wholeUnits(v string, unit time.Duration, example string) (int, error) {
 		return 0, fmt.Errorf("must be a whole number of %s, such as %s", unitName(unit), example)
 	}
 	return int(d / unit), nil
+}
+
+// days reads a number of days ("7") or a Go duration of whole days ("168h").
+func days(v string) (int, error) {
+	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+		return n, nil
+	}
+	return wholeUnits(v, 24*time.Hour, "7 or 168h")
 }
 
 func unitName(unit time.Duration) string {

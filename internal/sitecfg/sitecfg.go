@@ -31,6 +31,7 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -58,6 +59,9 @@ type Update struct {
 	PartialLeadEvent   *string `json:"partial_lead_event"`
 	WebhookURL         *string `json:"webhook_url"`
 	RetentionDays      *int    `json:"retention_days"`
+	// Identity is how far identity stitching goes: full, visitor or off.
+	Identity        *string `json:"identity"`
+	ClickWindowDays *int    `json:"click_window_days"`
 }
 
 // Error is a refused setting. Field is the setting's JSON name.
@@ -79,6 +83,8 @@ const (
 	MaxEventNameLen       = 100 // event.Validate's limit on event_name
 	MaxPartialLeadMinutes = 24 * 60
 	MaxRetentionDays      = 3650
+	// MaxClickWindowDays is how long Meta keeps a click's fbc valid.
+	MaxClickWindowDays = 90
 )
 
 var (
@@ -208,6 +214,20 @@ func (u *Update) apply(s *store.Site) error {
 			return bad("retention_days", "retention is 1 to %d days", MaxRetentionDays)
 		}
 		s.Retention = time.Duration(d) * 24 * time.Hour
+	}
+	if u.Identity != nil {
+		m := strings.ToLower(strings.TrimSpace(*u.Identity))
+		if !slices.Contains(store.IdentityModes, m) {
+			return bad("identity", "identity must be full (link events by visitor id, external_id and email), visitor (same browser only) or off")
+		}
+		s.Identity = m
+	}
+	if u.ClickWindowDays != nil {
+		d := *u.ClickWindowDays
+		if d < 1 || d > MaxClickWindowDays {
+			return bad("click_window_days", "the click window is 1 to %d days", MaxClickWindowDays)
+		}
+		s.ClickWindow = time.Duration(d) * 24 * time.Hour
 	}
 	return nil
 }

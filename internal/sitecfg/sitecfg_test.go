@@ -100,6 +100,12 @@ func TestApply(t *testing.T) {
 		{name: "timeout over a day", u: Update{PartialLeadTimeout: new(MaxPartialLeadMinutes + 1)}, field: "partial_lead_timeout_minutes"},
 		{name: "retention days", u: Update{RetentionDays: new(7)}, check: func(s *store.Site) bool { return s.Retention == 7*24*time.Hour }},
 		{name: "retention zero", u: Update{RetentionDays: new(0)}, field: "retention_days"},
+		{name: "identity visitor", u: Update{Identity: new(" Visitor ")}, check: func(s *store.Site) bool { return s.Identity == store.IdentityVisitor }},
+		{name: "identity off", u: Update{Identity: new("off")}, check: func(s *store.Site) bool { return s.Identity == store.IdentityOff }},
+		{name: "identity unknown", u: Update{Identity: new("phone")}, field: "identity"},
+		{name: "click window", u: Update{ClickWindowDays: new(28)}, check: func(s *store.Site) bool { return s.ClickWindow == 28*24*time.Hour }},
+		{name: "click window zero", u: Update{ClickWindowDays: new(0)}, field: "click_window_days"},
+		{name: "click window past fbc's life", u: Update{ClickWindowDays: new(91)}, field: "click_window_days"},
 		{name: "webhook https", u: Update{WebhookURL: new(" https://hooks.example/x ")}, check: func(s *store.Site) bool { return s.WebhookURL == "https://hooks.example/x" }},
 		{name: "webhook not a URL", u: Update{WebhookURL: new("hooks.example")}, field: "webhook_url"},
 		{name: "webhook cleared", u: Update{WebhookURL: new("")}, check: func(s *store.Site) bool { return s.WebhookURL == "" }},
@@ -168,18 +174,20 @@ func TestFlags(t *testing.T) {
 	fs.SetOutput(io.Discard)
 	u.Flags(fs)
 	err := fs.Parse([]string{"--domain", "a.example", "--domain", "b.example", "--partial-lead-timeout", "1h",
-		"--retention", "720h", "--partial-leads", "off", "--partial-lead-forward", "on", "--webhook-url", "none", "--test-event-code", "none"})
+		"--retention", "720h", "--partial-leads", "off", "--partial-lead-forward", "on", "--webhook-url", "none", "--test-event-code", "none",
+		"--identity", "visitor", "--click-window", "3"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(*u.Domains, []string{"a.example", "b.example"}) || *u.PartialLeadTimeout != 60 || *u.RetentionDays != 30 ||
-		*u.PartialLeads || !*u.PartialLeadForward || *u.WebhookURL != "" || *u.TestEventCode != "" || u.Name != nil {
+		*u.PartialLeads || !*u.PartialLeadForward || *u.WebhookURL != "" || *u.TestEventCode != "" || u.Name != nil ||
+		*u.Identity != "visitor" || *u.ClickWindowDays != 3 {
 		t.Errorf("flags gave %+v", u)
 	}
 	if fs.Lookup("access-token") != nil {
 		t.Error("--access-token is registered without being asked for")
 	}
-	for _, args := range [][]string{{"--partial-lead-timeout", "90s"}, {"--retention", "36h"}, {"--partial-leads", "yes"}} {
+	for _, args := range [][]string{{"--partial-lead-timeout", "90s"}, {"--retention", "36h"}, {"--partial-leads", "yes"}, {"--click-window", "36h"}} {
 		fs := flag.NewFlagSet("t", flag.ContinueOnError)
 		fs.SetOutput(io.Discard)
 		(&Update{}).Flags(fs)
