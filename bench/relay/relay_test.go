@@ -1,6 +1,10 @@
 package relay
 
 import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -26,5 +30,37 @@ go_goroutines 42
 	}
 	if _, err := ParseMetrics(strings.NewReader("broken{x=\"1\" 3\n")); err == nil {
 		t.Error("a broken line parsed")
+	}
+}
+
+// TestRestartSiteSet builds the binary and starts it with site settings:
+// one it has, applied before serve; one it lacks, a *SiteSetError that
+// benchall reports as "not available".
+func TestRestartSiteSet(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds ./cmd/capirelay")
+	}
+	ctx := context.Background()
+	b, err := StartBinary(ctx, "capirelay-relay-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.Restart(ctx, "--consent", "required"); err != nil {
+		t.Fatalf("a setting the binary has: %v", err)
+	}
+	list := exec.Command(b.bin, "site", "list", "--json")
+	list.Env = append(os.Environ(), "CAPIRELAY_DATA_DIR="+b.Relay.dataDir)
+	out, err := list.CombinedOutput()
+	if err != nil || !strings.Contains(strings.ReplaceAll(string(out), " ", ""), `"consent":"required"`) {
+		t.Fatalf("site list after --consent required: %v: %s", err, out)
+	}
+	err = b.Restart(ctx, "--no-such-setting", "x")
+	var sse *SiteSetError
+	if !errors.As(err, &sse) || !strings.Contains(sse.Error(), "no-such-setting") {
+		t.Fatalf("a setting the binary lacks: %v", err)
+	}
+	if b.Relay != nil {
+		t.Error("a relay runs after a failed restart")
 	}
 }
