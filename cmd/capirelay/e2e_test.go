@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/capirelay/capirelay/internal/capitest"
+	"github.com/capirelay/capirelay/internal/sharedtest"
 )
 
 // TestMain lets the test binary act as the capirelay binary: a test starts
@@ -40,22 +41,8 @@ type proc struct {
 	stderr *syncBuffer
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a log sink the relay's goroutines may share.
+type syncBuffer = sharedtest.Buffer
 
 func relayEnv(dataDir, graphURL string) []string {
 	return append(os.Environ(), "CAPIRELAY_TEST_MAIN=1", "CAPIRELAY_DATA_DIR="+dataDir, "CAPIRELAY_GRAPH_URL="+graphURL,

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -21,28 +20,14 @@ import (
 
 	"github.com/capirelay/capirelay/internal/browsertest"
 	"github.com/capirelay/capirelay/internal/config"
+	"github.com/capirelay/capirelay/internal/sharedtest"
 	"github.com/capirelay/capirelay/internal/sitecfg"
 	"github.com/capirelay/capirelay/internal/store"
 	"github.com/capirelay/capirelay/internal/tag"
 )
 
 // syncBuffer is a log sink the relay's goroutines may share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = sharedtest.Buffer
 
 // proxiedShop is the whole relay behind a reverse proxy that sets
 // X-Forwarded-For (and says https), as the README's install has it.

@@ -90,6 +90,8 @@ func TestChromeNoPaymentData(t *testing.T) {
 <form id="fr"><label>Courriel <input id="fr-em" type="email"></label>
 <label>Numéro de carte <input id="fr-cc" type="tel"></label></form>
 <form id="nm"><input id="nm-cc" type="tel" name="ccnum"><input id="nm-ph" type="tel" name="phone"></form>
+<form id="ac"><label>Email <input id="ac-em" type="email"></label><input id="ac-num" name="number" autocomplete="cc-number"></form>
+<form id="ib"><label>Phone <input id="ib-ph" type="tel"></label><label>IBAN <input id="ib-iban"></label></form>
 <form id="plain"><label>Email <input id="pl-em" type="email"></label><label>Phone <input id="pl-ph" type="tel"></label></form>`)
 	ctx := browsertest.New(t, browsertest.Options{HostRules: chromeHostRules})
 	open(t, ctx, cs.base+"/pay")
@@ -103,6 +105,10 @@ func TestChromeNoPaymentData(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("fr-cc"), cards[2]),
 		chromedp.SendKeys(chromedp.ID("nm-cc"), cards[3]),
 		chromedp.SendKeys(chromedp.ID("nm-ph"), "+44 20 7946 0958"),
+		chromedp.SendKeys(chromedp.ID("ac-em"), "ac@example.com"),
+		chromedp.SendKeys(chromedp.ID("ac-num"), "4000 0566 5566 5556"),
+		chromedp.SendKeys(chromedp.ID("ib-ph"), "+49 30 1234567"),
+		chromedp.SendKeys(chromedp.ID("ib-iban"), "DE89370400440532013000"),
 		chromedp.SendKeys(chromedp.ID("pl-ph"), cards[4]),
 		chromedp.SendKeys(chromedp.ID("pl-em"), "plain@example.com"),
 		chromedp.Sleep(1200*time.Millisecond), // the input debounce
@@ -117,13 +123,18 @@ func TestChromeNoPaymentData(t *testing.T) {
 
 	raw := cs.rawBodies()
 	digits := regexp.MustCompile(`\d`)
-	for _, c := range append(cards, "4111-1111-1111-1111") {
+	for _, c := range append(cards, "4111-1111-1111-1111", "4000 0566 5566 5556") {
 		if strings.Contains(raw, c) || strings.Contains(raw, strings.Join(digits.FindAllString(c, -1), "")) {
 			t.Errorf("card number %s was sent to /e", c)
 		}
 	}
+	for _, v := range []string{"DE89370400440532013000", "+49 30 1234567", "ac@example.com"} {
+		if strings.Contains(raw, v) {
+			t.Errorf("%s of a payment form was sent to /e", v)
+		}
+	}
 	for _, e := range cs.tagEvents(t) {
-		if e.Form == "de" || e.Form == "es" || e.Form == "fr" || e.Form == "nm" {
+		if slices.Contains([]string{"de", "es", "fr", "nm", "ac", "ib"}, e.Form) {
 			t.Errorf("a payment form was sent: %+v", e)
 		}
 		if e.Type == "capture" && e.Form == "plain" && e.Fields["ph"] != "" {

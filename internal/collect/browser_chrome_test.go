@@ -301,20 +301,27 @@ func TestChromeAcceptance(t *testing.T) {
 	if !strings.Contains(raw, `"type":"capture"`) || !strings.Contains(raw, "Ada.Lovelace@Example.com") {
 		t.Errorf("no field capture reached /e:\n%s", raw)
 	}
-	cs.bb.mu.Lock()
+	// OnCapture hears of the submit after its Lead is stored: wait for it.
 	var submitted bool
+	for deadline := time.Now().Add(5 * time.Second); !submitted && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		cs.bb.mu.Lock()
+		for _, c := range cs.bb.captures {
+			if c.Submitted && c.FormID == "signup" && c.Fields["em"] == "Ada.Lovelace@Example.com" && c.Fields["ln"] == "Lovelace" {
+				submitted = true
+			}
+		}
+		cs.bb.mu.Unlock()
+	}
+	if !submitted {
+		t.Error("OnCapture did not get the submitted form")
+	}
+	cs.bb.mu.Lock()
 	for _, c := range cs.bb.captures {
 		if _, ok := c.Fields["pw"]; ok {
 			t.Errorf("capture has a password field: %+v", c.FormID)
 		}
-		if c.Submitted && c.FormID == "signup" && c.Fields["em"] == "Ada.Lovelace@Example.com" && c.Fields["ln"] == "Lovelace" {
-			submitted = true
-		}
 	}
 	cs.bb.mu.Unlock()
-	if !submitted {
-		t.Error("OnCapture did not get the submitted form")
-	}
 
 	// The submit navigates to /thanks: let that load finish first, or it
 	// may abort the next navigation (net::ERR_ABORTED).

@@ -16,6 +16,7 @@ import (
 	"github.com/capirelay/capirelay/internal/app"
 	"github.com/capirelay/capirelay/internal/capitest"
 	"github.com/capirelay/capirelay/internal/config"
+	"github.com/capirelay/capirelay/internal/sharedtest"
 	"github.com/capirelay/capirelay/internal/sitecfg"
 	"github.com/capirelay/capirelay/internal/store"
 )
@@ -243,22 +244,8 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a log sink the relay's goroutines may share.
+type syncBuffer = sharedtest.Buffer
 
 // serve starts a, serves it on a loopback port until cleanup and returns
 // its base URL.

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -76,4 +77,39 @@ func OpenDevice(box *secret.Box, sealed []byte, id *Identity) error {
 	}
 	id.Fbp, id.Fbc, id.IP, id.UA = d.Fbp, d.Fbc, d.IP, d.UA
 	return nil
+}
+
+// Refill is a payload to write back: a held event's, sealed again.
+type Refill struct {
+	ID      int64
+	Payload []byte
+}
+
+// Rows is what both stores' query results offer (*sql.Rows, pgx.Rows).
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// RefillPayloads reads (id, sealed payload) rows, applies fill to each
+// payload and returns those it changed, sealed again. The caller closes
+// rows.
+func RefillPayloads(box *secret.Box, rows Rows, fill HeldFill) ([]Refill, error) {
+	var out []Refill
+	for rows.Next() {
+		var id int64
+		var sealed []byte
+		if err := rows.Scan(&id, &sealed); err != nil {
+			return nil, err
+		}
+		pt, err := box.Open(sealed, []byte(PayloadAD))
+		if err != nil {
+			return nil, fmt.Errorf("outbox item %d: %w", id, err)
+		}
+		if np := fill(pt); !bytes.Equal(np, pt) {
+			out = append(out, Refill{id, box.Seal(np, []byte(PayloadAD))})
+		}
+	}
+	return out, rows.Err()
 }

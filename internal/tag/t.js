@@ -1,4 +1,4 @@
-/* capirelay tag (internal/tag/t.js): hand-written in a compact style to stay under 3 KB gzipped; no build step; never throws into the page */
+/* capirelay tag (internal/tag/t.js), the readable source: t.min.js, its esbuild-minified form, is what is served (go test ./internal/tag -run TestMinified -update rebuilds it); never throws into the page */
 ((w,d,n)=>{
 let C=__CAPIRELAY_CFG__,L=w.location,H=w.history,O=w.capirelay
 if(O&&O.v)return

@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -437,33 +436,13 @@ func (db *DB) fillHeld(ctx context.Context, tx pgx.Tx, siteKey, visitorID string
 	if err != nil {
 		return err
 	}
-	type update struct {
-		id      int64
-		payload []byte
-	}
-	var ups []update
-	for rows.Next() {
-		var id int64
-		var sealed []byte
-		if err := rows.Scan(&id, &sealed); err != nil {
-			rows.Close()
-			return err
-		}
-		pt, err := db.box.Open(sealed, []byte(store.PayloadAD))
-		if err != nil {
-			rows.Close()
-			return fmt.Errorf("outbox item %d: %w", id, err)
-		}
-		if np := fill(pt); !bytes.Equal(np, pt) {
-			ups = append(ups, update{id, db.box.Seal(np, []byte(store.PayloadAD))})
-		}
-	}
+	ups, err := store.RefillPayloads(db.box, rows, fill)
 	rows.Close()
-	if err := rows.Err(); err != nil {
+	if err != nil {
 		return err
 	}
 	for _, u := range ups {
-		if _, err := tx.Exec(ctx, `UPDATE outbox SET payload = $1 WHERE id = $2`, u.payload, u.id); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE outbox SET payload = $1 WHERE id = $2`, u.Payload, u.ID); err != nil {
 			return err
 		}
 	}

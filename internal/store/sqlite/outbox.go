@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -734,33 +733,13 @@ func (db *DB) fillHeld(ctx context.Context, tx *sql.Tx, siteKey, visitorID strin
 	if err != nil {
 		return mapErr(err)
 	}
-	type update struct {
-		id      int64
-		payload []byte
-	}
-	var ups []update
-	for rows.Next() {
-		var id int64
-		var sealed []byte
-		if err := rows.Scan(&id, &sealed); err != nil {
-			rows.Close()
-			return mapErr(err)
-		}
-		pt, err := db.box.Open(sealed, []byte(store.PayloadAD))
-		if err != nil {
-			rows.Close()
-			return fmt.Errorf("outbox item %d: %w", id, err)
-		}
-		if np := fill(pt); !bytes.Equal(np, pt) {
-			ups = append(ups, update{id, db.box.Seal(np, []byte(store.PayloadAD))})
-		}
-	}
+	ups, err := store.RefillPayloads(db.box, rows, fill)
 	rows.Close()
-	if err := rows.Err(); err != nil {
+	if err != nil {
 		return mapErr(err)
 	}
 	for _, u := range ups {
-		if _, err := tx.ExecContext(ctx, `UPDATE outbox_payload SET payload=? WHERE id=?`, u.payload, u.id); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE outbox_payload SET payload=? WHERE id=?`, u.Payload, u.ID); err != nil {
 			return mapErr(err)
 		}
 	}
