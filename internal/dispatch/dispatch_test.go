@@ -46,11 +46,18 @@ func TestBackoffFullJitter(t *testing.T) {
 }
 
 // rejecting fails any batch holding a "bad" event with code 100, as Meta
-// rejects a whole batch for one invalid event.
-type rejecting struct{ calls int }
+// rejects a whole batch for one invalid event; with fail set, a request
+// fails transiently (a 503) when fail says so, before it is looked at.
+type rejecting struct {
+	calls int
+	fail  func(call int) bool
+}
 
 func (r *rejecting) Send(ctx context.Context, site *store.Site, b *Batch) (*capi.Response, error) {
 	r.calls++
+	if r.fail != nil && r.fail(r.calls) {
+		return nil, &capi.Error{Status: 503, Message: "down"}
+	}
 	for _, ev := range b.Events {
 		if strings.Contains(string(ev), `"bad"`) {
 			return nil, &capi.Error{Status: 400, Code: 100, Message: "Invalid parameter", TraceID: "tr"}
@@ -59,41 +66,112 @@ func (r *rejecting) Send(ctx context.Context, site *store.Site, b *Batch) (*capi
 	return &capi.Response{EventsReceived: len(b.Events), FbtraceID: "ok"}, nil
 }
 
+// TestBisectIsolatesBadEvents claims a batch of 1000 with some bad events
+// again and again, as the store would (items retried or given back come
+// back in the next claim): each bad event is dead-lettered once, every
+// good one delivered once, no claim costs more than 2·log2(n) + 4 Graph
+// requests, and a good event given back carries no added attempt.
 func TestBisectIsolatesBadEvents(t *testing.T) {
-	dest := &rejecting{}
-	now := time.Now()
-	d := &Dispatcher{Meta: dest, Now: func() time.Time { return now }, BackoffBase: time.Second, BackoffMax: time.Minute}
-	site := &store.Site{Key: "s", PixelID: "1", AccessToken: "t"}
-	var items []store.Item
-	for i := 0; i < 1000; i++ {
-		name := "good"
-		if i == 17 || i == 800 {
-			name = "bad"
-		}
-		items = append(items, store.Item{ID: int64(i + 1), EventTime: now, Payload: json.RawMessage(fmt.Sprintf(`{"n":%q}`, name))})
-	}
-	outs := d.deliver(context.Background(), site, items)
-	if len(outs) != 1000 {
-		t.Fatalf("%d outcomes for 1000 items", len(outs))
-	}
-	dead := map[int64]string{}
-	for _, o := range outs {
-		switch o.Kind {
-		case store.OutcomeDead:
-			if o.Class != store.DeadRejected {
-				t.Errorf("dead item %d has class %q, want %q", o.ID, o.Class, store.DeadRejected)
+	for _, c := range []struct {
+		name string
+		bad  []int
+		fail func(call int) bool
+	}{
+		{"one bad", []int{417}, nil},
+		{"two bad", []int{17, 800}, nil},
+		{"five bad", []int{3, 250, 251, 640, 999}, nil},
+		{"one bad, 30% transient faults", []int{417}, func(call int) bool { return call*7919%10 < 3 }},
+		{"two bad, 30% transient faults", []int{17, 800}, func(call int) bool { return call*7919%10 < 3 }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dest := &rejecting{fail: c.fail}
+			now := time.Now()
+			d := &Dispatcher{Meta: dest, Now: func() time.Time { return now }, BackoffBase: time.Second, BackoffMax: time.Minute}
+			site := &store.Site{Key: "s", PixelID: "1", AccessToken: "t"}
+			var items []store.Item
+			for i := range 1000 {
+				name := "good"
+				if slices.Contains(c.bad, i) {
+					name = "bad"
+				}
+				items = append(items, store.Item{ID: int64(i + 1), EventTime: now, Attempts: 1,
+					Payload: json.RawMessage(fmt.Sprintf(`{"n":%q}`, name))})
 			}
-			dead[o.ID] = o.Reason
-		case store.OutcomeDelivered:
-		default:
-			t.Fatalf("outcome %+v", o)
+			dead, done := map[int64]int{}, map[int64]int{}
+			for claim := 1; len(items) > 0; claim++ {
+				if claim > 50 {
+					t.Fatalf("%d items left after 50 claims", len(items))
+				}
+				before := dest.calls
+				outs := d.deliver(context.Background(), site, items)
+				if calls, max := dest.calls-before, 2*10+4; calls > max {
+					t.Errorf("claim %d of %d items: %d Graph requests, want at most %d", claim, len(items), calls, max)
+				}
+				if len(outs) != len(items) {
+					t.Fatalf("%d outcomes for %d items", len(outs), len(items))
+				}
+				byID := map[int64]store.Item{}
+				for _, it := range items {
+					byID[it.ID] = it
+				}
+				var next []store.Item
+				for _, o := range outs {
+					it := byID[o.ID]
+					switch o.Kind {
+					case store.OutcomeDead:
+						if o.Class != store.DeadRejected || !strings.HasPrefix(o.Reason, "rejected: ") {
+							t.Errorf("dead item %d: %q %q", o.ID, o.Class, o.Reason)
+						}
+						dead[o.ID]++
+					case store.OutcomeDelivered:
+						done[o.ID]++
+					case store.OutcomeRelease: // claimed again as it was
+						next = append(next, it)
+					case store.OutcomeRetry: // claimed again, one attempt more
+						it.Attempts++
+						next = append(next, it)
+					default:
+						t.Fatalf("outcome %+v", o)
+					}
+				}
+				items = next
+			}
+			for _, b := range c.bad {
+				if dead[int64(b+1)] != 1 {
+					t.Errorf("bad item %d dead-lettered %d times", b+1, dead[int64(b+1)])
+				}
+			}
+			if len(dead) != len(c.bad) || len(done) != 1000-len(c.bad) {
+				t.Errorf("%d dead, %d delivered", len(dead), len(done))
+			}
+			for id, n := range done {
+				if n != 1 {
+					t.Errorf("item %d delivered %d times", id, n)
+				}
+			}
+			t.Logf("%d Graph requests in all", dest.calls)
+		})
+	}
+}
+
+// TestBisectGivesUpOnAnOutage: when no request of a bisection gets
+// through, the events are retried with backoff, not given back at once
+// (which would send them again at once, into the same outage).
+func TestBisectGivesUpOnAnOutage(t *testing.T) {
+	dest := &rejecting{fail: func(call int) bool { return call > 1 }} // the first refuses, the rest fail
+	now := time.Now()
+	d := &Dispatcher{Meta: dest, Now: func() time.Time { return now }, BackoffBase: time.Second, BackoffMax: time.Minute,
+		Rand: func() float64 { return 0.5 }}
+	items := []store.Item{{ID: 1, EventTime: now, Attempts: 1, Payload: json.RawMessage(`{"n":"bad"}`)},
+		{ID: 2, EventTime: now, Attempts: 1, Payload: json.RawMessage(`{"n":"good"}`)}}
+	outs := d.deliver(context.Background(), &store.Site{Key: "s", PixelID: "1", AccessToken: "t"}, items)
+	if dest.calls != 1+maxBisectCalls(2) {
+		t.Errorf("%d requests, want %d", dest.calls, 1+maxBisectCalls(2))
+	}
+	for _, o := range outs {
+		if o.Kind != store.OutcomeRetry || !o.RetryAt.After(now) {
+			t.Errorf("outcome %+v, want a retry with backoff", o)
 		}
-	}
-	if len(dead) != 2 || !strings.HasPrefix(dead[18], "rejected: ") || dead[801] == "" {
-		t.Fatalf("dead = %v, want items 18 and 801", dead)
-	}
-	if dest.calls > 45 {
-		t.Errorf("%d requests to isolate 2 bad events in 1000", dest.calls)
 	}
 }
 

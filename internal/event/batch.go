@@ -49,7 +49,7 @@ func (d *fastDecoder) events() ([]*Event, bool) {
 			block = make([]fastEvent, min(max(len(evs), 4), 64))
 		}
 		d.fe, block = &block[0], block[1:]
-		if !d.event() || d.fe.ev.CheckLimits("") != nil {
+		if !d.event() || d.fe.limits("") != nil {
 			return nil, false // Decode gives the error
 		}
 		evs = append(evs, &d.fe.ev)

@@ -288,12 +288,15 @@ func (e *FieldError) Is(target error) bool { return target == ErrInvalid }
 // An event over the limits (CheckLimits) is refused here too, so that no
 // later step works on an unbounded number of values.
 func Decode(raw []byte, path string) (*Event, error) {
-	ev, ok := decodeFast(raw)
-	if !ok {
-		var err error
-		if ev, err = decodeSlow(raw, path); err != nil {
+	if fe, ok := decodeFastEvent(raw); ok {
+		if err := fe.limits(path); err != nil {
 			return nil, err
 		}
+		return &fe.ev, nil
+	}
+	ev, err := decodeSlow(raw, path)
+	if err != nil {
+		return nil, err
 	}
 	if err := ev.CheckLimits(path); err != nil {
 		return nil, err

@@ -25,6 +25,17 @@ type fastEvent struct {
 	strs  [14]string
 	ints  [2]int
 	nstrs int
+	// over holds, for a hashable key (by index in hashableKeys) with more
+	// than MaxValuesPerKey values, how many it has: the list keeps only
+	// the first ones, the rest are checked but not decoded, so that an
+	// event of 40,000 emails costs a scan, not 40,000 strings.
+	over [len(hashableKeys)]int
+}
+
+// limits is CheckLimits on the decoded event, counting the values that
+// were not kept.
+func (fe *fastEvent) limits(path string) error {
+	return fe.ev.checkLimits(path, func(i int, l List) int { return max(len(l), fe.over[i]) })
 }
 
 // maxFastDepth bounds nesting in raw fields; deeper input is left to
@@ -55,6 +66,15 @@ func (d *fastDecoder) text(start, end int) string {
 // decodeFast parses raw as one event, or reports false if it cannot do so
 // exactly as decodeSlow would.
 func decodeFast(raw []byte) (*Event, bool) {
+	fe, ok := decodeFastEvent(raw)
+	if !ok {
+		return nil, false
+	}
+	return &fe.ev, true
+}
+
+// decodeFastEvent is decodeFast, with what the event's limits need.
+func decodeFastEvent(raw []byte) (*fastEvent, bool) {
 	d := fastDecoder{b: raw, fe: new(fastEvent)}
 	if d.peek() != '{' || !d.event() {
 		return nil, false
@@ -62,7 +82,7 @@ func decodeFast(raw []byte) (*Event, bool) {
 	if d.peek() != 0 || d.i != len(d.b) {
 		return nil, false // trailing data, or a NUL byte
 	}
-	return &d.fe.ev, true
+	return d.fe, true
 }
 
 // Event fields, as bits of a set of the keys seen so far.
@@ -167,27 +187,27 @@ func (d *fastDecoder) userData(u *UserData) bool {
 		ok := false
 		switch string(key) {
 		case "em":
-			bit, ok = 1<<0, d.list(&u.Em)
+			bit, ok = 1<<0, d.list(&u.Em, 0)
 		case "ph":
-			bit, ok = 1<<1, d.list(&u.Ph)
+			bit, ok = 1<<1, d.list(&u.Ph, 1)
 		case "fn":
-			bit, ok = 1<<2, d.list(&u.Fn)
+			bit, ok = 1<<2, d.list(&u.Fn, 2)
 		case "ln":
-			bit, ok = 1<<3, d.list(&u.Ln)
+			bit, ok = 1<<3, d.list(&u.Ln, 3)
 		case "db":
-			bit, ok = 1<<4, d.list(&u.Db)
+			bit, ok = 1<<4, d.list(&u.Db, 4)
 		case "ge":
-			bit, ok = 1<<5, d.list(&u.Ge)
+			bit, ok = 1<<5, d.list(&u.Ge, 5)
 		case "ct":
-			bit, ok = 1<<6, d.list(&u.Ct)
+			bit, ok = 1<<6, d.list(&u.Ct, 6)
 		case "st":
-			bit, ok = 1<<7, d.list(&u.St)
+			bit, ok = 1<<7, d.list(&u.St, 7)
 		case "zp":
-			bit, ok = 1<<8, d.list(&u.Zp)
+			bit, ok = 1<<8, d.list(&u.Zp, 8)
 		case "country":
-			bit, ok = 1<<9, d.list(&u.Country)
+			bit, ok = 1<<9, d.list(&u.Country, 9)
 		case "external_id":
-			bit, ok = 1<<10, d.list(&u.ExternalID)
+			bit, ok = 1<<10, d.list(&u.ExternalID, 10)
 		case "client_ip_address":
 			bit = 1 << 11
 			u.ClientIPAddress, ok = d.stringField(nil)
@@ -596,8 +616,10 @@ func (d *fastDecoder) flexString() (FlexString, bool) {
 }
 
 // list reads a List: null, a string, or an array of strings and nulls
-// (nulls dropped; an empty array gives an empty, non-nil List).
-func (d *fastDecoder) list(l *List) bool {
+// (nulls dropped; an empty array gives an empty, non-nil List). Past
+// MaxValuesPerKey values, the rest are only checked and counted into
+// d.fe.over[key].
+func (d *fastDecoder) list(l *List, key int) bool {
 	switch d.peek() {
 	case 'n':
 		*l = nil
@@ -622,9 +644,20 @@ func (d *fastDecoder) list(l *List) bool {
 		*l = d.strings(0)
 		return true
 	}
+	n := 0
 	for {
 		switch d.peek() {
 		case '"':
+			n++
+			if n > MaxValuesPerKey {
+				end := jsonscan.String(d.b, d.i) // as str accepts, without decoding
+				if end < 0 {
+					return false
+				}
+				d.i = end
+				d.fe.over[key] = n
+				break
+			}
 			s, ok := d.str(nil)
 			if !ok {
 				return false

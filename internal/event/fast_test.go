@@ -132,6 +132,9 @@ func agree(t *testing.T, raw []byte) bool {
 	if slowErr != nil {
 		t.Fatalf("fast path took %q, which encoding/json refuses: %v", raw, slowErr)
 	}
+	if wantErr != nil {
+		return true // over the limits: the fast path keeps only the first values
+	}
 	for i := range scratch {
 		scratch[i] = 'X' // the event must not share the input's bytes
 	}

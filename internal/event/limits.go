@@ -31,10 +31,16 @@ const (
 // CheckLimits refuses an event that is larger than the limits above, naming
 // the field; path prefixes field names ("data[3]").
 func (ev *Event) CheckLimits(path string) error {
+	return ev.checkLimits(path, func(_ int, l List) int { return len(l) })
+}
+
+// checkLimits is CheckLimits with the number of values of each hashable
+// key (by index in hashableKeys) given by count.
+func (ev *Event) checkLimits(path string, count func(i int, l List) int) error {
 	p := func(f string) string { return join(path, f) }
 	total := 0
-	for _, k := range hashableKeys {
-		n := len(*ev.UserData.List(k))
+	for i, k := range hashableKeys {
+		n := count(i, *ev.UserData.List(k))
 		if n > MaxValuesPerKey {
 			return &FieldError{Field: p("user_data." + k), Message: fmt.Sprintf("has %d values; at most %d", n, MaxValuesPerKey)}
 		}

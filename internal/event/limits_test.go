@@ -114,3 +114,28 @@ func TestPurchaseNeedsValueWithoutCustomData(t *testing.T) {
 		t.Errorf("a Lead without custom_data is refused: %v", err)
 	}
 }
+
+// FuzzDecodeLimits: the fast path's count of the values it does not keep
+// gives Decode the same answer as encoding/json and CheckLimits.
+func FuzzDecodeLimits(f *testing.F) {
+	f.Add(21, 0, `"x"`)
+	f.Add(19, 25, `null`)
+	f.Add(40, 3, `"a\u00e9\\"b"`)
+	f.Fuzz(func(t *testing.T, em, ph int, elem string) {
+		em, ph = em%200, ph%200
+		if em < 0 || ph < 0 {
+			return
+		}
+		list := func(n int) string {
+			vs := make([]string, n)
+			for i := range vs {
+				vs[i] = elem
+				if i%2 == 0 {
+					vs[i] = fmt.Sprintf(`"v%d"`, i)
+				}
+			}
+			return "[" + strings.Join(vs, ",") + "]"
+		}
+		agree(t, eventWith(`,"ph":`+list(ph)+`,"em":`+list(em)+`}`))
+	})
+}
