@@ -202,7 +202,7 @@ func (r *report) markdown() string {
 	}
 	if pr := r.profile; pr != nil {
 		p("\n## Where the relay's CPU goes (realistic `/v1/events`)\n\n")
-		p("CPU profile of an in-process relay (`app.New`, the code of the binary) under the realistic `/v1/events` load for %s after %s of warm-up (%.0f events/s): `%s`, beside this report (`go tool pprof -tagignore bench=loadgen -tagignore bench=sink %s`). The load generator's and the Graph sink's goroutines are labelled `bench=…`; of %s of samples, the relay's are %s, the load generator's %s, the sink's %s. Identity is every relay sample with a frame of `internal/identity` or a store function named for identities or known keys on its stack: **%s, %.1f %% of the relay's CPU**.\n\n",
+		p("CPU profile of an in-process relay (`app.New`, the code of the binary) under the realistic `/v1/events` load for %s after %s of warm-up (%.0f events/s): `%s`, beside this report (`go tool pprof -tagignore 'bench=loadgen,sink' %s` shows the relay alone). The load generator's and the Graph sink's goroutines are labelled `bench=…`; of %s of samples, the relay's are %s, the load generator's %s, the sink's %s. Identity is every relay sample with a frame of `internal/identity` or a store function named for identities or known keys on its stack: **%s, %.1f %% of the relay's CPU**.\n\n",
 			pr.res.Elapsed.Round(time.Second), r.opts.warmup, pr.res.EventsPerSec(), pr.file, pr.file,
 			pr.split.total.Round(time.Millisecond), pr.split.relay.Round(time.Millisecond), pr.split.loadgen.Round(time.Millisecond),
 			pr.split.sink.Round(time.Millisecond), pr.split.identity.Round(time.Millisecond), 100*pr.split.identityShare())
