@@ -283,6 +283,15 @@ func TestChromeConsentKeepsClick(t *testing.T) {
 	if strings.Index(calls, `"grant"`) > strings.Index(calls, "AddToCart") {
 		t.Errorf("fbq calls = %s: the grant must come first", calls)
 	}
+
+	// The next page tells the Pixel the stored decision before any event.
+	run(t, ctx, `capirelay('consent', 'granted')`)
+	time.Sleep(200 * time.Millisecond) // the _cr_consent cookie
+	open(t, ctx, cs.base+"/eu")
+	cs.waitEvent(t, "the second page's PageView", func(e browserEvent) bool { return e.Name == "PageView" && strings.HasSuffix(e.URL, "/eu") })
+	if calls := fbqCalls(t, ctx); !strings.HasPrefix(calls, `[["consent","grant"],["track","PageView"`) {
+		t.Errorf("fbq calls on the next page = %s, want the stored grant first", calls)
+	}
 }
 
 // cookieCounts counts the cookies the browser would send to url, by name.

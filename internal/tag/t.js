@@ -13,9 +13,9 @@ RX=[['em',/mail|courriel|correo/],['ph',/tel|phone|mobil|cell|handy|portable/],[
 ['ln',/last|surname|family|nachname|apellido|\bnom\b/],['db',/birth|bday|dob|geburt|naissance|nacimiento/],['zp',/zip|postal|plz/],
 ['ct',/city|level2|town|stadt|ville|ciudad/],['st',/state|level1|province|region|bundesland/],['country',/country|\bland\b|pays|pa[ií]s/],['nm',/name/]],
 // never captured: these types, secrets, non-personal fields
-NO=/^(password|hidden|checkbox|radio|submit|button|file)\b|one-time|passw|ssn|account|secur|\bpin\b|token|username|login|company|search|coupon|promo/,
+NO=/^(hidden|checkbox|radio|submit|button|file)\b|one-time|passw|ssn|account|secur|\bpin\b|token|username|login|company|search|coupon|promo/,
 // payment fields (a form with one is never captured): card, CVC, expiry, IBAN in the tag's languages
-PAY=/cc-|card|cvv|cvc|csc|iban|kart|tarjeta|carte\b|ccnum|expir|ablauf|caducidad|vencim|pr[uü]fn|cryptogram/,
+PAY=/cc-|card|cv[vc]|csc|iban|kart|tarjeta|carte\b|ccnum|expir|ablauf|caducidad|vencim|pr[uü]fn|cryptogram/,
 // Meta's advanced-matching names for identify
 MN={email:'em',phone:'ph',first_name:'fn',last_name:'ln',date_of_birth:'db',gender:'ge',city:'ct',state:'st',zip:'zp'}
 let CON=rc('_cr_consent'),DOM='',IX=0,VID='',FBP='',FBC='',ID={},F={},Q=[],TM=0,LAST=L.href
@@ -37,7 +37,7 @@ for(let i=2;i<=p.length;i++){let c=p.slice(-i).join('.'),t=rnd(1);wc('_cr_t',t,9
 // as fbcookie.Parse: 4 or 5 segments, the 5th a known appendix (spec §5.4 step 4)
 function valid(v){let m=/^fb\.\d+\.\d+\.[^.]+(?:\.([\w-]+))?$/.exec(v),a=m&&m[1]
 if(!m)return 0
-if(!a||/^(AQ|Ag|Aw|BA|BQ|Bg)$/.test(a))return 1
+if(!a||/^(A[Qgw]|B[AQg])$/.test(a))return 1
 let b=a.length==8&&atob(a.replace(/-/g,'+').replace(/_/g,'/'))
 return b&&/^\x01[\x01-\x06]/.test(b)}
 function clk(u){let v=new URL(u||L.href,L.href).searchParams.get('fbclid');return v&&/^[!#-+\-\/-:<-\[\]-~]{1,500}$/.test(v)?v:''}
@@ -62,21 +62,21 @@ if(Q.length)post(JSON.stringify({v:1,vid:VID,fbp:FBP,fbc:FBC,consent:CON,lang:n.
 Q=[]}
 function push(e){if(CON=='denied'&&e.type!='consent')return
 e.url=L.href;Q.push(e);TM=TM||setTimeout(g(flush))}
-function track(name,data,opt,x,ref){let id=''+(opt&&opt.eventID||rnd(4)),e={type:'event',name:String(name),id},u={...ID,...x&&x.user}
+function track(name,data,opt,x,ref){let id=''+(opt&&opt.eventID||rnd(4)),e={type:'event',name:String(name),id,ref},u={...ID,...x&&x.user}
 if(data&&typeof data=='object')e.data=data
 if(x){e.form=x.form;e.submit=!0}
 if(Object.keys(u).length)e.user=u
-e.ref=ref
 push(e)
 // dual mode: the Pixel gets the same event with the same eventID, so Meta dedups
 if(w.fbq&&ok())g(w.fbq)(STD.test(e.name)?'track':'trackCustom',e.name,data||{},{eventID:id})
 return id}
+// dual mode: the Pixel follows the visitor's decision (the README has it start revoked)
+function fbc(s){w.fbq&&g(w.fbq)('consent',s=='granted'?'grant':'revoke')}
 function consent(s){s=s=='granted'?s:'denied'
 if(s==CON)return
 let prev=VID
 CON=s;DOM||dom();wc('_cr_consent',s,31536e3,DOM)
-// dual mode: the Pixel follows the same decision
-w.fbq&&g(w.fbq)('consent',s=='granted'?'grant':'revoke')
+fbc(s)
 if(ok())init()
 // denied: every copy goes, on the registrable domain and host-only
 else{FBP=FBC='';F={};for(let k of['_fbp','_fbc','_cr_vid'])wc(k,'',0,DOM),wc(k,'',0)}
@@ -92,7 +92,7 @@ function kind(el){if(!el||!el.labels||el.closest('[data-capirelay-ignore]')||!el
 let s=desc(el),r=!NO.test(s)&&!PAY.test(s)&&RX.find(r=>r[1].test(s))
 return r&&r[0]}
 let fid=f=>f?(f.getAttribute('id')||f.getAttribute('name')||f.getAttribute('action')||'form'+[].indexOf.call(d.forms,f)).slice(0,100):'_'
-let val=el=>String(el.value||'').trim().slice(0,500)
+let val=el=>(el.value||'').trim().slice(0,500)
 // a full name is split: first word fn, the rest ln; a blank (or card-like) value
 // erases only what the same field put there
 function put(o,k,v,el){if(k=='nm'){v=v.split(/\s+/);put(o,'fn',v.shift(),el);k='ln';v=v.join(' ')}
@@ -127,6 +127,7 @@ LAST=L.href
 if(q(a)!=q(b)&&!(rs&&a.pathname==b.pathname&&[...b.searchParams].every(([k,v])=>a.searchParams.get(k)==v)))track('PageView',0,0,0,r)}
 for(let k of['pushState','replaceState']){let f=H[k];H[k]=function(){let r=f.apply(this,arguments);g(nav)(k>'q');return r}}
 w.addEventListener('popstate',g(()=>nav()))
+CON&&fbc(CON)
 init()
 let q=O&&O.q||[],A=g(api)
 A.v=1
