@@ -153,7 +153,12 @@ func TestDuplicateDeliveredOnce(t *testing.T) {
 		t.Fatalf("other name: %v", out)
 	}
 	waitFor(t, 5*time.Second, "delivery", func() bool { return len(r.graph.Events("10111")) == 2 })
-	time.Sleep(100 * time.Millisecond)
+	// Nothing else can be sent: the outbox holds exactly the two events, both
+	// delivered (the repeat was refused at ingest, not queued).
+	waitFor(t, 5*time.Second, "both items marked delivered", func() bool {
+		items, err := r.app.Store.Items(context.Background(), "", "", 10)
+		return err == nil && len(items) == 2 && items[0].State == store.StateDelivered && items[1].State == store.StateDelivered
+	})
 	if n := len(r.graph.EventsByID("10111")["order-1"]); n != 2 {
 		t.Fatalf("order-1 delivered %d times, want 2 (Purchase and AddToCart once each)", n)
 	}
@@ -278,7 +283,13 @@ func TestTokenErrorPausesOnlyThatPixel(t *testing.T) {
 	r.post(t, goodKey, serverEvent("b-2", now))
 	r.post(t, badKey, serverEvent("a-3", now))
 	waitFor(t, 5*time.Second, "other pixel keeps flowing", func() bool { return len(r.graph.Events("10444")) == 2 })
-	time.Sleep(300 * time.Millisecond)
+	// The dispatcher's pass over the paused site, run here synchronously
+	// rather than waited for, sends nothing.
+	for range 3 {
+		if n, err := r.app.Dispatcher.RunOnce(context.Background(), bad.Key); n != 0 || err != nil {
+			t.Fatalf("RunOnce(paused site) claimed %d, %v; want nothing", n, err)
+		}
+	}
 	calls333 := 0
 	for _, rq := range r.graph.Requests()[before:] {
 		if rq.Pixel == "10333" {
