@@ -121,10 +121,14 @@ func TestTwoNodesOnePostgresKill9(t *testing.T) {
 			}
 		}(w)
 	}
-	time.Sleep(2 * time.Second)
+	waitAcked(t, &mu, acked, 2000)
 	a.cmd.Process.Signal(syscall.SIGKILL)
 	a.cmd.Wait()
-	time.Sleep(1 * time.Second)
+	// Node B goes on alone for a while.
+	mu.Lock()
+	before := len(acked)
+	mu.Unlock()
+	waitAcked(t, &mu, acked, before+1000)
 	cancel()
 	wg.Wait()
 	mu.Lock()

@@ -132,6 +132,22 @@ func postEvents(addr, key string, events []map[string]any) (int, []byte, error) 
 	return resp.StatusCode, b, err
 }
 
+// waitAcked waits until at least n event ids are in acked (guarded by mu).
+func waitAcked(t *testing.T, mu *sync.Mutex, acked map[string]bool, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		mu.Lock()
+		got := len(acked)
+		mu.Unlock()
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d events acknowledged in 60 s, want %d", got, n)
+		}
+	}
+}
+
 func sha(s string) string {
 	h := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(h[:])
@@ -251,7 +267,9 @@ func TestKill9UnderLoadLosesNoAcknowledgedEvent(t *testing.T) {
 			}
 		}(w)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	// Kill under load: once a good number of events are acknowledged, not
+	// after a fixed time a slow machine may spend starting up.
+	waitAcked(t, &mu, acked, 2000)
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

@@ -21,12 +21,6 @@ import (
 // maxValidateBytes caps what validate reads: 1,000 events of a few KiB.
 const maxValidateBytes = 64 << 20
 
-// runValidate implements "capirelay validate FILE.json" ("-" reads the
-// process's standard input).
-func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	return runValidateStdin(ctx, args, os.Stdin, stdout, stderr)
-}
-
 // runValidateStdin checks a Meta payload like Meta's Payload Helper: with
 // capi.ValidatePayload, plus hints for raw personal data in hashed fields
 // and whatever capirelay's pipeline would refuse. It prints one problem per

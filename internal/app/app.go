@@ -257,7 +257,7 @@ func checkVersion(cfg config.Config, logger *slog.Logger, now time.Time) error {
 	}
 	switch left := info.Expires.Sub(now); {
 	case left <= 0 && !cfg.AllowExpiredVersion:
-		return fmt.Errorf("Graph API %s expired on %s; set CAPIRELAY_GRAPH_VERSION to a current version (or CAPIRELAY_ALLOW_EXPIRED_VERSION=true)",
+		return fmt.Errorf("the Graph API version %s expired on %s; set CAPIRELAY_GRAPH_VERSION to a current version (or CAPIRELAY_ALLOW_EXPIRED_VERSION=true)",
 			cfg.GraphVersion, info.Expires.Format("2006-01-02"))
 	case left <= 0:
 		logger.Warn("Graph API version has expired", "version", cfg.GraphVersion, "expired", info.Expires.Format("2006-01-02"))

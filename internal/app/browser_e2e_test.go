@@ -302,7 +302,15 @@ func TestBrowserPartialLead(t *testing.T) {
 				t.Errorf("webhook body lacks the lead: %s", body)
 			}
 			if !forward {
-				time.Sleep(1500 * time.Millisecond)
+				// Once the sweeper decided the forward (skipped), none can
+				// follow: wait for that decision, not for time to pass.
+				waitFor(t, 20*time.Second, "the forward decided", func() bool {
+					l, err := s.relay.app.Store.Lead(context.Background(), partial[0].ID)
+					return err == nil && l.ForwardState != store.ForwardPending && l.ForwardState != store.ForwardNone
+				})
+				if l, _ := s.relay.app.Store.Lead(context.Background(), partial[0].ID); l.ForwardState != store.ForwardSkipped {
+					t.Fatalf("forward state with forwarding off = %q, want skipped", l.ForwardState)
+				}
 				for _, raw := range s.relay.graph.Events("109002") {
 					if bytes.Contains(raw, []byte(`"PartialLead"`)) {
 						t.Fatal("a partial lead reached Meta with forwarding off")

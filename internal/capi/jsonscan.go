@@ -126,27 +126,6 @@ func strValue(raw []byte) (s []byte, ok bool) {
 	return inner, true
 }
 
-// keyIs reports whether the raw key (with quotes) equals name.
-func keyIs(key []byte, name string) bool {
-	if len(key) == len(name)+2 && string(key[1:len(key)-1]) == name {
-		return true
-	}
-	if len(key) > 2 && containsByte(key, '\\') {
-		s, ok := strValue(key)
-		return ok && string(s) == name
-	}
-	return false
-}
-
-func containsByte(b []byte, c byte) bool {
-	for _, x := range b {
-		if x == c {
-			return true
-		}
-	}
-	return false
-}
-
 // keyName returns the key without quotes, decoding escapes if needed.
 func keyName(key []byte) []byte {
 	s, _ := strValue(key)

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -149,6 +150,20 @@ func (cs *chromeSite) checkFastPath(t *testing.T) {
 			t.Errorf("%s:\nfast %+v\nslow %+v, %v", raw, fast, slow, err)
 		}
 	}
+}
+
+// waitCapture polls the captures OnCapture received until one satisfies ok.
+func (cs *chromeSite) waitCapture(t *testing.T, what string, ok func(Capture) bool) {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		cs.bb.mu.Lock()
+		found := slices.ContainsFunc(cs.bb.captures, ok)
+		cs.bb.mu.Unlock()
+		if found {
+			return
+		}
+	}
+	t.Fatalf("OnCapture never got %s; /e bodies:\n%s", what, cs.rawBodies())
 }
 
 // waitItem polls the outbox until an item satisfies ok.
@@ -301,20 +316,11 @@ func TestChromeAcceptance(t *testing.T) {
 	if !strings.Contains(raw, `"type":"capture"`) || !strings.Contains(raw, "Ada.Lovelace@Example.com") {
 		t.Errorf("no field capture reached /e:\n%s", raw)
 	}
-	// OnCapture hears of the submit after its Lead is stored: wait for it.
-	var submitted bool
-	for deadline := time.Now().Add(5 * time.Second); !submitted && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		cs.bb.mu.Lock()
-		for _, c := range cs.bb.captures {
-			if c.Submitted && c.FormID == "signup" && c.Fields["em"] == "Ada.Lovelace@Example.com" && c.Fields["ln"] == "Lovelace" {
-				submitted = true
-			}
-		}
-		cs.bb.mu.Unlock()
-	}
-	if !submitted {
-		t.Error("OnCapture did not get the submitted form")
-	}
+	// OnCapture runs after the request's events are committed: wait for the
+	// submit to reach it rather than read the captures as the Lead lands.
+	cs.waitCapture(t, "the submitted form", func(c Capture) bool {
+		return c.Submitted && c.FormID == "signup" && c.Fields["em"] == "Ada.Lovelace@Example.com" && c.Fields["ln"] == "Lovelace"
+	})
 	cs.bb.mu.Lock()
 	for _, c := range cs.bb.captures {
 		if _, ok := c.Fields["pw"]; ok {

@@ -14,10 +14,10 @@ import (
 // from one address is not a person.
 const (
 	DefaultPerIPRate  rate.Limit = 20
-	DefaultPerIPBurst            = 40
+	DefaultPerIPBurst int        = 40
 	// maxLimiters bounds memory: the least recently seen addresses are
 	// forgotten first (a forgotten address starts with a full burst).
-	maxLimiters = 100_000
+	maxLimiters int = 100_000
 )
 
 // ipLimiter is an LRU of token buckets keyed by client address; IPv6

@@ -84,7 +84,11 @@ func TestTokenRevokedMidRun(t *testing.T) {
 		s, err := r.app.Store.Site(context.Background(), site.Key)
 		return err == nil && s.Paused
 	})
-	time.Sleep(500 * time.Millisecond) // ingest goes on while paused
+	// Ingest goes on while paused: wait for events to queue up.
+	waitFor(t, 10*time.Second, "events queued while paused", func() bool {
+		depth, err := r.app.Store.Depth(context.Background())
+		return err == nil && depth[site.Key] > 0
+	})
 	close(stop)
 	<-done
 	s, err := r.app.Store.Site(context.Background(), site.Key)

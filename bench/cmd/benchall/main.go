@@ -504,15 +504,6 @@ func dispatchBenchmark(ctx context.Context, root string) (float64, error) {
 	return strconv.ParseFloat(string(m[1]), 64)
 }
 
-// maxPeak is the larger of peak and the relay's peak RSS so far.
-func maxPeak(peak int64, rel *relay.Relay) (int64, error) {
-	_, p, err := rel.Memory()
-	if err != nil {
-		return 0, fmt.Errorf("read relay memory: %w", err)
-	}
-	return max(peak, p), nil
-}
-
 func lastLines(b []byte, n int) string {
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	if len(lines) > n {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"runtime/pprof"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -46,8 +47,12 @@ func TestParseCPUProfile(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go pprof.Do(context.Background(), pprof.Labels("bench", "loadgen"), func(context.Context) { defer wg.Done(); spin(400 * time.Millisecond) })
-	go func() { defer wg.Done(); spin(400 * time.Millisecond) }()
+	var spun atomic.Int64 // keeps the spinning observable
+	go pprof.Do(context.Background(), pprof.Labels("bench", "loadgen"), func(context.Context) {
+		defer wg.Done()
+		spun.Add(int64(spin(400 * time.Millisecond)))
+	})
+	go func() { defer wg.Done(); spun.Add(int64(spin(400 * time.Millisecond))) }()
 	wg.Wait()
 	pprof.StopCPUProfile()
 	p, err := parseCPUProfile(buf.Bytes())
