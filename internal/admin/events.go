@@ -45,7 +45,9 @@ type itemRow struct {
 	Payload    json.RawMessage `json:"payload"`
 	PayloadErr string          `json:"payload_error,omitempty"`
 	Expired    bool            `json:"replay_refused,omitempty"` // dead letters past Meta's window
-	text       string
+	// Enriched names the user_data keys identity stitching added.
+	Enriched []string `json:"enriched,omitempty"`
+	text     string
 }
 
 // PayloadText is the indented payload for the page.
@@ -54,7 +56,7 @@ func (it *itemRow) PayloadText() string { return it.text }
 func (h *Handler) row(it store.Item) *itemRow {
 	r := &itemRow{ID: it.ID, Site: it.SiteKey, EventName: it.EventName, EventID: it.EventID, EventTime: it.EventTime,
 		Source: it.Source, State: it.State, Attempts: it.Attempts, NextAttempt: it.NextAttempt, TraceID: it.TraceID,
-		LastError: it.LastError, CreatedAt: it.CreatedAt, DeliveredAt: it.DeliveredAt}
+		LastError: it.LastError, CreatedAt: it.CreatedAt, DeliveredAt: it.DeliveredAt, Enriched: it.Enriched}
 	p, err := displayPayload(it.Payload)
 	if err != nil {
 		r.PayloadErr = "the stored payload is not JSON"

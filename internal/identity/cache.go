@@ -11,11 +11,15 @@ import (
 	"github.com/capirelay/capirelay/internal/store"
 )
 
-// CacheEntries bounds each of the cache's two maps (records, and owners of
-// hashes). A record costs about 1 KiB with every key filled, an owner
-// entry about 200 bytes: at the bound the cache holds at most about
-// 120 MiB in the worst case and about 40 MiB on shop traffic (docs/scaling.md).
-const CacheEntries = 100_000
+// The cache's bounds (docs/scaling.md): a record costs about 1 KiB with
+// every key filled once (at most 4 KiB with five values of each), an owner
+// entry about 150 bytes, so at its bounds the cache holds about 50 MiB on
+// shop traffic. Entries live cacheTTL, so it fills only past 5,000 records
+// read or learned per second.
+const (
+	CacheRecords = 50_000
+	CacheOwners  = 100_000
+)
 
 // cache keeps recently read or learned identities and hash owners, so a
 // returning customer's events cost no store reads. Entries live cacheTTL:
@@ -32,7 +36,8 @@ type cache struct {
 	mu        sync.Mutex
 	ids       map[[2]string]cachedIdentity
 	byHash    map[[3]string]cachedOwners
-	maxSize   int
+	maxIDs    int
+	maxOwners int
 	evictions uint64
 }
 
@@ -48,14 +53,14 @@ type cachedOwners struct {
 
 const cacheTTL = 10 * time.Second
 
-func newCache(max int) *cache {
-	return &cache{ids: map[[2]string]cachedIdentity{}, byHash: map[[3]string]cachedOwners{}, maxSize: max}
+func newCache(maxIDs, maxOwners int) *cache {
+	return &cache{ids: map[[2]string]cachedIdentity{}, byHash: map[[3]string]cachedOwners{}, maxIDs: maxIDs, maxOwners: maxOwners}
 }
 
-// makeRoom frees room in m for one more entry when it is full: the
+// makeRoom frees room in m for one more entry when it holds max: the
 // expired entries, or all of them if those are too few. c.mu is held.
-func makeRoom[K comparable, V any](c *cache, m map[K]V, at func(V) time.Time) {
-	if len(m) < c.maxSize {
+func makeRoom[K comparable, V any](c *cache, m map[K]V, max int, at func(V) time.Time) {
+	if len(m) < max {
 		return
 	}
 	now := time.Now()
@@ -64,7 +69,7 @@ func makeRoom[K comparable, V any](c *cache, m map[K]V, at func(V) time.Time) {
 			delete(m, k)
 		}
 	}
-	if len(m) > c.maxSize*3/4 {
+	if len(m) > max*3/4 {
 		c.evictions += uint64(len(m))
 		clear(m)
 	}
@@ -108,7 +113,7 @@ func (c *cache) identity(site, visitor string) (*store.Identity, bool) {
 func (c *cache) putIdentity(site, visitor string, id *store.Identity) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	makeRoom(c, c.ids, cachedIdentity.time)
+	makeRoom(c, c.ids, c.maxIDs, cachedIdentity.time)
 	// Keys are copied: an event's strings may be cut from its whole
 	// request body (event.DecodeBatch), which a key must not keep.
 	c.ids[[2]string{site, strings.Clone(visitor)}] = cachedIdentity{id: id, at: time.Now()}
@@ -145,7 +150,7 @@ func (c *cache) learned(obs *store.Identity, knew func(site, kind, value string)
 					c.byHash[ok] = e
 				}
 			case !knew(obs.SiteKey, kind, h):
-				makeRoom(c, c.byHash, cachedOwners.time)
+				makeRoom(c, c.byHash, c.maxOwners, cachedOwners.time)
 				c.byHash[ok] = cachedOwners{visitors: []string{obs.VisitorID}, at: time.Now()}
 			default:
 				delete(c.byHash, ok)
@@ -168,7 +173,7 @@ func (c *cache) owners(site, kind, hash string) ([]string, bool) {
 func (c *cache) putOwners(site, kind, hash string, visitors []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	makeRoom(c, c.byHash, cachedOwners.time)
+	makeRoom(c, c.byHash, c.maxOwners, cachedOwners.time)
 	// Copied for the reason putIdentity gives.
 	vs := make([]string, len(visitors))
 	for i, v := range visitors {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/capirelay/capirelay/internal/event"
 	"github.com/capirelay/capirelay/internal/pipeline"
 	"github.com/capirelay/capirelay/internal/store"
@@ -68,7 +70,7 @@ func TestMergeChangesAgreesWithMerge(t *testing.T) {
 // identity instead of changing the one readers may hold.
 func TestCachedIdentityNotModified(t *testing.T) {
 	t.Parallel()
-	c := newCache(10)
+	c := newCache(10, 10)
 	c.putIdentity("s", "v", &store.Identity{SiteKey: "s", VisitorID: "v", Hashes: map[string][]string{"external_id": {"a"}}, Fbp: "p"})
 	held, ok := c.identity("s", "v")
 	if !ok {
@@ -152,7 +154,7 @@ func TestKnownAlreadyAgreesWithWrite(t *testing.T) {
 	for i := 0; i < 20_000; i++ {
 		// A fresh cache, and a fresh site for the filter.
 		st.learned, st.reads = nil, 0
-		s.cache = newCache(100)
+		s.cache = newCache(100, 100)
 		site := &store.Site{Key: fmt.Sprint("s", i)}
 		s.ready.Store(r.IntN(2) == 0) // ready: the filter knows only what is added below
 		// A cache state: some owners, some identities, some known absent.
@@ -228,4 +230,50 @@ func TestKnownAlreadyAgreesWithWrite(t *testing.T) {
 		t.Errorf("knownAlready held in only %d of 20000 cases, %d with a person found: the test proves little", took, held)
 	}
 	t.Logf("knownAlready held in %d cases, %d with a person found", took, held)
+}
+
+// TestCacheStaysWithinBounds feeds the service's cache more records and
+// owners than its bounds, as a long run of new customers does, and checks
+// it holds no more than them, counts what it dropped and reports both.
+func TestCacheStaysWithinBounds(t *testing.T) {
+	t.Parallel()
+	s := New(&stubStore{}, slog.New(slog.DiscardHandler))
+	reg := prometheus.NewRegistry()
+	s.Register(reg)
+	unknown := func(site, kind, value string) bool { return false }
+	for i := range 3 * CacheOwners {
+		h := fmt.Sprintf("%064x", i)
+		if i < 3*CacheRecords {
+			s.cache.putIdentity("s", fmt.Sprint("v", i), &store.Identity{SiteKey: "s", VisitorID: fmt.Sprint("v", i)})
+		}
+		s.cache.learned(&store.Identity{SiteKey: "s", VisitorID: ExternalPrefix + h, LikelyNew: true,
+			Hashes: map[string][]string{store.KeyEmail: {h}}}, unknown)
+		if ids, owners, _ := s.cache.sizes(); ids > CacheRecords || owners > CacheOwners {
+			t.Fatalf("after %d entries the cache holds %d records and %d owners, bounds %d and %d", i+1, ids, owners, CacheRecords, CacheOwners)
+		}
+	}
+	got := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			name := mf.GetName()
+			for _, l := range m.GetLabel() {
+				name += "/" + l.GetValue()
+			}
+			got[name] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		}
+	}
+	if got["capirelay_identity_cache_entries/records"] == 0 || got["capirelay_identity_cache_entries/records"] > CacheRecords ||
+		got["capirelay_identity_cache_entries/owners"] == 0 || got["capirelay_identity_cache_entries/owners"] > CacheOwners {
+		t.Errorf("cache entries metrics = %v", got)
+	}
+	if got["capirelay_identity_cache_evictions_total"] < 2*CacheRecords {
+		t.Errorf("capirelay_identity_cache_evictions_total = %v, want at least %d", got["capirelay_identity_cache_evictions_total"], 2*CacheRecords)
+	}
+	if got["capirelay_identity_filter_bytes"] != filterBits/8 || len(s.filter.bits)*8 != filterBits/8 {
+		t.Errorf("filter bytes = %v (%d words)", got["capirelay_identity_filter_bytes"], len(s.filter.bits))
+	}
 }

@@ -88,7 +88,7 @@ func New(st store.Identities, logger *slog.Logger) *Service {
 	}
 	return &Service{Store: st, Logger: logger.With("component", "identity"),
 		queue: make(chan *store.Identity, queueSize), flushes: make(chan chan struct{}), filter: newFilter(),
-		cache: newCache(CacheEntries),
+		cache: newCache(CacheRecords, CacheOwners),
 		ambiguous: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "capirelay", Name: "identity_ambiguous_total",
 			Help: "Events identity stitching left as they were because their strong keys pointed at several people, or at a record holding another value of one of them."})}
 }
@@ -796,8 +796,9 @@ func (s *Service) Register(r prometheus.Registerer) {
 		return prometheus.GaugeOpts{Namespace: "capirelay", Subsystem: "identity", Name: name, Help: help, ConstLabels: labels}
 	}
 	entries := func(which string, n func() int) prometheus.Collector {
-		return prometheus.NewGaugeFunc(opts("cache_entries", "Entries of identity's cache, by map (records, owners); each holds at most "+
-			strconv.Itoa(CacheEntries)+".", prometheus.Labels{"map": which}), func() float64 { return float64(n()) })
+		return prometheus.NewGaugeFunc(opts("cache_entries", "Entries of identity's cache, by map: records (at most "+
+			strconv.Itoa(CacheRecords)+") and owners of hashes (at most "+strconv.Itoa(CacheOwners)+").",
+			prometheus.Labels{"map": which}), func() float64 { return float64(n()) })
 	}
 	r.MustRegister(s.ambiguous,
 		entries("records", func() int { ids, _, _ := s.cache.sizes(); return ids }),

@@ -549,3 +549,25 @@ func TestForgetVisitor(t *testing.T) {
 		t.Errorf("enriched from a forgotten identity: fbp %q", got.Fbp)
 	}
 }
+
+// TestEnrichedKeysRecorded: the outbox item names the keys enrichment
+// added, for the live-event page; an event enrichment left alone names
+// none.
+func TestEnrichedKeysRecorded(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.browserEvent(t)
+	in := serverEvent(event.UserData{ExternalID: event.List{"cust-42"}})
+	b.submit(t, in)
+	items, err := b.db.Items(t.Context(), "shop", "", 1)
+	if err != nil || len(items) != 1 {
+		t.Fatalf("Items = %d, %v", len(items), err)
+	}
+	if want := []string{"em", "ph", "fn", "fbp", "fbc"}; !slices.Equal(items[0].Enriched, want) {
+		t.Errorf("Enriched = %q, want %q (the event's own external_id is not added)", items[0].Enriched, want)
+	}
+	b.submit(t, serverEvent(event.UserData{Em: event.List{"someone@else.example"}}))
+	if items, _ = b.db.Items(t.Context(), "shop", "", 1); len(items[0].Enriched) != 0 {
+		t.Errorf("Enriched = %q for an event nothing was added to", items[0].Enriched)
+	}
+}

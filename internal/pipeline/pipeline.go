@@ -310,7 +310,7 @@ func (p *Pipeline) prepare(ctx context.Context, in *Input, now time.Time, sh *sh
 	return store.NewEvent{
 		SiteKey: site.Key, EventName: ev.EventName, EventID: ev.EventID,
 		EventTime: time.Unix(int64(ev.EventTime), 0), Payload: payload,
-		VisitorID: in.VisitorID, Held: held, Source: in.Source, TestEventCode: in.TestEventCode,
+		VisitorID: in.VisitorID, Held: held, Source: in.Source, TestEventCode: in.TestEventCode, Enriched: in.Enriched,
 	}, res
 }
 

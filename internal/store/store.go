@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -128,6 +129,9 @@ type NewEvent struct {
 	// TestEventCode overrides the site's test_event_code for this event
 	// (a request's own test_event_code); "" = the site's.
 	TestEventCode string
+	// Enriched names the user_data keys identity stitching added (names
+	// only, never values), for the live-event page.
+	Enriched []string
 }
 
 // Status is what Enqueue did with one event.
@@ -143,6 +147,18 @@ const (
 type EnqueueResult struct {
 	Status Status // Accepted or Duplicate
 	ID     int64  // outbox id when accepted
+}
+
+// JoinKeys and SplitKeys store a list of user_data key names (NewEvent
+// and Item's Enriched) in one text column.
+func JoinKeys(keys []string) string { return strings.Join(keys, ",") }
+
+// SplitKeys is the inverse of JoinKeys.
+func SplitKeys(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
 }
 
 // DedupWindow is how long (site, event_name, event_id) is remembered.
@@ -175,6 +191,7 @@ type Item struct {
 	TestEventCode string
 	CreatedAt     time.Time
 	DeliveredAt   time.Time
+	Enriched      []string // the user_data keys identity stitching added
 }
 
 // OutcomeKind is what happened to one claimed item.

@@ -145,26 +145,26 @@ type dedupKey struct{ site, name, id string }
 //     order, so ids follow the order of the calls.
 const insertGroupSQL = `
 WITH input AS (
-	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bytea[], $6::text[], $7::text[], $8::text[])
-		WITH ORDINALITY AS u(site_key, event_name, event_id, event_time, payload, state, source, visitor_id, ord)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bytea[], $6::text[], $7::text[], $8::text[], $11::text[])
+		WITH ORDINALITY AS u(site_key, event_name, event_id, event_time, payload, state, source, visitor_id, enriched, ord)
 ), fresh AS (
 	INSERT INTO seen (site_key, event_name, event_id, seen_at)
 	SELECT site_key, event_name, event_id, $9 FROM input ORDER BY site_key, event_name, event_id
 	ON CONFLICT (site_key, event_name, event_id) DO UPDATE SET seen_at = excluded.seen_at WHERE seen.seen_at < $10
 	RETURNING site_key, event_name, event_id
 )
-INSERT INTO outbox (site_key, event_name, event_id, event_time, payload, state, next_attempt, source, visitor_id, created_at)
-SELECT i.site_key, i.event_name, i.event_id, i.event_time, i.payload, i.state, $9, i.source, i.visitor_id, $9
+INSERT INTO outbox (site_key, event_name, event_id, event_time, payload, state, next_attempt, source, visitor_id, created_at, enriched)
+SELECT i.site_key, i.event_name, i.event_id, i.event_time, i.payload, i.state, $9, i.source, i.visitor_id, $9, i.enriched
 FROM input i JOIN fresh f USING (site_key, event_name, event_id)
 ORDER BY i.ord
 RETURNING id, site_key, event_name, event_id`
 
 func (db *DB) insertGroup(ctx context.Context, batch []*enqueueReq) error {
 	var (
-		sites, names, ids, states, sources, visitors []string
-		times                                        []time.Time
-		payloads                                     [][]byte
-		first                                        = map[dedupKey]bool{}
+		sites, names, ids, states, sources, visitors, enriched []string
+		times                                                  []time.Time
+		payloads                                               [][]byte
+		first                                                  = map[dedupKey]bool{}
 	)
 	for _, r := range batch {
 		r.res = make([]store.EnqueueResult, len(r.evs))
@@ -182,11 +182,12 @@ func (db *DB) insertGroup(ctx context.Context, batch []*enqueueReq) error {
 			sites, names, ids = append(sites, ev.SiteKey), append(names, ev.EventName), append(ids, ev.EventID)
 			times, payloads, states = append(times, ev.EventTime), append(payloads, ev.Payload), append(states, state)
 			sources, visitors = append(sources, ev.Source), append(visitors, ev.VisitorID)
+			enriched = append(enriched, store.JoinKeys(ev.Enriched))
 		}
 	}
 	now := db.now()
 	rows, err := db.pool.Query(ctx, insertGroupSQL, sites, names, ids, times, payloads, states, sources, visitors,
-		now, now.Add(-store.DedupWindow))
+		now, now.Add(-store.DedupWindow), enriched)
 	if err != nil {
 		return err
 	}
@@ -216,7 +217,7 @@ func (db *DB) insertGroup(ctx context.Context, batch []*enqueueReq) error {
 // itemCols lists the columns scanItem reads, each prefixed with p.
 func itemCols(p string) string {
 	cols := []string{"id", "site_key", "event_name", "event_id", "event_time", "payload", "state", "attempts",
-		"next_attempt", "last_error", "trace_id", "source", "visitor_id", "created_at", "delivered_at"}
+		"next_attempt", "last_error", "trace_id", "source", "visitor_id", "created_at", "delivered_at", "enriched"}
 	for i, c := range cols {
 		cols[i] = p + c
 	}
@@ -227,11 +228,13 @@ func (db *DB) scanItem(row pgx.Row) (store.Item, error) {
 	var it store.Item
 	var payload []byte
 	var delivered *time.Time
+	var enriched string
 	if err := row.Scan(&it.ID, &it.SiteKey, &it.EventName, &it.EventID, &it.EventTime, &payload, &it.State,
 		&it.Attempts, &it.NextAttempt, &it.LastError, &it.TraceID, &it.Source, &it.VisitorID, &it.CreatedAt,
-		&delivered); err != nil {
+		&delivered, &enriched); err != nil {
 		return it, mapErr(err)
 	}
+	it.Enriched = store.SplitKeys(enriched)
 	pt, err := db.box.Open(payload, []byte(store.PayloadAD))
 	if err != nil {
 		return it, fmt.Errorf("outbox item %d: %w", it.ID, err)

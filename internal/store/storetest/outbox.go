@@ -260,11 +260,18 @@ func testPayloadRoundTrip(t *testing.T, s store.Store) {
 	for i, p := range payloads {
 		e := ev("a", "Purchase", fmt.Sprint(i))
 		e.Payload = p
+		if i == 1 {
+			e.Enriched = []string{"em", "fbc", "client_ip_address"}
+		}
 		evs = append(evs, e)
 	}
 	ids := mustEnqueue(t, s, evs...)
 	for i, id := range ids {
-		wantBytes(t, fmt.Sprintf("Item(%d).Payload", id), mustItem(t, s, id).Payload, payloads[i])
+		it := mustItem(t, s, id)
+		wantBytes(t, fmt.Sprintf("Item(%d).Payload", id), it.Payload, payloads[i])
+		if !slices.Equal(it.Enriched, evs[i].Enriched) {
+			t.Errorf("Item(%d).Enriched = %q, want %q", id, it.Enriched, evs[i].Enriched)
+		}
 	}
 	items := mustClaim(t, s, "a", "o", 10, time.Now(), lease)
 	if len(items) != len(payloads) {
