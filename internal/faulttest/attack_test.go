@@ -112,8 +112,8 @@ func TestLargeRequestsDoNotStallOtherSites(t *testing.T) {
 		t.Skip("-short: the attack runs for several seconds")
 	}
 	r := newRelay(t, options{})
-	_, attackerKey := r.addSite(t, "730", "tok")
-	victimSite, _ := r.addSite(t, "731", "tok")
+	_, attackerKey := r.addSite(t, "73000", "tok")
+	victimSite, _ := r.addSite(t, "73100", "tok")
 	v := newVictim(r.url, victimSite.Key, 16)
 	v.p99(t, 50) // warm up
 	baseline := v.p99(t, 200)
