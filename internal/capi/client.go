@@ -198,6 +198,7 @@ type graphResponse struct {
 	Error          *graphError `json:"error"`
 }
 
+// graphError is the Graph error object (§7.1), read and written.
 type graphError struct {
 	Message     string `json:"message"`
 	Type        string `json:"type"`

@@ -1,6 +1,7 @@
 package capi
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -210,4 +211,47 @@ func Retryable(err error) bool { return err != nil && Classify(err) == ClassTran
 // would refuse it (code 100, so it classifies as invalid).
 func localError(format string, args ...any) *Error {
 	return &Error{Code: CodeInvalidParameter, Type: "capi", Message: fmt.Sprintf(format, args...)}
+}
+
+// subcodeTitles are the error_user_title strings Meta uses for the
+// subcodes it documents (§7.3).
+var subcodeTitles = map[int]string{
+	SubcodeTooOld:      "Event Timestamp Too Old",
+	SubcodeBadClickID:  "Click ID Incorrectly Formatted",
+	SubcodeThinMatch:   "Insufficient customer information",
+	SubcodeInvalidData: "Invalid parameter",
+}
+
+// SubcodeInvalidParameter is the subcode capirelay answers for a refused
+// event whose problem Meta has no documented subcode for (one of the
+// "other invalid-parameter subcodes seen in integrations", §7.3).
+const SubcodeInvalidParameter = SubcodeInvalidData
+
+// Refusal is the error Graph answers for a request whose i-th event has
+// problem p (§7.1, §7.2): HTTP 400, code 100, p's subcode (or
+// SubcodeInvalidParameter), a title, and the field and reason in
+// error_user_msg. The fake Graph, the sandbox and the relay's own
+// Graph-compatible endpoint all refuse with it.
+func (p Problem) Refusal(i int) *Error {
+	sub := p.Subcode
+	if sub == 0 {
+		sub = SubcodeInvalidParameter
+	}
+	path := "data[" + strconv.Itoa(i) + "]"
+	if p.Path != "" {
+		path += "." + p.Path
+	}
+	return &Error{Status: 400, Code: p.Code, Subcode: sub, Type: "OAuthException", Message: "Invalid parameter",
+		UserTitle: subcodeTitles[sub], UserMsg: path + ": " + p.Message}
+}
+
+// AppendBody appends e as Graph writes it: {"error":{...}} with every
+// field of the error object (§7.1).
+func (e *Error) AppendBody(b []byte) []byte {
+	body := struct {
+		Error graphError `json:"error"`
+	}{graphError{Message: e.Message, Type: e.Type, Code: e.Code, Subcode: e.Subcode, UserTitle: e.UserTitle,
+		UserMsg: e.UserMsg, IsTransient: e.Transient, FbtraceID: e.TraceID}}
+	out, _ := json.Marshal(body) // cannot fail: strings and ints
+	return append(b, out...)
 }

@@ -1,9 +1,13 @@
 package capi
 
-import "encoding/json"
+import (
+	"encoding/json"
+
+	"github.com/capirelay/capirelay/internal/metarules"
+)
 
 // MaxEventsPerRequest is the most events Meta accepts in one request (§1.5).
-const MaxEventsPerRequest = 1000
+const MaxEventsPerRequest = metarules.MaxEventsPerRequest
 
 // Request is the body of POST /{version}/{pixel}/events (§1.3). Data holds
 // already-encoded server events (§2); Client.Send copies them into the body

@@ -509,15 +509,6 @@ func invalidParam(msg string) *graphError {
 	return &graphError{Code: capi.CodeInvalidParameter, Type: "OAuthException", Message: "(#100) " + msg}
 }
 
-// userTitles are the error_user_title strings Meta uses for known subcodes
-// (spec §7.3).
-var userTitles = map[int]string{
-	capi.SubcodeTooOld:      "Event Timestamp Too Old",
-	capi.SubcodeBadClickID:  "Click ID Incorrectly Formatted",
-	capi.SubcodeThinMatch:   "Insufficient customer information",
-	capi.SubcodeInvalidData: "Invalid parameter",
-}
-
 // validate applies Meta's batch rules: 1..1000 events, every event valid,
 // and the Reject rules; the first failure rejects the whole batch (§7.2).
 func (s *Server) validate(events []json.RawMessage, sn snapshot) *graphError {
@@ -529,17 +520,9 @@ func (s *Server) validate(events []json.RawMessage, sn snapshot) *graphError {
 	}
 	for i, ev := range events {
 		if probs := capi.ValidateEvent(ev, sn.now); len(probs) > 0 {
-			p := probs[0]
-			path := "data[" + strconv.Itoa(i) + "]"
-			if p.Path != "" {
-				path += "." + p.Path
-			}
-			title := userTitles[p.Subcode]
-			if title == "" {
-				title = "Invalid parameter"
-			}
-			return &graphError{Code: p.Code, Subcode: p.Subcode, Type: "OAuthException", Message: "Invalid parameter",
-				UserTitle: title, UserMsg: path + ": " + p.Message}
+			r := probs[0].Refusal(i)
+			return &graphError{Code: r.Code, Subcode: r.Subcode, Type: r.Type, Message: r.Message,
+				UserTitle: r.UserTitle, UserMsg: r.UserMsg}
 		}
 	}
 	if len(sn.rejects) == 0 {
@@ -553,7 +536,7 @@ func (s *Server) validate(events []json.RawMessage, sn snapshot) *graphError {
 		for _, fn := range sn.rejects {
 			if fn(m) {
 				return &graphError{Code: capi.CodeInvalidParameter, Subcode: capi.SubcodeInvalidData, Type: "OAuthException",
-					Message: "Invalid parameter", UserTitle: userTitles[capi.SubcodeInvalidData],
+					Message: "Invalid parameter", UserTitle: "Invalid parameter",
 					UserMsg: "data[" + strconv.Itoa(i) + "] was rejected by a test rule"}
 			}
 		}

@@ -47,9 +47,10 @@ func (s *Sandbox) Send(ctx context.Context, site *store.Site, b *Batch) (*capi.R
 	t := now()
 	for i, ev := range b.Events {
 		if probs := capi.ValidateEvent(ev, t); len(probs) > 0 {
-			p := probs[0]
-			return nil, &capi.Error{Status: 400, Code: p.Code, Subcode: p.Subcode, Type: "OAuthException",
-				Message: fmt.Sprintf("(sandbox) data[%d].%s: %s", i, p.Path, p.Message), TraceID: "sandbox"}
+			// As Graph: one bad event refuses the request (§7.2).
+			e := probs[0].Refusal(i)
+			e.TraceID = "sandbox"
+			return nil, e
 		}
 	}
 	body, err := json.Marshal(&capi.Request{Data: b.Events, TestEventCode: b.TestEventCode, PartnerAgent: s.PartnerAgent})

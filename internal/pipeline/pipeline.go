@@ -302,6 +302,7 @@ func (p *Pipeline) prepare(ctx context.Context, in *Input, now time.Time, sh *sh
 		hashEnriched(&hashed, &raw, ev.UserData.Hashable(), opts)
 	}
 	ev.UserData.SetHashable(hashed)
+	ev.UserData.HashExtras()
 	if err := ev.CheckMatch(in.Path); err != nil {
 		res.Status, res.Err = Rejected, err
 		return store.NewEvent{}, res
@@ -369,7 +370,8 @@ func Marshal(ev *event.Event) ([]byte, error) {
 func encodedSize(ev *event.Event) int {
 	n := 768 + len(ev.EventName) + len(ev.EventID) + len(ev.ActionSource) + len(ev.EventSourceURL) +
 		len(ev.ReferrerURL) + len(ev.CustomData) + len(ev.CustomerSegmentation) + len(ev.OriginalEventData) +
-		len(ev.AttributionData) + len(ev.AppData) + len(ev.MessagingChannel)
+		len(ev.AttributionData) + len(ev.AppData) + len(ev.MessagingChannel) +
+		len(ev.AdvertiserTrackingEnabled) + len(ev.AdvancedMeasurementTable)
 	u := &ev.UserData
 	for _, l := range [...]event.List{u.Em, u.Ph, u.Fn, u.Ln, u.Db, u.Ge, u.Ct, u.St, u.Zp, u.Country, u.ExternalID} {
 		for _, v := range l {
@@ -378,7 +380,8 @@ func encodedSize(ev *event.Event) int {
 	}
 	return n + len(u.ClientIPAddress) + len(u.ClientUserAgent) + len(u.Fbc) + len(u.Fbp) + len(u.SubscriptionID) +
 		len(u.FbLoginID) + len(u.LeadID) + len(u.AnonID) + len(u.Madid) + len(u.PageID) + len(u.PageScopedUserID) +
-		len(u.CtwaClid) + len(u.IgAccountID) + len(u.IgSid)
+		len(u.CtwaClid) + len(u.IgAccountID) + len(u.IgSid) +
+		len(u.F5First) + len(u.F5Last) + len(u.Fi) + len(u.Dobd) + len(u.Dobm) + len(u.Doby) + len(u.AppUserID)
 }
 
 // NewEventID returns a random 128-bit id as 32 hex characters.
