@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/capirelay/capirelay/internal/metarules"
 )
 
 // Class is what a caller should do about a failed send (§7.3, §7.4).
@@ -45,18 +47,18 @@ func (c Class) String() string {
 
 // Graph error codes and CAPI subcodes this package gives meaning to (§7.3).
 const (
-	CodeInvalidParameter = 100
+	CodeInvalidParameter = metarules.CodeInvalidParameter
 	CodeUserRateLimit    = 17
 	CodeRateLimit        = 613
 	CodeAccessToken      = 190
 
-	SubcodeObjectMissing    = 33      // 100/33: pixel does not exist or token lacks access
-	SubcodeBadClickID       = 2804001 // 100/2804001: malformed fbc
-	SubcodeTooOld           = 2804003 // 100/2804003: event_time older than 7 days
-	SubcodeInvalidData      = 2804019 // 100/2804019: an invalid parameter seen in integrations
-	SubcodeThinMatch        = 2804050 // 100/2804050: insufficient customer information
-	SubcodeUserRateLimit    = 2446079 // 17/2446079: user request limit reached
-	SubcodeTokenInvalidated = 460     // 190/460: session invalidated (e.g. password changed)
+	SubcodeObjectMissing    = 33                                // 100/33: pixel does not exist or token lacks access
+	SubcodeBadClickID       = metarules.SubcodeBadClickID       // 100/2804001: malformed fbc
+	SubcodeTooOld           = metarules.SubcodeTooOld           // 100/2804003: event_time older than its window
+	SubcodeInvalidData      = metarules.SubcodeInvalidParameter // 100/2804019: an invalid parameter seen in integrations
+	SubcodeThinMatch        = metarules.SubcodeThinMatch        // 100/2804050: insufficient customer information
+	SubcodeUserRateLimit    = 2446079                           // 17/2446079: user request limit reached
+	SubcodeTokenInvalidated = 460                               // 190/460: session invalidated (e.g. password changed)
 )
 
 // Error is a failed Graph API call. Either the server answered (Status != 0,
@@ -222,11 +224,6 @@ var subcodeTitles = map[int]string{
 	SubcodeInvalidData: "Invalid parameter",
 }
 
-// SubcodeInvalidParameter is the subcode capirelay answers for a refused
-// event whose problem Meta has no documented subcode for (one of the
-// "other invalid-parameter subcodes seen in integrations", §7.3).
-const SubcodeInvalidParameter = SubcodeInvalidData
-
 // Refusal is the error Graph answers for a request whose i-th event has
 // problem p (§7.1, §7.2): HTTP 400, code 100, p's subcode (or
 // SubcodeInvalidParameter), a title, and the field and reason in
@@ -235,7 +232,7 @@ const SubcodeInvalidParameter = SubcodeInvalidData
 func (p Problem) Refusal(i int) *Error {
 	sub := p.Subcode
 	if sub == 0 {
-		sub = SubcodeInvalidParameter
+		sub = SubcodeInvalidData
 	}
 	path := "data[" + strconv.Itoa(i) + "]"
 	if p.Path != "" {

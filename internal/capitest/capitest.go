@@ -77,6 +77,8 @@ type Request struct {
 	ContentType string
 
 	Pixel, Version, AccessToken, TestEventCode, PartnerAgent string
+	// The request's other top-level parameters (spec §1.3).
+	NamespaceID, UploadID, UploadTag, UploadSource string
 	// Events of the request, when the body could be decoded. Nil when
 	// SetKeepEvents(false).
 	Events []json.RawMessage
@@ -466,6 +468,8 @@ func (s *Server) readEvents(r *http.Request, rec *Request) ([]json.RawMessage, *
 		rec.AccessToken = r.FormValue("access_token")
 		rec.TestEventCode = r.FormValue("test_event_code")
 		rec.PartnerAgent = r.FormValue("partner_agent")
+		rec.NamespaceID, rec.UploadID = r.FormValue("namespace_id"), r.FormValue("upload_id")
+		rec.UploadTag, rec.UploadSource = r.FormValue("upload_tag"), r.FormValue("upload_source")
 		data = []byte(r.FormValue("data"))
 	default:
 		body, err := io.ReadAll(r.Body)
@@ -477,6 +481,7 @@ func (s *Server) readEvents(r *http.Request, rec *Request) ([]json.RawMessage, *
 			return nil, invalidParam("The request body is not a valid JSON object with a data array")
 		}
 		rec.AccessToken, rec.TestEventCode, rec.PartnerAgent = req.AccessToken, req.TestEventCode, req.PartnerAgent
+		rec.NamespaceID, rec.UploadID, rec.UploadTag, rec.UploadSource = req.NamespaceID, req.UploadID, req.UploadTag, req.UploadSource
 		events = req.Data
 	}
 	if rec.AccessToken == "" {

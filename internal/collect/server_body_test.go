@@ -46,7 +46,8 @@ func TestReadServerBody(t *testing.T) {
 				return r
 			}
 			want, wantErr := io.ReadAll(http.MaxBytesReader(nil, req().Body, MaxServerBody))
-			got, err := readServerBody(req())
+			got, release, err := readServerBody(req())
+			release()
 			var wantMBE, gotMBE *http.MaxBytesError
 			if errors.As(wantErr, &wantMBE) != errors.As(err, &gotMBE) || (wantErr == nil) != (err == nil) {
 				t.Fatalf("readServerBody error = %v, want %v", err, wantErr)

@@ -41,12 +41,12 @@ func (d *Dispatcher) deliver(ctx context.Context, site *store.Site, items []stor
 	if live == nil {
 		live = items
 	}
-	// One request per test_event_code: a request's own code overrides the
-	// site's, and Meta takes one code per request.
+	// One request per test_event_code and parameters: a request's own
+	// code overrides the site's, and Meta takes one of each per request.
 	for len(live) > 0 {
-		code := live[0].TestEventCode
+		code, params := live[0].TestEventCode, live[0].Params
 		n := 0
-		for n < len(live) && live[n].TestEventCode == code {
+		for n < len(live) && live[n].TestEventCode == code && live[n].Params == params {
 			n++
 		}
 		if n == len(live) {
@@ -54,7 +54,7 @@ func (d *Dispatcher) deliver(ctx context.Context, site *store.Site, items []stor
 		}
 		var same, rest []store.Item
 		for _, it := range live {
-			if it.TestEventCode == code {
+			if it.TestEventCode == code && it.Params == params {
 				same = append(same, it)
 			} else {
 				rest = append(rest, it)
@@ -89,7 +89,7 @@ func (d *Dispatcher) post(ctx context.Context, site *store.Site, items []store.I
 	if site.Sandbox() {
 		dest = d.Sandbox
 	}
-	b := &Batch{Events: make([]json.RawMessage, len(items)), TestEventCode: site.TestEventCode}
+	b := &Batch{Events: make([]json.RawMessage, len(items)), TestEventCode: site.TestEventCode, Params: items[0].Params}
 	if items[0].TestEventCode != "" {
 		b.TestEventCode = items[0].TestEventCode
 	}

@@ -19,9 +19,9 @@ type Meta struct {
 
 // Send posts the batch.
 func (m *Meta) Send(ctx context.Context, site *store.Site, b *Batch) (*capi.Response, error) {
-	return m.Client.Send(ctx, site.PixelID, &capi.Request{
+	return m.Client.Send(ctx, site.PixelID, capi.ParseRequestParams(b.Params).With(&capi.Request{
 		Data: b.Events, AccessToken: site.AccessToken, TestEventCode: b.TestEventCode, PartnerAgent: m.PartnerAgent,
-	})
+	}))
 }
 
 // SandboxRecorder keeps sandbox payloads.
@@ -53,7 +53,7 @@ func (s *Sandbox) Send(ctx context.Context, site *store.Site, b *Batch) (*capi.R
 			return nil, e
 		}
 	}
-	body, err := json.Marshal(&capi.Request{Data: b.Events, TestEventCode: b.TestEventCode, PartnerAgent: s.PartnerAgent})
+	body, err := json.Marshal(capi.ParseRequestParams(b.Params).With(&capi.Request{Data: b.Events, TestEventCode: b.TestEventCode, PartnerAgent: s.PartnerAgent}))
 	if err != nil {
 		return nil, err
 	}

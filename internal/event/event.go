@@ -318,6 +318,10 @@ func (e *TypeError) Error() string { return "must be " + e.Want }
 type FieldError struct {
 	Field   string // JSON path, e.g. data[2].event_time
 	Message string
+	// Subcode is Graph's error_subcode for the rule broken
+	// (metarules.SubcodeTooOld, SubcodeThinMatch), 0 when Graph has none
+	// of its own.
+	Subcode int
 }
 
 func (e *FieldError) Error() string { return e.Field + ": " + e.Message }

@@ -230,14 +230,19 @@ func BenchmarkDecode(b *testing.B) {
 // slowEnvelope is how collect decodes a request body with encoding/json.
 func slowEnvelope(body []byte) (Envelope, error) {
 	var req struct {
-		Data          json.RawMessage `json:"data"`
-		TestEventCode string          `json:"test_event_code"`
-		AccessToken   string          `json:"access_token"`
-		PartnerAgent  string          `json:"partner_agent"`
-		NamespaceID   string          `json:"namespace_id"`
-		UploadID      string          `json:"upload_id"`
-		UploadTag     string          `json:"upload_tag"`
-		UploadSource  string          `json:"upload_source"`
+		Data           json.RawMessage `json:"data"`
+		TestEventCode  string          `json:"test_event_code"`
+		AccessToken    string          `json:"access_token"`
+		PartnerAgent   string          `json:"partner_agent"`
+		NamespaceID    string          `json:"namespace_id"`
+		UploadID       string          `json:"upload_id"`
+		UploadTag      string          `json:"upload_tag"`
+		UploadSource   string          `json:"upload_source"`
+		ID             string          `json:"id"`
+		AppsecretProof string          `json:"appsecret_proof"`
+		Fields         json.RawMessage `json:"fields"`
+		Platforms      json.RawMessage `json:"platforms"`
+		Progress       json.RawMessage `json:"progress"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -274,6 +279,8 @@ var envelopeSeeds = []string{
 	`{"data":null}`,
 	`{}`,
 	`{"data":[],"test_event_code":"\u00e9\ud83d\ude00"}`,
+	// Meta's Node SDK: the node id and appsecret_proof in the body.
+	`{"data":[],"access_token":"crk_x","appsecret_proof":"ab12","id":"1234567890","fields":[] ,"platforms":null,"progress":{"a":1}}`,
 }
 
 var envelopeSlowSeeds = []string{

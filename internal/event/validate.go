@@ -70,7 +70,7 @@ func (ev *Event) PrepareSeen(now time.Time, path string, s *Seen) error {
 	case metarules.TimeAhead:
 		ev.EventTime = Time(now.Unix())
 	case metarules.TimeTooOld:
-		return &FieldError{Field: p("event_time"), Message: metarules.TooOldMessage(ev.ActionSource)}
+		return &FieldError{Field: p("event_time"), Message: metarules.TooOldMessage(ev.ActionSource), Subcode: metarules.SubcodeTooOld}
 	}
 	if ev.EventSourceURL != "" && (s == nil || ev.EventSourceURL != s.url) {
 		u, err := url.Parse(ev.EventSourceURL)
@@ -131,7 +131,7 @@ func (ev *Event) CheckMatch(path string) error {
 	if path != "" {
 		f = path + "." + f
 	}
-	return &FieldError{Field: f, Message: metarules.ThinMessage(keys)}
+	return &FieldError{Field: f, Message: metarules.ThinMessage(keys), Subcode: metarules.SubcodeThinMatch}
 }
 
 // has reports whether the field at a metarules.RequiredFor path is set.

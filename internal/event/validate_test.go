@@ -16,7 +16,7 @@ func checkMatchKeys(ev *Event, path string) error {
 		f = path + "." + f
 	}
 	if keys := ev.UserData.Keys(); metarules.IsThin(keys) {
-		return &FieldError{Field: f, Message: metarules.ThinMessage(keys)}
+		return &FieldError{Field: f, Message: metarules.ThinMessage(keys), Subcode: metarules.SubcodeThinMatch}
 	}
 	return nil
 }

@@ -326,6 +326,18 @@ func IsCurrency(code string) bool {
 	return ok
 }
 
+// Graph's code and subcodes for refused events (§7.3): code 100 with a
+// subcode naming the rule. InvalidParameter is one of the "other
+// invalid-parameter subcodes seen in integrations", used where Meta's own
+// is not known.
+const (
+	CodeInvalidParameter    = 100
+	SubcodeBadClickID       = 2804001
+	SubcodeTooOld           = 2804003
+	SubcodeInvalidParameter = 2804019
+	SubcodeThinMatch        = 2804050
+)
+
 // capirelay's own limits, not Meta's: they bound what one event may cost.
 const (
 	MaxEventNameLen = 100

@@ -59,6 +59,9 @@ type Input struct {
 	// Enriched names the user_data keys the Enricher added (names only,
 	// never values), for the live-event page.
 	Enriched []string
+	// Params are the request's other top-level parameters, encoded
+	// (capi.RequestParams), forwarded with the event.
+	Params string
 }
 
 // Result is the outcome of one Input.
@@ -181,6 +184,12 @@ func compactIDs(results []Result) {
 		at += l
 	}
 }
+
+// Results are the outcomes decided so far: final for the events Prepare
+// rejected or dropped (Status set), empty for those Commit would store.
+// A caller with all-or-nothing semantics (the Graph-compatible endpoint)
+// looks here and does not Commit when one is rejected.
+func (b *Prepared) Results() []Result { return b.results }
 
 // Commit stores the prepared events and waits until they are durable; the
 // rest of Submit.
@@ -312,6 +321,7 @@ func (p *Pipeline) prepare(ctx context.Context, in *Input, now time.Time, sh *sh
 		SiteKey: site.Key, EventName: ev.EventName, EventID: ev.EventID,
 		EventTime: time.Unix(int64(ev.EventTime), 0), Payload: payload,
 		VisitorID: in.VisitorID, Held: held, Source: in.Source, TestEventCode: in.TestEventCode,
+		Params: in.Params,
 	}, res
 }
 

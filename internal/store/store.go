@@ -128,6 +128,10 @@ type NewEvent struct {
 	// TestEventCode overrides the site's test_event_code for this event
 	// (a request's own test_event_code); "" = the site's.
 	TestEventCode string
+	// Params are the request's other top-level Graph parameters
+	// (partner_agent, namespace_id, upload_*) as an encoded query string
+	// (capi.RequestParams), sent with the event; "" = none.
+	Params string
 }
 
 // Status is what Enqueue did with one event.
@@ -173,6 +177,7 @@ type Item struct {
 	Source        string
 	VisitorID     string
 	TestEventCode string
+	Params        string // as NewEvent.Params
 	CreatedAt     time.Time
 	DeliveredAt   time.Time
 }
