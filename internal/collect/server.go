@@ -402,6 +402,13 @@ func readServerBody(r *http.Request) (body []byte, release func(), err error) {
 	for {
 		n, err := rd.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
+		if !big && len(b) > bigBody {
+			// Not announced as big, but is: wait for a slot before the
+			// next read.
+			if err := takeSlot(); err != nil {
+				return nil, release, err
+			}
+		}
 		if err != nil {
 			if err == io.EOF {
 				err = nil
@@ -409,11 +416,6 @@ func readServerBody(r *http.Request) (body []byte, release func(), err error) {
 			return b, release, err
 		}
 		if len(b) == cap(b) {
-			if !big && len(b) >= bigBody {
-				if err := takeSlot(); err != nil {
-					return nil, release, err
-				}
-			}
 			b = append(b, 0)[:len(b)] // let append pick the growth
 		}
 	}
