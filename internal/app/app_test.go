@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/capirelay/capirelay/internal/capitest"
+	"github.com/capirelay/capirelay/internal/collect"
 	"github.com/capirelay/capirelay/internal/config"
 	"github.com/capirelay/capirelay/internal/sitecfg"
 	"github.com/capirelay/capirelay/internal/store"
@@ -30,10 +31,16 @@ type relay struct {
 
 func newRelay(t *testing.T, tune func(a *App)) *relay {
 	t.Helper()
+	return newRelayLogging(t, slog.New(slog.DiscardHandler), tune)
+}
+
+// newRelayLogging is newRelay logging to logger.
+func newRelayLogging(t *testing.T, logger *slog.Logger, tune func(a *App)) *relay {
+	t.Helper()
 	graph := capitest.New()
 	t.Cleanup(graph.Close)
 	cfg := config.Config{DataDir: t.TempDir(), GraphURL: graph.URL, BatchLinger: 20 * time.Millisecond, GraphTimeout: 2 * time.Second}
-	a, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	a, err := New(context.Background(), cfg, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,7 +331,7 @@ func TestBadInputRefusedAndNothingStored(t *testing.T) {
 		many[i] = serverEvent(fmt.Sprint(i), now)
 	}
 	tooMany, _ := json.Marshal(map[string]any{"data": many})
-	huge := []byte(`{"data":[{"event_name":"` + strings.Repeat("a", 1<<20) + `"}]}`)
+	huge := []byte(`{"data":[{"event_name":"` + strings.Repeat("a", collect.MaxServerBody) + `"}]}`)
 	cases := []struct {
 		name      string
 		key       string
@@ -335,11 +342,11 @@ func TestBadInputRefusedAndNothingStored(t *testing.T) {
 		{"malformed JSON", key, []byte(`{"data":[{"event_name":`), 400, ""},
 		{"missing key", "", ev(func(m map[string]any) {}), 401, "Authorization"},
 		{"wrong key", "crk_wrong", ev(func(m map[string]any) {}), 401, "Authorization"},
-		{"body over 1 MiB", key, huge, 413, ""},
+		{"body over the cap", key, huge, 413, "body"},
 		{"over 1000 events", key, tooMany, 413, "data"},
 		{"data not a list", key, []byte(`{"data":{"event_name":"x"}}`), 400, "data"},
 		{"no data", key, []byte(`{}`), 400, "data"},
-		{"event_time as a string", key, ev(func(m map[string]any) { m["event_time"] = fmt.Sprint(now.Unix()) }), 400, "data[0].event_time"},
+		{"event_time as a string Graph does not coerce", key, ev(func(m map[string]any) { m["event_time"] = "soon" }), 400, "data[0].event_time"},
 		{"event_time in milliseconds", key, ev(func(m map[string]any) { m["event_time"] = now.UnixMilli() }), 400, "data[0].event_time"},
 		{"event_name a number", key, ev(func(m map[string]any) { m["event_name"] = 7 }), 400, "data[0].event_name"},
 		{"user_data a string", key, ev(func(m map[string]any) { m["user_data"] = "x" }), 400, "data[0].user_data"},
@@ -401,7 +408,7 @@ func TestGraphAliasAcceptsSDKRequests(t *testing.T) {
 	resp, _ = http.Post(r.srv.URL+"/v25.0/10666/events?access_token=nope", "application/json", bytes.NewReader(body[:0]))
 	json.NewDecoder(resp.Body).Decode(&out)
 	resp.Body.Close()
-	if e, _ := out["error"].(map[string]any); resp.StatusCode != 401 || e["code"] != float64(190) {
+	if e, _ := out["error"].(map[string]any); resp.StatusCode != 400 || e["code"] != float64(190) {
 		t.Fatalf("wrong key: %d %v", resp.StatusCode, out)
 	}
 	waitFor(t, 5*time.Second, "alias events delivered", func() bool { return len(r.graph.Events("10666")) == 2 })

@@ -198,6 +198,7 @@ type graphResponse struct {
 	Error          *graphError `json:"error"`
 }
 
+// graphError is the Graph error object (§7.1), read and written.
 type graphError struct {
 	Message     string `json:"message"`
 	Type        string `json:"type"`
@@ -307,7 +308,8 @@ func (b *pooledBody) Close() error {
 // pooled buffer. Events are copied as-is; an empty event is refused because
 // it would make the whole body invalid JSON.
 func encodeRequest(req *Request) (*pooledBody, error) {
-	n := 64 + len(req.AccessToken) + len(req.TestEventCode) + len(req.PartnerAgent)
+	n := 160 + len(req.AccessToken) + len(req.TestEventCode) + len(req.PartnerAgent) + len(req.NamespaceID) +
+		len(req.UploadID) + len(req.UploadTag) + len(req.UploadSource)
 	for i, ev := range req.Data {
 		if len(ev) == 0 {
 			return nil, localError("event %d is empty", i)
@@ -330,6 +332,10 @@ func encodeRequest(req *Request) (*pooledBody, error) {
 	b = appendField(b, "access_token", req.AccessToken)
 	b = appendField(b, "test_event_code", req.TestEventCode)
 	b = appendField(b, "partner_agent", req.PartnerAgent)
+	b = appendField(b, "namespace_id", req.NamespaceID)
+	b = appendField(b, "upload_id", req.UploadID)
+	b = appendField(b, "upload_tag", req.UploadTag)
+	b = appendField(b, "upload_source", req.UploadSource)
 	b = append(b, '}')
 	*bp = b
 	body := &pooledBody{buf: bp}

@@ -1,11 +1,14 @@
 package capi
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/capirelay/capirelay/internal/metarules"
 )
 
 // Class is what a caller should do about a failed send (§7.3, §7.4).
@@ -44,18 +47,18 @@ func (c Class) String() string {
 
 // Graph error codes and CAPI subcodes this package gives meaning to (§7.3).
 const (
-	CodeInvalidParameter = 100
+	CodeInvalidParameter = metarules.CodeInvalidParameter
 	CodeUserRateLimit    = 17
 	CodeRateLimit        = 613
 	CodeAccessToken      = 190
 
-	SubcodeObjectMissing    = 33      // 100/33: pixel does not exist or token lacks access
-	SubcodeBadClickID       = 2804001 // 100/2804001: malformed fbc
-	SubcodeTooOld           = 2804003 // 100/2804003: event_time older than 7 days
-	SubcodeInvalidData      = 2804019 // 100/2804019: an invalid parameter seen in integrations
-	SubcodeThinMatch        = 2804050 // 100/2804050: insufficient customer information
-	SubcodeUserRateLimit    = 2446079 // 17/2446079: user request limit reached
-	SubcodeTokenInvalidated = 460     // 190/460: session invalidated (e.g. password changed)
+	SubcodeObjectMissing    = 33                                // 100/33: pixel does not exist or token lacks access
+	SubcodeBadClickID       = metarules.SubcodeBadClickID       // 100/2804001: malformed fbc
+	SubcodeTooOld           = metarules.SubcodeTooOld           // 100/2804003: event_time older than its window
+	SubcodeInvalidData      = metarules.SubcodeInvalidParameter // 100/2804019: an invalid parameter seen in integrations
+	SubcodeThinMatch        = metarules.SubcodeThinMatch        // 100/2804050: insufficient customer information
+	SubcodeUserRateLimit    = 2446079                           // 17/2446079: user request limit reached
+	SubcodeTokenInvalidated = 460                               // 190/460: session invalidated (e.g. password changed)
 )
 
 // Error is a failed Graph API call. Either the server answered (Status != 0,
@@ -210,4 +213,42 @@ func Retryable(err error) bool { return err != nil && Classify(err) == ClassTran
 // would refuse it (code 100, so it classifies as invalid).
 func localError(format string, args ...any) *Error {
 	return &Error{Code: CodeInvalidParameter, Type: "capi", Message: fmt.Sprintf(format, args...)}
+}
+
+// subcodeTitles are the error_user_title strings Meta uses for the
+// subcodes it documents (§7.3).
+var subcodeTitles = map[int]string{
+	SubcodeTooOld:      "Event Timestamp Too Old",
+	SubcodeBadClickID:  "Click ID Incorrectly Formatted",
+	SubcodeThinMatch:   "Insufficient customer information",
+	SubcodeInvalidData: "Invalid parameter",
+}
+
+// Refusal is the error Graph answers for a request whose i-th event has
+// problem p (§7.1, §7.2): HTTP 400, code 100, p's subcode (or
+// SubcodeInvalidParameter), a title, and the field and reason in
+// error_user_msg. The fake Graph, the sandbox and the relay's own
+// Graph-compatible endpoint all refuse with it.
+func (p Problem) Refusal(i int) *Error {
+	sub := p.Subcode
+	if sub == 0 {
+		sub = SubcodeInvalidData
+	}
+	path := "data[" + strconv.Itoa(i) + "]"
+	if p.Path != "" {
+		path += "." + p.Path
+	}
+	return &Error{Status: 400, Code: p.Code, Subcode: sub, Type: "OAuthException", Message: "Invalid parameter",
+		UserTitle: subcodeTitles[sub], UserMsg: path + ": " + p.Message}
+}
+
+// AppendBody appends e as Graph writes it: {"error":{...}} with every
+// field of the error object (§7.1).
+func (e *Error) AppendBody(b []byte) []byte {
+	body := struct {
+		Error graphError `json:"error"`
+	}{graphError{Message: e.Message, Type: e.Type, Code: e.Code, Subcode: e.Subcode, UserTitle: e.UserTitle,
+		UserMsg: e.UserMsg, IsTransient: e.Transient, FbtraceID: e.TraceID}}
+	out, _ := json.Marshal(body) // cannot fail: strings and ints
+	return append(b, out...)
 }

@@ -34,5 +34,5 @@ func ExampleValidateEvent() {
 	// Output:
 	// event_time: looks like milliseconds; send Unix seconds (100/0)
 	// user_data.em[0]: is not a SHA-256 hex hash (64 lowercase hex characters) (100/0)
-	// user_data: has too little customer information to match (§2.2 baseline rule) (100/2804050)
+	// user_data: has too little customer information to match (client_user_agent); add em, ph, fbp, fbc, external_id or client_ip_address (100/2804050)
 }

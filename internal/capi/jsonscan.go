@@ -158,6 +158,14 @@ func DecodeRequest(body []byte) (*Request, error) {
 			dst = &req.TestEventCode
 		case "partner_agent":
 			dst = &req.PartnerAgent
+		case "namespace_id":
+			dst = &req.NamespaceID
+		case "upload_id":
+			dst = &req.UploadID
+		case "upload_tag":
+			dst = &req.UploadTag
+		case "upload_source":
+			dst = &req.UploadSource
 		default:
 			return true
 		}

@@ -12,19 +12,7 @@ import (
 	"time"
 
 	"github.com/capirelay/capirelay/internal/jsonscan"
-)
-
-// Validation limits (§2).
-const (
-	// MaxEventAge is how old an event_time may be (D-SE): 7 days.
-	MaxEventAge = 7 * 24 * time.Hour
-	// MaxPhysicalStoreAge is the window for action_source physical_store
-	// events (D-SE): 62 days.
-	MaxPhysicalStoreAge = 62 * 24 * time.Hour
-	// MaxFutureSkew is how far in the future an event_time may be. Meta does
-	// not document a limit but rejects future times (§2, §10 item 12); this
-	// tolerates small clock skew between hosts. Clamp browser times to now.
-	MaxFutureSkew = 5 * time.Minute
+	"github.com/capirelay/capirelay/internal/metarules"
 )
 
 // Problem is one reason Meta would reject an event, like a line of Meta's
@@ -50,15 +38,9 @@ func (p Problem) String() string {
 	return p.Path + ": " + p.Message
 }
 
-// actionSources are the allowed action_source values (§2, D-SE).
-var actionSources = map[string]bool{
-	"email": true, "website": true, "app": true, "phone_call": true, "chat": true,
-	"physical_store": true, "system_generated": true, "business_messaging": true, "other": true,
-}
-
 // hashedKeys are the user_data keys Meta wants as SHA-256 hex (§3.1), in the
 // order problems are reported.
-var hashedKeys = [...]string{"em", "ph", "fn", "ln", "db", "ge", "ct", "st", "zp", "country"}
+var hashedKeys = metarules.HashedListFields
 
 // emptySHA256 is sha256(""): a normalizer bug, never a real value (§3.4).
 const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -66,7 +48,7 @@ const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b785
 // rawEvent holds the raw JSON values of the event fields we check.
 type rawEvent struct {
 	EventName, EventTime, ActionSource, EventSourceURL, EventID, OptOut []byte
-	UserData, CustomData                                                []byte
+	UserData, CustomData, AppData, AdvertiserTracking                   []byte
 	DPO, DPOCountry, DPOState                                           []byte
 }
 
@@ -170,6 +152,7 @@ func (v *validator) event(ev []byte, now time.Time) {
 		return
 	}
 	var e rawEvent
+	var unknown []string
 	err := eachMember(ev, func(key, val []byte) bool {
 		switch string(keyName(key)) {
 		case "event_name":
@@ -194,12 +177,23 @@ func (v *validator) event(ev []byte, now time.Time) {
 			e.DPOCountry = val
 		case "data_processing_options_state":
 			e.DPOState = val
+		case "app_data":
+			e.AppData = val
+		case "advertiser_tracking_enabled":
+			e.AdvertiserTracking = val
+		default:
+			if name := string(keyName(key)); !metarules.Has(metarules.EventFields, name) {
+				unknown = append(unknown, name)
+			}
 		}
 		return true
 	})
 	if err != nil {
 		v.add("", 0, "event is not valid JSON")
 		return
+	}
+	for _, name := range unknown {
+		v.add(name, 0, "unknown field")
 	}
 
 	name, ok := v.requiredString("event_name", e.EventName)
@@ -208,10 +202,10 @@ func (v *validator) event(ev []byte, now time.Time) {
 	}
 
 	source, sourceOK := v.requiredString("action_source", e.ActionSource)
-	if sourceOK && !actionSources[string(source)] {
-		v.add("action_source", 0, "is not one of email, website, app, phone_call, chat, physical_store, system_generated, business_messaging, other")
+	if sourceOK && !metarules.IsActionSource(string(source)) {
+		v.add("action_source", 0, "is not one of %s", metarules.ActionSourceList)
 	}
-	v.eventTime(e.EventTime, string(source) == "physical_store", now)
+	v.eventTime(e.EventTime, string(source), now)
 
 	website := sourceOK && string(source) == "website"
 	switch k := jsonKind(e.EventSourceURL); k {
@@ -241,8 +235,32 @@ func (v *validator) event(ev []byte, now time.Time) {
 	}
 
 	hasIP := v.userData(e.UserData, website)
-	v.customData(e.CustomData, string(name) == "Purchase")
+	v.customData(e.CustomData, metarules.RequiresValue(string(name)))
 	v.dataProcessing(&e, hasIP)
+	v.appData(e.AppData, sourceOK && string(source) == "app")
+	if k := jsonKind(e.AdvertiserTracking); k != "" && k != "null" && k != "boolean" {
+		v.add("advertiser_tracking_enabled", 0, "must be true or false")
+	}
+}
+
+// appData checks app_data: required for app events (metarules.RequiredFor),
+// an object of the keys Meta knows.
+func (v *validator) appData(raw []byte, app bool) {
+	switch k := jsonKind(raw); k {
+	case "", "null":
+		if app {
+			v.add("app_data", 0, "is required for app events")
+		}
+	case "object":
+		_ = eachMember(raw, func(key, _ []byte) bool { // checked by the caller
+			if name := string(keyName(key)); !metarules.Has(metarules.AppDataFields, name) {
+				v.add("app_data."+name, 0, "unknown field")
+			}
+			return true
+		})
+	default:
+		v.add("app_data", 0, "must be an object, not %s", k)
+	}
 }
 
 // requiredString reports a problem unless raw is a JSON string, and returns
@@ -286,70 +304,50 @@ func parseInt(raw []byte) (n int64, ok bool) {
 	return n, true
 }
 
-func (v *validator) eventTime(raw []byte, physicalStore bool, now time.Time) {
+func (v *validator) eventTime(raw []byte, source string, now time.Time) {
+	var t int64
 	switch k := jsonKind(raw); k {
 	case "", "null":
 		v.add("event_time", 0, "is required")
 		return
 	case "number":
+		var ok bool
+		if t, ok = parseInt(raw); !ok {
+			v.add("event_time", 0, "must be an integer number of Unix seconds")
+			return
+		}
+	case "string":
+		// Graph coerces numeric and ISO 8601 strings (§10 item 12).
+		s, _ := strValue(raw)
+		var ok bool
+		if t, ok = metarules.ParseEventTime(string(s)); !ok {
+			v.add("event_time", 0, "must be an integer number of Unix seconds, or an ISO 8601 date-time with a time zone")
+			return
+		}
 	default:
 		v.add("event_time", 0, "must be an integer number of Unix seconds, not %s", k)
 		return
 	}
-	t, ok := parseInt(raw)
-	if !ok {
-		v.add("event_time", 0, "must be an integer number of Unix seconds")
-		return
-	}
-	// 1e11 s is the year 5138; any larger value is almost surely a
-	// millisecond timestamp (§10 item 12).
-	if t > 1e11 {
+	switch {
+	case t > metarules.MaxEventTime:
 		v.add("event_time", 0, "looks like milliseconds; send Unix seconds")
 		return
+	case t <= 0:
+		v.add("event_time", 0, "must be a positive number of Unix seconds")
+		return
 	}
-	maxAge := MaxEventAge
-	if physicalStore {
-		maxAge = MaxPhysicalStoreAge
-	}
-	switch sec := now.Unix(); {
-	case t < sec-int64(maxAge/time.Second):
-		v.add("event_time", SubcodeTooOld, "is more than %d days old", int(maxAge/(24*time.Hour)))
-	case t > sec+int64(MaxFutureSkew/time.Second):
-		v.add("event_time", 0, "is in the future")
+	switch metarules.CheckTime(t, source, now) {
+	case metarules.TimeTooOld:
+		v.add("event_time", SubcodeTooOld, "%s", metarules.TooOldMessage(source))
+	case metarules.TimeFuture:
+		v.add("event_time", 0, "%s", metarules.FutureMessage)
 	}
 }
-
-// Thin-match bits (§2.2): the keys that appear in Meta's "insufficient"
-// sets. Any other customer-information key makes an event matchable.
-const (
-	tmCT = 1 << iota
-	tmCountry
-	tmST
-	tmZP
-	tmGE
-	tmUA
-	tmDB
-	tmFN
-	tmLN
-	tmOther
-)
-
-// thinSets are the §2.2 sets; user_data whose keys are a subset of one of
-// them is rejected with 100/2804050.
-var thinSets = []int{
-	tmCT | tmCountry | tmST | tmZP | tmGE | tmUA,
-	tmDB | tmUA,
-	tmFN | tmGE,
-	tmLN | tmGE,
-}
-
-// hashedBits maps hashedKeys (by index) to thin-match bits.
-var hashedBits = [len(hashedKeys)]int{tmOther, tmOther, tmFN, tmLN, tmDB, tmGE, tmCT, tmST, tmZP, tmCountry}
 
 type rawUserData struct {
-	hashed                     [len(hashedKeys)][]byte
+	hashed                     [10][]byte // by index in hashedKeys
 	externalID, ip, ua, fb, fp []byte
-	other                      bool // a non-empty key we do not check
+	other                      []string // non-empty keys we only pass through
 }
 
 // userData validates user_data (§3) and reports whether it carries a valid
@@ -373,39 +371,48 @@ func (v *validator) userData(raw []byte, website bool) (hasIP bool) {
 				return true
 			}
 		}
-		switch string(name) {
-		case "external_id":
+		switch n := string(name); {
+		case n == "external_id":
 			ud.externalID = val
-		case "client_ip_address":
+		case n == "client_ip_address":
 			ud.ip = val
-		case "client_user_agent":
+		case n == "client_user_agent":
 			ud.ua = val
-		case "fbc":
+		case n == "fbc":
 			ud.fb = val
-		case "fbp":
+		case n == "fbp":
 			ud.fp = val
-		default:
+		case metarules.Has(metarules.HashedSingleFields, n):
+			if s, ok := v.singleString(n, val); ok {
+				if !isHashed(s) {
+					v.add("user_data."+n, 0, "is not a SHA-256 hex hash (64 lowercase hex characters)")
+				} else {
+					ud.other = append(ud.other, n)
+				}
+			}
+		case metarules.Has(metarules.PlainFields, n):
 			// Other identifiers (fb_login_id, lead_id, subscription_id,
 			// madid, ...) pass through; a non-empty one counts as customer
 			// information.
 			if k := jsonKind(val); k != "null" && string(val) != `""` && !(k == "array" && isEmptyArray(val)) {
-				ud.other = true
+				ud.other = append(ud.other, n)
 			}
+		default:
+			v.add("user_data."+n, 0, "unknown field")
 		}
 		return true
 	})
 
-	present := 0
-	if ud.other {
-		present |= tmOther
-	}
+	// keys are the customer information keys with a valid value, for the
+	// §2.2 rule (metarules.IsThin).
+	keys := ud.other
 	for i, key := range hashedKeys {
 		if ud.hashed[i] != nil && v.hashable(key, ud.hashed[i], true) {
-			present |= hashedBits[i]
+			keys = append(keys, key)
 		}
 	}
 	if ud.externalID != nil && v.hashable("external_id", ud.externalID, false) {
-		present |= tmOther
+		keys = append(keys, "external_id")
 	}
 	if ud.ip != nil {
 		if s, ok := v.singleString("client_ip_address", ud.ip); ok {
@@ -413,16 +420,18 @@ func (v *validator) userData(raw []byte, website bool) (hasIP bool) {
 				v.add("user_data.client_ip_address", 0, "is not a valid IPv4 or IPv6 address")
 			} else {
 				hasIP = true
-				present |= tmOther
+				keys = append(keys, "client_ip_address")
 			}
 		}
 	}
+	hasUA := false
 	if ud.ua != nil {
 		if _, ok := v.singleString("client_user_agent", ud.ua); ok {
-			present |= tmUA
+			hasUA = true
+			keys = append(keys, "client_user_agent")
 		}
 	}
-	if website && present&tmUA == 0 {
+	if website && !hasUA {
 		v.add("user_data.client_user_agent", 0, "is required for website events")
 	}
 	for _, c := range []struct {
@@ -441,18 +450,10 @@ func (v *validator) userData(raw []byte, website bool) (hasIP bool) {
 			v.add("user_data."+c.key, c.subcode, "is not in the fb.<subdomain index>.<creation time>.<value>[.<appendix>] format")
 			continue
 		}
-		present |= tmOther
+		keys = append(keys, c.key)
 	}
-
-	for _, set := range thinSets {
-		if present&^set == 0 {
-			if present == 0 {
-				v.add("user_data", SubcodeThinMatch, "has no valid customer information parameters")
-			} else {
-				v.add("user_data", SubcodeThinMatch, "has too little customer information to match (§2.2 baseline rule)")
-			}
-			break
-		}
+	if metarules.IsThin(keys) {
+		v.add("user_data", SubcodeThinMatch, "%s", metarules.ThinMessage(keys))
 	}
 	return hasIP
 }
@@ -548,12 +549,21 @@ func (v *validator) customData(raw []byte, purchase bool) {
 		v.add("custom_data", 0, "must be an object, not %s", k)
 		return
 	}
+	hasValue := false
 	switch k := jsonKind(value); k {
 	case "", "null":
 		if purchase {
 			v.add("custom_data.value", 0, "is required for Purchase events")
 		}
 	case "number":
+		hasValue = true
+	case "string":
+		// Graph coerces a numeric string, as Meta's SDK does (§4).
+		s, _ := strValue(value)
+		if _, ok := metarules.ParseValue(string(s)); !ok {
+			v.add("custom_data.value", 0, "must be a number (or a string holding one)")
+		}
+		hasValue = true
 	default:
 		v.add("custom_data.value", 0, "must be a number, not %s", k)
 	}
@@ -561,9 +571,11 @@ func (v *validator) customData(raw []byte, purchase bool) {
 	case "", "null":
 		if purchase {
 			v.add("custom_data.currency", 0, "is required for Purchase events")
+		} else if hasValue {
+			v.add("custom_data.currency", 0, "is required when value is set")
 		}
 	case "string":
-		if s, _ := strValue(currency); !IsCurrency(string(s)) {
+		if s, _ := strValue(currency); !metarules.IsCurrency(string(s)) {
 			v.add("custom_data.currency", 0, "is not an ISO 4217 currency code")
 		}
 	default:
@@ -583,7 +595,7 @@ func (v *validator) dataProcessing(e *rawEvent, hasIP bool) {
 				v.add(p, 0, "must be a string, not %s", k)
 				return
 			}
-			if s, _ := strValue(r); string(s) != "LDU" {
+			if s, _ := strValue(r); string(s) != metarules.LDU {
 				v.add(p, 0, `must be "LDU"`)
 				return
 			}
@@ -593,15 +605,15 @@ func (v *validator) dataProcessing(e *rawEvent, hasIP bool) {
 		v.add("data_processing_options", 0, "must be an array of strings, not %s", k)
 	}
 	country, hasCountry := v.dpoInt("data_processing_options_country", e.DPOCountry)
-	if hasCountry && country != 0 && country != 1 {
+	if hasCountry && !metarules.IsDPOCountry(country) {
 		v.add("data_processing_options_country", 0, "must be 0 (geolocate) or 1 (United States)")
 	}
 	state, hasState := v.dpoInt("data_processing_options_state", e.DPOState)
-	if hasState && state != 0 && (state < 1000 || state > 1099) {
+	if hasState && !metarules.IsDPOState(state) {
 		v.add("data_processing_options_state", 0, "must be 0 (geolocate) or a US state code from 1000 (California)")
 	}
-	if ldu && !hasIP && (!hasCountry || !hasState) {
-		v.add("data_processing_options_state", 0, "country and state are required with LDU when no client_ip_address is sent")
+	if ldu && metarules.LDUNeedsLocation(hasIP, hasCountry, hasState) {
+		v.add("data_processing_options_state", 0, "%s", metarules.LDULocationMessage)
 	}
 }
 

@@ -122,7 +122,20 @@ func TestValidateEventProblems(t *testing.T) {
 		{"event_name number", func(ev map[string]any) { ev["event_name"] = 7 }, "event_name", 0},
 		{"event_name empty", func(ev map[string]any) { ev["event_name"] = " " }, "event_name", 0},
 		{"event_time missing", func(ev map[string]any) { delete(ev, "event_time") }, "event_time", 0},
-		{"event_time string", func(ev map[string]any) { ev["event_time"] = strconv.FormatInt(vnow.Unix(), 10) }, "event_time", 0},
+		{"event_time string", func(ev map[string]any) { ev["event_time"] = "yesterday" }, "event_time", 0},
+		{"event_time ISO 8601 too old", func(ev map[string]any) { ev["event_time"] = vnow.Add(-10 * 24 * time.Hour).Format(time.RFC3339) }, "event_time", capi.SubcodeTooOld},
+		{"unknown event field", func(ev map[string]any) { ev["colour"] = "red" }, "colour", 0},
+		{"unknown user_data field", func(ev map[string]any) { ud(ev)["email"] = hashEm }, "user_data.email", 0},
+		{"f5first raw", func(ev map[string]any) { ud(ev)["f5first"] = "maria" }, "user_data.f5first", 0},
+		{"app without app_data", func(ev map[string]any) { ev["action_source"] = "app" }, "app_data", 0},
+		{"unknown app_data field", func(ev map[string]any) {
+			ev["action_source"] = "app"
+			ev["app_data"] = map[string]any{"extinfo": []any{"i2"}, "colour": 1}
+		}, "app_data.colour", 0},
+		{"store sale past 62 days", func(ev map[string]any) {
+			ev["action_source"] = "physical_store"
+			ev["event_time"] = vnow.Add(-63 * 24 * time.Hour).Unix()
+		}, "event_time", capi.SubcodeTooOld},
 		{"event_time milliseconds", func(ev map[string]any) { ev["event_time"] = vnow.UnixMilli() }, "event_time", 0},
 		{"event_time fraction", func(ev map[string]any) { ev["event_time"] = float64(vnow.Unix()) + 0.5 }, "event_time", 0},
 		{"event_time 8 days old", func(ev map[string]any) { ev["event_time"] = vnow.Add(-8 * 24 * time.Hour).Unix() }, "event_time", capi.SubcodeTooOld},
@@ -141,7 +154,11 @@ func TestValidateEventProblems(t *testing.T) {
 		{"user_data missing", func(ev map[string]any) { delete(ev, "user_data") }, "user_data", 0},
 		{"user_data array", func(ev map[string]any) { ev["user_data"] = []any{} }, "user_data", 0},
 		{"client_user_agent missing on website", func(ev map[string]any) { delete(ud(ev), "client_user_agent") }, "user_data.client_user_agent", 0},
-		{"client_user_agent number", func(ev map[string]any) { ev["action_source"] = "app"; ud(ev)["client_user_agent"] = 5 }, "user_data.client_user_agent", 0},
+		{"client_user_agent number", func(ev map[string]any) {
+			ev["action_source"] = "app"
+			ev["app_data"] = map[string]any{}
+			ud(ev)["client_user_agent"] = 5
+		}, "user_data.client_user_agent", 0},
 		{"em unhashed", func(ev map[string]any) { ud(ev)["em"] = []any{rawEmail} }, "user_data.em[0]", 0},
 		{"em unhashed single", func(ev map[string]any) { ud(ev)["em"] = rawEmail }, "user_data.em", 0},
 		{"em upper-case hex", func(ev map[string]any) { ud(ev)["em"] = []any{strings.ToUpper(hashEm)} }, "user_data.em[0]", 0},
@@ -177,7 +194,11 @@ func TestValidateEventProblems(t *testing.T) {
 			ev["user_data"] = map[string]any{"em": []any{}}
 		}, "user_data", capi.SubcodeThinMatch},
 		{"custom_data array", func(ev map[string]any) { ev["custom_data"] = []any{} }, "custom_data", 0},
-		{"value string", func(ev map[string]any) { ev["custom_data"].(map[string]any)["value"] = "19.99" }, "custom_data.value", 0},
+		{"value string", func(ev map[string]any) { ev["custom_data"].(map[string]any)["value"] = "19,99" }, "custom_data.value", 0},
+		{"value without currency", func(ev map[string]any) {
+			ev["event_name"] = "Lead"
+			ev["custom_data"] = map[string]any{"value": 3}
+		}, "custom_data.currency", 0},
 		{"currency not ISO", func(ev map[string]any) { ev["custom_data"].(map[string]any)["currency"] = "EURO" }, "custom_data.currency", 0},
 		{"currency unknown", func(ev map[string]any) { ev["custom_data"].(map[string]any)["currency"] = "XYZ" }, "custom_data.currency", 0},
 		{"purchase without currency", func(ev map[string]any) { delete(ev["custom_data"].(map[string]any), "currency") }, "custom_data.currency", 0},

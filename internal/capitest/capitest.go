@@ -77,6 +77,8 @@ type Request struct {
 	ContentType string
 
 	Pixel, Version, AccessToken, TestEventCode, PartnerAgent string
+	// The request's other top-level parameters (spec §1.3).
+	NamespaceID, UploadID, UploadTag, UploadSource string
 	// Events of the request, when the body could be decoded. Nil when
 	// SetKeepEvents(false).
 	Events []json.RawMessage
@@ -466,6 +468,8 @@ func (s *Server) readEvents(r *http.Request, rec *Request) ([]json.RawMessage, *
 		rec.AccessToken = r.FormValue("access_token")
 		rec.TestEventCode = r.FormValue("test_event_code")
 		rec.PartnerAgent = r.FormValue("partner_agent")
+		rec.NamespaceID, rec.UploadID = r.FormValue("namespace_id"), r.FormValue("upload_id")
+		rec.UploadTag, rec.UploadSource = r.FormValue("upload_tag"), r.FormValue("upload_source")
 		data = []byte(r.FormValue("data"))
 	default:
 		body, err := io.ReadAll(r.Body)
@@ -477,6 +481,7 @@ func (s *Server) readEvents(r *http.Request, rec *Request) ([]json.RawMessage, *
 			return nil, invalidParam("The request body is not a valid JSON object with a data array")
 		}
 		rec.AccessToken, rec.TestEventCode, rec.PartnerAgent = req.AccessToken, req.TestEventCode, req.PartnerAgent
+		rec.NamespaceID, rec.UploadID, rec.UploadTag, rec.UploadSource = req.NamespaceID, req.UploadID, req.UploadTag, req.UploadSource
 		events = req.Data
 	}
 	if rec.AccessToken == "" {
@@ -509,15 +514,6 @@ func invalidParam(msg string) *graphError {
 	return &graphError{Code: capi.CodeInvalidParameter, Type: "OAuthException", Message: "(#100) " + msg}
 }
 
-// userTitles are the error_user_title strings Meta uses for known subcodes
-// (spec §7.3).
-var userTitles = map[int]string{
-	capi.SubcodeTooOld:      "Event Timestamp Too Old",
-	capi.SubcodeBadClickID:  "Click ID Incorrectly Formatted",
-	capi.SubcodeThinMatch:   "Insufficient customer information",
-	capi.SubcodeInvalidData: "Invalid parameter",
-}
-
 // validate applies Meta's batch rules: 1..1000 events, every event valid,
 // and the Reject rules; the first failure rejects the whole batch (§7.2).
 func (s *Server) validate(events []json.RawMessage, sn snapshot) *graphError {
@@ -529,17 +525,9 @@ func (s *Server) validate(events []json.RawMessage, sn snapshot) *graphError {
 	}
 	for i, ev := range events {
 		if probs := capi.ValidateEvent(ev, sn.now); len(probs) > 0 {
-			p := probs[0]
-			path := "data[" + strconv.Itoa(i) + "]"
-			if p.Path != "" {
-				path += "." + p.Path
-			}
-			title := userTitles[p.Subcode]
-			if title == "" {
-				title = "Invalid parameter"
-			}
-			return &graphError{Code: p.Code, Subcode: p.Subcode, Type: "OAuthException", Message: "Invalid parameter",
-				UserTitle: title, UserMsg: path + ": " + p.Message}
+			r := probs[0].Refusal(i)
+			return &graphError{Code: r.Code, Subcode: r.Subcode, Type: r.Type, Message: r.Message,
+				UserTitle: r.UserTitle, UserMsg: r.UserMsg}
 		}
 	}
 	if len(sn.rejects) == 0 {
@@ -553,7 +541,7 @@ func (s *Server) validate(events []json.RawMessage, sn snapshot) *graphError {
 		for _, fn := range sn.rejects {
 			if fn(m) {
 				return &graphError{Code: capi.CodeInvalidParameter, Subcode: capi.SubcodeInvalidData, Type: "OAuthException",
-					Message: "Invalid parameter", UserTitle: userTitles[capi.SubcodeInvalidData],
+					Message: "Invalid parameter", UserTitle: "Invalid parameter",
 					UserMsg: "data[" + strconv.Itoa(i) + "] was rejected by a test rule"}
 			}
 		}

@@ -34,7 +34,7 @@ var answers = [...]struct {
 	graphCode  int    // Graph API error code for /{version}/{pixel}/events
 	retryAfter string // seconds; "" = no Retry-After header
 }{
-	errInternal:     {http.StatusInternalServerError, 100, ""},
+	errInternal:     {http.StatusInternalServerError, 1, ""}, // 1: an unknown error, maybe temporary
 	errBadRequest:   {http.StatusBadRequest, 100, ""},
 	errUnauthorized: {http.StatusUnauthorized, 190, ""}, // 190: invalid OAuth access token
 	errForbidden:    {http.StatusForbidden, 100, ""},
@@ -54,6 +54,10 @@ type httpError struct {
 	Field   string
 	Message string
 	Err     error
+	// graphCode and graphSubcode, when set, are the Graph alias's code
+	// and subcode instead of the kind's (104 for no token, 100/33 for
+	// another site's pixel).
+	graphCode, graphSubcode int
 }
 
 func (e *httpError) Error() string {

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"mime"
 	"net/http"
 	"net/url"
@@ -25,8 +28,13 @@ import (
 	"github.com/capirelay/capirelay/internal/store"
 )
 
-// MaxServerBody is the largest /v1/events request body.
-const MaxServerBody = 1 << 20
+// MaxServerBody is the largest request body of /v1/events and the Graph
+// alias: 1,000 purchases as Meta's Node SDK builds them are 0.74 MB, or
+// 2.3 MB with every user_data field set (TestNodeSDK measures them); 8 MiB
+// leaves room for large custom_data. Bodies past bigBody share
+// bigBodySlots, so the cap does not raise what many requests at once may
+// hold.
+const MaxServerBody = 8 << 20
 
 // APIKeyPrefix starts every site api key, so a leaked key is recognisable.
 const APIKeyPrefix = "crk_"
@@ -73,6 +81,12 @@ type request struct {
 	UploadID      string          `json:"upload_id"`
 	UploadTag     string          `json:"upload_tag"`
 	UploadSource  string          `json:"upload_source"`
+	// See event.Envelope: taken, not used.
+	ID             string          `json:"id"`
+	AppsecretProof string          `json:"appsecret_proof"`
+	Fields         json.RawMessage `json:"fields"`
+	Platforms      json.RawMessage `json:"platforms"`
+	Progress       json.RawMessage `json:"progress"`
 }
 
 // ServeEvents handles POST /v1/events.
@@ -82,41 +96,116 @@ func (s *Server) ServeEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errNoKey)
 		return
 	}
-	resp, status, err := s.handle(r, key)
+	resp, err := s.handle(r, key, "", false)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	writeResponse(w, status, resp)
+	writeResponse(w, http.StatusOK, resp)
 }
 
 // ServeGraph handles POST /{version}/{pixel}/events, answering like the
 // Graph API so Meta's SDKs work with only the base URL changed. The api
-// key is given as access_token (query, form or JSON body).
+// key is given as access_token (query, form or JSON body) or a bearer
+// header. As on Graph, a request with any invalid event is refused whole
+// (HTTP 400 and Graph's error object) and nothing of it is stored; every
+// answer carries a new fbtrace_id, which the log line of the answer
+// repeats.
 func (s *Server) ServeGraph(w http.ResponseWriter, r *http.Request) {
+	trace := newTraceID()
 	key := r.URL.Query().Get("access_token")
 	if key == "" {
 		key = bearer(r)
 	}
-	resp, _, err := s.handle(r, key, r.PathValue("pixel"))
+	resp, err := s.handle(r, key, r.PathValue("pixel"), true)
 	if err != nil {
-		he := refusal(err)
-		a := answers[he.Kind]
-		writeJSON(w, a.status, map[string]any{"error": map[string]any{
-			"message": he.Error(), "type": "OAuthException", "code": a.graphCode, "fbtrace_id": "capirelay",
-		}})
+		ge := graphError(err)
+		ge.TraceID = trace
+		if s.Logger != nil {
+			s.Logger.Info("graph request refused", "fbtrace_id", trace, "status", ge.Status, "code", ge.Code,
+				"subcode", ge.Subcode, "reason", strings.TrimSpace(ge.Message+" "+ge.UserMsg))
+		}
+		if ge.Transient {
+			w.Header().Set("Retry-After", "5")
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(ge.Status)
+		_, _ = w.Write(append(ge.AppendBody(nil), '\n'))
 		return
 	}
-	var msgs []string
-	for _, r := range resp.Results {
-		if r.Status != pipeline.Accepted {
-			msgs = append(msgs, fmt.Sprintf("event %s: %s %s", r.EventID, r.Status, strings.TrimSpace(r.Field+" "+r.Error)))
+	if s.Logger != nil {
+		s.Logger.Info("graph request", "fbtrace_id", trace, "events_received", resp.EventsReceived)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"events_received": resp.EventsReceived, "messages": []string{}, "fbtrace_id": trace})
+}
+
+// newTraceID returns a fresh fbtrace_id: 16 random URL-safe characters,
+// like Graph's.
+func newTraceID() string {
+	var b [12]byte
+	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
+	binary.LittleEndian.PutUint32(b[8:], rand.Uint32())
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// graphError is err as the Graph API answers it (spec §7.1): HTTP 400 with
+// code 100 (a subcode and the field and reason in error_user_msg) for bad
+// input, 190 for a wrong token, 104 for none; 503 (code 2) or 500 (code
+// 1), is_transient, for the relay's own trouble. A refusal of what the
+// caller sent is never a 5xx.
+func graphError(err error) *capi.Error {
+	var ref *eventRefused
+	if errors.As(err, &ref) {
+		path := strings.TrimPrefix(strings.TrimPrefix(ref.err.Field, dataPath(ref.index)), ".")
+		return capi.Problem{Path: path, Message: ref.err.Message, Code: capi.CodeInvalidParameter, Subcode: ref.err.Subcode}.Refusal(ref.index)
+	}
+	he := refusal(err)
+	e := &capi.Error{Status: http.StatusBadRequest, Code: answers[he.Kind].graphCode, Subcode: he.graphSubcode, Type: "OAuthException"}
+	if he.graphCode != 0 {
+		e.Code = he.graphCode
+	}
+	switch {
+	case he.Kind == errUnavailable:
+		e.Status, e.Transient = http.StatusServiceUnavailable, true
+		e.Message = "(#2) Service temporarily unavailable: " + he.Error()
+	case he.Kind == errInternal:
+		e.Status, e.Transient = http.StatusInternalServerError, true
+		e.Message = "An unknown error occurred"
+	case e.Code == codeNoToken:
+		e.Message = "An access token is required to request this resource."
+	case e.Code == capi.CodeAccessToken:
+		e.Message = "Invalid OAuth access token - Cannot parse access token"
+	default:
+		e.Message = "(#" + strconv.Itoa(e.Code) + ") " + he.Error()
+		e.UserTitle, e.UserMsg = "Invalid parameter", he.Error()
+	}
+	return e
+}
+
+// eventRefused is the Graph alias's refusal of a whole request for its
+// index-th event.
+type eventRefused struct {
+	index int
+	err   *event.FieldError
+}
+
+func (e *eventRefused) Error() string { return e.err.Error() }
+
+// firstRefusal is the Graph alias's refusal for the first event Prepare
+// rejected, or nil.
+func firstRefusal(results []pipeline.Result) error {
+	for i, res := range results {
+		if res.Status != pipeline.Rejected {
+			continue
 		}
+		var fe *event.FieldError
+		if !errors.As(res.Err, &fe) {
+			fe = &event.FieldError{Field: dataPath(i), Message: fmt.Sprint(res.Err)}
+		}
+		return &eventRefused{index: i, err: fe}
 	}
-	if msgs == nil {
-		msgs = []string{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"events_received": resp.EventsReceived, "messages": msgs, "fbtrace_id": "capirelay"})
+	return nil
 }
 
 func bearer(r *http.Request) string {
@@ -127,26 +216,36 @@ func bearer(r *http.Request) string {
 	return ""
 }
 
-var errNoKey = &httpError{Kind: errUnauthorized, Field: "Authorization", Message: "missing api key: send Authorization: Bearer <site api key>"}
+// codeNoToken is Graph's code for a request without an access token.
+const codeNoToken = 104
+
+var errNoKey = &httpError{Kind: errUnauthorized, Field: "Authorization", Message: "missing api key: send Authorization: Bearer <site api key>", graphCode: codeNoToken}
 
 // handle parses, authenticates and submits a request. pixel, when given,
-// must match the site's pixel.
-func (s *Server) handle(r *http.Request, key string, pixel ...string) (*Response, int, error) {
+// must match the site's pixel. graph selects the Graph alias's semantics:
+// one invalid event refuses the whole request, and nothing is stored.
+func (s *Server) handle(r *http.Request, key, pixel string, graph bool) (*Response, error) {
 	if r.Method != http.MethodPost {
-		return nil, 0, &httpError{Kind: errMethod, Message: "use POST"}
+		return nil, &httpError{Kind: errMethod, Message: "use POST"}
 	}
-	body, err := readServerBody(r)
+	body, release, err := readServerBody(r)
+	defer release()
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, 0, &httpError{Kind: errTooLarge, Message: fmt.Sprintf("request body is larger than %d bytes", MaxServerBody)}
+			return nil, &httpError{Kind: errTooLarge, Field: "body",
+				Message: fmt.Sprintf("is larger than %d bytes (%d MiB); send at most %d events per request, in several requests if need be",
+					MaxServerBody, MaxServerBody>>20, event.MaxPerRequest)}
 		}
-		return nil, 0, &httpError{Kind: errBadRequest, Message: "cannot read request body"}
+		if unavailable(err) {
+			return nil, &httpError{Kind: errUnavailable, Message: "request cancelled while waiting", Err: err}
+		}
+		return nil, &httpError{Kind: errBadRequest, Message: "cannot read request body"}
 	}
 	var site *store.Site
 	if key != "" { // authenticate before looking at the body
 		if site, err = s.authenticate(r.Context(), key); err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 	}
 	// Decoding and Prepare are CPU-bound: they run inside the pipeline's
@@ -158,7 +257,7 @@ func (s *Server) handle(r *http.Request, key string, pixel ...string) (*Response
 		gateKey = site.Key
 	}
 	if err := gate.Enter(r.Context(), gateKey); err != nil {
-		return nil, 0, &httpError{Kind: errUnavailable, Message: "request cancelled while waiting", Err: err}
+		return nil, &httpError{Kind: errUnavailable, Message: "request cancelled while waiting", Err: err}
 	}
 	since := time.Now()
 	inGate := true
@@ -169,27 +268,32 @@ func (s *Server) handle(r *http.Request, key string, pixel ...string) (*Response
 	}()
 	req, evs, err := parseRequest(r, body)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	if site == nil {
 		if req.AccessToken == "" {
-			return nil, 0, errNoKey
+			return nil, errNoKey
 		}
 		if site, err = s.authenticate(r.Context(), req.AccessToken); err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 	}
-	if len(pixel) > 0 && pixel[0] != "" && site.PixelID != "" && pixel[0] != site.PixelID {
-		return nil, 0, &httpError{Kind: errBadRequest, Field: "pixel_id", Message: "does not belong to this api key's site"}
+	if pixel != "" && site.PixelID != "" && pixel != site.PixelID {
+		// Graph's answer for a pixel the token cannot reach (spec §7.3).
+		return nil, &httpError{Kind: errBadRequest, Field: "pixel_id", graphSubcode: capi.SubcodeObjectMissing,
+			Message: "does not belong to this api key's site (Object with ID '" + pixel + "' does not exist, cannot be loaded due to missing permissions)"}
 	}
 	if evs == nil {
 		if evs, err = decodeData(req.Data); err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 	}
+	params := capi.RequestParams{PartnerAgent: req.PartnerAgent, NamespaceID: req.NamespaceID, UploadID: req.UploadID,
+		UploadTag: req.UploadTag, UploadSource: req.UploadSource}.Encode()
 	ins := make([]pipeline.Input, len(evs))
 	for i, ev := range evs {
-		ins[i] = pipeline.Input{Site: site, Event: ev, Path: dataPath(i), Source: pipeline.SourceServer, TestEventCode: req.TestEventCode}
+		ins[i] = pipeline.Input{Site: site, Event: ev, Path: dataPath(i), Source: pipeline.SourceServer,
+			TestEventCode: req.TestEventCode, Params: params}
 	}
 	if s.Metrics != nil {
 		s.Metrics.Received.WithLabelValues(pipeline.SourceServer).Add(float64(len(ins)))
@@ -197,12 +301,20 @@ func (s *Server) handle(r *http.Request, key string, pixel ...string) (*Response
 	prepared := s.Pipeline.PrepareInGate(r.Context(), ins, gateKey, since)
 	gate.Leave()
 	inGate = false
+	if graph {
+		if err := firstRefusal(prepared.Results()); err != nil {
+			if s.Metrics != nil {
+				s.Metrics.Rejected.WithLabelValues(site.Key).Add(float64(len(ins)))
+			}
+			return nil, err // as Graph: nothing of the request is taken
+		}
+	}
 	results, err := prepared.Commit(r.Context())
 	if err != nil {
 		if s.Logger != nil {
 			s.Logger.Error("store events", "site", site.Key, "err", err)
 		}
-		return nil, 0, &httpError{Kind: errUnavailable, Message: "events could not be stored; nothing was accepted, retry later", Err: err}
+		return nil, &httpError{Kind: errUnavailable, Message: "events could not be stored; nothing was accepted, retry later", Err: err}
 	}
 	resp := &Response{Results: make([]Result, len(results))}
 	var accepted, dup, rejected int
@@ -242,31 +354,66 @@ func (s *Server) handle(r *http.Request, key string, pixel ...string) (*Response
 	if accepted+dup == 0 && firstErr != nil {
 		// Nothing was taken: answer 4xx so a client that checks only the
 		// status notices, with every event's reason in the body.
-		return nil, 0, &rejectedAll{resp: resp, first: *firstErr}
+		return nil, &rejectedAll{resp: resp, first: *firstErr}
 	}
-	return resp, http.StatusOK, nil
+	return resp, nil
 }
+
+// bigBody is the size past which a body needs one of bigBodySlots.
+const bigBody = 1 << 20
+
+// bigBodySlots bounds the requests holding a body larger than bigBody at
+// once: most requests are far smaller, and without it 64 requests at the
+// body cap could hold half a gigabyte. A big body waits for a slot (its
+// request's context bounds the wait), so the larger cap does not raise
+// what the relay holds under load.
+var bigBodySlots = make(chan struct{}, 2)
 
 // readServerBody is io.ReadAll of the body capped at MaxServerBody, starting
 // with room for the Content-Length the client announced: io.ReadAll starts
 // at 512 bytes and grows by copying, which for a 100-event body was ten
 // allocations and more than twice its size. A wrong Content-Length only
-// changes the first buffer's size.
-func readServerBody(r *http.Request) ([]byte, error) {
+// changes the first buffer's size. release gives back the big-body slot
+// the read took, if any; call it when done with the request.
+func readServerBody(r *http.Request) (body []byte, release func(), err error) {
+	release = func() {}
 	rd := http.MaxBytesReader(nil, r.Body, MaxServerBody)
 	size := int64(512)
 	if n := r.ContentLength; n > 0 {
 		size = min(n, MaxServerBody) + 1 // + 1: room for the read that sees EOF
 	}
+	big := false
+	takeSlot := func() error {
+		select {
+		case bigBodySlots <- struct{}{}:
+			big = true
+			release = func() { <-bigBodySlots }
+			return nil
+		case <-r.Context().Done():
+			return r.Context().Err()
+		}
+	}
+	if size > bigBody {
+		if err := takeSlot(); err != nil {
+			return nil, release, err
+		}
+	}
 	b := make([]byte, 0, size)
 	for {
 		n, err := rd.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
+		if !big && len(b) > bigBody {
+			// Not announced as big, but is: wait for a slot before the
+			// next read.
+			if err := takeSlot(); err != nil {
+				return nil, release, err
+			}
+		}
 		if err != nil {
 			if err == io.EOF {
 				err = nil
 			}
-			return b, err
+			return b, release, err
 		}
 		if len(b) == cap(b) {
 			b = append(b, 0)[:len(b)] // let append pick the growth
@@ -307,15 +454,13 @@ func parseRequest(r *http.Request, body []byte) (*request, []*event.Event, error
 		if err != nil {
 			return nil, nil, &httpError{Kind: errBadRequest, Message: "malformed form body"}
 		}
-		req.Data = json.RawMessage(v.Get("data"))
-		req.TestEventCode, req.AccessToken = v.Get("test_event_code"), v.Get("access_token")
+		formRequest(&req, v)
 	case "multipart/form-data":
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		if err := r.ParseMultipartForm(MaxServerBody); err != nil {
 			return nil, nil, &httpError{Kind: errBadRequest, Message: "malformed multipart body"}
 		}
-		req.Data = json.RawMessage(r.FormValue("data"))
-		req.TestEventCode, req.AccessToken = r.FormValue("test_event_code"), r.FormValue("access_token")
+		formRequest(&req, r.MultipartForm.Value)
 	default:
 		// Bytes that are not UTF-8 would pass encoding/json inside raw
 		// values (custom_data) and make Meta's request invalid JSON.
@@ -327,6 +472,7 @@ func parseRequest(r *http.Request, body []byte) (*request, []*event.Event, error
 		// compiling if the two structs' fields part ways.
 		if env, evs, ok := event.DecodeBatch(body); ok {
 			req = request(env)
+			queryParams(&req, r)
 			return &req, evs, nil
 		}
 		if env, ok := event.DecodeEnvelope(body); ok {
@@ -350,10 +496,48 @@ func parseRequest(r *http.Request, body []byte) (*request, []*event.Event, error
 	if err := event.CheckUTF8(req.Data, "data"); err != nil {
 		return nil, nil, fieldHTTPError(err)
 	}
-	if !utf8.ValidString(req.TestEventCode) {
-		return nil, nil, &httpError{Kind: errBadRequest, Field: "test_event_code", Message: "is not valid UTF-8"}
+	queryParams(&req, r)
+	for _, f := range []struct{ name, v string }{{"test_event_code", req.TestEventCode}, {"partner_agent", req.PartnerAgent},
+		{"namespace_id", req.NamespaceID}, {"upload_id", req.UploadID}, {"upload_tag", req.UploadTag}, {"upload_source", req.UploadSource}} {
+		if !utf8.ValidString(f.v) {
+			return nil, nil, &httpError{Kind: errBadRequest, Field: f.name, Message: "is not valid UTF-8"}
+		}
 	}
 	return &req, nil, nil
+}
+
+// formRequest reads a form body (spec §1.4): data is a JSON string, the
+// other parameters plain values.
+func formRequest(req *request, v url.Values) {
+	get := func(k string) string {
+		if vs := v[k]; len(vs) > 0 {
+			return vs[0]
+		}
+		return ""
+	}
+	req.Data = json.RawMessage(get("data"))
+	req.TestEventCode, req.AccessToken, req.PartnerAgent = get("test_event_code"), get("access_token"), get("partner_agent")
+	req.NamespaceID, req.UploadID, req.UploadTag, req.UploadSource = get("namespace_id"), get("upload_id"), get("upload_tag"), get("upload_source")
+	req.ID, req.AppsecretProof = get("id"), get("appsecret_proof")
+}
+
+// queryParams fills the request's parameters that the body left empty from
+// the URL's query, where Graph takes them too (the token is read there
+// before the body).
+func queryParams(req *request, r *http.Request) {
+	if r.URL.RawQuery == "" {
+		return
+	}
+	q := r.URL.Query()
+	for _, p := range []struct {
+		key string
+		dst *string
+	}{{"test_event_code", &req.TestEventCode}, {"partner_agent", &req.PartnerAgent}, {"namespace_id", &req.NamespaceID},
+		{"upload_id", &req.UploadID}, {"upload_tag", &req.UploadTag}, {"upload_source", &req.UploadSource}} {
+		if *p.dst == "" {
+			*p.dst = q.Get(p.key)
+		}
+	}
 }
 
 func describeTop(err error) *event.FieldError {

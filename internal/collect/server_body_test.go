@@ -2,6 +2,7 @@ package collect
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/http/httptest"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/capirelay/capirelay/internal/pipeline"
 )
@@ -46,7 +48,8 @@ func TestReadServerBody(t *testing.T) {
 				return r
 			}
 			want, wantErr := io.ReadAll(http.MaxBytesReader(nil, req().Body, MaxServerBody))
-			got, err := readServerBody(req())
+			got, release, err := readServerBody(req())
+			release()
 			var wantMBE, gotMBE *http.MaxBytesError
 			if errors.As(wantErr, &wantMBE) != errors.As(err, &gotMBE) || (wantErr == nil) != (err == nil) {
 				t.Fatalf("readServerBody error = %v, want %v", err, wantErr)
@@ -96,4 +99,54 @@ func FuzzAppendResponse(f *testing.F) {
 			t.Fatalf("appendResponse(%+v) = %s, want %s", resp, got, want.Bytes())
 		}
 	})
+}
+
+// TestBigBodiesShareSlots: with every big-body slot taken, a body past
+// bigBody waits (here until its request gives up) while small bodies pass;
+// a freed slot lets it through, and release gives the slot back.
+func TestBigBodiesShareSlots(t *testing.T) {
+	for range cap(bigBodySlots) {
+		bigBodySlots <- struct{}{}
+	}
+	held := cap(bigBodySlots)
+	defer func() {
+		for range held {
+			<-bigBodySlots
+		}
+	}()
+	big := bytes.Repeat([]byte("a"), bigBody+1)
+	req := func(ctx context.Context, body []byte, announce bool) *http.Request {
+		r := httptest.NewRequestWithContext(ctx, "POST", "/v1/events", bytes.NewReader(body))
+		if !announce {
+			r.ContentLength = -1 // chunked: the size shows only while reading
+		}
+		return r
+	}
+	for _, announce := range []bool{true, false} {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		_, release, err := readServerBody(req(ctx, big, announce))
+		release()
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("big body (Content-Length announced %v) with no slot free: err = %v, want it to wait until the deadline", announce, err)
+		}
+	}
+	small, release, err := readServerBody(req(context.Background(), []byte(`{"data":[]}`), true))
+	release()
+	if err != nil || len(small) != 11 {
+		t.Fatalf("small body with no big-body slot free: %d bytes, %v", len(small), err)
+	}
+	<-bigBodySlots // free one
+	held--
+	got, release, err := readServerBody(req(context.Background(), big, true))
+	if err != nil || len(got) != len(big) {
+		t.Fatalf("big body with a slot free: %d bytes, %v", len(got), err)
+	}
+	if len(bigBodySlots) != cap(bigBodySlots) {
+		t.Fatalf("the big body holds no slot while in use")
+	}
+	release()
+	if len(bigBodySlots) != cap(bigBodySlots)-1 {
+		t.Fatalf("release did not give the slot back")
+	}
 }

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"math/bits"
+	"strconv"
 	"time"
 
 	"github.com/capirelay/capirelay/internal/capi"
+	"github.com/capirelay/capirelay/internal/metarules"
 	"github.com/capirelay/capirelay/internal/store"
 )
 
@@ -25,11 +27,11 @@ func (d *Dispatcher) deliver(ctx context.Context, site *store.Site, items []stor
 	// they are copied from the first expired one on.
 	var live []store.Item
 	for i, it := range items {
-		if now.Sub(it.EventTime) > capi.MaxEventAge-ExpiryMargin {
+		if expired(it, now) {
 			if live == nil {
 				live = append(make([]store.Item, 0, len(items)), items[:i]...)
 			}
-			outs = append(outs, deadOutcome(it.ID, store.DeadExpired, "event_time is past Meta's 7-day window; it can no longer be sent", ""))
+			outs = append(outs, deadOutcome(it.ID, store.DeadExpired, "event_time is past Meta's window ("+windowText(it)+"); it can no longer be sent", ""))
 			continue
 		}
 		if live != nil {
@@ -39,12 +41,12 @@ func (d *Dispatcher) deliver(ctx context.Context, site *store.Site, items []stor
 	if live == nil {
 		live = items
 	}
-	// One request per test_event_code: a request's own code overrides the
-	// site's, and Meta takes one code per request.
+	// One request per test_event_code and parameters: a request's own
+	// code overrides the site's, and Meta takes one of each per request.
 	for len(live) > 0 {
-		code := live[0].TestEventCode
+		code, params := live[0].TestEventCode, live[0].Params
 		n := 0
-		for n < len(live) && live[n].TestEventCode == code {
+		for n < len(live) && live[n].TestEventCode == code && live[n].Params == params {
 			n++
 		}
 		if n == len(live) {
@@ -52,7 +54,7 @@ func (d *Dispatcher) deliver(ctx context.Context, site *store.Site, items []stor
 		}
 		var same, rest []store.Item
 		for _, it := range live {
-			if it.TestEventCode == code {
+			if it.TestEventCode == code && it.Params == params {
 				same = append(same, it)
 			} else {
 				rest = append(rest, it)
@@ -87,7 +89,7 @@ func (d *Dispatcher) post(ctx context.Context, site *store.Site, items []store.I
 	if site.Sandbox() {
 		dest = d.Sandbox
 	}
-	b := &Batch{Events: make([]json.RawMessage, len(items)), TestEventCode: site.TestEventCode}
+	b := &Batch{Events: make([]json.RawMessage, len(items)), TestEventCode: site.TestEventCode, Params: items[0].Params}
 	if items[0].TestEventCode != "" {
 		b.TestEventCode = items[0].TestEventCode
 	}
@@ -145,9 +147,9 @@ func (d *Dispatcher) retry(outs []store.Outcome, items []store.Item, err error) 
 	now, trace := d.Now(), traceOf(err)
 	for _, it := range items {
 		at := d.backoff().Next(it.Attempts, now, retryAfter(err), d.Rand())
-		if at.Sub(it.EventTime) > capi.MaxEventAge-ExpiryMargin {
+		if expired(it, at) {
 			outs = append(outs, deadOutcome(it.ID, store.DeadExpired,
-				"still failing ("+errText(err)+") when event_time reached Meta's 7-day window", trace))
+				"still failing ("+errText(err)+") when event_time reached Meta's window ("+windowText(it)+")", trace))
 			continue
 		}
 		outs = append(outs, store.Outcome{ID: it.ID, Kind: store.OutcomeRetry, RetryAt: at, Reason: errText(err), TraceID: trace})
@@ -275,4 +277,30 @@ func errText(err error) string {
 		s = s[:500] + "…"
 	}
 	return s
+}
+
+// expired reports whether it is too old to send at t: within ExpiryMargin
+// of Meta's window for its action source (metarules.Window), it would be
+// refused on arrival.
+func expired(it store.Item, t time.Time) bool {
+	age := t.Sub(it.EventTime)
+	if age <= metarules.DefaultWindow-ExpiryMargin {
+		return false // the common case, without reading the payload
+	}
+	return age > metarules.Window(actionSource(it.Payload))-ExpiryMargin
+}
+
+// windowText names an item's window for dead-letter reasons.
+func windowText(it store.Item) string {
+	src := actionSource(it.Payload)
+	return strconv.Itoa(int(metarules.Window(src)/(24*time.Hour))) + " days for " + src + " events"
+}
+
+// actionSource reads a stored payload's action_source ("" if unreadable).
+func actionSource(payload []byte) string {
+	var ev struct {
+		ActionSource string `json:"action_source"`
+	}
+	_ = json.Unmarshal(payload, &ev)
+	return ev.ActionSource
 }

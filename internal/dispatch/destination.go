@@ -19,9 +19,9 @@ type Meta struct {
 
 // Send posts the batch.
 func (m *Meta) Send(ctx context.Context, site *store.Site, b *Batch) (*capi.Response, error) {
-	return m.Client.Send(ctx, site.PixelID, &capi.Request{
+	return m.Client.Send(ctx, site.PixelID, capi.ParseRequestParams(b.Params).With(&capi.Request{
 		Data: b.Events, AccessToken: site.AccessToken, TestEventCode: b.TestEventCode, PartnerAgent: m.PartnerAgent,
-	})
+	}))
 }
 
 // SandboxRecorder keeps sandbox payloads.
@@ -47,12 +47,13 @@ func (s *Sandbox) Send(ctx context.Context, site *store.Site, b *Batch) (*capi.R
 	t := now()
 	for i, ev := range b.Events {
 		if probs := capi.ValidateEvent(ev, t); len(probs) > 0 {
-			p := probs[0]
-			return nil, &capi.Error{Status: 400, Code: p.Code, Subcode: p.Subcode, Type: "OAuthException",
-				Message: fmt.Sprintf("(sandbox) data[%d].%s: %s", i, p.Path, p.Message), TraceID: "sandbox"}
+			// As Graph: one bad event refuses the request (§7.2).
+			e := probs[0].Refusal(i)
+			e.TraceID = "sandbox"
+			return nil, e
 		}
 	}
-	body, err := json.Marshal(&capi.Request{Data: b.Events, TestEventCode: b.TestEventCode, PartnerAgent: s.PartnerAgent})
+	body, err := json.Marshal(capi.ParseRequestParams(b.Params).With(&capi.Request{Data: b.Events, TestEventCode: b.TestEventCode, PartnerAgent: s.PartnerAgent}))
 	if err != nil {
 		return nil, err
 	}

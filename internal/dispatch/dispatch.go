@@ -26,6 +26,9 @@ import (
 type Batch struct {
 	Events        []json.RawMessage
 	TestEventCode string
+	// Params are the requests' own top-level parameters
+	// (capi.RequestParams, encoded), the same for every event of a batch.
+	Params string
 }
 
 // Destination delivers one batch for a site. Errors should be *capi.Error

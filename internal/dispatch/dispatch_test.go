@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/capirelay/capirelay/internal/capi"
+	"github.com/capirelay/capirelay/internal/metarules"
 	"github.com/capirelay/capirelay/internal/metrics"
 	"github.com/capirelay/capirelay/internal/store"
 )
@@ -181,9 +182,9 @@ func TestExpiredAndTransient(t *testing.T) {
 	d := &Dispatcher{Meta: fail, Now: func() time.Time { return now }, BackoffBase: time.Second, BackoffMax: time.Hour, Rand: func() float64 { return 0.5 }}
 	site := &store.Site{Key: "s", PixelID: "1", AccessToken: "t"}
 	items := []store.Item{
-		{ID: 1, EventTime: now.Add(-8 * 24 * time.Hour), Attempts: 1},                             // already too old
-		{ID: 2, EventTime: now.Add(-time.Minute), Attempts: 1},                                    // retried
-		{ID: 3, EventTime: now.Add(-capi.MaxEventAge + ExpiryMargin + time.Second), Attempts: 20}, // would expire while waiting
+		{ID: 1, EventTime: now.Add(-8 * 24 * time.Hour), Attempts: 1},                                    // already too old
+		{ID: 2, EventTime: now.Add(-time.Minute), Attempts: 1},                                           // retried
+		{ID: 3, EventTime: now.Add(-metarules.DefaultWindow + ExpiryMargin + time.Second), Attempts: 20}, // would expire while waiting
 	}
 	outs := d.deliver(context.Background(), site, items)
 	got := map[int64]store.Outcome{}

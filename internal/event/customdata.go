@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/capirelay/capirelay/internal/jsonscan"
+	"github.com/capirelay/capirelay/internal/metarules"
 )
 
 // checkCustomData checks value and currency (spec §4) and upper-cases the
@@ -24,19 +25,33 @@ func checkCustomData(ev *Event, p func(string) string) error {
 		}
 	}
 	hasValue := len(cd.Value) > 0 && string(cd.Value) != "null"
+	var coerced json.RawMessage // value, when sent as a numeric string
 	if hasValue && !isFloat(cd.Value) {
 		var f float64
 		if err := json.Unmarshal(cd.Value, &f); err != nil {
-			return &FieldError{Field: p("custom_data.value"), Message: "must be a number"}
+			// Graph takes "49.90" as 49.90, as Meta's SDK does (§4).
+			var s string
+			var ok bool
+			if json.Unmarshal(cd.Value, &s) != nil {
+				return &FieldError{Field: p("custom_data.value"), Message: "must be a number"}
+			}
+			if f, ok = metarules.ParseValue(s); !ok {
+				return &FieldError{Field: p("custom_data.value"), Message: "must be a number (or a string holding one)"}
+			}
+			coerced = strconv.AppendFloat(nil, f, 'f', -1, 64)
 		}
+	}
+	if coerced != nil {
+		ev.CustomData = replaceKey(ev.CustomData, "value", coerced)
 	}
 	if cd.Currency != nil {
 		c := strings.ToUpper(strings.TrimSpace(*cd.Currency))
-		if !Currencies[c] {
+		if !metarules.IsCurrency(c) {
 			return &FieldError{Field: p("custom_data.currency"), Message: "must be an ISO 4217 code such as USD or EUR"}
 		}
 		if c != *cd.Currency {
-			ev.CustomData = replaceCurrency(ev.CustomData, c)
+			q, _ := json.Marshal(c)
+			ev.CustomData = replaceKey(ev.CustomData, "currency", q)
 		}
 	}
 	if hasValue && cd.Currency == nil {
@@ -161,12 +176,19 @@ func isFloat(b []byte) bool {
 	return err == nil
 }
 
-func replaceCurrency(raw json.RawMessage, c string) json.RawMessage {
+// replaceKey returns the object raw with key's value replaced by val (JSON).
+func replaceKey(raw json.RawMessage, key string, val []byte) json.RawMessage {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return raw
 	}
-	m["currency"], _ = json.Marshal(c)
+	// encoding/json matched the key case-insensitively: replace that one.
+	for k := range m {
+		if strings.EqualFold(k, key) {
+			delete(m, k)
+		}
+	}
+	m[key] = val
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -175,17 +197,3 @@ func replaceCurrency(raw json.RawMessage, c string) json.RawMessage {
 	}
 	return bytes.TrimSpace(buf.Bytes())
 }
-
-// Currencies is the ISO 4217 list of active codes.
-var Currencies = func() map[string]bool {
-	m := map[string]bool{}
-	for _, c := range strings.Fields(`AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL BSD BTN BWP BYN BZD
-CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD
-HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK
-MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG
-SEK SGD SHP SLE SLL SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD USN UYI UYU UYW UZS VED VES VND VUV
-WST XAF XAG XAU XBA XBB XBC XBD XCD XCG XDR XOF XPD XPF XPT XSU XUA YER ZAR ZMW ZWG ZWL`) {
-		m[c] = true
-	}
-	return m
-}()

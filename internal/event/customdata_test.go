@@ -3,8 +3,11 @@ package event
 import (
 	"encoding/json"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/capirelay/capirelay/internal/metarules"
 )
 
 // checkCustomDataJSON is checkCustomData as it was before the scan: every
@@ -21,16 +24,25 @@ func checkCustomDataJSON(ev *Event, p func(string) string) error {
 	if hasValue {
 		var f float64
 		if err := json.Unmarshal(cd.Value, &f); err != nil {
-			return &FieldError{Field: p("custom_data.value"), Message: "must be a number"}
+			var s string
+			if json.Unmarshal(cd.Value, &s) != nil {
+				return &FieldError{Field: p("custom_data.value"), Message: "must be a number"}
+			}
+			f, ok := metarules.ParseValue(s)
+			if !ok {
+				return &FieldError{Field: p("custom_data.value"), Message: "must be a number (or a string holding one)"}
+			}
+			ev.CustomData = replaceKey(ev.CustomData, "value", strconv.AppendFloat(nil, f, 'f', -1, 64))
 		}
 	}
 	if cd.Currency != nil {
 		c := strings.ToUpper(strings.TrimSpace(*cd.Currency))
-		if !Currencies[c] {
+		if !metarules.IsCurrency(c) {
 			return &FieldError{Field: p("custom_data.currency"), Message: "must be an ISO 4217 code such as USD or EUR"}
 		}
 		if c != *cd.Currency {
-			ev.CustomData = replaceCurrency(ev.CustomData, c)
+			q, _ := json.Marshal(c)
+			ev.CustomData = replaceKey(ev.CustomData, "currency", q)
 		}
 	}
 	if hasValue && cd.Currency == nil {

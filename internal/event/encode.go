@@ -40,6 +40,8 @@ func (ev *Event) AppendJSON(b []byte) []byte {
 	b = appendRaw(b, "attribution_data", ev.AttributionData)
 	b = appendRaw(b, "app_data", ev.AppData)
 	b = appendStr(b, "messaging_channel", ev.MessagingChannel)
+	b = appendRaw(b, "advertiser_tracking_enabled", ev.AdvertiserTrackingEnabled)
+	b = appendStr(b, "advanced_measurement_table", ev.AdvancedMeasurementTable)
 	return append(b, '}')
 }
 
@@ -72,6 +74,9 @@ func (u *UserData) AppendJSON(b []byte) []byte {
 	b = appendStr(b, "ctwa_clid", u.CtwaClid)
 	b = appendStr(b, "ig_account_id", u.IgAccountID)
 	b = appendStr(b, "ig_sid", u.IgSid)
+	for _, f := range u.Extras() {
+		b = appendStr(b, f.Key, *f.Value)
+	}
 	if len(b) > start { // drop the comma before the first key
 		copy(b[start:], b[start+1:])
 		b = b[:len(b)-1]

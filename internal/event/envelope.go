@@ -13,13 +13,22 @@ type Envelope struct {
 	UploadID      string
 	UploadTag     string
 	UploadSource  string
+	// Taken and not used (metarules.RequestFields): Meta's Node SDK puts
+	// the node id (the pixel) and, with an app secret, appsecret_proof in
+	// every body; fields, platforms and progress are on Graph's edge too.
+	ID             string
+	AppsecretProof string
+	Fields         json.RawMessage
+	Platforms      json.RawMessage
+	Progress       json.RawMessage
 }
 
 // DecodeEnvelope is a fast path for reading a JSON request body. It gives
 // what encoding/json gives when it decodes body strictly (unknown fields
 // refused, nothing but white space after the object) into a struct of these
 // fields tagged data, test_event_code, access_token, partner_agent,
-// namespace_id, upload_id, upload_tag and upload_source. For any input it
+// namespace_id, upload_id, upload_tag, upload_source, id, appsecret_proof,
+// fields, platforms and progress. For any input it
 // cannot read exactly so (any error, a duplicate key, a key with escapes or
 // another case) it returns false, and the caller uses encoding/json.
 // Data is checked as JSON but not copied: it is a sub-slice of body.
@@ -40,10 +49,11 @@ func (d *fastDecoder) envelope(env *Envelope, readData func() bool) (hasData, ok
 	if d.peek() != '{' {
 		return false, false
 	}
-	var seen uint8
+	var seen uint16
 	ok = d.object(func(key []byte) bool {
-		var bit uint8
+		var bit uint16
 		var dst *string
+		var raw *json.RawMessage
 		switch string(key) {
 		case "data":
 			if seen&1 != 0 {
@@ -70,6 +80,16 @@ func (d *fastDecoder) envelope(env *Envelope, readData func() bool) (hasData, ok
 			bit, dst = 1<<6, &env.UploadTag
 		case "upload_source":
 			bit, dst = 1<<7, &env.UploadSource
+		case "id":
+			bit, dst = 1<<8, &env.ID
+		case "appsecret_proof":
+			bit, dst = 1<<9, &env.AppsecretProof
+		case "fields":
+			bit, raw = 1<<10, &env.Fields
+		case "platforms":
+			bit, raw = 1<<11, &env.Platforms
+		case "progress":
+			bit, raw = 1<<12, &env.Progress
 		default:
 			return false
 		}
@@ -77,6 +97,11 @@ func (d *fastDecoder) envelope(env *Envelope, readData func() bool) (hasData, ok
 			return false
 		}
 		seen |= bit
+		if raw != nil {
+			v, ok := d.raw()
+			*raw = v
+			return ok
+		}
 		s, ok := d.stringField(nil)
 		*dst = s
 		return ok

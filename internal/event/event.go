@@ -13,11 +13,12 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/capirelay/capirelay/internal/metarules"
 	"github.com/capirelay/capirelay/internal/normalize"
 )
 
 // MaxPerRequest is Meta's limit of events in one request (spec §1.5).
-const MaxPerRequest = 1000
+const MaxPerRequest = metarules.MaxEventsPerRequest
 
 // Event is one server event. Fields that capirelay never changes are kept as
 // raw JSON and sent byte for byte.
@@ -39,6 +40,11 @@ type Event struct {
 	AttributionData       json.RawMessage `json:"attribution_data,omitempty"`
 	AppData               json.RawMessage `json:"app_data,omitempty"`
 	MessagingChannel      string          `json:"messaging_channel,omitempty"`
+	// AdvertiserTrackingEnabled and AdvancedMeasurementTable are fields
+	// Meta's SDK sends for app events and the Advanced Measurement API
+	// (metarules.EventFields); they are kept as sent.
+	AdvertiserTrackingEnabled json.RawMessage `json:"advertiser_tracking_enabled,omitempty"`
+	AdvancedMeasurementTable  string          `json:"advanced_measurement_table,omitempty"`
 }
 
 // UserData is Meta's user_data object. The hashable keys are lists; before
@@ -70,6 +76,16 @@ type UserData struct {
 	CtwaClid         string     `json:"ctwa_clid,omitempty"`
 	IgAccountID      string     `json:"ig_account_id,omitempty"`
 	IgSid            string     `json:"ig_sid,omitempty"`
+
+	// The SDK's extra hashed keys (metarules.HashedSingleFields): one
+	// value each, SHA-256 hex once the pipeline has hashed them.
+	F5First   string `json:"f5first,omitempty"`
+	F5Last    string `json:"f5last,omitempty"`
+	Fi        string `json:"fi,omitempty"`
+	Dobd      string `json:"dobd,omitempty"`
+	Dobm      string `json:"dobm,omitempty"`
+	Doby      string `json:"doby,omitempty"`
+	AppUserID string `json:"app_user_id,omitempty"`
 }
 
 // Hashable returns the hashable keys as a normalize.UserData (sharing slices).
@@ -147,7 +163,23 @@ func (u *UserData) Keys() []string {
 	add("ctwa_clid", u.CtwaClid != "")
 	add("ig_account_id", u.IgAccountID != "")
 	add("ig_sid", u.IgSid != "")
+	for _, f := range u.Extras() {
+		add(f.Key, *f.Value != "")
+	}
 	return ks
+}
+
+// Extra is one of the SDK's extra hashed keys and where its value is.
+type Extra struct {
+	Key   string
+	Value *string
+}
+
+// Extras lists the SDK's extra hashed keys (metarules.HashedSingleFields)
+// with pointers to their values.
+func (u *UserData) Extras() [7]Extra {
+	return [7]Extra{{"f5first", &u.F5First}, {"f5last", &u.F5Last}, {"fi", &u.Fi}, {"dobd", &u.Dobd},
+		{"dobm", &u.Dobm}, {"doby", &u.Doby}, {"app_user_id", &u.AppUserID}}
 }
 
 // List is a user_data value that Meta accepts as a string or a list of strings.
@@ -230,14 +262,27 @@ func (f *FlexString) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Time is event_time: Unix seconds as a JSON integer.
+// Time is event_time: Unix seconds as a JSON integer, or as a string
+// Graph coerces (decimal seconds, or ISO 8601; metarules.ParseEventTime).
 type Time int64
 
-// UnmarshalJSON refuses strings, fractions and milliseconds with a clear reason.
+// UnmarshalJSON refuses fractions, milliseconds and strings Graph does not
+// coerce with a clear reason.
 func (t *Time) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
-	if len(b) == 0 || b[0] == '"' {
-		return &TypeError{Want: "an integer number of Unix seconds, not a string"}
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if json.Unmarshal(b, &s) != nil {
+			return &TypeError{Want: "an integer number of Unix seconds"}
+		}
+		n, ok := metarules.ParseEventTime(s)
+		if !ok {
+			return &TypeError{Want: "an integer number of Unix seconds, or an ISO 8601 date-time with a time zone"}
+		}
+		return t.set(n)
+	}
+	if len(b) == 0 {
+		return &TypeError{Want: "an integer number of Unix seconds"}
 	}
 	if string(b) == "null" {
 		return &TypeError{Want: "an integer number of Unix seconds, not null"}
@@ -250,7 +295,11 @@ func (t *Time) UnmarshalJSON(b []byte) error {
 		}
 		n = int64(f)
 	}
-	if n > 100_000_000_000 {
+	return t.set(n)
+}
+
+func (t *Time) set(n int64) error {
+	if n > metarules.MaxEventTime {
 		return &TypeError{Want: "Unix seconds; this looks like milliseconds"}
 	}
 	if n <= 0 {
@@ -269,6 +318,10 @@ func (e *TypeError) Error() string { return "must be " + e.Want }
 type FieldError struct {
 	Field   string // JSON path, e.g. data[2].event_time
 	Message string
+	// Subcode is Graph's error_subcode for the rule broken
+	// (metarules.SubcodeTooOld, SubcodeThinMatch), 0 when Graph has none
+	// of its own.
+	Subcode int
 }
 
 func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
@@ -316,12 +369,34 @@ func decodeSlow(raw []byte, path string) (*Event, error) {
 				return nil, &FieldError{Field: path + "." + f, Message: te.Error()}
 			}
 		}
+		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return nil, &FieldError{Field: path + "." + unknownPath(raw, strings.Trim(f, `"`)), Message: "unknown field"}
+		}
 		return nil, describe(err, path)
 	}
 	if dec.More() {
 		return nil, &FieldError{Field: path, Message: "trailing data after the event object"}
 	}
 	return &ev, nil
+}
+
+// unknownPath places the unknown key encoding/json names (it does not say
+// in which object): the event's own, or user_data's.
+func unknownPath(raw []byte, key string) string {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(raw, &top) != nil {
+		return key
+	}
+	if _, ok := top[key]; ok {
+		return key
+	}
+	var ud map[string]json.RawMessage
+	if json.Unmarshal(top["user_data"], &ud) == nil {
+		if _, ok := ud[key]; ok {
+			return "user_data." + key
+		}
+	}
+	return key
 }
 
 // locate finds which field of a JSON object fails to decode into a value of

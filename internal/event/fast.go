@@ -104,6 +104,8 @@ const (
 	fAttributionData
 	fAppData
 	fMessagingChannel
+	fAdvertiserTracking
+	fAdvancedMeasurement
 )
 
 func (d *fastDecoder) event() bool {
@@ -164,6 +166,12 @@ func (d *fastDecoder) event() bool {
 		case "messaging_channel":
 			bit = fMessagingChannel
 			ev.MessagingChannel, ok = d.stringField(nil)
+		case "advertiser_tracking_enabled":
+			bit = fAdvertiserTracking
+			ev.AdvertiserTrackingEnabled, ok = d.raw()
+		case "advanced_measurement_table":
+			bit = fAdvancedMeasurement
+			ev.AdvancedMeasurementTable, ok = d.stringField(nil)
 		}
 		if !ok || seen&bit != 0 {
 			return false // unknown key, wrong type, or a duplicate (last wins in encoding/json)
@@ -250,6 +258,27 @@ func (d *fastDecoder) userData(u *UserData) bool {
 		case "ig_sid":
 			bit = 1 << 24
 			u.IgSid, ok = d.stringField(nil)
+		case "f5first":
+			bit = 1 << 25
+			u.F5First, ok = d.stringField(nil)
+		case "f5last":
+			bit = 1 << 26
+			u.F5Last, ok = d.stringField(nil)
+		case "fi":
+			bit = 1 << 27
+			u.Fi, ok = d.stringField(nil)
+		case "dobd":
+			bit = 1 << 28
+			u.Dobd, ok = d.stringField(nil)
+		case "dobm":
+			bit = 1 << 29
+			u.Dobm, ok = d.stringField(nil)
+		case "doby":
+			bit = 1 << 30
+			u.Doby, ok = d.stringField(nil)
+		case "app_user_id":
+			bit = 1 << 31
+			u.AppUserID, ok = d.stringField(nil)
 		}
 		if !ok || seen&bit != 0 {
 			return false

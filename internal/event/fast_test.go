@@ -41,12 +41,13 @@ const fullEvent = `{
 		"client_ip_address": "2001:db8::1", "client_user_agent": "Mozilla/5.0 \"quoted\" \\ \/ \t",
 		"fbc": "fb.1.1554763741205.AbC", "fbp": "fb.1.1596403881668.1116446470", "subscription_id": "sub-1",
 		"fb_login_id": 1234567890, "lead_id": "987654321", "anon_id": "anon", "madid": "38400000-8cf0-11bd-b23e-10b96e40000d",
-		"page_id": "p1", "page_scoped_user_id": "psid", "ctwa_clid": "ctwa", "ig_account_id": "ig1", "ig_sid": "igs"},
+		"page_id": "p1", "page_scoped_user_id": "psid", "ctwa_clid": "ctwa", "ig_account_id": "ig1", "ig_sid": "igs",
+		"f5first": "maria", "f5last": "mulle", "fi": "m", "dobd": "16", "dobm": "02", "doby": "1990", "app_user_id": "app-1"},
 	"custom_data": {"value": 12.5, "currency": "eur", "contents": [{"id": "a", "quantity": 2}], "note": "\ud83d\ude00"},
 	"data_processing_options": ["LDU"], "data_processing_options_country": 1, "data_processing_options_state": 1000,
 	"customer_segmentation": "new_customer_to_business", "original_event_data": {"event_name": "Purchase", "event_time": 1759999000},
 	"attribution_data": {"ad_id": "1", "attribution_share": 0.5}, "app_data": {"advertiser_tracking_enabled": 1},
-	"messaging_channel": "whatsapp"
+	"messaging_channel": "whatsapp", "advertiser_tracking_enabled": true, "advanced_measurement_table": "amt"
 }
 `
 
@@ -229,14 +230,19 @@ func BenchmarkDecode(b *testing.B) {
 // slowEnvelope is how collect decodes a request body with encoding/json.
 func slowEnvelope(body []byte) (Envelope, error) {
 	var req struct {
-		Data          json.RawMessage `json:"data"`
-		TestEventCode string          `json:"test_event_code"`
-		AccessToken   string          `json:"access_token"`
-		PartnerAgent  string          `json:"partner_agent"`
-		NamespaceID   string          `json:"namespace_id"`
-		UploadID      string          `json:"upload_id"`
-		UploadTag     string          `json:"upload_tag"`
-		UploadSource  string          `json:"upload_source"`
+		Data           json.RawMessage `json:"data"`
+		TestEventCode  string          `json:"test_event_code"`
+		AccessToken    string          `json:"access_token"`
+		PartnerAgent   string          `json:"partner_agent"`
+		NamespaceID    string          `json:"namespace_id"`
+		UploadID       string          `json:"upload_id"`
+		UploadTag      string          `json:"upload_tag"`
+		UploadSource   string          `json:"upload_source"`
+		ID             string          `json:"id"`
+		AppsecretProof string          `json:"appsecret_proof"`
+		Fields         json.RawMessage `json:"fields"`
+		Platforms      json.RawMessage `json:"platforms"`
+		Progress       json.RawMessage `json:"progress"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -273,6 +279,8 @@ var envelopeSeeds = []string{
 	`{"data":null}`,
 	`{}`,
 	`{"data":[],"test_event_code":"\u00e9\ud83d\ude00"}`,
+	// Meta's Node SDK: the node id and appsecret_proof in the body.
+	`{"data":[],"access_token":"crk_x","appsecret_proof":"ab12","id":"1234567890","fields":[] ,"platforms":null,"progress":{"a":1}}`,
 }
 
 var envelopeSlowSeeds = []string{

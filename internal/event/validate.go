@@ -2,24 +2,23 @@ package event
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/capirelay/capirelay/internal/metarules"
 )
 
-// Window is how far back Meta accepts event_time (spec §2).
-const Window = 7 * 24 * time.Hour
+// Window is how far back Meta accepts event_time for most action sources
+// (spec §2); metarules.Window gives it per source.
+const Window = metarules.DefaultWindow
 
 // MaxFutureSkew is how far ahead of the clock an event_time may be before it
 // is refused; anything ahead by less is clamped to now (spec §2: never send a
 // future time).
-const MaxFutureSkew = 10 * time.Minute
-
-// ActionSources are the values Meta accepts for action_source (spec §2).
-var ActionSources = map[string]bool{
-	"email": true, "website": true, "app": true, "phone_call": true, "chat": true,
-	"physical_store": true, "system_generated": true, "business_messaging": true, "other": true,
-}
+const MaxFutureSkew = metarules.FutureSkew
 
 // Prepare checks the rules that do not depend on normalization and fixes
 // what may be fixed: a small future skew of event_time is clamped to now,
@@ -52,27 +51,26 @@ func (ev *Event) PrepareSeen(now time.Time, path string, s *Seen) error {
 	if ev.EventName == "" {
 		return &FieldError{Field: p("event_name"), Message: "is required"}
 	}
-	if len(ev.EventName) > 100 {
+	if len(ev.EventName) > metarules.MaxEventNameLen {
 		return &FieldError{Field: p("event_name"), Message: "is longer than 100 characters"}
 	}
 	if ev.EventTime == 0 {
 		return &FieldError{Field: p("event_time"), Message: "is required (Unix seconds)"}
 	}
-	t := time.Unix(int64(ev.EventTime), 0)
-	switch {
-	case t.After(now.Add(MaxFutureSkew)):
-		return &FieldError{Field: p("event_time"), Message: "is in the future"}
-	case t.After(now):
-		ev.EventTime = Time(now.Unix())
-	case now.Sub(t) > Window:
-		return &FieldError{Field: p("event_time"), Message: "is older than Meta's 7-day window"}
-	}
 	ev.ActionSource = strings.ToLower(strings.TrimSpace(ev.ActionSource))
 	if ev.ActionSource == "" {
-		return &FieldError{Field: p("action_source"), Message: "is required (website, app, email, phone_call, chat, physical_store, system_generated, business_messaging or other)"}
+		return &FieldError{Field: p("action_source"), Message: "is required (" + metarules.ActionSourceList + ")"}
 	}
-	if !ActionSources[ev.ActionSource] {
-		return &FieldError{Field: p("action_source"), Message: "is not one of website, app, email, phone_call, chat, physical_store, system_generated, business_messaging, other"}
+	if !metarules.IsActionSource(ev.ActionSource) {
+		return &FieldError{Field: p("action_source"), Message: "is not one of " + metarules.ActionSourceList}
+	}
+	switch metarules.CheckTime(int64(ev.EventTime), ev.ActionSource, now) {
+	case metarules.TimeFuture:
+		return &FieldError{Field: p("event_time"), Message: metarules.FutureMessage}
+	case metarules.TimeAhead:
+		ev.EventTime = Time(now.Unix())
+	case metarules.TimeTooOld:
+		return &FieldError{Field: p("event_time"), Message: metarules.TooOldMessage(ev.ActionSource), Subcode: metarules.SubcodeTooOld}
 	}
 	if ev.EventSourceURL != "" && (s == nil || ev.EventSourceURL != s.url) {
 		u, err := url.Parse(ev.EventSourceURL)
@@ -83,18 +81,13 @@ func (ev *Event) PrepareSeen(now time.Time, path string, s *Seen) error {
 			s.url = ev.EventSourceURL
 		}
 	}
-	if ev.ActionSource == "website" {
-		if ev.EventSourceURL == "" {
-			return &FieldError{Field: p("event_source_url"), Message: "is required for website events"}
-		}
-		if ev.UserData.ClientUserAgent == "" {
-			return &FieldError{Field: p("user_data.client_user_agent"), Message: "is required for website events"}
+	for _, f := range metarules.RequiredFor(ev.ActionSource) {
+		if !ev.has(f) {
+			return &FieldError{Field: p(f), Message: "is required for " + ev.ActionSource + " events"}
 		}
 	}
-	for _, o := range ev.DataProcessingOptions {
-		if o != "LDU" {
-			return &FieldError{Field: p("data_processing_options"), Message: `may only contain "LDU"`}
-		}
+	if err := ev.checkExtras(p); err != nil {
+		return err
 	}
 	if len(ev.CustomData) == 0 {
 		if requiresValue(ev.EventName) {
@@ -120,42 +113,69 @@ func (ev *Event) PrepareSeen(now time.Time, path string, s *Seen) error {
 
 // requiresValue reports whether Meta requires custom_data.value and
 // custom_data.currency on an event, whether custom_data is there or not
-// (spec §2.3: Purchase).
-func requiresValue(eventName string) bool { return eventName == "Purchase" }
+// (metarules.RequiresValue).
+func requiresValue(eventName string) bool { return metarules.RequiresValue(eventName) }
 
-// thinSets are the §2.2 sets: an event whose customer information is only a
-// subset of one of them is rejected by Meta.
-var thinSets = []map[string]bool{
-	{"ct": true, "country": true, "st": true, "zp": true, "ge": true, "client_user_agent": true},
-	{"db": true, "client_user_agent": true},
-	{"fn": true, "ge": true},
-	{"ln": true, "ge": true},
-}
-
-// CheckMatch applies the §2.2 baseline matching rule to the (normalized)
-// user_data: at least one key, and not only a thin combination.
+// CheckMatch applies the §2.2 baseline matching rule (metarules.IsThin)
+// to the (normalized) user_data: at least one key, and not only a thin
+// combination.
 func (ev *Event) CheckMatch(path string) error {
 	if ev.UserData.strongKey() {
 		return nil // the common case, without listing the keys
+	}
+	keys := ev.UserData.Keys()
+	if !metarules.IsThin(keys) {
+		return nil
 	}
 	f := "user_data"
 	if path != "" {
 		f = path + "." + f
 	}
-	keys := ev.UserData.Keys()
-	if len(keys) == 0 {
-		return &FieldError{Field: f, Message: "has no usable customer information (em, ph, fbp, fbc, client_ip_address, external_id, ...)"}
+	return &FieldError{Field: f, Message: metarules.ThinMessage(keys), Subcode: metarules.SubcodeThinMatch}
+}
+
+// has reports whether the field at a metarules.RequiredFor path is set.
+func (ev *Event) has(f string) bool {
+	switch f {
+	case "event_source_url":
+		return ev.EventSourceURL != ""
+	case "user_data.client_user_agent":
+		return ev.UserData.ClientUserAgent != ""
+	case "app_data":
+		return len(ev.AppData) > 0 && string(ev.AppData) != "null"
 	}
-	for _, set := range thinSets {
-		thin := true
-		for _, k := range keys {
-			if !set[k] {
-				thin = false
-				break
-			}
+	panic("event: no field for required path " + f)
+}
+
+// checkExtras checks the fields few events carry: Limited Data Use (§9),
+// app_data's keys and advertiser_tracking_enabled's type.
+func (ev *Event) checkExtras(p func(string) string) error {
+	for i, o := range ev.DataProcessingOptions {
+		if o != metarules.LDU {
+			return &FieldError{Field: p("data_processing_options[" + strconv.Itoa(i) + "]"), Message: `must be "LDU"`}
 		}
-		if thin {
-			return &FieldError{Field: f, Message: "has too little customer information to match (" + strings.Join(keys, ", ") + "); add em, ph, fbp, fbc, external_id or client_ip_address"}
+	}
+	if ev.DPOCountry != nil && !metarules.IsDPOCountry(int64(*ev.DPOCountry)) {
+		return &FieldError{Field: p("data_processing_options_country"), Message: "must be 0 (geolocate) or 1 (United States)"}
+	}
+	if ev.DPOState != nil && !metarules.IsDPOState(int64(*ev.DPOState)) {
+		return &FieldError{Field: p("data_processing_options_state"), Message: "must be 0 (geolocate) or a US state code from 1000 (California)"}
+	}
+	if len(ev.DataProcessingOptions) > 0 && metarules.LDUNeedsLocation(ev.UserData.ClientIPAddress != "", ev.DPOCountry != nil, ev.DPOState != nil) {
+		return &FieldError{Field: p("data_processing_options_state"), Message: metarules.LDULocationMessage}
+	}
+	if a := ev.AdvertiserTrackingEnabled; len(a) > 0 && string(a) != "true" && string(a) != "false" && string(a) != "null" {
+		return &FieldError{Field: p("advertiser_tracking_enabled"), Message: "must be true or false"}
+	}
+	if len(ev.AppData) > 0 && string(ev.AppData) != "null" {
+		var m map[string]json.RawMessage
+		if json.Unmarshal(ev.AppData, &m) != nil {
+			return &FieldError{Field: p("app_data"), Message: "must be an object"}
+		}
+		for k := range m {
+			if !metarules.Has(metarules.AppDataFields, k) {
+				return &FieldError{Field: p("app_data." + k), Message: "unknown field"}
+			}
 		}
 	}
 	return nil

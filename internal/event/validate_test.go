@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/capirelay/capirelay/internal/metarules"
 )
 
 // checkMatchKeys is CheckMatch without the strongKey shortcut.
@@ -13,21 +15,8 @@ func checkMatchKeys(ev *Event, path string) error {
 	if path != "" {
 		f = path + "." + f
 	}
-	keys := ev.UserData.Keys()
-	if len(keys) == 0 {
-		return &FieldError{Field: f, Message: "has no usable customer information (em, ph, fbp, fbc, client_ip_address, external_id, ...)"}
-	}
-	for _, set := range thinSets {
-		thin := true
-		for _, k := range keys {
-			if !set[k] {
-				thin = false
-				break
-			}
-		}
-		if thin {
-			return &FieldError{Field: f, Message: "has too little customer information to match (" + strings.Join(keys, ", ") + "); add em, ph, fbp, fbc, external_id or client_ip_address"}
-		}
+	if keys := ev.UserData.Keys(); metarules.IsThin(keys) {
+		return &FieldError{Field: f, Message: metarules.ThinMessage(keys), Subcode: metarules.SubcodeThinMatch}
 	}
 	return nil
 }
@@ -38,8 +27,8 @@ func checkMatchKeys(ev *Event, path string) error {
 func TestCheckMatchShortcut(t *testing.T) {
 	t.Parallel()
 	for _, k := range []string{"em", "ph", "external_id", "client_ip_address", "fbc", "fbp"} {
-		for _, set := range thinSets {
-			if set[k] {
+		for _, set := range metarules.ThinSets {
+			if metarules.Has(set, k) {
 				t.Fatalf("strongKey counts %s, which is in a thin set", k)
 			}
 		}
@@ -73,5 +62,34 @@ func TestCheckMatchShortcut(t *testing.T) {
 	}
 	if shortcut < 10_000 || shortcut > 45_000 {
 		t.Errorf("shortcut taken %d times in 50000", shortcut)
+	}
+}
+
+// The event's fields are the rulebook's: a key the rulebook allows but the
+// decoder does not (or the reverse) fails here, not at a customer.
+func TestFieldsAreTheRulebooks(t *testing.T) {
+	t.Parallel()
+	tags := func(typ reflect.Type) map[string]bool {
+		m := map[string]bool{}
+		for i := range typ.NumField() {
+			name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+			m[name] = true
+		}
+		return m
+	}
+	for _, c := range []struct {
+		typ  reflect.Type
+		list []string
+	}{{reflect.TypeFor[Event](), metarules.EventFields}, {reflect.TypeFor[UserData](), metarules.UserDataFields}} {
+		got := tags(c.typ)
+		for _, k := range c.list {
+			if !got[k] {
+				t.Errorf("%s has no field %s", c.typ.Name(), k)
+			}
+			delete(got, k)
+		}
+		for k := range got {
+			t.Errorf("%s has field %s, which the rulebook does not list", c.typ.Name(), k)
+		}
 	}
 }

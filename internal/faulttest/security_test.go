@@ -242,10 +242,10 @@ func TestOversizedInputRefused(t *testing.T) {
 	if code, err := do("POST", "/v1/events", map[string]string{"Authorization": "Bearer " + key, "X-Padding": big}, []byte(`{}`)); err != nil || code != 431 {
 		t.Errorf("64 KiB header: %d %v, want 431", code, err)
 	}
-	huge := append([]byte(`{"data":[{"event_name":"`), bytes.Repeat([]byte("a"), 2<<20)...)
+	huge := append([]byte(`{"data":[{"event_name":"`), bytes.Repeat([]byte("a"), collect.MaxServerBody)...)
 	huge = append(huge, `"}]}`...)
 	if code, err := do("POST", "/v1/events", map[string]string{"Authorization": "Bearer " + key, "Content-Type": "application/json"}, huge); code != 413 {
-		t.Errorf("2 MiB /v1/events body: %d %v, want 413", code, err)
+		t.Errorf("%d MiB /v1/events body: %d %v, want 413", collect.MaxServerBody>>20+1, code, err)
 	}
 	body := append([]byte(`{"v":1,"events":[{"name":"PageView","url":"https://shop.example.com/`), bytes.Repeat([]byte("a"), 70<<10)...)
 	body = append(body, `"}]}`...)

@@ -156,7 +156,7 @@ func TestJSONLines(t *testing.T) {
 	src := `{"event_name":"Purchase","event_time":1785492000,"user_data":{"em":["a@example.com"]},"custom_data":{"value":5,"currency":"EUR"}}
 {"Event_Name":"Lead","timestamp":"2026-07-31T10:00:00Z","email":"b@example.com","value":3,"currency":"EUR"}
 
-{"event_name":"Lead","event_time":"1785492000","user_data":{"em":"c@example.com"}}
+{"event_name":"Lead","event_time":"last friday","user_data":{"em":"c@example.com"}}
 not json
 {"event_name":"Lead","event_time":1785492000,"user_data":{},"bogus":1}
 {"event_name":"Lead","event_time":1785492000,"email":{"x":1}}

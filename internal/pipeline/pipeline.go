@@ -59,6 +59,9 @@ type Input struct {
 	// Enriched names the user_data keys the Enricher added (names only,
 	// never values), for the live-event page.
 	Enriched []string
+	// Params are the request's other top-level parameters, encoded
+	// (capi.RequestParams), forwarded with the event.
+	Params string
 }
 
 // Result is the outcome of one Input.
@@ -182,6 +185,12 @@ func compactIDs(results []Result) {
 	}
 }
 
+// Results are the outcomes decided so far: final for the events Prepare
+// rejected or dropped (Status set), empty for those Commit would store.
+// A caller with all-or-nothing semantics (the Graph-compatible endpoint)
+// looks here and does not Commit when one is rejected.
+func (b *Prepared) Results() []Result { return b.results }
+
 // Commit stores the prepared events and waits until they are durable; the
 // rest of Submit.
 func (b *Prepared) Commit(ctx context.Context) ([]Result, error) {
@@ -302,6 +311,7 @@ func (p *Pipeline) prepare(ctx context.Context, in *Input, now time.Time, sh *sh
 		hashEnriched(&hashed, &raw, ev.UserData.Hashable(), opts)
 	}
 	ev.UserData.SetHashable(hashed)
+	ev.UserData.HashExtras()
 	if err := ev.CheckMatch(in.Path); err != nil {
 		res.Status, res.Err = Rejected, err
 		return store.NewEvent{}, res
@@ -311,6 +321,7 @@ func (p *Pipeline) prepare(ctx context.Context, in *Input, now time.Time, sh *sh
 		SiteKey: site.Key, EventName: ev.EventName, EventID: ev.EventID,
 		EventTime: time.Unix(int64(ev.EventTime), 0), Payload: payload,
 		VisitorID: in.VisitorID, Held: held, Source: in.Source, TestEventCode: in.TestEventCode, Enriched: in.Enriched,
+		Params: in.Params,
 	}, res
 }
 
@@ -369,7 +380,8 @@ func Marshal(ev *event.Event) ([]byte, error) {
 func encodedSize(ev *event.Event) int {
 	n := 768 + len(ev.EventName) + len(ev.EventID) + len(ev.ActionSource) + len(ev.EventSourceURL) +
 		len(ev.ReferrerURL) + len(ev.CustomData) + len(ev.CustomerSegmentation) + len(ev.OriginalEventData) +
-		len(ev.AttributionData) + len(ev.AppData) + len(ev.MessagingChannel)
+		len(ev.AttributionData) + len(ev.AppData) + len(ev.MessagingChannel) +
+		len(ev.AdvertiserTrackingEnabled) + len(ev.AdvancedMeasurementTable)
 	u := &ev.UserData
 	for _, l := range [...]event.List{u.Em, u.Ph, u.Fn, u.Ln, u.Db, u.Ge, u.Ct, u.St, u.Zp, u.Country, u.ExternalID} {
 		for _, v := range l {
@@ -378,7 +390,8 @@ func encodedSize(ev *event.Event) int {
 	}
 	return n + len(u.ClientIPAddress) + len(u.ClientUserAgent) + len(u.Fbc) + len(u.Fbp) + len(u.SubscriptionID) +
 		len(u.FbLoginID) + len(u.LeadID) + len(u.AnonID) + len(u.Madid) + len(u.PageID) + len(u.PageScopedUserID) +
-		len(u.CtwaClid) + len(u.IgAccountID) + len(u.IgSid)
+		len(u.CtwaClid) + len(u.IgAccountID) + len(u.IgSid) +
+		len(u.F5First) + len(u.F5Last) + len(u.Fi) + len(u.Dobd) + len(u.Dobm) + len(u.Doby) + len(u.AppUserID)
 }
 
 // NewEventID returns a random 128-bit id as 32 hex characters.

@@ -132,6 +132,10 @@ type NewEvent struct {
 	// Enriched names the user_data keys identity stitching added (names
 	// only, never values), for the live-event page.
 	Enriched []string
+	// Params are the request's other top-level Graph parameters
+	// (partner_agent, namespace_id, upload_*) as an encoded query string
+	// (capi.RequestParams), sent with the event; "" = none.
+	Params string
 }
 
 // Status is what Enqueue did with one event.
@@ -189,6 +193,7 @@ type Item struct {
 	Source        string
 	VisitorID     string
 	TestEventCode string
+	Params        string // as NewEvent.Params
 	CreatedAt     time.Time
 	DeliveredAt   time.Time
 	Enriched      []string // the user_data keys identity stitching added

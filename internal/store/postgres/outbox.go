@@ -41,7 +41,7 @@ func (db *DB) Enqueue(ctx context.Context, evs []store.NewEvent) ([]store.Enqueu
 	}
 	sealed := make([]store.NewEvent, len(evs))
 	for i, ev := range evs {
-		for _, f := range []string{ev.SiteKey, ev.EventName, ev.EventID, ev.Source, ev.VisitorID} {
+		for _, f := range []string{ev.SiteKey, ev.EventName, ev.EventID, ev.Source, ev.VisitorID, ev.TestEventCode, ev.Params} {
 			if !validText(f) {
 				return nil, fmt.Errorf("enqueue: event %d: text field %q is not valid UTF-8 or holds a NUL byte", i, f)
 			}
@@ -145,16 +145,19 @@ type dedupKey struct{ site, name, id string }
 //     order, so ids follow the order of the calls.
 const insertGroupSQL = `
 WITH input AS (
-	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bytea[], $6::text[], $7::text[], $8::text[], $11::text[])
-		WITH ORDINALITY AS u(site_key, event_name, event_id, event_time, payload, state, source, visitor_id, enriched, ord)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bytea[], $6::text[], $7::text[], $8::text[],
+		$11::text[], $12::text[], $13::text[])
+		WITH ORDINALITY AS u(site_key, event_name, event_id, event_time, payload, state, source, visitor_id, enriched, test_event_code, params, ord)
 ), fresh AS (
 	INSERT INTO seen (site_key, event_name, event_id, seen_at)
 	SELECT site_key, event_name, event_id, $9 FROM input ORDER BY site_key, event_name, event_id
 	ON CONFLICT (site_key, event_name, event_id) DO UPDATE SET seen_at = excluded.seen_at WHERE seen.seen_at < $10
 	RETURNING site_key, event_name, event_id
 )
-INSERT INTO outbox (site_key, event_name, event_id, event_time, payload, state, next_attempt, source, visitor_id, created_at, enriched)
-SELECT i.site_key, i.event_name, i.event_id, i.event_time, i.payload, i.state, $9, i.source, i.visitor_id, $9, i.enriched
+INSERT INTO outbox (site_key, event_name, event_id, event_time, payload, state, next_attempt, source, visitor_id,
+	test_event_code, params, created_at, enriched)
+SELECT i.site_key, i.event_name, i.event_id, i.event_time, i.payload, i.state, $9, i.source, i.visitor_id,
+	i.test_event_code, i.params, $9, i.enriched
 FROM input i JOIN fresh f USING (site_key, event_name, event_id)
 ORDER BY i.ord
 RETURNING id, site_key, event_name, event_id`
@@ -162,6 +165,7 @@ RETURNING id, site_key, event_name, event_id`
 func (db *DB) insertGroup(ctx context.Context, batch []*enqueueReq) error {
 	var (
 		sites, names, ids, states, sources, visitors, enriched []string
+		codes, params                                          []string
 		times                                                  []time.Time
 		payloads                                               [][]byte
 		first                                                  = map[dedupKey]bool{}
@@ -183,11 +187,12 @@ func (db *DB) insertGroup(ctx context.Context, batch []*enqueueReq) error {
 			times, payloads, states = append(times, ev.EventTime), append(payloads, ev.Payload), append(states, state)
 			sources, visitors = append(sources, ev.Source), append(visitors, ev.VisitorID)
 			enriched = append(enriched, store.JoinKeys(ev.Enriched))
+			codes, params = append(codes, ev.TestEventCode), append(params, ev.Params)
 		}
 	}
 	now := db.now()
 	rows, err := db.pool.Query(ctx, insertGroupSQL, sites, names, ids, times, payloads, states, sources, visitors,
-		now, now.Add(-store.DedupWindow), enriched)
+		now, now.Add(-store.DedupWindow), enriched, codes, params)
 	if err != nil {
 		return err
 	}
@@ -217,7 +222,7 @@ func (db *DB) insertGroup(ctx context.Context, batch []*enqueueReq) error {
 // itemCols lists the columns scanItem reads, each prefixed with p.
 func itemCols(p string) string {
 	cols := []string{"id", "site_key", "event_name", "event_id", "event_time", "payload", "state", "attempts",
-		"next_attempt", "last_error", "trace_id", "source", "visitor_id", "created_at", "delivered_at", "enriched"}
+		"next_attempt", "last_error", "trace_id", "source", "visitor_id", "test_event_code", "params", "created_at", "delivered_at", "enriched"}
 	for i, c := range cols {
 		cols[i] = p + c
 	}
@@ -230,7 +235,7 @@ func (db *DB) scanItem(row pgx.Row) (store.Item, error) {
 	var delivered *time.Time
 	var enriched string
 	if err := row.Scan(&it.ID, &it.SiteKey, &it.EventName, &it.EventID, &it.EventTime, &payload, &it.State,
-		&it.Attempts, &it.NextAttempt, &it.LastError, &it.TraceID, &it.Source, &it.VisitorID, &it.CreatedAt,
+		&it.Attempts, &it.NextAttempt, &it.LastError, &it.TraceID, &it.Source, &it.VisitorID, &it.TestEventCode, &it.Params, &it.CreatedAt,
 		&delivered, &enriched); err != nil {
 		return it, mapErr(err)
 	}

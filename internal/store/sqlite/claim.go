@@ -20,7 +20,7 @@ import (
 // site key is the claim's, and the state and next attempt are the lease's,
 // so they are not read.
 const claimCols = `SELECT o.id, o.event_name, o.event_id, o.event_time, o.attempts, o.last_error, o.trace_id,
-	o.source, o.visitor_id, o.test_event_code, o.created_at, o.delivered_at, p.payload
+	o.source, o.visitor_id, o.test_event_code, o.params, o.created_at, o.delivered_at, p.payload
 	FROM outbox o JOIN outbox_payload p ON p.id = o.id`
 
 // claimDueQuery reads the due items of a site when none of them is leased.
@@ -55,7 +55,7 @@ func (db *DB) scanClaimed(rows *sql.Rows, site string, items []store.Item) ([]st
 		var et, created, delivered int64
 		var sealed sql.RawBytes
 		if err := rows.Scan(&it.ID, &it.EventName, &it.EventID, &et, &it.Attempts, &it.LastError, &it.TraceID,
-			&it.Source, &it.VisitorID, &it.TestEventCode, &created, &delivered, &sealed); err != nil {
+			&it.Source, &it.VisitorID, &it.TestEventCode, &it.Params, &created, &delivered, &sealed); err != nil {
 			return nil, mapErr(err)
 		}
 		it.EventTime, it.CreatedAt, it.DeliveredAt = fromMS(et), fromMS(created), fromMS(delivered)

@@ -293,7 +293,7 @@ func (db *DB) prepareInserts(ctx context.Context) error {
 			` ON CONFLICT (site_key, event_name, event_id) DO UPDATE SET seen_at = excluded.seen_at WHERE seen.seen_at < ?
 			RETURNING site_key, event_name, event_id`)
 		st.outbox[i] = prep(`INSERT INTO outbox (id, site_key, event_name, event_id, event_time, state,
-			next_attempt, source, visitor_id, test_event_code, created_at, enriched) VALUES ` + tuples(n, "(?,?,?,?,?,?,?,?,?,?,?,?)"))
+			next_attempt, source, visitor_id, test_event_code, params, created_at, enriched) VALUES ` + tuples(n, "(?,?,?,?,?,?,?,?,?,?,?,?,?)"))
 		st.payload[i] = prep(`INSERT INTO outbox_payload (id, payload) VALUES ` + tuples(n, "(?,?)"))
 	}
 	st.learn = prepareLearn(prep)
@@ -506,7 +506,7 @@ func (db *DB) insertGroup(batch []*enqueueReq) (err error) {
 				state = store.StateHeld
 			}
 			args = append(args, rf.r.res[rf.i].ID, ev.SiteKey, ev.EventName, ev.EventID, ms(ev.EventTime), state,
-				nowMS, ev.Source, ev.VisitorID, ev.TestEventCode, nowMS, store.JoinKeys(ev.Enriched))
+				nowMS, ev.Source, ev.VisitorID, ev.TestEventCode, ev.Params, nowMS, store.JoinKeys(ev.Enriched))
 		}
 		if _, err := tx.StmtContext(ctx, st.outbox[size]).ExecContext(ctx, args...); err != nil {
 			return mapErr(err)
@@ -572,7 +572,7 @@ func (db *DB) pin(ctx context.Context, pragma string) (*sql.Conn, error) {
 
 // itemQuery selects whole items: the outbox row and its payload.
 const itemQuery = `SELECT o.id, o.site_key, o.event_name, o.event_id, o.event_time, o.state, o.attempts, o.next_attempt,
-	o.last_error, o.trace_id, o.source, o.visitor_id, o.test_event_code, o.created_at, o.delivered_at, o.enriched, p.payload
+	o.last_error, o.trace_id, o.source, o.visitor_id, o.test_event_code, o.params, o.created_at, o.delivered_at, o.enriched, p.payload
 	FROM outbox o JOIN outbox_payload p ON p.id = o.id`
 
 // scanItem reads a row of itemQuery and opens its payload.
@@ -582,7 +582,7 @@ func (db *DB) scanItem(row interface{ Scan(...any) error }) (store.Item, error) 
 	var payload []byte
 	var enriched string
 	if err := row.Scan(&it.ID, &it.SiteKey, &it.EventName, &it.EventID, &et, &it.State, &it.Attempts,
-		&next, &it.LastError, &it.TraceID, &it.Source, &it.VisitorID, &it.TestEventCode, &created, &delivered, &enriched, &payload); err != nil {
+		&next, &it.LastError, &it.TraceID, &it.Source, &it.VisitorID, &it.TestEventCode, &it.Params, &created, &delivered, &enriched, &payload); err != nil {
 		return it, mapErr(err)
 	}
 	it.Enriched = store.SplitKeys(enriched)

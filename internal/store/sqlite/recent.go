@@ -36,9 +36,9 @@ type recent struct {
 }
 
 type recentItem struct {
-	site, name, eventID, source, visitor, testCode string
-	eventTime, created                             int64 // ms
-	payload                                        []byte
+	site, name, eventID, source, visitor, testCode, params string
+	eventTime, created                                     int64 // ms
+	payload                                                []byte
 }
 
 // recentBudget bounds the payload bytes held: about 2,500 server events,
@@ -62,10 +62,10 @@ func (rc *recent) newItem(ev *store.NewEvent) *recentItem {
 	}
 	// The strings may be cut from a whole request body: one copy of them,
 	// so that an entry does not keep its request alive.
-	all := strings.Join([]string{ev.EventName, ev.EventID, ev.VisitorID, ev.TestEventCode}, "")
+	all := strings.Join([]string{ev.EventName, ev.EventID, ev.VisitorID, ev.TestEventCode, ev.Params}, "")
 	cut := func(s string) string { v := all[:len(s)]; all = all[len(s):]; return v }
 	return &recentItem{site: ev.SiteKey, name: cut(ev.EventName), eventID: cut(ev.EventID), visitor: cut(ev.VisitorID),
-		testCode: cut(ev.TestEventCode), source: ev.Source, eventTime: ms(ev.EventTime), payload: ev.Payload}
+		testCode: cut(ev.TestEventCode), params: cut(ev.Params), source: ev.Source, eventTime: ms(ev.EventTime), payload: ev.Payload}
 }
 
 // add records the items of a transaction about to commit; the writer
@@ -164,7 +164,7 @@ func (rc *recent) take(site string, ids []int64) (items []store.Item, missing []
 		rc.drop(id, it)
 		items = append(items, store.Item{ID: id, SiteKey: site, EventName: it.name, EventID: it.eventID,
 			EventTime: fromMS(it.eventTime), Payload: it.payload, State: store.StatePending, Source: it.source,
-			VisitorID: it.visitor, TestEventCode: it.testCode, CreatedAt: fromMS(it.created)})
+			VisitorID: it.visitor, TestEventCode: it.testCode, Params: it.params, CreatedAt: fromMS(it.created)})
 	}
 	rc.compact()
 	return items, missing

@@ -21,6 +21,7 @@ func testEnqueueStoresItems(t *testing.T, s store.Store) {
 	before := time.Now().Add(-time.Second)
 	e1 := ev("a", "Purchase", "1")
 	e1.VisitorID, e1.Source = "v1", "browser"
+	e1.TestEventCode, e1.Params = "TEST42", "namespace_id=ns-1&partner_agent=shopify-1.2"
 	e2 := ev("a", "Lead", "2")
 	e2.VisitorID, e2.Held, e2.Source = "v2", true, "lead"
 	ids := mustEnqueue(t, s, e1, e2)
@@ -31,8 +32,17 @@ func testEnqueueStoresItems(t *testing.T, s store.Store) {
 
 	it := wantState(t, s, ids[0], store.StatePending)
 	if it.ID != ids[0] || it.SiteKey != "a" || it.EventName != "Purchase" || it.EventID != "1" ||
-		it.Source != "browser" || it.VisitorID != "v1" || it.Attempts != 0 || it.LastError != "" || it.TraceID != "" {
+		it.Source != "browser" || it.VisitorID != "v1" || it.Attempts != 0 || it.LastError != "" || it.TraceID != "" ||
+		it.TestEventCode != e1.TestEventCode || it.Params != e1.Params {
 		t.Errorf("Item(%d) = %+v, want the enqueued event with no attempts", ids[0], it)
+	}
+	// The request's parameters come back with the claim, to be sent.
+	claimed := mustClaim(t, s, "a", "o", 1, time.Now(), lease)
+	if len(claimed) != 1 || claimed[0].TestEventCode != e1.TestEventCode || claimed[0].Params != e1.Params {
+		t.Errorf("Claim = %+v, want the item with test_event_code %q and params %q", claimed, e1.TestEventCode, e1.Params)
+	}
+	if err := s.Release(t.Context(), "o"); err != nil {
+		t.Fatal(err)
 	}
 	wantTime(t, "EventTime", it.EventTime, e1.EventTime)
 	wantBytes(t, "Payload", it.Payload, e1.Payload)
