@@ -81,6 +81,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Forget", testForget},
 		{"AdminAccess", testAdminAccess},
 		{"AdminAggregates", testAdminAggregates},
+		{"ForgetEverywhere", testForgetEverywhere},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
