@@ -15,11 +15,10 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
+	"unicode/utf8"
 
-	"golang.org/x/time/rate"
-
+	"github.com/capirelay/capirelay/internal/config"
 	"github.com/capirelay/capirelay/internal/store"
 )
 
@@ -29,28 +28,22 @@ import (
 const PBKDF2IterationsMin = 600_000
 
 const (
-	hashScheme   = "pbkdf2-sha256"
-	saltSize     = 16
-	derivedSize  = 32
-	cookieName   = "capirelay_admin"
-	csrfField    = "csrf"
-	csrfHeader   = "X-CSRF-Token"
-	tokenPrefix  = "cra_"
-	minPassword  = 12
-	loginBurst   = 5
-	limiterLimit = 4096 // addresses remembered before idle ones are dropped
+	hashScheme  = "pbkdf2-sha256"
+	saltSize    = 16
+	derivedSize = 32
+	cookieName  = "capirelay_admin"
+	csrfField   = "csrf"
+	csrfHeader  = "X-CSRF-Token"
+	tokenPrefix = "cra_"
+	minPassword = 12
 )
-
-// loginRate lets one address try 5 passwords at once, then one every 12 s
-// (5 a minute).
-var loginRate = rate.Every(12 * time.Second)
 
 // HashPassword returns a PBKDF2-HMAC-SHA256 hash of password with a random
 // salt, encoded as "pbkdf2-sha256$<iterations>$<salt>$<hash>" (base64).
 // It refuses passwords shorter than 12 characters.
 func HashPassword(password string) (string, error) {
-	if len([]rune(password)) < minPassword {
-		return "", fmt.Errorf("the admin password must have at least %d characters", minPassword)
+	if utf8.RuneCountInString(password) < config.MinAdminPassword {
+		return "", fmt.Errorf("the admin password must have at least %d characters", config.MinAdminPassword)
 	}
 	salt := make([]byte, saltSize)
 	rand.Read(salt)
@@ -201,6 +194,7 @@ func (h *Handler) authenticate(r *http.Request, access int) (*principal, error) 
 // checkPassword compares against CAPIRELAY_ADMIN_PASSWORD when set, else the
 // stored hash. errNoPassword when neither exists.
 func (h *Handler) checkPassword(ctx context.Context, pw string) (bool, error) {
+	h.passwordChecks.Add(1)
 	if h.cfg.AdminPassword != "" {
 		a, b := sha256.Sum256([]byte(pw)), sha256.Sum256([]byte(h.cfg.AdminPassword))
 		return subtle.ConstantTimeCompare(a[:], b[:]) == 1, nil
@@ -229,15 +223,20 @@ type loginView struct {
 
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	ip := h.clientIP(r)
-	if !h.logins.allow(ip, h.now()) {
+	// The guard decides before any password work: a refused attempt costs
+	// no PBKDF2, so a spray cannot take CPU from ingest.
+	done, wait := h.logins.admit(ip, h.now())
+	if done == nil {
 		if h.metrics != nil {
 			h.metrics.RateLimited.WithLabelValues("admin_login").Inc()
 		}
 		h.log.Warn("admin login rate limited", "client_ip", ip)
-		w.Header().Set("Retry-After", "12")
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Round(time.Second)/time.Second)))
 		return h.render(w, r, http.StatusTooManyRequests, "login", "Log in",
-			loginView{Error: "Too many attempts from your address. Wait a minute and try again."})
+			loginView{Error: "Too many login attempts. Wait a few minutes and try again."})
 	}
+	wrong := false // only a wrong password spends the global failure budget
+	defer func() { done(wrong) }()
 	// SameSite=Strict stops other sites from riding a session; for the login
 	// form itself, refuse a cross-site post (login CSRF).
 	if o := r.Header.Get("Origin"); o != "" && o != "null" {
@@ -254,6 +253,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if !ok {
+		wrong = true
 		h.log.Info("admin login failed", "client_ip", ip)
 		return h.render(w, r, http.StatusUnauthorized, "login", "Log in", loginView{Next: next, Error: "Wrong password."})
 	}
@@ -305,42 +305,4 @@ func (h *Handler) clientIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
-}
-
-// ipLimiter is a token bucket per client address.
-type ipLimiter struct {
-	limit rate.Limit
-	burst int
-	mu    sync.Mutex
-	m     map[string]*ipEntry
-}
-
-type ipEntry struct {
-	lim  *rate.Limiter
-	seen time.Time
-}
-
-func newIPLimiter(limit rate.Limit, burst int) *ipLimiter {
-	return &ipLimiter{limit: limit, burst: burst, m: map[string]*ipEntry{}}
-}
-
-func (l *ipLimiter) allow(ip string, now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.m) >= limiterLimit {
-		// A full bucket refills in burst/limit; entries idle longer than
-		// that are back to the start state and can go.
-		for k, e := range l.m {
-			if now.Sub(e.seen) > time.Hour {
-				delete(l.m, k)
-			}
-		}
-	}
-	e := l.m[ip]
-	if e == nil {
-		e = &ipEntry{lim: rate.NewLimiter(l.limit, l.burst)}
-		l.m[ip] = e
-	}
-	e.seen = now
-	return e.lim.AllowN(now, 1)
 }
