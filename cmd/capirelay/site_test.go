@@ -12,7 +12,7 @@ import (
 func (e *importEnv) runSite(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	var out, errw bytes.Buffer
-	err := runSite(t.Context(), args, &out, &errw, e.getenv)
+	err := runSite(t.Context(), args, strings.NewReader(""), &out, &errw, e.getenv)
 	return out.String() + errw.String(), err
 }
 

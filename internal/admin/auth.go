@@ -79,6 +79,32 @@ func CheckPassword(encoded, password string) (bool, error) {
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }
 
+// Admin API token scopes; each allows what the one before does, and more.
+const (
+	ScopeRead     = "read"     // GET requests only
+	ScopeWrite    = "write"    // every API call except changing where webhooks go
+	ScopeWebhooks = "webhooks" // also webhook settings, which decide where raw leads are posted
+)
+
+// Scopes lists the scopes in order.
+var Scopes = []string{ScopeRead, ScopeWrite, ScopeWebhooks}
+
+// DefaultTokenTTL is how long a new admin API token lasts unless told
+// otherwise (capirelay admin create-token --expires).
+const DefaultTokenTTL = 90 * 24 * time.Hour
+
+func scopeLevel(scope string) int {
+	for i, s := range Scopes {
+		if s == scope {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// ValidScope reports whether scope is one of Scopes.
+func ValidScope(scope string) bool { return scopeLevel(scope) > 0 }
+
 // NewAPIToken returns a new admin API token and the hash to store. The token
 // is shown once and never stored.
 func NewAPIToken() (token, hash string) {
@@ -103,6 +129,24 @@ func randomString(n int) string {
 type principal struct {
 	session *store.AdminSession // dashboard login
 	token   *store.AdminToken   // API token
+}
+
+// may reports whether p is allowed what scope allows. A dashboard session
+// (the password) may do everything.
+func (p *principal) may(scope string) bool {
+	if p == nil {
+		return false
+	}
+	return p.session != nil || (p.token != nil && scopeLevel(p.token.Scope) >= scopeLevel(scope))
+}
+
+// requireScope refuses the request's principal unless it may do scope;
+// field names what needed it.
+func requireScope(ctx context.Context, scope, field string) error {
+	if principalFrom(ctx).may(scope) {
+		return nil
+	}
+	return errorf(http.StatusForbidden, field, "%s needs an admin API token with scope %s (capirelay admin create-token --scope %s)", field, scope, scope)
 }
 
 type principalKey struct{}
@@ -164,6 +208,16 @@ func (h *Handler) authenticate(r *http.Request, access int) (*principal, error) 
 			}
 			if err != nil {
 				return nil, err
+			}
+			now := h.now()
+			switch {
+			case !t.RevokedAt.IsZero():
+				return nil, &Error{Status: http.StatusUnauthorized, Msg: "this admin API token was revoked"}
+			case !t.Active(now):
+				return nil, &Error{Status: http.StatusUnauthorized, Msg: fmt.Sprintf(
+					"this admin API token expired on %s; create a new one with capirelay admin create-token", t.ExpiresAt.UTC().Format(time.DateOnly))}
+			case r.Method != http.MethodGet && r.Method != http.MethodHead && scopeLevel(t.Scope) < scopeLevel(ScopeWrite):
+				return nil, &Error{Status: http.StatusForbidden, Msg: fmt.Sprintf("this admin API token is read-only (scope %s)", t.Scope)}
 			}
 			return &principal{token: t}, nil
 		}

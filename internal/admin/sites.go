@@ -299,9 +299,21 @@ func (h *Handler) apiListSites(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// checkScope refuses webhook settings to an API token without the
+// webhooks scope: they decide where raw leads are posted.
+func checkScope(ctx context.Context, in *sitecfg.Update) error {
+	if in.WebhookURL != nil {
+		return requireScope(ctx, ScopeWebhooks, "webhook_url")
+	}
+	return nil
+}
+
 func (h *Handler) apiCreateSite(w http.ResponseWriter, r *http.Request) error {
 	var in sitecfg.Update
 	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	if err := checkScope(r.Context(), &in); err != nil {
 		return err
 	}
 	s, key, err := h.createSite(r.Context(), &in)
@@ -335,6 +347,9 @@ func (h *Handler) apiPatchSite(w http.ResponseWriter, r *http.Request) error {
 	}
 	if in.AccessToken != nil {
 		return errorf(http.StatusBadRequest, "access_token", "set the access token with PUT /api/admin/sites/{key}/token")
+	}
+	if err := checkScope(ctx, &in); err != nil {
+		return err
 	}
 	if err := in.Apply(s); err != nil {
 		return settingError(err)

@@ -82,6 +82,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AdminAccess", testAdminAccess},
 		{"AdminAggregates", testAdminAggregates},
 		{"ForgetEverywhere", testForgetEverywhere},
+		{"AdminTokens", testAdminTokens},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
