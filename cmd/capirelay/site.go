@@ -117,7 +117,8 @@ func publicSite(s *store.Site) map[string]any {
 	return map[string]any{"site_key": s.Key, "name": s.Name, "domains": s.Domains, "pixel_id": s.PixelID,
 		"access_token_set": s.AccessToken != "", "test_event_code": s.TestEventCode, "consent": s.Consent,
 		"default_region": s.DefaultRegion, "identity": s.IdentityMode(), "click_window_days": int(s.FbcWindow() / (24 * time.Hour)),
-		"destination": dest, "status": status, "paused": s.Paused}
+		"destination": dest, "status": status, "paused": s.Paused,
+		"webhook_url": s.WebhookURL, "webhook_allow_http": s.WebhookAllowHTTP, "webhook_allow_private": s.WebhookAllowPrivate}
 }
 
 func dash(s string) string {
