@@ -63,6 +63,9 @@ func TestAPITokenScopes(t *testing.T) {
 		{"write PATCH webhook", write, "PATCH", path, hook, http.StatusForbidden, "webhook_url"},
 		{"write POST webhook", write, "POST", "/api/admin/sites", `{"name":"Z","domains":["z.example.com"],"webhook_url":"https://hooks.example.com/x"}`,
 			http.StatusForbidden, "webhook_url"},
+		{"webhooks PATCH metadata", hooks, "PATCH", path, `{"webhook_url":"https://169.254.169.254/latest"}`, http.StatusBadRequest, "webhook_url"},
+		{"webhooks PATCH http", hooks, "PATCH", path, `{"webhook_url":"http://hooks.example.com/lead"}`, http.StatusBadRequest, "https"},
+		{"write PATCH allow-private", write, "PATCH", path, `{"webhook_allow_private":true}`, http.StatusForbidden, "webhook_allow_private"},
 		{"webhooks PATCH webhook", hooks, "PATCH", path, hook, http.StatusOK, "hooks.example.com"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
