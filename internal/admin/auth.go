@@ -284,7 +284,11 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 		if h.metrics != nil {
 			h.metrics.RateLimited.WithLabelValues("admin_login").Inc()
 		}
-		h.log.Warn("admin login rate limited", "client_ip", ip)
+		// A spray is thousands of refusals a second: one line per
+		// interval with their count, not one per refusal.
+		if n := h.logins.refused(h.now()); n > 0 {
+			h.log.Warn("admin logins refused by the rate limit", "count", n, "last_client_ip", ip, "interval", refusalLogInterval)
+		}
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Round(time.Second)/time.Second)))
 		return h.render(w, r, http.StatusTooManyRequests, "login", "Log in",
 			loginView{Error: "Too many login attempts. Wait a few minutes and try again."})

@@ -23,6 +23,8 @@ const (
 	// guardAddresses bounds the addresses remembered; past it the least
 	// recently seen one is dropped (about 200 bytes each).
 	guardAddresses = 4096
+	// refusalLogInterval is how often refused logins are logged (counted).
+	refusalLogInterval = 10 * time.Second
 )
 
 // loginGuard decides whether a login attempt may check a password at all,
@@ -38,6 +40,9 @@ type loginGuard struct {
 	lockUntil time.Time
 	lockout   time.Duration
 	checking  chan struct{} // holds one token while a password is checked
+
+	refusals int       // refused attempts not yet logged
+	loggedAt time.Time // when refusals were last logged
 }
 
 type guardEntry struct {
@@ -121,6 +126,20 @@ func (g *loginGuard) entry(key string) *rate.Limiter {
 	e := &guardEntry{key: key, lim: rate.NewLimiter(rate.Every(loginEvery), loginBurst)}
 	g.addrs[key] = g.lru.PushFront(e)
 	return e.lim
+}
+
+// refused counts a refused attempt and returns how many to log now: the
+// count since the last log once refusalLogInterval has passed, else 0.
+func (g *loginGuard) refused(now time.Time) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.refusals++
+	if now.Sub(g.loggedAt) < refusalLogInterval {
+		return 0
+	}
+	n := g.refusals
+	g.refusals, g.loggedAt = 0, now
+	return n
 }
 
 // size is how many addresses the guard remembers.

@@ -124,3 +124,20 @@ func TestLoginGuardBounded(t *testing.T) {
 		t.Error("the most recent address was dropped")
 	}
 }
+
+// TestLoginRefusalsLoggedOncePerInterval: a spray's refusals come out as
+// one counted line per interval, not a line each.
+func TestLoginRefusalsLoggedOncePerInterval(t *testing.T) {
+	g := newLoginGuard()
+	now := time.Now()
+	var logged []int
+	for i := range 1000 {
+		if n := g.refused(now.Add(time.Duration(i) * 25 * time.Millisecond)); n > 0 {
+			logged = append(logged, n)
+		}
+	}
+	// 25 s of refusals: the first at once, then one line per 10 s.
+	if len(logged) != 3 || logged[0] != 1 || logged[1] != 400 || logged[2] != 400 {
+		t.Fatalf("logged counts %v, want [1 400 400]", logged)
+	}
+}
