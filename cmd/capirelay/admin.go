@@ -166,6 +166,21 @@ func expiryText(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
+// openTokens opens the store of sf and lists its admin tokens; the
+// caller closes the store.
+func openTokens(ctx context.Context, sf *storeFlags, getenv getenvFunc) (store.Store, []store.AdminToken, error) {
+	st, err := sf.open(ctx, getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	toks, err := st.ListAdminTokens(ctx)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return st, toks, nil
+}
+
 func adminListTokens(ctx context.Context, args []string, stdout, stderr io.Writer, getenv getenvFunc) error {
 	fs := newFlagSet("admin list-tokens", stderr, "admin list-tokens [--data-dir D | --database-url URL]")
 	var sf storeFlags
@@ -177,15 +192,11 @@ func adminListTokens(ctx context.Context, args []string, stdout, stderr io.Write
 		fmt.Fprint(stderr, adminUsage)
 		return errUsage
 	}
-	st, err := sf.open(ctx, getenv)
+	st, toks, err := openTokens(ctx, &sf, getenv)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	toks, err := st.ListAdminTokens(ctx)
-	if err != nil {
-		return err
-	}
+	st.Close()
 	now := time.Now()
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "ID\tNAME\tSCOPE\tSTATE\tCREATED\tEXPIRES\tLAST USED")
@@ -220,15 +231,11 @@ func adminRevokeToken(ctx context.Context, args []string, stdout, stderr io.Writ
 		fmt.Fprint(stderr, adminUsage)
 		return errUsage
 	}
-	st, err := sf.open(ctx, getenv)
+	st, toks, err := openTokens(ctx, &sf, getenv)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	toks, err := st.ListAdminTokens(ctx)
-	if err != nil {
-		return err
-	}
 	// An id, else a name that only one token not yet revoked carries.
 	var match []store.AdminToken
 	for _, t := range toks {

@@ -60,12 +60,7 @@ func TestAdminCommandsReachEitherStore(t *testing.T) {
 func TestAdminTokensCLI(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	getenv := func(k string) string {
-		if k == "CAPIRELAY_DATA_DIR" {
-			return dir
-		}
-		return ""
-	}
+	getenv := dataDirEnv(dir)
 	run := func(args ...string) (string, string, error) {
 		var out, errOut bytes.Buffer
 		err := runAdmin(t.Context(), args, strings.NewReader(""), &out, &errOut, getenv)

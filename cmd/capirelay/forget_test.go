@@ -9,17 +9,22 @@ import (
 	"github.com/capirelay/capirelay/internal/store"
 )
 
-// TestForgetPrintsKinds forgets a visitor whose event was delivered: the
-// CLI erases it with its dedup key and says so, kind by kind.
-func TestForgetPrintsKinds(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	getenv := func(k string) string {
+// dataDirEnv is an environment that names only the data directory.
+func dataDirEnv(dir string) getenvFunc {
+	return func(k string) string {
 		if k == "CAPIRELAY_DATA_DIR" {
 			return dir
 		}
 		return ""
 	}
+}
+
+// TestForgetPrintsKinds forgets a visitor whose event was delivered: the
+// CLI erases it with its dedup key and says so, kind by kind.
+func TestForgetPrintsKinds(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	getenv := dataDirEnv(dir)
 	sf := storeFlags{dataDir: dir}
 	st, err := sf.open(t.Context(), getenv)
 	if err != nil {

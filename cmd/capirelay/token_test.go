@@ -15,12 +15,7 @@ import (
 func TestAccessTokenFromFileAndStdin(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	getenv := func(k string) string {
-		if k == "CAPIRELAY_DATA_DIR" {
-			return dir
-		}
-		return ""
-	}
+	getenv := dataDirEnv(dir)
 	site := func(stdin string, args ...string) (string, string, error) {
 		var out, errOut bytes.Buffer
 		err := runSite(t.Context(), args, strings.NewReader(stdin), &out, &errOut, getenv)
