@@ -114,6 +114,10 @@ type Options struct {
 	// Keys, if set, are the bench site's, already created in the shared
 	// database by another node: no `site add`.
 	Keys *Keys
+	// AdminPasswordHash, if set (admin.HashPassword), is stored as the
+	// dashboard password of an in-process relay, so logins cost what they
+	// cost in production (PBKDF2), unlike CAPIRELAY_ADMIN_PASSWORD.
+	AdminPasswordHash string
 }
 
 // Keys are the bench site's keys.
@@ -171,6 +175,13 @@ func StartInProcess(ctx context.Context, o Options) (*Relay, error) {
 		return nil, err
 	}
 	r.SiteKey, r.APIKey = site.Key, key
+	if o.AdminPasswordHash != "" {
+		if err := a.Store.SetAdminPasswordHash(ctx, o.AdminPasswordHash); err != nil {
+			a.Shutdown(context.Background())
+			rm()
+			return nil, err
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		a.Shutdown(context.Background())

@@ -4,10 +4,14 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
+	"text/tabwriter"
+	"time"
 
 	"golang.org/x/term"
 
@@ -17,7 +21,10 @@ import (
 
 const adminUsage = `Usage:
   capirelay admin set-password [store flags]        read the dashboard password from stdin and store its hash
-  capirelay admin create-token [store flags] NAME   create an admin API token (printed once)
+  capirelay admin create-token [store flags] [--scope read|write|webhooks] [--expires 90d|DATE|never] NAME
+                                                    create an admin API token (printed once)
+  capirelay admin list-tokens [store flags]         list API tokens (never the tokens themselves)
+  capirelay admin revoke-token [store flags] ID|NAME   revoke an API token at once
 
 Store flags: --data-dir D (CAPIRELAY_DATA_DIR), --database-url postgres://… (CAPIRELAY_DATABASE_URL);
 the key that seals secrets comes from CAPIRELAY_SECRET_KEY or the data directory, as for serve.
@@ -61,34 +68,197 @@ func runAdmin(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		fmt.Fprintln(stdout, "Admin password set; existing dashboard sessions were logged out.")
 		return nil
 	case "create-token":
-		fs := newFlagSet("admin create-token", stderr, "admin create-token [--data-dir D | --database-url URL] NAME")
-		var sf storeFlags
-		sf.register(fs, getenv)
-		if err := fs.Parse(args[1:]); err != nil {
-			return err
-		}
-		name := strings.TrimSpace(strings.Join(fs.Args(), " "))
-		if name == "" {
-			name = "api"
-		}
-		st, err := sf.open(ctx, getenv)
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		tok, hash := admin.NewAPIToken()
-		if err := st.CreateAdminToken(ctx, &store.AdminToken{Name: name, Hash: hash}); err != nil {
-			return fmt.Errorf("store admin token: %w", err)
-		}
-		fmt.Fprintf(stderr, "Admin API token %q created. It is shown only now; send it as \"Authorization: Bearer <token>\".\n", name)
-		fmt.Fprintln(stdout, tok)
-		return nil
+		return adminCreateToken(ctx, args[1:], stdout, stderr, getenv)
+	case "list-tokens":
+		return adminListTokens(ctx, args[1:], stdout, stderr, getenv)
+	case "revoke-token":
+		return adminRevokeToken(ctx, args[1:], stdout, stderr, getenv)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, adminUsage)
 		return nil
 	}
 	fmt.Fprintf(stderr, "capirelay admin: unknown command %q\n\n%s", args[0], adminUsage)
 	return errUsage
+}
+
+// parseInterleaved parses fs's flags wherever they stand among args and
+// returns the other arguments, in order.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return rest, nil
+		}
+		rest = append(rest, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+// parseExpiry reads --expires: "never", a number of days ("90d"), a Go
+// duration ("36h") or a date or RFC 3339 time; the result is after now.
+func parseExpiry(s string, now time.Time) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if s == "never" {
+		return time.Time{}, nil
+	}
+	var t time.Time
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		if n, err := strconv.Atoi(days); err == nil && n > 0 {
+			t = now.AddDate(0, 0, n)
+		}
+	} else if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		t = now.Add(d)
+	} else if v, err := time.Parse(time.RFC3339, s); err == nil {
+		t = v
+	} else if v, err := time.ParseInLocation(time.DateOnly, s, time.Local); err == nil {
+		t = v
+	}
+	if t.IsZero() || !t.After(now) {
+		return time.Time{}, fmt.Errorf("--expires: %q is not a future date, an age such as 90d or 36h, or never", s)
+	}
+	return t, nil
+}
+
+func adminCreateToken(ctx context.Context, args []string, stdout, stderr io.Writer, getenv getenvFunc) error {
+	fs := newFlagSet("admin create-token", stderr, "admin create-token [--data-dir D | --database-url URL] [--scope S] [--expires E] NAME")
+	var sf storeFlags
+	sf.register(fs, getenv)
+	scope := fs.String("scope", admin.ScopeWrite, "read (GET only), write (all but webhook settings) or webhooks (everything)")
+	expires := fs.String("expires", fmt.Sprintf("%dd", int(admin.DefaultTokenTTL/(24*time.Hour))), "when the token stops working: 90d, 36h, 2027-01-31 or never")
+	rest, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if !admin.ValidScope(*scope) {
+		return fmt.Errorf("--scope: %q is not one of %s", *scope, strings.Join(admin.Scopes, ", "))
+	}
+	exp, err := parseExpiry(*expires, time.Now())
+	if err != nil {
+		return err
+	}
+	name := strings.TrimSpace(strings.Join(rest, " "))
+	if name == "" {
+		name = "api"
+	}
+	st, err := sf.open(ctx, getenv)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	tok, hash := admin.NewAPIToken()
+	at := &store.AdminToken{Name: name, Hash: hash, Scope: *scope, ExpiresAt: exp}
+	if err := st.CreateAdminToken(ctx, at); err != nil {
+		return fmt.Errorf("store admin token: %w", err)
+	}
+	fmt.Fprintf(stderr, "Admin API token %q (id %d, scope %s, expires %s) created. It is shown only now; send it as \"Authorization: Bearer <token>\".\n",
+		name, at.ID, at.Scope, expiryText(exp))
+	fmt.Fprintln(stdout, tok)
+	return nil
+}
+
+func expiryText(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// openTokens opens the store of sf and lists its admin tokens; the
+// caller closes the store.
+func openTokens(ctx context.Context, sf *storeFlags, getenv getenvFunc) (store.Store, []store.AdminToken, error) {
+	st, err := sf.open(ctx, getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	toks, err := st.ListAdminTokens(ctx)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return st, toks, nil
+}
+
+func adminListTokens(ctx context.Context, args []string, stdout, stderr io.Writer, getenv getenvFunc) error {
+	fs := newFlagSet("admin list-tokens", stderr, "admin list-tokens [--data-dir D | --database-url URL]")
+	var sf storeFlags
+	sf.register(fs, getenv)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprint(stderr, adminUsage)
+		return errUsage
+	}
+	st, toks, err := openTokens(ctx, &sf, getenv)
+	if err != nil {
+		return err
+	}
+	st.Close()
+	now := time.Now()
+	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tNAME\tSCOPE\tSTATE\tCREATED\tEXPIRES\tLAST USED")
+	for _, t := range toks {
+		state := "active"
+		switch {
+		case !t.RevokedAt.IsZero():
+			state = "revoked " + t.RevokedAt.UTC().Format(time.RFC3339)
+		case !t.Active(now):
+			state = "expired"
+		}
+		used := "never"
+		if !t.LastUsedAt.IsZero() {
+			used = t.LastUsedAt.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Scope, state,
+			t.CreatedAt.UTC().Format(time.RFC3339), expiryText(t.ExpiresAt), used)
+	}
+	return w.Flush()
+}
+
+func adminRevokeToken(ctx context.Context, args []string, stdout, stderr io.Writer, getenv getenvFunc) error {
+	fs := newFlagSet("admin revoke-token", stderr, "admin revoke-token [--data-dir D | --database-url URL] ID|NAME")
+	var sf storeFlags
+	sf.register(fs, getenv)
+	rest, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	ref := strings.TrimSpace(strings.Join(rest, " "))
+	if ref == "" {
+		fmt.Fprint(stderr, adminUsage)
+		return errUsage
+	}
+	st, toks, err := openTokens(ctx, &sf, getenv)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	// An id, else a name that only one token not yet revoked carries.
+	var match []store.AdminToken
+	for _, t := range toks {
+		if strconv.FormatInt(t.ID, 10) == ref {
+			match = []store.AdminToken{t}
+			break
+		}
+		if t.Name == ref && t.RevokedAt.IsZero() {
+			match = append(match, t)
+		}
+	}
+	switch len(match) {
+	case 0:
+		return fmt.Errorf("revoke-token: no token has the id or name %q (capirelay admin list-tokens)", ref)
+	case 1:
+	default:
+		return fmt.Errorf("revoke-token: %d tokens are named %q; give the id (capirelay admin list-tokens)", len(match), ref)
+	}
+	if err := st.RevokeAdminToken(ctx, match[0].ID, time.Now()); err != nil {
+		return fmt.Errorf("revoke-token: %w", err)
+	}
+	fmt.Fprintf(stdout, "Admin API token %d (%s) revoked.\n", match[0].ID, match[0].Name)
+	return nil
 }
 
 // readPassword reads one line: without echo when stdin is a terminal

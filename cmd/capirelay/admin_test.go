@@ -56,3 +56,52 @@ func TestAdminCommandsReachEitherStore(t *testing.T) {
 		})
 	}
 }
+
+func TestAdminTokensCLI(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	getenv := dataDirEnv(dir)
+	run := func(args ...string) (string, string, error) {
+		var out, errOut bytes.Buffer
+		err := runAdmin(t.Context(), args, strings.NewReader(""), &out, &errOut, getenv)
+		return out.String(), errOut.String(), err
+	}
+	ro, info, err := run("create-token", "--scope", "read", "grafana", "board", "--expires", "30d")
+	if err != nil || !strings.HasPrefix(ro, "cra_") {
+		t.Fatalf("create-token = %q, %v", ro, err)
+	}
+	want := time.Now().AddDate(0, 0, 30).UTC().Format(time.DateOnly)
+	if !strings.Contains(info, `"grafana board"`) || !strings.Contains(info, "scope read") || !strings.Contains(info, want) {
+		t.Errorf("create-token said %q, want the name, scope read and the expiry %s", info, want)
+	}
+	if _, info, err = run("create-token", "ci"); err != nil || !strings.Contains(info, "scope write") ||
+		!strings.Contains(info, time.Now().AddDate(0, 0, 90).UTC().Format(time.DateOnly)) {
+		t.Fatalf("create-token with defaults said %q, %v; want scope write, 90 days", info, err)
+	}
+	for _, bad := range [][]string{
+		{"create-token", "--scope", "root", "x"},
+		{"create-token", "--expires", "yesterday", "x"},
+		{"create-token", "--expires", "2001-01-01", "x"},
+		{"revoke-token", "nobody"},
+		{"revoke-token"},
+	} {
+		if _, _, err := run(bad...); err == nil {
+			t.Errorf("admin %q succeeded, want an error", bad)
+		}
+	}
+	if _, _, err := run("revoke-token", "grafana board"); err != nil {
+		t.Fatalf("revoke-token by name = %v", err)
+	}
+	list, _, err := run("list-tokens")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(list), "\n")
+	if len(lines) != 3 || !strings.Contains(lines[1], "grafana board") || !strings.Contains(lines[1], "revoked") ||
+		!strings.Contains(lines[2], "ci") || !strings.Contains(lines[2], "active") {
+		t.Fatalf("list-tokens =\n%s\nwant the revoked read token and the active ci one", list)
+	}
+	if strings.Contains(list, ro) || strings.Contains(list, strings.TrimSpace(ro)[4:12]) {
+		t.Error("list-tokens shows a token")
+	}
+}

@@ -89,8 +89,16 @@ func runForgetEnv(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "visitors\t%d\nidentities\t%d\nidentity_keys\t%d\nleads\t%d\nlead_sessions\t%d\nwebhook_jobs\t%d\noutbox_events\t%d\n",
-		res.Visitors, res.Identities, res.IdentityKeys, res.Leads, res.Sessions, res.WebhookJobs, res.OutboxEvents)
+	for _, kind := range []struct {
+		name string
+		n    int
+	}{
+		{"visitors", res.Visitors}, {"identities", res.Identities}, {"identity_keys", res.IdentityKeys},
+		{"leads", res.Leads}, {"lead_sessions", res.Sessions}, {"webhook_jobs", res.WebhookJobs},
+		{"outbox_events", res.OutboxEvents}, {"dedup_keys", res.DedupKeys}, {"sandbox_events", res.SandboxEvents},
+	} {
+		fmt.Fprintf(stdout, "%s\t%d\n", kind.name, kind.n)
+	}
 	if res == (store.ForgetResult{}) {
 		fmt.Fprintln(stderr, "nothing found for that person")
 	}

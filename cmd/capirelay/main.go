@@ -44,7 +44,7 @@ Usage:
   capirelay hash --field F VALUE          normalize and hash one value like the relay does
   capirelay leads export|list|webhook-secret   partial leads
   capirelay forget --email X|--phone X|--visitor ID   erase a person
-  capirelay admin set-password|create-token    dashboard access
+  capirelay admin set-password|create-token|list-tokens|revoke-token   dashboard access
   capirelay import --site KEY FILE        offline conversions (CSV or JSON lines)
   capirelay validate FILE.json            check a Meta payload like Meta's Payload Helper
   capirelay migrate                       apply database migrations
@@ -66,7 +66,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "serve":
 		return runServe(ctx, rest, stdout, stderr, getenv)
 	case "site", "sites":
-		return runSite(ctx, rest, stdout, stderr, getenv)
+		return runSite(ctx, rest, stdin, stdout, stderr, getenv)
 	case "sandbox":
 		return runSandbox(ctx, rest, stdout, stderr, getenv)
 	case "hash":

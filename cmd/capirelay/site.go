@@ -15,18 +15,18 @@ import (
 	"github.com/capirelay/capirelay/internal/store"
 )
 
-func runSite(ctx context.Context, args []string, stdout, stderr io.Writer, getenv getenvFunc) error {
+func runSite(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv getenvFunc) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, "Usage: capirelay site add|list|set|set-token [flags]\n")
 		return errUsage
 	}
 	switch args[0] {
 	case "add":
-		return siteAdd(ctx, args[1:], stdout, stderr, getenv)
+		return siteAdd(ctx, args[1:], stdin, stdout, stderr, getenv)
 	case "list":
 		return siteList(ctx, args[1:], stdout, stderr, getenv)
 	case "set-token":
-		return siteSetToken(ctx, args[1:], stdout, stderr, getenv)
+		return siteSetToken(ctx, args[1:], stdin, stdout, stderr, getenv)
 	case "set":
 		return siteSet(ctx, args[1:], stdout, stderr, getenv)
 	}
@@ -34,18 +34,26 @@ func runSite(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	return errUsage
 }
 
-func siteAdd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv getenvFunc) error {
-	fs := newFlagSet("site add", stderr, "site add --name N --domain D [--domain D2 …] [--pixel-id P --access-token T] [--test-event-code C] [any flag of site set]")
+func siteAdd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv getenvFunc) error {
+	fs := newFlagSet("site add", stderr, "site add --name N --domain D [--domain D2 …] [--pixel-id P --access-token-file PATH|--access-token -] [--test-event-code C] [any flag of site set]")
 	var sf storeFlags
 	sf.register(fs, getenv)
 	var in sitecfg.Update
 	in.Flags(fs)
-	in.Flags(fs, "access_token")
+	var tf accessTokenFlags
+	tf.register(fs, "Conversions API access token (without one the site uses the sandbox)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("site add: unexpected argument %q", fs.Arg(0))
+	}
+	if tf.given() {
+		tok, err := tf.read(stdin, stderr)
+		if err != nil {
+			return fmt.Errorf("site add: %w", err)
+		}
+		in.AccessToken = &tok
 	}
 	if _, err := in.NewSite(); err != nil {
 		return fmt.Errorf("site add: %w", sitecfg.FlagError(err))
@@ -109,7 +117,8 @@ func publicSite(s *store.Site) map[string]any {
 	return map[string]any{"site_key": s.Key, "name": s.Name, "domains": s.Domains, "pixel_id": s.PixelID,
 		"access_token_set": s.AccessToken != "", "test_event_code": s.TestEventCode, "consent": s.Consent,
 		"default_region": s.DefaultRegion, "identity": s.IdentityMode(), "click_window_days": int(s.FbcWindow() / (24 * time.Hour)),
-		"destination": dest, "status": status, "paused": s.Paused}
+		"destination": dest, "status": status, "paused": s.Paused,
+		"webhook_url": s.WebhookURL, "webhook_allow_http": s.WebhookAllowHTTP, "webhook_allow_private": s.WebhookAllowPrivate}
 }
 
 func dash(s string) string {
@@ -119,22 +128,29 @@ func dash(s string) string {
 	return s
 }
 
-func siteSetToken(ctx context.Context, args []string, stdout, stderr io.Writer, getenv getenvFunc) error {
-	fs := newFlagSet("site set-token", stderr, "site set-token --site KEY --access-token T [--pixel-id P]")
+func siteSetToken(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv getenvFunc) error {
+	fs := newFlagSet("site set-token", stderr, "site set-token --site KEY --access-token-file PATH|--access-token - [--pixel-id P]")
 	var sf storeFlags
 	sf.register(fs, getenv)
 	key := fs.String("site", "", "site key (required)")
 	var in sitecfg.Update
-	in.Flags(fs, "access_token", "pixel_id")
+	in.Flags(fs, "pixel_id")
+	var tf accessTokenFlags
+	tf.register(fs, "new Conversions API access token (this, or --access-token-file, is required)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *key == "" {
 		return errors.New("site set-token: --site is required")
 	}
-	if in.AccessToken == nil || strings.TrimSpace(*in.AccessToken) == "" {
-		return errors.New("site set-token: --access-token is required")
+	if !tf.given() {
+		return errors.New("site set-token: --access-token-file PATH or --access-token - is required")
 	}
+	tok, err := tf.read(stdin, stderr)
+	if err != nil {
+		return fmt.Errorf("site set-token: %w", err)
+	}
+	in.AccessToken = &tok
 	st, err := sf.open(ctx, getenv)
 	if err != nil {
 		return err

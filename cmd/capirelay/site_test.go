@@ -12,7 +12,7 @@ import (
 func (e *importEnv) runSite(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	var out, errw bytes.Buffer
-	err := runSite(t.Context(), args, &out, &errw, e.getenv)
+	err := runSite(t.Context(), args, strings.NewReader(""), &out, &errw, e.getenv)
 	return out.String() + errw.String(), err
 }
 
@@ -58,6 +58,8 @@ func TestSiteCommandsFollowTheSiteRules(t *testing.T) {
 		{[]string{"set-token", "--site", e.site, "--access-token", "EAAB", "--pixel-id", "1234"}, "--pixel-id: "},
 		{[]string{"add", "--name", "Other", "--domain", "other.example", "--pixel-id", "12", "--access-token", "EAAB"}, "--pixel-id: "},
 		{[]string{"add", "--name", "Other", "--domain", "192.168.0.1"}, "IP address"},
+		{[]string{"set", "--site", e.site, "--webhook-url", "http://hooks.example.com/l"}, "--webhook-url: "},
+		{[]string{"set", "--site", e.site, "--webhook-url", "https://169.254.169.254/latest", "--webhook-allow-private", "on"}, "--webhook-url: "},
 	} {
 		out, err := e.runSite(t, tc.args...)
 		if err == nil || !strings.Contains(err.Error()+out, tc.want) {

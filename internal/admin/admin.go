@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/capirelay/capirelay/internal/metrics"
@@ -73,8 +74,11 @@ type Handler struct {
 	now     func() time.Time
 	cfg     Config
 	pages   *pages
-	logins  *ipLimiter
-	mux     *http.ServeMux
+	logins  *loginGuard
+	// passwordChecks counts password comparisons (tests: a refused
+	// attempt does none).
+	passwordChecks atomic.Int64
+	mux            *http.ServeMux
 }
 
 // New checks cfg and builds the handler.
@@ -118,7 +122,7 @@ func New(cfg Config) (*Handler, error) {
 		now:     cfg.Now,
 		cfg:     cfg,
 		pages:   p,
-		logins:  newIPLimiter(loginRate, loginBurst),
+		logins:  newLoginGuard(),
 		mux:     http.NewServeMux(),
 	}
 	for _, rt := range h.routes() {

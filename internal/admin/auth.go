@@ -15,11 +15,10 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
+	"unicode/utf8"
 
-	"golang.org/x/time/rate"
-
+	"github.com/capirelay/capirelay/internal/config"
 	"github.com/capirelay/capirelay/internal/store"
 )
 
@@ -29,28 +28,22 @@ import (
 const PBKDF2IterationsMin = 600_000
 
 const (
-	hashScheme   = "pbkdf2-sha256"
-	saltSize     = 16
-	derivedSize  = 32
-	cookieName   = "capirelay_admin"
-	csrfField    = "csrf"
-	csrfHeader   = "X-CSRF-Token"
-	tokenPrefix  = "cra_"
-	minPassword  = 12
-	loginBurst   = 5
-	limiterLimit = 4096 // addresses remembered before idle ones are dropped
+	hashScheme  = "pbkdf2-sha256"
+	saltSize    = 16
+	derivedSize = 32
+	cookieName  = "capirelay_admin"
+	csrfField   = "csrf"
+	csrfHeader  = "X-CSRF-Token"
+	tokenPrefix = "cra_"
+	minPassword = 12
 )
-
-// loginRate lets one address try 5 passwords at once, then one every 12 s
-// (5 a minute).
-var loginRate = rate.Every(12 * time.Second)
 
 // HashPassword returns a PBKDF2-HMAC-SHA256 hash of password with a random
 // salt, encoded as "pbkdf2-sha256$<iterations>$<salt>$<hash>" (base64).
 // It refuses passwords shorter than 12 characters.
 func HashPassword(password string) (string, error) {
-	if len([]rune(password)) < minPassword {
-		return "", fmt.Errorf("the admin password must have at least %d characters", minPassword)
+	if utf8.RuneCountInString(password) < config.MinAdminPassword {
+		return "", fmt.Errorf("the admin password must have at least %d characters", config.MinAdminPassword)
 	}
 	salt := make([]byte, saltSize)
 	rand.Read(salt)
@@ -86,6 +79,32 @@ func CheckPassword(encoded, password string) (bool, error) {
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }
 
+// Admin API token scopes; each allows what the one before does, and more.
+const (
+	ScopeRead     = "read"     // GET requests only
+	ScopeWrite    = "write"    // every API call except changing where webhooks go
+	ScopeWebhooks = "webhooks" // also webhook settings, which decide where raw leads are posted
+)
+
+// Scopes lists the scopes in order.
+var Scopes = []string{ScopeRead, ScopeWrite, ScopeWebhooks}
+
+// DefaultTokenTTL is how long a new admin API token lasts unless told
+// otherwise (capirelay admin create-token --expires).
+const DefaultTokenTTL = 90 * 24 * time.Hour
+
+func scopeLevel(scope string) int {
+	for i, s := range Scopes {
+		if s == scope {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// ValidScope reports whether scope is one of Scopes.
+func ValidScope(scope string) bool { return scopeLevel(scope) > 0 }
+
 // NewAPIToken returns a new admin API token and the hash to store. The token
 // is shown once and never stored.
 func NewAPIToken() (token, hash string) {
@@ -110,6 +129,24 @@ func randomString(n int) string {
 type principal struct {
 	session *store.AdminSession // dashboard login
 	token   *store.AdminToken   // API token
+}
+
+// may reports whether p is allowed what scope allows. A dashboard session
+// (the password) may do everything.
+func (p *principal) may(scope string) bool {
+	if p == nil {
+		return false
+	}
+	return p.session != nil || (p.token != nil && scopeLevel(p.token.Scope) >= scopeLevel(scope))
+}
+
+// requireScope refuses the request's principal unless it may do scope;
+// field names what needed it.
+func requireScope(ctx context.Context, scope, field string) error {
+	if principalFrom(ctx).may(scope) {
+		return nil
+	}
+	return errorf(http.StatusForbidden, field, "%s needs an admin API token with scope %s (capirelay admin create-token --scope %s)", field, scope, scope)
 }
 
 type principalKey struct{}
@@ -172,6 +209,16 @@ func (h *Handler) authenticate(r *http.Request, access int) (*principal, error) 
 			if err != nil {
 				return nil, err
 			}
+			now := h.now()
+			switch {
+			case !t.RevokedAt.IsZero():
+				return nil, &Error{Status: http.StatusUnauthorized, Msg: "this admin API token was revoked"}
+			case !t.Active(now):
+				return nil, &Error{Status: http.StatusUnauthorized, Msg: fmt.Sprintf(
+					"this admin API token expired on %s; create a new one with capirelay admin create-token", t.ExpiresAt.UTC().Format(time.DateOnly))}
+			case r.Method != http.MethodGet && r.Method != http.MethodHead && scopeLevel(t.Scope) < scopeLevel(ScopeWrite):
+				return nil, &Error{Status: http.StatusForbidden, Msg: fmt.Sprintf("this admin API token is read-only (scope %s)", t.Scope)}
+			}
 			return &principal{token: t}, nil
 		}
 	}
@@ -201,6 +248,7 @@ func (h *Handler) authenticate(r *http.Request, access int) (*principal, error) 
 // checkPassword compares against CAPIRELAY_ADMIN_PASSWORD when set, else the
 // stored hash. errNoPassword when neither exists.
 func (h *Handler) checkPassword(ctx context.Context, pw string) (bool, error) {
+	h.passwordChecks.Add(1)
 	if h.cfg.AdminPassword != "" {
 		a, b := sha256.Sum256([]byte(pw)), sha256.Sum256([]byte(h.cfg.AdminPassword))
 		return subtle.ConstantTimeCompare(a[:], b[:]) == 1, nil
@@ -229,15 +277,24 @@ type loginView struct {
 
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	ip := h.clientIP(r)
-	if !h.logins.allow(ip, h.now()) {
+	// The guard decides before any password work: a refused attempt costs
+	// no PBKDF2, so a spray cannot take CPU from ingest.
+	done, wait := h.logins.admit(ip, h.now())
+	if done == nil {
 		if h.metrics != nil {
 			h.metrics.RateLimited.WithLabelValues("admin_login").Inc()
 		}
-		h.log.Warn("admin login rate limited", "client_ip", ip)
-		w.Header().Set("Retry-After", "12")
+		// A spray is thousands of refusals a second: one line per
+		// interval with their count, not one per refusal.
+		if n := h.logins.refused(h.now()); n > 0 {
+			h.log.Warn("admin logins refused by the rate limit", "count", n, "last_client_ip", ip, "interval", refusalLogInterval)
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Round(time.Second)/time.Second)))
 		return h.render(w, r, http.StatusTooManyRequests, "login", "Log in",
-			loginView{Error: "Too many attempts from your address. Wait a minute and try again."})
+			loginView{Error: "Too many login attempts. Wait a few minutes and try again."})
 	}
+	wrong := false // only a wrong password spends the global failure budget
+	defer func() { done(wrong) }()
 	// SameSite=Strict stops other sites from riding a session; for the login
 	// form itself, refuse a cross-site post (login CSRF).
 	if o := r.Header.Get("Origin"); o != "" && o != "null" {
@@ -254,6 +311,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if !ok {
+		wrong = true
 		h.log.Info("admin login failed", "client_ip", ip)
 		return h.render(w, r, http.StatusUnauthorized, "login", "Log in", loginView{Next: next, Error: "Wrong password."})
 	}
@@ -305,42 +363,4 @@ func (h *Handler) clientIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
-}
-
-// ipLimiter is a token bucket per client address.
-type ipLimiter struct {
-	limit rate.Limit
-	burst int
-	mu    sync.Mutex
-	m     map[string]*ipEntry
-}
-
-type ipEntry struct {
-	lim  *rate.Limiter
-	seen time.Time
-}
-
-func newIPLimiter(limit rate.Limit, burst int) *ipLimiter {
-	return &ipLimiter{limit: limit, burst: burst, m: map[string]*ipEntry{}}
-}
-
-func (l *ipLimiter) allow(ip string, now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.m) >= limiterLimit {
-		// A full bucket refills in burst/limit; entries idle longer than
-		// that are back to the start state and can go.
-		for k, e := range l.m {
-			if now.Sub(e.seen) > time.Hour {
-				delete(l.m, k)
-			}
-		}
-	}
-	e := l.m[ip]
-	if e == nil {
-		e = &ipEntry{lim: rate.NewLimiter(l.limit, l.burst)}
-		l.m[ip] = e
-	}
-	e.seen = now
-	return e.lim.AllowN(now, 1)
 }

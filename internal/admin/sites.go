@@ -63,6 +63,7 @@ func formInput(r *http.Request) *sitecfg.Update {
 		PartialLeadTimeout: num("partial_lead_timeout_minutes"), PartialLeadForward: check("partial_lead_forward"),
 		PartialLeadEvent: str("partial_lead_event"), WebhookURL: str("webhook_url"), RetentionDays: num("retention_days"),
 		Identity: str("identity"), ClickWindowDays: num("click_window_days"),
+		WebhookAllowHTTP: check("webhook_allow_http"), WebhookAllowPrivate: check("webhook_allow_private"),
 	}
 }
 
@@ -245,6 +246,8 @@ type siteJSON struct {
 	PartialLeadForward        bool      `json:"partial_lead_forward"`
 	PartialLeadEvent          string    `json:"partial_lead_event"`
 	WebhookURL                string    `json:"webhook_url"`
+	WebhookAllowHTTP          bool      `json:"webhook_allow_http"`
+	WebhookAllowPrivate       bool      `json:"webhook_allow_private"`
 	RetentionDays             int       `json:"retention_days"`
 	Identity                  string    `json:"identity"`
 	ClickWindowDays           int       `json:"click_window_days"`
@@ -263,7 +266,8 @@ func toJSON(s *store.Site) siteJSON {
 		TestEventCode: s.TestEventCode, Consent: s.Consent, DefaultRegion: s.DefaultRegion,
 		PartialLeads: s.PartialLeads, PartialLeadTimeoutMinutes: int(s.PartialLeadTimeout / time.Minute),
 		PartialLeadForward: s.PartialLeadForward, PartialLeadEvent: s.PartialLeadEvent, WebhookURL: s.WebhookURL,
-		RetentionDays: int(s.Retention / (24 * time.Hour)), Identity: s.IdentityMode(), ClickWindowDays: int(s.FbcWindow() / (24 * time.Hour)), Paused: s.Paused, PauseReason: s.PauseReason, Demo: s.Demo,
+		RetentionDays: int(s.Retention / (24 * time.Hour)), Identity: s.IdentityMode(), ClickWindowDays: int(s.FbcWindow() / (24 * time.Hour)),
+		WebhookAllowHTTP: s.WebhookAllowHTTP, WebhookAllowPrivate: s.WebhookAllowPrivate, Paused: s.Paused, PauseReason: s.PauseReason, Demo: s.Demo,
 		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
 	}
 }
@@ -299,9 +303,24 @@ func (h *Handler) apiListSites(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// checkScope refuses webhook settings to an API token without the
+// webhooks scope: they decide where raw leads are posted.
+func checkScope(ctx context.Context, in *sitecfg.Update) error {
+	for field, set := range map[string]bool{"webhook_url": in.WebhookURL != nil,
+		"webhook_allow_http": in.WebhookAllowHTTP != nil, "webhook_allow_private": in.WebhookAllowPrivate != nil} {
+		if set {
+			return requireScope(ctx, ScopeWebhooks, field)
+		}
+	}
+	return nil
+}
+
 func (h *Handler) apiCreateSite(w http.ResponseWriter, r *http.Request) error {
 	var in sitecfg.Update
 	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	if err := checkScope(r.Context(), &in); err != nil {
 		return err
 	}
 	s, key, err := h.createSite(r.Context(), &in)
@@ -335,6 +354,9 @@ func (h *Handler) apiPatchSite(w http.ResponseWriter, r *http.Request) error {
 	}
 	if in.AccessToken != nil {
 		return errorf(http.StatusBadRequest, "access_token", "set the access token with PUT /api/admin/sites/{key}/token")
+	}
+	if err := checkScope(ctx, &in); err != nil {
+		return err
 	}
 	if err := in.Apply(s); err != nil {
 		return settingError(err)

@@ -10,6 +10,7 @@ import (
 	"github.com/capirelay/capirelay/internal/admin"
 	"github.com/capirelay/capirelay/internal/collect"
 	"github.com/capirelay/capirelay/internal/leads"
+	"github.com/capirelay/capirelay/internal/metrics"
 	"github.com/capirelay/capirelay/internal/sitecfg"
 	"github.com/capirelay/capirelay/internal/store"
 	"github.com/capirelay/capirelay/internal/tag"
@@ -74,7 +75,7 @@ func (a *App) routes() (http.Handler, error) {
 		}
 		w.Write([]byte("ready\n"))
 	})
-	mux.Handle("GET /metrics", a.Metrics.Handler())
+	mux.Handle("GET /metrics", metrics.RequireToken(a.Config.MetricsToken, a.Metrics.Handler()))
 	mux.Handle("GET /t.js", &tag.Handler{Logger: a.Logger, ConfigFunc: a.tagConfig})
 	mux.Handle("POST /e", a.Metrics.Timed("e", collect.Limit(browser, 512, time.Second)))
 	mux.Handle("OPTIONS /e", browser)

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/capirelay/capirelay/internal/capi"
 )
@@ -29,7 +30,8 @@ type Config struct {
 	TrustedProxies      []netip.Prefix // CAPIRELAY_TRUSTED_PROXIES, comma-separated CIDRs; default none
 	BatchLinger         time.Duration  // CAPIRELAY_BATCH_LINGER, default 1s
 	PublicURL           string         // CAPIRELAY_PUBLIC_URL, the relay's base URL for snippets; default http://localhost<Addr>
-	AdminPassword       string         // CAPIRELAY_ADMIN_PASSWORD, sets the dashboard password at start
+	AdminPassword       string         // CAPIRELAY_ADMIN_PASSWORD, sets the dashboard password at start; at least MinAdminPassword characters
+	MetricsToken        string         // CAPIRELAY_METRICS_TOKEN: when set, /metrics wants "Authorization: Bearer <it>"
 	LogLevel            string         // CAPIRELAY_LOG_LEVEL: debug, info (default), warn, error
 	Demo                bool           // CAPIRELAY_DEMO, default true: create the demo site in sandbox mode
 	AllowExpiredVersion bool           // CAPIRELAY_ALLOW_EXPIRED_VERSION: start even on an expired Graph API version
@@ -46,6 +48,10 @@ type Config struct {
 	// CAPIRELAY_DEDUP_INDEX_KEYS, default DefaultDedupIndexKeys.
 	DedupIndexKeys int
 }
+
+// MinAdminPassword is the shortest admin password, given in the
+// environment or to capirelay admin set-password.
+const MinAdminPassword = 12
 
 // Defaults.
 const (
@@ -123,6 +129,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	}
 	c.SecretKey = getenv("CAPIRELAY_SECRET_KEY")
 	c.AdminPassword = getenv("CAPIRELAY_ADMIN_PASSWORD")
+	c.MetricsToken = strings.TrimSpace(getenv("CAPIRELAY_METRICS_TOKEN"))
 	var errs []error
 	var err error
 	if c.TrustedProxies, err = ParsePrefixes(*proxies); err != nil {
@@ -210,6 +217,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DatabaseURL != "" && !IsPostgres(c.DatabaseURL) && !strings.HasPrefix(c.DatabaseURL, "sqlite:") && !strings.HasPrefix(c.DatabaseURL, "file:") {
 		return fmt.Errorf("CAPIRELAY_DATABASE_URL: %q must be postgres://…, sqlite:PATH or file:PATH", c.DatabaseURL)
+	}
+	if c.AdminPassword != "" && utf8.RuneCountInString(c.AdminPassword) < MinAdminPassword {
+		return fmt.Errorf("CAPIRELAY_ADMIN_PASSWORD: the admin password must have at least %d characters (the same minimum as capirelay admin set-password)", MinAdminPassword)
 	}
 	switch c.LogLevel {
 	case "", "debug", "info", "warn", "error":

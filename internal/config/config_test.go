@@ -20,14 +20,15 @@ func TestLoadDefaultsAndEnv(t *testing.T) {
 		"CAPIRELAY_ADDR": "127.0.0.1:9999", "CAPIRELAY_DATA_DIR": "/tmp/x", "CAPIRELAY_DATABASE_URL": "postgres://u@h/db",
 		"CAPIRELAY_GRAPH_URL": "http://127.0.0.1:1", "CAPIRELAY_GRAPH_VERSION": "v24.0", "CAPIRELAY_SECRET_KEY": "k",
 		"CAPIRELAY_TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.1", "CAPIRELAY_BATCH_LINGER": "200ms",
-		"CAPIRELAY_DEDUP_INDEX_KEYS": "8000000",
+		"CAPIRELAY_DEDUP_INDEX_KEYS": "8000000", "CAPIRELAY_ADMIN_PASSWORD": "twelve chars", "CAPIRELAY_METRICS_TOKEN": " mt-1 ",
 	}
 	c, err = Load(nil, func(k string) string { return env[k] }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Addr != "127.0.0.1:9999" || c.DataDir != "/tmp/x" || !IsPostgres(c.DatabaseURL) || c.GraphVersion != "v24.0" ||
-		c.SecretKey != "k" || len(c.TrustedProxies) != 2 || c.BatchLinger != 200*time.Millisecond || c.DedupIndexKeys != 8000000 {
+		c.SecretKey != "k" || len(c.TrustedProxies) != 2 || c.BatchLinger != 200*time.Millisecond || c.DedupIndexKeys != 8000000 ||
+		c.AdminPassword != "twelve chars" || c.MetricsToken != "mt-1" {
 		t.Fatalf("from env = %+v", c)
 	}
 	// Flags win over the environment.
@@ -45,6 +46,8 @@ func TestLoadRefusesBadValuesNamingThem(t *testing.T) {
 		"CAPIRELAY_GRAPH_URL":       "graph.facebook.com",
 		"CAPIRELAY_DATABASE_URL":    "mysql://x",
 		"CAPIRELAY_DEMO":            "maybe",
+		// The same minimum as capirelay admin set-password.
+		"CAPIRELAY_ADMIN_PASSWORD": "eleven char",
 	} {
 		check(t, name, v)
 	}

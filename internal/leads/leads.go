@@ -22,8 +22,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/capirelay/capirelay/internal/normalize"
@@ -75,9 +75,7 @@ type Service struct {
 	// Pipeline receives partial lead events; nil means they are never
 	// forwarded.
 	Pipeline Submitter
-	// Client posts webhooks; nil means a client with a 15 s timeout.
-	Client *http.Client
-	Logger *slog.Logger
+	Logger   *slog.Logger
 	// NowFunc is the clock; nil means time.Now.
 	NowFunc func() time.Time
 	// Interval is how often Run sweeps; zero means one second, so that a
@@ -91,6 +89,8 @@ type Service struct {
 	// BackoffFunc gives the wait after failed attempt n (1-based); nil
 	// means Backoff with random jitter.
 	BackoffFunc func(attempt int) time.Duration
+
+	clients sync.Map // netguard.Policy → *http.Client for webhooks
 }
 
 // New returns a service over st that forwards partial leads to p (may be

@@ -99,7 +99,8 @@ func setup(t *testing.T, edit func(*store.Site), statuses ...int) *bundle {
 	t.Cleanup(func() { b.db.Close() })
 	b.site = &store.Site{Key: "shop", Name: "Shop", Domains: []string{"shop.example"}, APIKeyHash: "h1",
 		PartialLeads: true, PartialLeadTimeout: 20 * time.Minute, WebhookURL: b.hook.srv.URL + "/hooks/lead?token=abc",
-		DefaultRegion: "US"}
+		// The test server is plain http on loopback: the operator's opt-ins.
+		WebhookAllowHTTP: true, WebhookAllowPrivate: true, DefaultRegion: "US"}
 	if edit != nil {
 		edit(b.site)
 	}
@@ -295,11 +296,11 @@ func TestWebhookSignatureAndRetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, r := range reqs {
-		sig := r.header.Get(leads.SignatureHeader)
-		if !leads.Verify(secret, r.body, sig) {
-			t.Errorf("request %d: signature %q does not verify", i, sig)
+		sig, tsHdr := r.header.Get(leads.SignatureHeader), r.header.Get(leads.TimestampHeader)
+		if err := leads.Verify(secret, r.body, tsHdr, sig, time.Now(), leads.SignatureTolerance); err != nil {
+			t.Errorf("request %d: signature %q: %v", i, sig, err)
 		}
-		if leads.Verify(secret+"x", r.body, sig) || !strings.HasPrefix(sig, "sha256=") {
+		if leads.Verify(secret+"x", r.body, tsHdr, sig, time.Now(), leads.SignatureTolerance) == nil || !strings.HasPrefix(sig, "sha256=") {
 			t.Errorf("request %d: signature %q is not an HMAC under the site secret", i, sig)
 		}
 		ts, err := strconv.ParseInt(r.header.Get(leads.TimestampHeader), 10, 64)

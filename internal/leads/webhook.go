@@ -17,12 +17,13 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/capirelay/capirelay/internal/netguard"
 	"github.com/capirelay/capirelay/internal/store"
 )
 
 // Webhook headers.
 const (
-	SignatureHeader = "X-Capirelay-Signature" // "sha256=" + hex HMAC-SHA256 of the body
+	SignatureHeader = "X-Capirelay-Signature" // "sha256=" + hex HMAC-SHA256 of timestamp + "." + body
 	TimestampHeader = "X-Capirelay-Timestamp" // Unix seconds when sent; also "sent_at" in the body
 	DeliveryHeader  = "X-Capirelay-Delivery"  // webhook job id: the same on every retry
 )
@@ -46,17 +47,35 @@ func Backoff(attempt int, r float64) time.Duration {
 	return time.Duration(float64(d) * (0.75 + r/2))
 }
 
-// Sign returns the signature header value of body under secret.
-func Sign(secret string, body []byte) string {
+// SignatureTolerance is how far a receiver should accept a timestamp from
+// its own clock (README): a captured request replays only within it.
+const SignatureTolerance = 5 * time.Minute
+
+// Sign returns the signature header value of a request sent at timestamp
+// (Unix seconds, the TimestampHeader value) with body: the timestamp is
+// signed with the body, so a captured request cannot be re-dated.
+func Sign(secret, timestamp string, body []byte) string {
 	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(timestamp))
+	m.Write([]byte{'.'})
 	m.Write(body)
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
 }
 
-// Verify reports whether header is the signature of body under secret; a
-// receiver should also refuse old timestamps.
-func Verify(secret string, body []byte, header string) bool {
-	return hmac.Equal([]byte(Sign(secret, body)), []byte(header))
+// Verify checks a received webhook: signature must be the signature of
+// timestamp and body under secret, and timestamp within tolerance of now.
+func Verify(secret string, body []byte, timestamp, signature string, now time.Time, tolerance time.Duration) error {
+	if !hmac.Equal([]byte(Sign(secret, timestamp, body)), []byte(signature)) {
+		return errors.New("webhook signature does not match")
+	}
+	ts, err := strconv.ParseInt(timestamp, 10, 64)
+	if err != nil {
+		return errors.New("webhook timestamp is not Unix seconds")
+	}
+	if d := now.Sub(time.Unix(ts, 0)); d > tolerance || d < -tolerance {
+		return fmt.Errorf("webhook timestamp is %s away from now", d.Round(time.Second))
+	}
+	return nil
 }
 
 // NewWebhookSecret returns a random 256-bit secret: "whsec_" and 64 hex
@@ -117,15 +136,22 @@ func (s *Service) deliver(ctx context.Context, job *store.WebhookJob, now time.T
 		return err
 	}
 	start := time.Now()
-	status, err := s.post(ctx, site.WebhookURL, secret, job)
+	policy := netguard.Policy{AllowHTTP: site.WebhookAllowHTTP, AllowPrivate: site.WebhookAllowPrivate}
+	status, err := 0, netguard.CheckURL(site.WebhookURL, policy) // a URL saved before the rules
+	if err == nil {
+		status, err = s.post(ctx, s.webhookClient(policy), site.WebhookURL, secret, job)
+	}
 	a.Status, a.Duration = status, time.Since(start)
 	switch {
 	case err == nil && status >= 200 && status < 300:
 		a.State = store.WebhookDelivered
 	default:
-		if err != nil {
+		switch {
+		case err != nil:
 			a.Error = err.Error()
-		} else {
+		case status >= 300 && status < 400:
+			a.Error = "HTTP " + strconv.Itoa(status) + " (redirects are not followed; set the final URL)"
+		default:
 			a.Error = "HTTP " + strconv.Itoa(status)
 		}
 		limit := s.WebhookMaxAttempts
@@ -150,7 +176,7 @@ func (s *Service) deliver(ctx context.Context, job *store.WebhookJob, now time.T
 
 // post sends the payload of job and returns the HTTP status. Errors carry
 // no personal data: the URL is reduced to its scheme and host.
-func (s *Service) post(ctx context.Context, target, secret string, job *store.WebhookJob) (int, error) {
+func (s *Service) post(ctx context.Context, client *http.Client, target, secret string, job *store.WebhookJob) (int, error) {
 	sentAt := s.now().Unix()
 	l := job.Lead
 	body, err := json.Marshal(WebhookPayload{
@@ -169,13 +195,10 @@ func (s *Service) post(ctx context.Context, target, secret string, job *store.We
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "capirelay-webhook/1")
-	req.Header.Set(SignatureHeader, Sign(secret, body))
-	req.Header.Set(TimestampHeader, strconv.FormatInt(sentAt, 10))
+	ts := strconv.FormatInt(sentAt, 10)
+	req.Header.Set(SignatureHeader, Sign(secret, ts, body))
+	req.Header.Set(TimestampHeader, ts)
 	req.Header.Set(DeliveryHeader, strconv.FormatInt(job.ID, 10))
-	client := s.Client
-	if client == nil {
-		client = &http.Client{Timeout: webhookTimeout}
-	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return 0, fmt.Errorf("post to %s: %w", redact(target), unwrapURLError(err))
@@ -183,6 +206,32 @@ func (s *Service) post(ctx context.Context, target, secret string, job *store.We
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	return resp.StatusCode, nil
+}
+
+// webhookClient returns the client for a policy, made once: every
+// connection is checked by netguard after DNS (so a name re-pointed at a
+// private address fails), no proxy from the environment is used (it would
+// make the checked address the proxy's), and redirects are not followed
+// (a 307 would re-post the lead and its signature elsewhere): a 3xx is the
+// answer, and a failure.
+func (s *Service) webhookClient(p netguard.Policy) *http.Client {
+	if c, ok := s.clients.Load(p); ok {
+		return c.(*http.Client)
+	}
+	c := &http.Client{
+		Timeout: webhookTimeout,
+		Transport: &http.Transport{
+			DialContext:           netguard.Dialer(p, 10*time.Second).DialContext,
+			TLSHandshakeTimeout:   10 * time.Second,
+			ResponseHeaderTimeout: webhookTimeout,
+			MaxIdleConnsPerHost:   webhookWorkers,
+			IdleConnTimeout:       90 * time.Second,
+			ForceAttemptHTTP2:     true,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	c2, _ := s.clients.LoadOrStore(p, c)
+	return c2.(*http.Client)
 }
 
 // redact keeps the scheme and host of a URL: a path or query may hold a

@@ -65,6 +65,16 @@ var flagDefs = []flagDef{
 		u.WebhookURL = new(orNone(v))
 		return nil
 	}},
+	{"webhook_allow_http", "webhook-allow-http", "on or off: let the webhook URL be plain http", func(u *Update, v string) error {
+		b, err := onOff(v, "on")
+		u.WebhookAllowHTTP = &b
+		return err
+	}},
+	{"webhook_allow_private", "webhook-allow-private", "on or off: let the webhook reach loopback, private and CGNAT addresses (never link-local or metadata)", func(u *Update, v string) error {
+		b, err := onOff(v, "on")
+		u.WebhookAllowPrivate = &b
+		return err
+	}},
 	{"retention_days", "retention", "how long partial leads are kept, whole days (e.g. 720h)", func(u *Update, v string) error {
 		n, err := wholeUnits(v, 24*time.Hour, "720h")
 		u.RetentionDays = &n

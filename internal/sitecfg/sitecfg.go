@@ -29,7 +29,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -37,6 +36,7 @@ import (
 
 	"golang.org/x/net/idna"
 
+	"github.com/capirelay/capirelay/internal/netguard"
 	"github.com/capirelay/capirelay/internal/normalize"
 	"github.com/capirelay/capirelay/internal/store"
 )
@@ -58,7 +58,11 @@ type Update struct {
 	PartialLeadForward *bool   `json:"partial_lead_forward"`
 	PartialLeadEvent   *string `json:"partial_lead_event"`
 	WebhookURL         *string `json:"webhook_url"`
-	RetentionDays      *int    `json:"retention_days"`
+	// WebhookAllowHTTP and WebhookAllowPrivate relax the webhook URL's
+	// rules (netguard.Policy): plain http, and private network addresses.
+	WebhookAllowHTTP    *bool `json:"webhook_allow_http"`
+	WebhookAllowPrivate *bool `json:"webhook_allow_private"`
+	RetentionDays       *int  `json:"retention_days"`
 	// Identity is how far identity stitching goes: full, visitor or off.
 	Identity        *string `json:"identity"`
 	ClickWindowDays *int    `json:"click_window_days"`
@@ -198,15 +202,23 @@ func (u *Update) apply(s *store.Site) error {
 		}
 		s.PartialLeadEvent = e
 	}
+	if u.WebhookAllowHTTP != nil {
+		s.WebhookAllowHTTP = *u.WebhookAllowHTTP
+	}
+	if u.WebhookAllowPrivate != nil {
+		s.WebhookAllowPrivate = *u.WebhookAllowPrivate
+	}
 	if u.WebhookURL != nil {
-		w := strings.TrimSpace(*u.WebhookURL)
-		if w != "" {
-			pu, err := url.Parse(w)
-			if err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" {
-				return bad("webhook_url", "the webhook URL must be an http(s) URL")
-			}
+		s.WebhookURL = strings.TrimSpace(*u.WebhookURL)
+	}
+	// The URL is checked against the policy it ends up with, also when
+	// only the policy changed (turning an opt-in off under a URL that
+	// needs it is refused).
+	if (u.WebhookURL != nil || u.WebhookAllowHTTP != nil || u.WebhookAllowPrivate != nil) && s.WebhookURL != "" {
+		p := netguard.Policy{AllowHTTP: s.WebhookAllowHTTP, AllowPrivate: s.WebhookAllowPrivate}
+		if err := netguard.CheckURL(s.WebhookURL, p); err != nil {
+			return bad("webhook_url", "%s", strings.TrimPrefix(err.Error(), netguard.ErrRefused.Error()+": "))
 		}
-		s.WebhookURL = w
 	}
 	if u.RetentionDays != nil {
 		d := *u.RetentionDays

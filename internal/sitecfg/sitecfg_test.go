@@ -215,3 +215,38 @@ func TestFlagError(t *testing.T) {
 		t.Errorf("FlagError = %v, want it to name --default-region", err)
 	}
 }
+
+// TestWebhookRules: the webhook URL is https to a public address unless
+// the site opts in; metadata stays refused; an opt-in cannot be turned off
+// under a URL that needs it. The rule names the field for every front end.
+func TestWebhookRules(t *testing.T) {
+	on, off := true, false
+	str := func(s string) *string { return &s }
+	for _, tc := range []struct {
+		name   string
+		site   store.Site
+		u      Update
+		wantOK bool
+	}{
+		{"https public", store.Site{}, Update{WebhookURL: str("https://hooks.example.com/l")}, true},
+		{"http refused", store.Site{}, Update{WebhookURL: str("http://hooks.example.com/l")}, false},
+		{"http allowed", store.Site{}, Update{WebhookURL: str("http://hooks.example.com/l"), WebhookAllowHTTP: &on}, true},
+		{"loopback refused", store.Site{}, Update{WebhookURL: str("https://127.0.0.1/l")}, false},
+		{"private allowed", store.Site{}, Update{WebhookURL: str("https://10.0.0.2/l"), WebhookAllowPrivate: &on}, true},
+		{"metadata refused even opted in", store.Site{}, Update{WebhookURL: str("http://169.254.169.254/latest"), WebhookAllowHTTP: &on, WebhookAllowPrivate: &on}, false},
+		{"opt-in off under a private URL", store.Site{WebhookURL: "https://10.0.0.2/l", WebhookAllowPrivate: true}, Update{WebhookAllowPrivate: &off}, false},
+		{"opt-in off with the URL cleared", store.Site{WebhookURL: "https://10.0.0.2/l", WebhookAllowPrivate: true}, Update{WebhookURL: str(""), WebhookAllowPrivate: &off}, true},
+	} {
+		s := tc.site
+		err := tc.u.Apply(&s)
+		var se *Error
+		switch {
+		case tc.wantOK && err != nil:
+			t.Errorf("%s: Apply = %v, want accepted", tc.name, err)
+		case !tc.wantOK && (!errors.As(err, &se) || se.Field != "webhook_url"):
+			t.Errorf("%s: Apply = %v, want an error naming webhook_url", tc.name, err)
+		case !tc.wantOK && !reflect.DeepEqual(s, tc.site):
+			t.Errorf("%s: a refused update changed the site", tc.name)
+		}
+	}
+}

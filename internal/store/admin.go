@@ -21,8 +21,16 @@ type AdminToken struct {
 	ID         int64
 	Name       string
 	Hash       string
+	Scope      string // what it may do (the admin package's scopes); "" at creation means "write"
 	CreatedAt  time.Time
 	LastUsedAt time.Time
+	ExpiresAt  time.Time // zero: never
+	RevokedAt  time.Time // zero: not revoked
+}
+
+// Active reports whether t may be used at now.
+func (t *AdminToken) Active(now time.Time) bool {
+	return t.RevokedAt.IsZero() && (t.ExpiresAt.IsZero() || now.Before(t.ExpiresAt))
 }
 
 // MinuteCount is the outbox activity of one minute: events stored (In),
@@ -62,11 +70,16 @@ type Admin interface {
 	// CreateAdminToken stores t (ID and CreatedAt are set); ErrDuplicate on a
 	// hash clash.
 	CreateAdminToken(ctx context.Context, t *AdminToken) error
-	// AdminTokenByHash returns the token with hash and records its use at
-	// now; ErrNotFound when there is none.
+	// AdminTokenByHash returns the token with hash, revoked or expired
+	// ones too (the caller says which), and records the use of an active
+	// one at now; ErrNotFound when there is none.
 	AdminTokenByHash(ctx context.Context, hash string, now time.Time) (*AdminToken, error)
+	// ListAdminTokens lists every token, revoked and expired ones too,
+	// oldest first.
 	ListAdminTokens(ctx context.Context) ([]AdminToken, error)
-	DeleteAdminToken(ctx context.Context, id int64) error
+	// RevokeAdminToken marks a token revoked at now (a revoked one keeps
+	// its first time); ErrNotFound when there is none.
+	RevokeAdminToken(ctx context.Context, id int64, now time.Time) error
 
 	// Activity counts outbox items per minute in [since, until): stored by
 	// created_at, delivered and dead by delivered_at. Minutes with no

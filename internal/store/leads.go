@@ -317,15 +317,21 @@ type ForgetResult struct {
 	Leads        int // submitted, partial and converted leads
 	Sessions     int // open lead sessions
 	WebhookJobs  int
-	OutboxEvents int // pending, held and dead events
+	OutboxEvents int // events in every state (pending, in flight, held, delivered, dead) and their payloads
+	DedupKeys    int // dedup keys (site, event_name, event_id) of those events
+	// SandboxEvents counts events removed from sandbox records (a record
+	// holds one request body; it is rewritten without them, or deleted
+	// when nothing else was in it).
+	SandboxEvents int
 }
 
 // Forgetter erases a person.
 type Forgetter interface {
 	// Forget resolves the request to visitors (given ones, those whose
 	// identity or leads hold one of the hashes) and deletes their
-	// identities, leads, lead sessions, webhook jobs and unsent outbox
-	// events (by visitor id, or whose payload carries one of their hashes),
-	// then makes sure no deleted bytes remain in the database files.
+	// identities, leads, lead sessions, webhook jobs, outbox events in every
+	// state (by visitor id, or whose payload carries one of their hashes),
+	// those events' dedup keys and their events in sandbox records, then
+	// makes sure no deleted bytes remain in the database files.
 	Forget(ctx context.Context, req ForgetRequest) (ForgetResult, error)
 }

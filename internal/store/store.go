@@ -50,7 +50,12 @@ type Site struct {
 	PartialLeadForward bool          // send a CAPI event for partial leads (default false)
 	PartialLeadEvent   string        // name of that event (default PartialLead)
 	WebhookURL         string
-	Retention          time.Duration // partial lead retention (default 30 days)
+	// WebhookAllowHTTP lets WebhookURL be plain http; WebhookAllowPrivate
+	// lets it reach loopback, private and CGNAT addresses (never link-local
+	// or cloud metadata ones). Both are off by default.
+	WebhookAllowHTTP    bool
+	WebhookAllowPrivate bool
+	Retention           time.Duration // partial lead retention (default 30 days)
 
 	// Identity is how far identity stitching goes: IdentityFull (default),
 	// IdentityVisitor or IdentityOff.

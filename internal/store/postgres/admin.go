@@ -82,24 +82,51 @@ func (db *DB) DeleteAdminSession(ctx context.Context, idHash string) error {
 // store.ErrDuplicate on a hash clash.
 func (db *DB) CreateAdminToken(ctx context.Context, t *store.AdminToken) error {
 	t.CreatedAt = db.now()
-	err := db.pool.QueryRow(ctx, `INSERT INTO admin_tokens (name, hash, created_at) VALUES ($1, $2, $3) RETURNING id`,
-		t.Name, t.Hash, t.CreatedAt).Scan(&t.ID)
+	if t.Scope == "" {
+		t.Scope = "write"
+	}
+	err := db.pool.QueryRow(ctx, `INSERT INTO admin_tokens (name, hash, scope, created_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5) RETURNING id`, t.Name, t.Hash, t.Scope, t.CreatedAt, nullTime(t.ExpiresAt)).Scan(&t.ID)
 	if err != nil {
 		return fmt.Errorf("create admin token: %w", mapErr(err))
 	}
 	return nil
 }
 
-// AdminTokenByHash finds a token and records its use, at most once a
-// minute per token so that API polling does not turn into writes.
+const adminTokenColumns = `id, name, hash, scope, created_at, last_used_at, expires_at, revoked_at`
+
+// adminTokenRow scans adminTokenColumns.
+type adminTokenRow struct {
+	t                store.AdminToken
+	expires, revoked *time.Time
+}
+
+func (r *adminTokenRow) dest() []any {
+	return []any{&r.t.ID, &r.t.Name, &r.t.Hash, &r.t.Scope, &r.t.CreatedAt, &r.t.LastUsedAt, &r.expires, &r.revoked}
+}
+
+func (r *adminTokenRow) token() store.AdminToken {
+	t := r.t
+	t.ExpiresAt, t.RevokedAt = time.Time{}, time.Time{}
+	if r.expires != nil {
+		t.ExpiresAt = *r.expires
+	}
+	if r.revoked != nil {
+		t.RevokedAt = *r.revoked
+	}
+	return t
+}
+
+// AdminTokenByHash finds a token and records the use of an active one, at
+// most once a minute per token so that API polling does not turn into
+// writes.
 func (db *DB) AdminTokenByHash(ctx context.Context, hash string, now time.Time) (*store.AdminToken, error) {
-	t := store.AdminToken{Hash: hash}
-	err := db.pool.QueryRow(ctx, `SELECT id, name, created_at, last_used_at FROM admin_tokens WHERE hash = $1`, hash).
-		Scan(&t.ID, &t.Name, &t.CreatedAt, &t.LastUsedAt)
-	if err != nil {
+	var r adminTokenRow
+	if err := db.pool.QueryRow(ctx, `SELECT `+adminTokenColumns+` FROM admin_tokens WHERE hash = $1`, hash).Scan(r.dest()...); err != nil {
 		return nil, fmt.Errorf("admin token: %w", mapErr(err))
 	}
-	if now.Sub(t.LastUsedAt) >= time.Minute {
+	t := r.token()
+	if t.Active(now) && now.Sub(t.LastUsedAt) >= time.Minute {
 		if _, err := db.pool.Exec(ctx, `UPDATE admin_tokens SET last_used_at = $1 WHERE id = $2`, now, t.ID); err != nil {
 			return nil, fmt.Errorf("admin token: record use: %w", mapErr(err))
 		}
@@ -110,14 +137,14 @@ func (db *DB) AdminTokenByHash(ctx context.Context, hash string, now time.Time) 
 
 // ListAdminTokens lists tokens, oldest first (hashes included).
 func (db *DB) ListAdminTokens(ctx context.Context) ([]store.AdminToken, error) {
-	rows, err := db.pool.Query(ctx, `SELECT id, name, hash, created_at, last_used_at FROM admin_tokens ORDER BY id`)
+	rows, err := db.pool.Query(ctx, `SELECT `+adminTokenColumns+` FROM admin_tokens ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list admin tokens: %w", mapErr(err))
 	}
 	var out []store.AdminToken
-	var t store.AdminToken
-	if _, err := pgx.ForEachRow(rows, []any{&t.ID, &t.Name, &t.Hash, &t.CreatedAt, &t.LastUsedAt}, func() error {
-		out = append(out, t)
+	var r adminTokenRow
+	if _, err := pgx.ForEachRow(rows, r.dest(), func() error {
+		out = append(out, r.token())
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("list admin tokens: %w", mapErr(err))
@@ -125,9 +152,10 @@ func (db *DB) ListAdminTokens(ctx context.Context) ([]store.AdminToken, error) {
 	return out, nil
 }
 
-// DeleteAdminToken revokes a token; store.ErrNotFound when there is none.
-func (db *DB) DeleteAdminToken(ctx context.Context, id int64) error {
-	return db.exec1(ctx, "delete admin token", `DELETE FROM admin_tokens WHERE id = $1`, id)
+// RevokeAdminToken marks a token revoked; store.ErrNotFound when there is
+// none.
+func (db *DB) RevokeAdminToken(ctx context.Context, id int64, now time.Time) error {
+	return db.exec1(ctx, "revoke admin token", `UPDATE admin_tokens SET revoked_at = coalesce(revoked_at, $1) WHERE id = $2`, now, id)
 }
 
 // Activity counts outbox items per minute in [since, until): stored by
@@ -198,4 +226,12 @@ func (db *DB) Errors(ctx context.Context, since time.Time, limit int) ([]store.E
 		return nil, fmt.Errorf("errors: %w", mapErr(err))
 	}
 	return out, nil
+}
+
+// nullTime is NULL for the zero time.
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }

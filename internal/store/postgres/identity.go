@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -226,7 +225,7 @@ func (db *DB) forget(ctx context.Context, tx pgx.Tx, req store.ForgetRequest, re
 			refs[visitorRef{req.SiteKey, v}] = true
 		}
 	}
-	hashes := slices.Clone(req.Hashes)
+	set := store.NewForgetSet(req.Hashes)
 	if len(req.Hashes) > 0 {
 		for _, q := range []string{
 			`SELECT site_key, visitor_id FROM identity_keys WHERE kind IN ('em', 'ph') AND hash = ANY($1) AND ($2 = '' OR site_key = $2)`,
@@ -253,6 +252,7 @@ func (db *DB) forget(ctx context.Context, tx pgx.Tx, req store.ForgetRequest, re
 	res.Visitors = len(refs)
 
 	for ref := range refs {
+		set.AddVisitor(ref.visitor)
 		id, err := db.loadIdentity(ctx, tx, ref.site, ref.visitor, true)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
@@ -260,7 +260,7 @@ func (db *DB) forget(ctx context.Context, tx pgx.Tx, req store.ForgetRequest, re
 			return err
 		default:
 			for _, k := range store.IndexedKeys {
-				hashes = append(hashes, id.Hashes[k]...)
+				set.AddHashes(id.Hashes[k]...)
 			}
 		}
 		var jobs int
@@ -277,7 +277,6 @@ func (db *DB) forget(ctx context.Context, tx pgx.Tx, req store.ForgetRequest, re
 			{&res.Identities, `DELETE FROM identities WHERE site_key = $1 AND visitor_id = $2`},
 			{&res.Sessions, `DELETE FROM leads WHERE site_key = $1 AND visitor_id = $2 AND state = 'open'`},
 			{&res.Leads, `DELETE FROM leads WHERE site_key = $1 AND visitor_id = $2`},
-			{&res.OutboxEvents, `DELETE FROM outbox WHERE site_key = $1 AND visitor_id = $2 AND state IN ('pending', 'held', 'dead')`},
 		} {
 			tag, err := tx.Exec(ctx, step.q, ref.site, ref.visitor)
 			if err != nil {
@@ -286,16 +285,27 @@ func (db *DB) forget(ctx context.Context, tx pgx.Tx, req store.ForgetRequest, re
 			*step.n += int(tag.RowsAffected())
 		}
 	}
-	// Unsent events of the person that carry no visitor id (server events)
-	// are found by the hashes in their sealed payloads.
-	if len(hashes) > 0 {
-		n, err := db.forgetPayloads(ctx, tx, req.SiteKey, hashes)
+	// The person's events in every state: by visitor id, or by the hashes
+	// in their sealed payloads (server events carry no visitor id).
+	n, err := db.forgetOutbox(ctx, tx, req.SiteKey, refs, set)
+	if err != nil {
+		return err
+	}
+	res.OutboxEvents += n
+	if len(set.Keys) > 0 {
+		var sites, names, ids []string
+		for k := range set.Keys {
+			sites, names, ids = append(sites, k.Site), append(names, k.Name), append(ids, k.ID)
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM seen WHERE (site_key, event_name, event_id) IN
+			(SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))`, sites, names, ids)
 		if err != nil {
 			return err
 		}
-		res.OutboxEvents += n
+		res.DedupKeys = int(tag.RowsAffected())
 	}
-	return nil
+	res.SandboxEvents, err = db.forgetSandbox(ctx, tx, req.SiteKey, set)
+	return err
 }
 
 func collectRefs(ctx context.Context, tx pgx.Tx, q string, args []any, refs map[visitorRef]bool) error {
@@ -311,28 +321,32 @@ func collectRefs(ctx context.Context, tx pgx.Tx, q string, args []any, refs map[
 	return err
 }
 
-// forgetPayloads deletes unsent outbox rows whose payload holds one of
-// hashes. Payloads are sealed, so each is opened.
-func (db *DB) forgetPayloads(ctx context.Context, tx pgx.Tx, siteKey string, hashes []string) (int, error) {
-	rows, err := tx.Query(ctx, `SELECT id, payload FROM outbox WHERE state IN ('pending', 'held', 'dead')
-		AND ($1 = '' OR site_key = $1)`, siteKey)
+// forgetOutbox deletes the outbox rows of refs and those whose payload
+// carries one of the set's hashes, in every state, and adds their dedup
+// keys to the set. Payloads are sealed, so each is opened.
+func (db *DB) forgetOutbox(ctx context.Context, tx pgx.Tx, siteKey string, refs map[visitorRef]bool, set *store.ForgetSet) (int, error) {
+	rows, err := tx.Query(ctx, `SELECT id, site_key, visitor_id, event_name, event_id, payload FROM outbox
+		WHERE $1 = '' OR site_key = $1`, siteKey)
 	if err != nil {
 		return 0, err
 	}
 	var ids []int64
 	var id int64
+	var visitor string
+	var k store.EventKey
 	var sealed []byte
-	if _, err := pgx.ForEachRow(rows, []any{&id, &sealed}, func() error {
-		pt, err := db.box.Open(sealed, []byte(store.PayloadAD))
-		if err != nil {
-			return fmt.Errorf("outbox item %d: %w", id, err)
-		}
-		for _, h := range hashes {
-			if h != "" && bytes.Contains(pt, []byte(h)) {
-				ids = append(ids, id)
-				break
+	if _, err := pgx.ForEachRow(rows, []any{&id, &k.Site, &visitor, &k.Name, &k.ID, &sealed}, func() error {
+		if !refs[visitorRef{k.Site, visitor}] {
+			pt, err := db.box.Open(sealed, []byte(store.PayloadAD))
+			if err != nil {
+				return fmt.Errorf("outbox item %d: %w", id, err)
+			}
+			if !set.Matches(pt) {
+				return nil
 			}
 		}
+		ids = append(ids, id)
+		set.Keys[k] = true
 		return nil
 	}); err != nil {
 		return 0, err
@@ -345,4 +359,48 @@ func (db *DB) forgetPayloads(ctx context.Context, tx pgx.Tx, siteKey string, has
 		return 0, err
 	}
 	return int(tag.RowsAffected()), nil
+}
+
+// forgetSandbox removes the set's events from sandbox records, rewriting a
+// record without them or deleting it when nothing else was in it.
+func (db *DB) forgetSandbox(ctx context.Context, tx pgx.Tx, siteKey string, set *store.ForgetSet) (int, error) {
+	rows, err := tx.Query(ctx, `SELECT id, site_key, payload FROM sandbox WHERE $1 = '' OR site_key = $1`, siteKey)
+	if err != nil {
+		return 0, err
+	}
+	type change struct {
+		id   int64
+		kept []byte
+	}
+	var changes []change
+	removed := 0
+	var id int64
+	var site string
+	var sealed []byte
+	if _, err := pgx.ForEachRow(rows, []any{&id, &site, &sealed}, func() error {
+		pt, err := db.box.Open(sealed, []byte(store.SandboxAD))
+		if err != nil {
+			return fmt.Errorf("sandbox record %d: %w", id, err)
+		}
+		kept, n, err := set.ScrubSandbox(site, pt)
+		if err != nil || n == 0 {
+			return err
+		}
+		changes, removed = append(changes, change{id, kept}), removed+n
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	for _, c := range changes {
+		var err error
+		if c.kept == nil {
+			_, err = tx.Exec(ctx, `DELETE FROM sandbox WHERE id = $1`, c.id)
+		} else {
+			_, err = tx.Exec(ctx, `UPDATE sandbox SET payload = $1 WHERE id = $2`, db.box.Seal(c.kept, []byte(store.SandboxAD)), c.id)
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+	return removed, nil
 }

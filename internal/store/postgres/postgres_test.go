@@ -372,3 +372,43 @@ func BenchmarkEnqueue(b *testing.B) {
 func BenchmarkClaimComplete(b *testing.B) {
 	storetest.BenchClaimComplete(b, mustOpen(b, newDatabase(b)))
 }
+
+// TestForgetLeavesNoRows searches a text dump of every row of every table
+// that holds personal data: after forget, none names the person's visitor,
+// email hash or event ids (dedup keys included).
+func TestForgetLeavesNoRows(t *testing.T) {
+	ctx := t.Context()
+	dbURL := newDatabase(t)
+	db := mustOpen(t, dbURL)
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rowsHolding := func(mark string) int {
+		t.Helper()
+		var n int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM (
+			SELECT o::text AS t FROM outbox o UNION ALL SELECT e::text FROM seen e
+			UNION ALL SELECT i::text FROM identities i UNION ALL SELECT k::text FROM identity_keys k
+			UNION ALL SELECT l::text FROM leads l) r WHERE strpos(t, $1) > 0`, mark).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	m := storetest.ForgetScenario(t, db, func(m storetest.ForgetMarks) {
+		for _, mark := range m.All() {
+			if rowsHolding(mark) == 0 {
+				t.Fatalf("before forget no row holds %q; the test proves nothing", mark)
+			}
+		}
+	})
+	for _, mark := range m.All() {
+		if n := rowsHolding(mark); n > 0 {
+			t.Errorf("after forget %d rows still hold %q", n, mark)
+		}
+	}
+	if rowsHolding(m.Kept[0]) == 0 {
+		t.Error("the other person's event is gone too")
+	}
+}

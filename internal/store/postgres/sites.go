@@ -12,7 +12,7 @@ import (
 
 const siteCols = `key, name, domains, pixel_id, access_token, api_key_hash, test_event_code, consent, default_region,
 	partial_leads, partial_lead_timeout_ms, partial_lead_forward, partial_lead_event, webhook_url, retention_ms,
-	identity, click_window_ms, paused, pause_reason, demo, created_at, updated_at`
+	identity, click_window_ms, webhook_allow_http, webhook_allow_private, paused, pause_reason, demo, created_at, updated_at`
 
 // tokenAD binds a sealed token to its site; the same as the SQLite store.
 // CreateSite inserts s, filling defaults. It returns store.ErrDuplicate
@@ -22,11 +22,11 @@ func (db *DB) CreateSite(ctx context.Context, s *store.Site) error {
 	now := db.now()
 	s.CreatedAt, s.UpdatedAt = now, now
 	_, err := db.pool.Exec(ctx, `INSERT INTO sites (`+siteCols+`)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22)`,
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24)`,
 		s.Key, s.Name, s.Domains, s.PixelID, db.box.SealString(s.AccessToken, store.TokenAD(s.Key)), s.APIKeyHash,
 		s.TestEventCode, s.Consent, s.DefaultRegion, s.PartialLeads, s.PartialLeadTimeout.Milliseconds(),
 		s.PartialLeadForward, s.PartialLeadEvent, s.WebhookURL, s.Retention.Milliseconds(),
-		s.Identity, s.ClickWindow.Milliseconds(), s.Paused, s.PauseReason, s.Demo, now, now)
+		s.Identity, s.ClickWindow.Milliseconds(), s.WebhookAllowHTTP, s.WebhookAllowPrivate, s.Paused, s.PauseReason, s.Demo, now, now)
 	if err != nil {
 		return fmt.Errorf("create site: %w", mapErr(err))
 	}
@@ -39,7 +39,7 @@ func (db *DB) scanSite(row pgx.Row) (*store.Site, error) {
 	var plt, ret, cw int64
 	err := row.Scan(&s.Key, &s.Name, &s.Domains, &s.PixelID, &token, &s.APIKeyHash, &s.TestEventCode, &s.Consent,
 		&s.DefaultRegion, &s.PartialLeads, &plt, &s.PartialLeadForward, &s.PartialLeadEvent, &s.WebhookURL, &ret,
-		&s.Identity, &cw, &s.Paused, &s.PauseReason, &s.Demo, &s.CreatedAt, &s.UpdatedAt)
+		&s.Identity, &cw, &s.WebhookAllowHTTP, &s.WebhookAllowPrivate, &s.Paused, &s.PauseReason, &s.Demo, &s.CreatedAt, &s.UpdatedAt)
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -102,10 +102,11 @@ func (db *DB) UpdateSite(ctx context.Context, s *store.Site) error {
 	return db.exec1(ctx, "update site", `UPDATE sites SET name=$1, domains=$2, pixel_id=$3, test_event_code=$4,
 		consent=$5, default_region=$6, partial_leads=$7, partial_lead_timeout_ms=$8, partial_lead_forward=$9,
 		partial_lead_event=$10, webhook_url=$11, retention_ms=$12, identity=$13, click_window_ms=$14, demo=$15,
-		updated_at=$16 WHERE key=$17`,
+		updated_at=$16, webhook_allow_http=$18, webhook_allow_private=$19 WHERE key=$17`,
 		s.Name, s.Domains, s.PixelID, s.TestEventCode, s.Consent, s.DefaultRegion, s.PartialLeads,
 		s.PartialLeadTimeout.Milliseconds(), s.PartialLeadForward, s.PartialLeadEvent, s.WebhookURL,
-		s.Retention.Milliseconds(), s.Identity, s.ClickWindow.Milliseconds(), s.Demo, s.UpdatedAt, s.Key)
+		s.Retention.Milliseconds(), s.Identity, s.ClickWindow.Milliseconds(), s.Demo, s.UpdatedAt, s.Key,
+		s.WebhookAllowHTTP, s.WebhookAllowPrivate)
 }
 
 // SetAccessToken stores a new sealed token and un-pauses the site.

@@ -82,8 +82,11 @@ func (db *DB) DeleteAdminSession(ctx context.Context, idHash string) error {
 // CreateAdminToken stores an API token hash.
 func (db *DB) CreateAdminToken(ctx context.Context, t *store.AdminToken) error {
 	t.CreatedAt = db.now()
-	res, err := db.w.ExecContext(ctx, `INSERT INTO admin_tokens (name, hash, created_at) VALUES (?,?,?)`,
-		t.Name, t.Hash, ms(t.CreatedAt))
+	if t.Scope == "" {
+		t.Scope = "write"
+	}
+	res, err := db.w.ExecContext(ctx, `INSERT INTO admin_tokens (name, hash, scope, created_at, expires_at) VALUES (?,?,?,?,?)`,
+		t.Name, t.Hash, t.Scope, ms(t.CreatedAt), ms(t.ExpiresAt))
 	if err != nil {
 		return fmt.Errorf("create admin token: %w", mapErr(err))
 	}
@@ -91,18 +94,28 @@ func (db *DB) CreateAdminToken(ctx context.Context, t *store.AdminToken) error {
 	return nil
 }
 
-// AdminTokenByHash finds a token and records its use. The use is written at
-// most once a minute per token, so API polling does not turn into writes.
-func (db *DB) AdminTokenByHash(ctx context.Context, hash string, now time.Time) (*store.AdminToken, error) {
-	t := store.AdminToken{Hash: hash}
-	var created, used int64
-	err := db.r.QueryRowContext(ctx, `SELECT id, name, created_at, last_used_at FROM admin_tokens WHERE hash=?`, hash).
-		Scan(&t.ID, &t.Name, &created, &used)
-	if err != nil {
-		return nil, fmt.Errorf("admin token: %w", mapErr(err))
+const adminTokenColumns = `id, name, hash, scope, created_at, last_used_at, expires_at, revoked_at`
+
+func scanAdminToken(row interface{ Scan(...any) error }) (store.AdminToken, error) {
+	var t store.AdminToken
+	var created, used, expires, revoked int64
+	if err := row.Scan(&t.ID, &t.Name, &t.Hash, &t.Scope, &created, &used, &expires, &revoked); err != nil {
+		return t, mapErr(err)
 	}
 	t.CreatedAt, t.LastUsedAt = fromMS(created), fromMS(used)
-	if now.Sub(t.LastUsedAt) >= time.Minute {
+	t.ExpiresAt, t.RevokedAt = fromMS(expires), fromMS(revoked)
+	return t, nil
+}
+
+// AdminTokenByHash finds a token and records the use of an active one. The
+// use is written at most once a minute per token, so API polling does not
+// turn into writes.
+func (db *DB) AdminTokenByHash(ctx context.Context, hash string, now time.Time) (*store.AdminToken, error) {
+	t, err := scanAdminToken(db.r.QueryRowContext(ctx, `SELECT `+adminTokenColumns+` FROM admin_tokens WHERE hash=?`, hash))
+	if err != nil {
+		return nil, fmt.Errorf("admin token: %w", err)
+	}
+	if t.Active(now) && now.Sub(t.LastUsedAt) >= time.Minute {
 		if _, err := db.w.ExecContext(ctx, `UPDATE admin_tokens SET last_used_at=? WHERE id=?`, ms(now), t.ID); err != nil {
 			return nil, fmt.Errorf("admin token: record use: %w", mapErr(err))
 		}
@@ -113,27 +126,25 @@ func (db *DB) AdminTokenByHash(ctx context.Context, hash string, now time.Time) 
 
 // ListAdminTokens lists tokens, oldest first (hashes included).
 func (db *DB) ListAdminTokens(ctx context.Context) ([]store.AdminToken, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT id, name, hash, created_at, last_used_at FROM admin_tokens ORDER BY id`)
+	rows, err := db.r.QueryContext(ctx, `SELECT `+adminTokenColumns+` FROM admin_tokens ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list admin tokens: %w", mapErr(err))
 	}
 	defer rows.Close()
 	var out []store.AdminToken
 	for rows.Next() {
-		var t store.AdminToken
-		var created, used int64
-		if err := rows.Scan(&t.ID, &t.Name, &t.Hash, &created, &used); err != nil {
-			return nil, fmt.Errorf("list admin tokens: %w", mapErr(err))
+		t, err := scanAdminToken(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list admin tokens: %w", err)
 		}
-		t.CreatedAt, t.LastUsedAt = fromMS(created), fromMS(used)
 		out = append(out, t)
 	}
 	return out, mapErr(rows.Err())
 }
 
-// DeleteAdminToken revokes a token.
-func (db *DB) DeleteAdminToken(ctx context.Context, id int64) error {
-	return db.exec1(ctx, "delete admin token", `DELETE FROM admin_tokens WHERE id=?`, id)
+// RevokeAdminToken marks a token revoked.
+func (db *DB) RevokeAdminToken(ctx context.Context, id int64, now time.Time) error {
+	return db.exec1(ctx, "revoke admin token", `UPDATE admin_tokens SET revoked_at=CASE WHEN revoked_at=0 THEN ? ELSE revoked_at END WHERE id=?`, ms(now), id)
 }
 
 // Activity counts outbox items per minute. It reads two index ranges

@@ -11,7 +11,7 @@ import (
 
 const siteCols = `key, name, domains, pixel_id, access_token, api_key_hash, test_event_code, consent, default_region,
 	partial_leads, partial_lead_timeout, partial_lead_forward, partial_lead_event, webhook_url, retention,
-	identity, click_window, paused, pause_reason, demo, created_at, updated_at`
+	identity, click_window, webhook_allow_http, webhook_allow_private, paused, pause_reason, demo, created_at, updated_at`
 
 // CreateSite inserts s, filling defaults.
 func (db *DB) CreateSite(ctx context.Context, s *store.Site) error {
@@ -19,11 +19,12 @@ func (db *DB) CreateSite(ctx context.Context, s *store.Site) error {
 	now := db.now()
 	s.CreatedAt, s.UpdatedAt = now, now
 	doms, _ := json.Marshal(s.Domains)
-	_, err := db.w.ExecContext(ctx, `INSERT INTO sites (`+siteCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+	_, err := db.w.ExecContext(ctx, `INSERT INTO sites (`+siteCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		s.Key, s.Name, string(doms), s.PixelID, db.box.SealString(s.AccessToken, store.TokenAD(s.Key)), s.APIKeyHash,
 		s.TestEventCode, s.Consent, s.DefaultRegion, boolInt(s.PartialLeads), s.PartialLeadTimeout.Milliseconds(),
 		boolInt(s.PartialLeadForward), s.PartialLeadEvent, s.WebhookURL, s.Retention.Milliseconds(),
-		s.Identity, s.ClickWindow.Milliseconds(), boolInt(s.Paused), s.PauseReason, boolInt(s.Demo), ms(now), ms(now))
+		s.Identity, s.ClickWindow.Milliseconds(), boolInt(s.WebhookAllowHTTP), boolInt(s.WebhookAllowPrivate),
+		boolInt(s.Paused), s.PauseReason, boolInt(s.Demo), ms(now), ms(now))
 	if err != nil {
 		return fmt.Errorf("create site: %w", mapErr(err))
 	}
@@ -34,10 +35,10 @@ func (db *DB) scanSite(row interface{ Scan(...any) error }) (*store.Site, error)
 	var s store.Site
 	var doms string
 	var token []byte
-	var pl, plf, paused, demo int
+	var pl, plf, wh, wp, paused, demo int
 	var plt, ret, cw, created, updated int64
 	err := row.Scan(&s.Key, &s.Name, &doms, &s.PixelID, &token, &s.APIKeyHash, &s.TestEventCode, &s.Consent,
-		&s.DefaultRegion, &pl, &plt, &plf, &s.PartialLeadEvent, &s.WebhookURL, &ret, &s.Identity, &cw, &paused, &s.PauseReason,
+		&s.DefaultRegion, &pl, &plt, &plf, &s.PartialLeadEvent, &s.WebhookURL, &ret, &s.Identity, &cw, &wh, &wp, &paused, &s.PauseReason,
 		&demo, &created, &updated)
 	if err != nil {
 		return nil, mapErr(err)
@@ -49,6 +50,7 @@ func (db *DB) scanSite(row interface{ Scan(...any) error }) (*store.Site, error)
 		return nil, fmt.Errorf("site %s access token: %w", s.Key, err)
 	}
 	s.PartialLeads, s.PartialLeadForward, s.Paused, s.Demo = pl != 0, plf != 0, paused != 0, demo != 0
+	s.WebhookAllowHTTP, s.WebhookAllowPrivate = wh != 0, wp != 0
 	s.PartialLeadTimeout = time.Duration(plt) * time.Millisecond
 	s.Retention = time.Duration(ret) * time.Millisecond
 	s.ClickWindow = time.Duration(cw) * time.Millisecond
@@ -135,10 +137,12 @@ func (db *DB) UpdateSite(ctx context.Context, s *store.Site) error {
 	doms, _ := json.Marshal(s.Domains)
 	return db.exec1(ctx, "update site", `UPDATE sites SET name=?, domains=?, pixel_id=?, test_event_code=?, consent=?,
 		default_region=?, partial_leads=?, partial_lead_timeout=?, partial_lead_forward=?, partial_lead_event=?,
-		webhook_url=?, retention=?, identity=?, click_window=?, demo=?, updated_at=? WHERE key=?`,
+		webhook_url=?, retention=?, identity=?, click_window=?, webhook_allow_http=?, webhook_allow_private=?, demo=?,
+		updated_at=? WHERE key=?`,
 		s.Name, string(doms), s.PixelID, s.TestEventCode, s.Consent, s.DefaultRegion, boolInt(s.PartialLeads),
 		s.PartialLeadTimeout.Milliseconds(), boolInt(s.PartialLeadForward), s.PartialLeadEvent, s.WebhookURL,
-		s.Retention.Milliseconds(), s.Identity, s.ClickWindow.Milliseconds(), boolInt(s.Demo), ms(s.UpdatedAt), s.Key)
+		s.Retention.Milliseconds(), s.Identity, s.ClickWindow.Milliseconds(), boolInt(s.WebhookAllowHTTP),
+		boolInt(s.WebhookAllowPrivate), boolInt(s.Demo), ms(s.UpdatedAt), s.Key)
 }
 
 // SetAccessToken stores a new sealed token and un-pauses the site.

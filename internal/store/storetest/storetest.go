@@ -81,6 +81,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Forget", testForget},
 		{"AdminAccess", testAdminAccess},
 		{"AdminAggregates", testAdminAggregates},
+		{"ForgetEverywhere", testForgetEverywhere},
+		{"AdminTokens", testAdminTokens},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
