@@ -55,6 +55,10 @@ func TestRestartSiteSet(t *testing.T) {
 	if err != nil || !strings.Contains(strings.ReplaceAll(string(out), " ", ""), `"consent":"required"`) {
 		t.Fatalf("site list after --consent required: %v: %s", err, out)
 	}
+	// benchall's identity-off phase.
+	if err := b.Restart(ctx, "--identity", "off"); err != nil {
+		t.Fatalf("site set --identity off: %v", err)
+	}
 	err = b.Restart(ctx, "--no-such-setting", "x")
 	var sse *SiteSetError
 	if !errors.As(err, &sse) || !strings.Contains(sse.Error(), "no-such-setting") {

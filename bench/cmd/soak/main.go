@@ -12,10 +12,12 @@
 // The load is bench/loadgen's realistic mix (every event a distinct
 // customer, 10 % returning), so identity's cache and filter keep meeting
 // new people. At every sample the soak also reads the relay's
-// capirelay_identity_* metrics and fails if identity's memory
-// (capirelay_identity_memory_bytes, else the sum of its other *_bytes
-// gauges) ever exceeds its bound (-identity-bound, else the relay's
-// capirelay_identity_memory_limit_bytes); without such metrics it says so.
+// capirelay_identity_* metrics and fails if identity's cache ever holds
+// more entries (capirelay_identity_cache_entries) than its documented
+// bound (-identity-cache-entries), or, where the relay exports its size in
+// bytes (capirelay_identity_memory_bytes, else the sum of its *_bytes
+// gauges), that exceeds -identity-bound or the relay's
+// capirelay_identity_memory_limit_bytes; without such metrics it says so.
 package main
 
 import (
@@ -53,7 +55,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	every := fs.Duration("sample", 10*time.Second, "RSS sampling interval")
 	maxGrowth := fs.Float64("max-growth", 0.10, "allowed growth of mean RSS from the first to the last third")
 	mix := fs.String("mix", loadgen.MixRealistic, "realistic or best-case (see bench/cmd/load)")
-	identityBound := fs.Float64("identity-bound", 0, "bytes identity's memory must stay under; 0: the relay's capirelay_identity_memory_limit_bytes")
+	identityBound := fs.Float64("identity-bound", 0, "bytes identity's memory must stay under; 0: the relay's capirelay_identity_memory_limit_bytes, if it exports one")
+	identityEntries := fs.Float64("identity-cache-entries", DefaultIdentityCacheEntries, "entries capirelay_identity_cache_entries must stay under (the documented bound)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -117,7 +120,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				return fmt.Errorf("relay metrics: %w", err)
 			}
 			fmt.Fprintf(stdout, "%8s rss %6.1f MiB  delivered %d  %s\n", time.Since(start).Round(time.Second), float64(rss)/(1<<20),
-				sink.Events.Load(), ident.sample(m, *identityBound))
+				sink.Events.Load(), ident.sample(m, *identityBound, *identityEntries))
 		}
 	}
 	_, peak, _ := rel.Memory()
@@ -164,25 +167,46 @@ func Growing(samples []int64, maxGrowth float64) (bool, string) {
 	return m1 < m2 && m2 < m3 && (m3-m1)/m1 > maxGrowth, why
 }
 
-// identityMemory follows identity's memory through the soak's samples.
+// identityMemory follows identity's memory through the soak's samples:
+// its size in bytes, if the relay exports it, and its cache's entries.
 type identityMemory struct {
-	seen        bool    // the relay exports capirelay_identity_* metrics
-	peak, bound float64 // bytes; bound 0: unknown
-	over        int     // samples above the bound
-	samples     int
-	usageMetric string
+	seen    bool // the relay exports capirelay_identity_* metrics
+	samples int
+	bytes   bounded
+	entries bounded
+}
+
+// bounded is one measure of identity's memory against its bound.
+type bounded struct {
+	what        string  // how the measure was read
+	found       bool    // the relay exports it
+	peak, limit float64 // limit 0: unknown
+	over        int     // samples above the limit
+}
+
+func (b *bounded) take(v, limit float64, what string) {
+	b.found, b.what, b.limit = true, what, limit
+	b.peak = max(b.peak, v)
+	if limit > 0 && v > limit {
+		b.over++
+	}
 }
 
 const (
-	identityPrefix = "capirelay_identity_"
-	identityUsage  = "capirelay_identity_memory_bytes"
-	identityLimit  = "capirelay_identity_memory_limit_bytes"
+	identityPrefix  = "capirelay_identity_"
+	identityUsage   = "capirelay_identity_memory_bytes"
+	identityLimit   = "capirelay_identity_memory_limit_bytes"
+	identityEntries = "capirelay_identity_cache_entries"
+	// DefaultIdentityCacheEntries is the cache's documented bound
+	// (docs/scaling.md): 50,000 person records and 100,000 key owners.
+	DefaultIdentityCacheEntries = 150_000
 )
 
-// sample takes one scrape (summed by metric name) and returns the
-// identity gauges as a short line; bound, if positive, overrides the
-// relay's own.
-func (im *identityMemory) sample(m map[string]float64, bound float64) string {
+// sample takes one scrape (summed by metric name over labels) and
+// returns the identity gauges as a short line. byteBound, if positive,
+// overrides the relay's own capirelay_identity_memory_limit_bytes;
+// entryBound bounds capirelay_identity_cache_entries.
+func (im *identityMemory) sample(m map[string]float64, byteBound, entryBound float64) string {
 	var names []string
 	for name := range m {
 		if strings.HasPrefix(name, identityPrefix) && !strings.HasSuffix(name, "_total") {
@@ -193,25 +217,27 @@ func (im *identityMemory) sample(m map[string]float64, bound float64) string {
 		return "identity: no metrics"
 	}
 	im.seen = true
+	im.samples++
 	sort.Strings(names)
-	usage, ok := m[identityUsage]
-	im.usageMetric = identityUsage
-	if !ok {
-		usage, im.usageMetric = 0, "the sum of "+identityPrefix+"*_bytes"
+	if byteBound <= 0 {
+		byteBound = m[identityLimit]
+	}
+	if usage, ok := m[identityUsage]; ok {
+		im.bytes.take(usage, byteBound, identityUsage)
+	} else {
+		var sum float64
+		var parts bool
 		for _, name := range names {
 			if strings.HasSuffix(name, "_bytes") && !strings.HasSuffix(name, "_limit_bytes") {
-				usage += m[name]
+				sum, parts = sum+m[name], true
 			}
 		}
+		if parts {
+			im.bytes.take(sum, byteBound, "the sum of "+identityPrefix+"*_bytes")
+		}
 	}
-	if bound <= 0 {
-		bound = m[identityLimit]
-	}
-	im.bound = bound
-	im.peak = max(im.peak, usage)
-	im.samples++
-	if bound > 0 && usage > bound {
-		im.over++
+	if n, ok := m[identityEntries]; ok {
+		im.entries.take(n, entryBound, identityEntries)
 	}
 	var b strings.Builder
 	b.WriteString("identity:")
@@ -221,16 +247,33 @@ func (im *identityMemory) sample(m map[string]float64, bound float64) string {
 	return b.String()
 }
 
-// verdict says how identity's memory went; ok is false if it went over
-// its bound.
+// verdict says how identity's memory went; ok is false if a measure
+// went over its bound.
 func (im *identityMemory) verdict() (string, bool) {
-	switch {
-	case !im.seen:
+	if !im.seen {
 		return "not measured: the relay exports no " + identityPrefix + "* metrics", true
-	case im.bound <= 0:
-		return fmt.Sprintf("peak %.1f MiB (%s); no bound to check it against (-identity-bound, or the relay's %s)", im.peak/(1<<20), im.usageMetric, identityLimit), true
-	case im.over > 0:
-		return fmt.Sprintf("identity memory over its bound of %.1f MiB in %d of %d samples (peak %.1f MiB, %s)", im.bound/(1<<20), im.over, im.samples, im.peak/(1<<20), im.usageMetric), false
 	}
-	return fmt.Sprintf("peak %.1f MiB (%s), under its bound of %.1f MiB in all %d samples", im.peak/(1<<20), im.usageMetric, im.bound/(1<<20), im.samples), true
+	var parts []string
+	ok := true
+	for _, b := range []struct {
+		*bounded
+		unit  string
+		scale float64
+		flag  string
+	}{{&im.bytes, "MiB", 1 << 20, "-identity-bound or the relay's " + identityLimit}, {&im.entries, "entries", 1, "-identity-cache-entries"}} {
+		switch {
+		case !b.found:
+		case b.limit <= 0:
+			parts = append(parts, fmt.Sprintf("peak %.1f %s (%s), no bound to check it against (%s)", b.peak/b.scale, b.unit, b.what, b.flag))
+		case b.over > 0:
+			ok = false
+			parts = append(parts, fmt.Sprintf("identity memory over its bound: %s peaked at %.1f %s, above %.1f in %d of %d samples", b.what, b.peak/b.scale, b.unit, b.limit/b.scale, b.over, im.samples))
+		default:
+			parts = append(parts, fmt.Sprintf("%s peaked at %.1f %s, under its bound of %.1f in all %d samples", b.what, b.peak/b.scale, b.unit, b.limit/b.scale, im.samples))
+		}
+	}
+	if len(parts) == 0 {
+		return "not measured: the relay's " + identityPrefix + "* metrics give neither its bytes nor its cache entries", true
+	}
+	return strings.Join(parts, "; "), ok
 }

@@ -39,19 +39,24 @@ func TestIdentityMemory(t *testing.T) {
 		{"no metrics", []map[string]float64{{"go_goroutines": 5}}, 0, true, "not measured"},
 		{"under the relay's limit", []map[string]float64{
 			{"capirelay_identity_memory_bytes": 10 * mb, "capirelay_identity_memory_limit_bytes": 64 * mb},
-			{"capirelay_identity_memory_bytes": 20 * mb, "capirelay_identity_memory_limit_bytes": 64 * mb}}, 0, true, "peak 20.0 MiB"},
+			{"capirelay_identity_memory_bytes": 20 * mb, "capirelay_identity_memory_limit_bytes": 64 * mb}}, 0, true, "peaked at 20.0 MiB"},
 		{"over the flag's bound", []map[string]float64{
 			{"capirelay_identity_memory_bytes": 10 * mb},
 			{"capirelay_identity_memory_bytes": 40 * mb}}, 32 * mb, false, "1 of 2 samples"},
 		{"parts summed", []map[string]float64{
-			{"capirelay_identity_cache_bytes": 30 * mb, "capirelay_identity_filter_bytes": 10 * mb, "capirelay_identity_cache_entries": 5}}, 32 * mb, false, "peak 40.0 MiB"},
-		{"no bound", []map[string]float64{{"capirelay_identity_cache_entries": 5}}, 0, true, "no bound"},
+			{"capirelay_identity_cache_bytes": 30 * mb, "capirelay_identity_filter_bytes": 10 * mb}}, 32 * mb, false, "peaked at 40.0 MiB"},
+		{"no byte bound", []map[string]float64{{"capirelay_identity_filter_bytes": 16 * mb}}, 0, true, "no bound"},
+		{"cache entries under the documented bound", []map[string]float64{
+			{"capirelay_identity_cache_entries": 149_000, "capirelay_identity_filter_fill_ratio": 0.1}}, 0, true, "under its bound of 150000.0"},
+		{"cache entries over", []map[string]float64{
+			{"capirelay_identity_cache_entries": 100_000}, {"capirelay_identity_cache_entries": 150_001}}, 0, false, "1 of 2 samples"},
+		{"neither", []map[string]float64{{"capirelay_identity_filter_fill_ratio": 0.1}}, 0, true, "neither its bytes nor its cache entries"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var im identityMemory
 			for _, m := range tc.scrapes {
-				im.sample(m, tc.bound)
+				im.sample(m, tc.bound, DefaultIdentityCacheEntries)
 			}
 			got, ok := im.verdict()
 			if ok != tc.ok || !strings.Contains(got, tc.says) {
