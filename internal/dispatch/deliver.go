@@ -123,7 +123,7 @@ func delivered(outs []store.Outcome, items []store.Item, resp *capi.Response) []
 // given back untouched.
 func (d *Dispatcher) pause(ctx context.Context, site *store.Site, err error, outs []store.Outcome, items ...[]store.Item) []store.Outcome {
 	reason := "Meta refused the access token or permissions: " + errText(err) +
-		". Set a new token with `capirelay site set-token --site " + site.Key + " --access-token …` to resume."
+		". Set a new token with `capirelay site set-token --site " + site.Key + " --access-token-file PATH` (or `--access-token -` to read it from standard input) to resume."
 	if perr := d.Store.SetPaused(ctx, site.Key, true, reason); perr != nil {
 		d.Logger.Error("pause site", "site", site.Key, "err", perr)
 	}

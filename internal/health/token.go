@@ -149,7 +149,7 @@ func (c *TokenChecker) check(ctx context.Context, s *store.Site) error {
 	}
 	log.Warn("access token refused by Meta; delivery paused until a new token is set",
 		"code", code, "subcode", subcode, "fbtrace_id", trace,
-		"fix", "capirelay site set-token --site "+s.Key+" --access-token …")
+		"fix", "capirelay site set-token --site "+s.Key+" --access-token-file PATH")
 	return nil
 }
 
@@ -163,7 +163,7 @@ func (c *TokenChecker) reason(key string, err error) string {
 	return PauseReasonPrefix + "Meta refused the access token on " + now().UTC().Format(time.RFC3339) +
 		" (" + strings.TrimPrefix(err.Error(), "capi: ") + "). Queued events are kept. " +
 		"Create a new system-user token in Meta Business Settings with access to the pixel, then run " +
-		"`capirelay site set-token --site " + key + " --access-token …` to resume."
+		"`capirelay site set-token --site " + key + " --access-token-file PATH` (or `--access-token -` to read it from standard input) to resume."
 }
 
 func (c *TokenChecker) gauge(key string, v float64) {
