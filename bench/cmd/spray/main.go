@@ -172,14 +172,14 @@ func spray(ctx context.Context, base string, n int, rate float64) sprayResult {
 				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 				resp, err := client.Do(req)
 				mu.Lock()
-				res.attempts++
-				if err != nil {
-					if ctx.Err() == nil {
-						res.errors++
-					}
-				} else {
+				switch {
+				case err == nil:
+					res.attempts++
 					res.status[resp.StatusCode]++
-				}
+				case ctx.Err() == nil:
+					res.attempts++
+					res.errors++
+				} // else cut off by the end of the run: not an attempt
 				mu.Unlock()
 				if err == nil {
 					io.Copy(io.Discard, resp.Body)
