@@ -206,8 +206,8 @@ func event(id string, emails []string) map[string]any {
 	return map[string]any{
 		"event_name": "Purchase", "event_time": time.Now().Unix(), "event_id": id, "action_source": "website",
 		"event_source_url": loadgen.DefaultOrigin + "/checkout",
-		"user_data": map[string]any{"em": emails, "client_ip_address": "203.0.113.7", "client_user_agent": loadgen.BrowserUA},
-		"custom_data": map[string]any{"value": 49.9, "currency": "USD"},
+		"user_data":        map[string]any{"em": emails, "client_ip_address": "203.0.113.7", "client_user_agent": loadgen.BrowserUA},
+		"custom_data":      map[string]any{"value": 49.9, "currency": "USD"},
 	}
 }
 
