@@ -194,6 +194,19 @@ func StartInProcess(ctx context.Context, o Options) (*Relay, error) {
 	return r, waitReady(ctx, r.URL)
 }
 
+// AddSite adds another site on Domain with the bench pixel to an
+// in-process relay (the attack load's victim) and returns its keys.
+func (r *Relay) AddSite(ctx context.Context, name string) (*Keys, error) {
+	if r.app == nil {
+		return nil, errors.New("AddSite needs an in-process relay")
+	}
+	site, key, err := app.CreateSite(ctx, r.app.Store, sitecfg.Update{Name: new(name), Domains: &[]string{Domain}, PixelID: new(PixelID), AccessToken: new(AccessToken)})
+	if err != nil {
+		return nil, err
+	}
+	return &Keys{SiteKey: site.Key, APIKey: key}, nil
+}
+
 // Build compiles ./cmd/capirelay (from the module root moduleDir) into dir
 // and returns the binary's path.
 func Build(ctx context.Context, moduleDir, dir string) (string, error) {

@@ -49,6 +49,7 @@ type App struct {
 	Leads      *leads.Service
 	Identity   *identity.Service
 	Tokens     *health.TokenChecker
+	Writes     *health.Writes // whether the store accepts writes (readiness)
 
 	handler  http.Handler
 	lock     *os.File
@@ -129,6 +130,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 	a.Graph = &capi.Client{BaseURL: cfg.GraphURL, Version: cfg.GraphVersion, Timeout: cfg.GraphTimeout, UserAgent: PartnerAgent()}
 	a.Pipeline = pipeline.New(st)
 	a.Pipeline.Gate = pipeline.NewGate(runtime.GOMAXPROCS(0))
+	a.Writes = &health.Writes{Logger: logger}
+	a.Pipeline.Writes = a.Writes
 	a.Identity = identity.New(st, logger)
 	a.Identity.Register(a.Metrics.Registry)
 	a.Pipeline.Enricher, a.Pipeline.Observer = a.Identity, a.Identity

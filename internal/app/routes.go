@@ -73,6 +73,11 @@ func (a *App) routes() (http.Handler, error) {
 			w.Write([]byte("store unavailable\n"))
 			return
 		}
+		if err := a.Writes.Ready(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte(err.Error() + "\n"))
+			return
+		}
 		w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", metrics.RequireToken(a.Config.MetricsToken, a.Metrics.Handler()))

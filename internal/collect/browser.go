@@ -173,7 +173,7 @@ func (b *Browser) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if he.status() >= 500 {
 			lvl = slog.LevelError
 		}
-		if b.Logger != nil {
+		if b.Logger != nil && he != errBrowserRefused {
 			b.Logger.Log(r.Context(), lvl, "browser request refused", "site", r.URL.Query().Get("site"),
 				"status", he.status(), "field", he.Field, "reason", he.Message)
 		}
@@ -429,6 +429,11 @@ func (b *Browser) collect(w http.ResponseWriter, r *http.Request) error {
 		b.Pipeline.Gate.Leave()
 		results, err := prepared.Commit(r.Context())
 		if err != nil {
+			// A store that refuses writes is logged by the pipeline's
+			// observer, once per interval with a count.
+			if errors.Is(err, store.ErrUnavailable) {
+				return errBrowserRefused
+			}
 			if b.Logger != nil {
 				b.Logger.Error("store browser events", "site", site.Key, "err", err)
 			}
@@ -564,6 +569,9 @@ func readAll(r io.Reader, b []byte, max int) ([]byte, error) {
 var (
 	errBrowserTooLarge = &httpError{Kind: errTooLarge, Message: fmt.Sprintf("request body is larger than %d bytes", MaxBrowserBody)}
 	errBrowserStore    = &httpError{Kind: errUnavailable, Message: "events could not be stored; retry later"}
+	// errBrowserRefused is errBrowserStore for a store that refuses
+	// writes, which is not logged per request (see pipeline.WriteObserver).
+	errBrowserRefused = &httpError{Kind: errUnavailable, Message: "events could not be stored; retry later"}
 )
 
 func fieldHTTPError(err error) error {

@@ -311,7 +311,9 @@ func (s *Server) handle(r *http.Request, key, pixel string, graph bool) (*Respon
 	}
 	results, err := prepared.Commit(r.Context())
 	if err != nil {
-		if s.Logger != nil {
+		// A store that refuses writes is logged by the pipeline's
+		// observer, once per interval with a count.
+		if s.Logger != nil && !errors.Is(err, store.ErrUnavailable) {
 			s.Logger.Error("store events", "site", site.Key, "err", err)
 		}
 		return nil, &httpError{Kind: errUnavailable, Message: "events could not be stored; nothing was accepted, retry later", Err: err}

@@ -101,6 +101,16 @@ type Pipeline struct {
 	// Gate, if set, bounds the requests doing CPU-bound work (decoding,
 	// Prepare) at once; collectors hold it from decoding to Prepare.
 	Gate *Gate
+	// Writes, if set, is told whether each commit was stored or refused
+	// (readiness, and one log line per interval instead of one per
+	// refusal).
+	Writes WriteObserver
+}
+
+// WriteObserver learns the outcome of every commit.
+type WriteObserver interface {
+	Refused(err error)
+	Stored()
 }
 
 // New returns a pipeline writing to st.
@@ -211,6 +221,13 @@ func (b *Prepared) Commit(ctx context.Context) ([]Result, error) {
 	// is awaited.
 	b.ins, b.news = nil, nil
 	out, err := p.Store.Enqueue(ctx, news)
+	if p.Writes != nil {
+		if err != nil {
+			p.Writes.Refused(err)
+		} else {
+			p.Writes.Stored()
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrStore, err)
 	}

@@ -234,6 +234,21 @@ func (db *DB) migrate(ctx context.Context) error {
 	return nil
 }
 
+// SetMaxPages caps the database file at n pages (PRAGMA max_page_count on
+// the writer; 0 lifts the cap, and a cap below the file's size is its
+// size). A write that would grow the file past the cap is refused with
+// SQLITE_FULL, as on a full disk: tests use it to make a real store refuse
+// writes without filling a file system.
+func (db *DB) SetMaxPages(ctx context.Context, n int64) error {
+	if n <= 0 {
+		n = 0xfffffffe // SQLite's largest
+	}
+	if _, err := db.w.ExecContext(ctx, fmt.Sprintf("PRAGMA max_page_count = %d", n)); err != nil {
+		return fmt.Errorf("max_page_count: %w", mapErr(err))
+	}
+	return nil
+}
+
 // Path is the database file.
 func (db *DB) Path() string { return db.path }
 
