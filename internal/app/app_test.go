@@ -245,7 +245,7 @@ func TestTransientFaultsLoseNothingAndBadEventIsDeadLettered(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	waitFor(t, 60*time.Second, "all good events delivered", func() bool { return len(r.graph.EventsByID("10222")) == total-1 })
+	waitFor(t, 3*time.Minute, "all good events delivered", func() bool { return len(r.graph.EventsByID("10222")) == total-1 })
 	byID := r.graph.EventsByID("10222")
 	for i := 0; i < total; i++ {
 		id := fmt.Sprintf("e-%d", i)

@@ -17,7 +17,7 @@
 //     API and the dashboard's form use that name, and Error.Field reports it.
 //  3. Write its rule in Apply, next to the others: trim, check, store in one
 //     canonical form.
-//  4. Give it a command-line flag in Flags (and a line in flagNames) so
+//  4. Give it a command-line flag: a row in flagDefs (flags.go), so
 //     `capirelay site add` and `site set` accept it.
 //  5. Show it: the dashboard's form (admin.formInput and the site template),
 //     the API's siteJSON, the CLI's publicSite.
