@@ -509,7 +509,7 @@ func TestForget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := store.ForgetResult{Visitors: 1, Identities: 1, IdentityKeys: 3, Leads: 1, Sessions: 1, WebhookJobs: 1, OutboxEvents: 2, DedupKeys: 2}
+	want := store.ForgetResult{Visitors: 1, Identities: 1, IdentityKeys: 2, Leads: 1, Sessions: 1, WebhookJobs: 1, OutboxEvents: 2, DedupKeys: 2}
 	if res != want {
 		t.Errorf("Forget = %+v, want %+v", res, want)
 	}

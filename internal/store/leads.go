@@ -157,10 +157,14 @@ const (
 // IdentityKeys are the hashable user_data keys an identity keeps.
 var IdentityKeys = []string{"em", "ph", "fn", "ln", "db", "ge", "ct", "st", "zp", "country", "external_id"}
 
-// IndexedKeys are the identity keys with a hash → visitor index. The
-// phone is indexed only so that a person can be found to be forgotten: it
-// never links events (see StrongKeys).
-var IndexedKeys = []string{KeyEmail, KeyPhone, KeyExternalID}
+// IndexedKeys are the identity keys with a hash → visitor index: the
+// strong keys. A phone links no one, so it has no index row (each costs a
+// page write per new customer); forget finds a phone in the identities.
+var IndexedKeys = []string{KeyEmail, KeyExternalID}
+
+// ForgetKeys are the identity keys whose hashes erasure looks for in unsent
+// payloads once it has found a person.
+var ForgetKeys = []string{KeyEmail, KeyPhone, KeyExternalID}
 
 // PseudoPrefix prefixes the visitor id of a person known only from server
 // events: PseudoPrefix + the hash of their external_id.
@@ -282,7 +286,7 @@ type Identities interface {
 	// Identity returns the identity of a visitor; ErrNotFound when none.
 	Identity(ctx context.Context, siteKey, visitorID string) (*Identity, error)
 	// VisitorsByHash lists the visitors whose identity holds hash under an
-	// indexed key (KeyEmail, KeyPhone, KeyExternalID), most recently
+	// indexed key (KeyEmail, KeyExternalID), most recently
 	// updated first.
 	VisitorsByHash(ctx context.Context, siteKey, key, hash string) ([]string, error)
 	// LearnIdentity merges id into the stored identity of (id.SiteKey,
@@ -295,7 +299,7 @@ type Identities interface {
 	// moments of learning, never an event).
 	LearnIdentities(ctx context.Context, ids []*Identity) error
 	// KnownKeys calls fn for every visitor (kind "visitor", value the
-	// visitor id) and every indexed hash (kind KeyEmail, KeyPhone,
+	// visitor id) and every indexed hash (kind KeyEmail,
 	// KeyExternalID) changed at or after since, and returns the latest
 	// change time seen (since when none).
 	KnownKeys(ctx context.Context, since time.Time, fn func(siteKey, kind, value string)) (time.Time, error)

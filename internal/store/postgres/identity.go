@@ -228,7 +228,10 @@ func (db *DB) forget(ctx context.Context, tx pgx.Tx, req store.ForgetRequest, re
 	set := store.NewForgetSet(req.Hashes)
 	if len(req.Hashes) > 0 {
 		for _, q := range []string{
-			`SELECT site_key, visitor_id FROM identity_keys WHERE kind IN ('em', 'ph') AND hash = ANY($1) AND ($2 = '' OR site_key = $2)`,
+			`SELECT site_key, visitor_id FROM identity_keys WHERE kind = 'em' AND hash = ANY($1) AND ($2 = '' OR site_key = $2)`,
+			// A phone has no index row: the identities are read through.
+			`SELECT site_key, visitor_id FROM identities WHERE ($2 = '' OR site_key = $2)
+				AND EXISTS (SELECT 1 FROM unnest($1::text[]) AS h WHERE position(h IN hashes) > 0)`,
 			`SELECT site_key, visitor_id FROM leads WHERE (em_hash = ANY($1) OR ph_hash = ANY($1)) AND ($2 = '' OR site_key = $2)`,
 		} {
 			if err := collectRefs(ctx, tx, q, []any{req.Hashes, req.SiteKey}, refs); err != nil {
@@ -259,7 +262,7 @@ func (db *DB) forget(ctx context.Context, tx pgx.Tx, req store.ForgetRequest, re
 		case err != nil:
 			return err
 		default:
-			for _, k := range store.IndexedKeys {
+			for _, k := range store.ForgetKeys {
 				set.AddHashes(id.Hashes[k]...)
 			}
 		}

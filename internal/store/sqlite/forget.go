@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/capirelay/capirelay/internal/store"
 )
@@ -108,7 +109,10 @@ func (db *DB) resolveForget(ctx context.Context, tx *sql.Tx, req store.ForgetReq
 			q    string
 			args []any
 		}{
-			{`SELECT site_key, visitor_id FROM identity_keys WHERE kind IN ('em','ph') AND hash IN (` + in + `)` + siteCond,
+			{`SELECT site_key, visitor_id FROM identity_keys WHERE kind='em' AND hash IN (` + in + `)` + siteCond,
+				slices.Concat(args, siteArgs)},
+			// A phone has no index row: the identities are read through.
+			{`SELECT site_key, visitor_id FROM identities WHERE (` + strings.TrimSuffix(strings.Repeat(`instr(hashes, ?) > 0 OR `, len(req.Hashes)), " OR ") + `)` + siteCond,
 				slices.Concat(args, siteArgs)},
 			{`SELECT site_key, visitor_id FROM leads WHERE (em_hash IN (` + in + `) OR ph_hash IN (` + in + `))` + siteCond,
 				slices.Concat(args, args, siteArgs)},
@@ -139,7 +143,7 @@ func (db *DB) resolveForget(ctx context.Context, tx *sql.Tx, req store.ForgetReq
 		case err != nil:
 			return nil, err
 		default:
-			for _, k := range store.IndexedKeys {
+			for _, k := range store.ForgetKeys {
 				plan.set.AddHashes(id.Hashes[k]...)
 			}
 			// The index mirrors the identity's lists (see mergeIdentity);

@@ -242,14 +242,14 @@ func testIdentities(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"a/visitor/v1", "a/visitor/v2", "a/visitor/v3", "a/em/em1", "a/em/em2", "a/ph/ph2", "b/visitor/v1",
+	for _, want := range []string{"a/visitor/v1", "a/visitor/v2", "a/visitor/v3", "a/em/em1", "a/em/em2", "b/visitor/v1",
 		"b/external_id/x1", "b/visitor/" + store.PseudoPrefix + "x2", "b/em/em9"} {
 		if !seen[want] {
 			t.Errorf("KnownKeys did not report %s (got %v)", want, seen)
 		}
 	}
-	if seen["a/fn/fn1"] {
-		t.Error("KnownKeys reported an unindexed key")
+	if seen["a/fn/fn1"] || seen["a/ph/ph2"] {
+		t.Error("KnownKeys reported an unindexed key (a name, a phone)")
 	}
 	if latest.Before(start) {
 		t.Errorf("KnownKeys latest = %v, before the changes at %v", latest, start)
@@ -431,5 +431,27 @@ func testAdminAggregates(t *testing.T, s store.Store) {
 	lat, err := s.DeliveryLatencies(ctx, before, 10)
 	if err != nil || len(lat) != 1 || lat[0] < 0 || lat[0] > after.Sub(before) {
 		t.Fatalf("DeliveryLatencies = %v, %v; want one latency", lat, err)
+	}
+}
+
+// testForgetByPhone erases a person known by a phone alone, which has no
+// index row (a phone links no one), and leaves another alone.
+func testForgetByPhone(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if err := s.LearnIdentities(ctx, []*store.Identity{
+		{SiteKey: "a", VisitorID: "v5", Hashes: map[string][]string{store.KeyPhone: {"hash-ph-5"}, "fn": {"hash-fn-5"}}},
+		{SiteKey: "a", VisitorID: "v6", Hashes: map[string][]string{store.KeyPhone: {"hash-ph-6"}}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Forget(ctx, store.ForgetRequest{Hashes: []string{"hash-ph-5"}})
+	if err != nil || res.Visitors != 1 || res.Identities != 1 {
+		t.Fatalf("Forget(phone) = %+v, %v; want the one identity", res, err)
+	}
+	if _, err := s.Identity(ctx, "a", "v5"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Identity(v5) after forget = %v, want ErrNotFound", err)
+	}
+	if _, err := s.Identity(ctx, "a", "v6"); err != nil {
+		t.Errorf("Identity(v6) = %v, want kept", err)
 	}
 }

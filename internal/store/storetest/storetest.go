@@ -79,6 +79,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"WebhookSecret", testWebhookSecret},
 		{"Identities", testIdentities},
 		{"Forget", testForget},
+		{"ForgetByPhone", testForgetByPhone},
 		{"AdminAccess", testAdminAccess},
 		{"AdminAggregates", testAdminAggregates},
 		{"ForgetEverywhere", testForgetEverywhere},
