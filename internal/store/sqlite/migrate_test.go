@@ -68,3 +68,45 @@ func TestPayloadMigrationKeepsQueuedEvents(t *testing.T) {
 		t.Fatalf("payload rows after deleting one outbox row: %d (%v), want 2", n, err)
 	}
 }
+
+// A database written when phones had index rows loses them (a phone links
+// no one), and forget still finds a person by their phone.
+func TestPhoneRowsMigration(t *testing.T) {
+	ctx := context.Background()
+	box, _ := secret.New(bytes.Repeat([]byte{3}, secret.KeySize))
+	path := filepath.Join(t.TempDir(), FileName)
+	old, err := sql.Open("sqlite", dsn(path, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, _ := fs.Sub(migrations, "migrations")
+	p, err := goose.NewProvider(goose.DialectSQLite3, old, sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(ctx, 14); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO identities (site_key, visitor_id, hashes, created_at, updated_at) VALUES ('s', 'v', '{"ph":["phhash"],"em":["emhash"]}', 1, 1)`,
+		`INSERT INTO identity_keys (kind, hash, site_key, visitor_id, updated_at) VALUES ('ph', 'phhash', 's', 'v', 1), ('em', 'emhash', 's', 'v', 1)`,
+	} {
+		if _, err := old.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old.Close()
+	db, err := Open(ctx, path, box)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var phones int
+	if err := db.r.QueryRow(`SELECT count(*) FROM identity_keys WHERE kind = 'ph'`).Scan(&phones); err != nil || phones != 0 {
+		t.Fatalf("phone index rows after migrating = %d, %v; want none", phones, err)
+	}
+	res, err := db.Forget(ctx, store.ForgetRequest{Hashes: []string{"phhash"}})
+	if err != nil || res.Identities != 1 || res.IdentityKeys != 1 {
+		t.Fatalf("Forget(phone) = %+v, %v; want the identity and its email row", res, err)
+	}
+}

@@ -6,13 +6,8 @@ ALTER TABLE sites ADD COLUMN click_window_ms bigint NOT NULL DEFAULT 604800000;
 -- A pseudo visitor's own external_id ('ext:' || hash) is found by the
 -- visitor id, not by an index row (store.IndexRows), as in SQLite.
 DELETE FROM identity_keys WHERE kind = 'external_id' AND visitor_id = 'ext:' || hash;
--- A phone links no one: its rows go (forget reads the identities through).
-DELETE FROM identity_keys WHERE kind = 'ph';
 
 -- +goose Down
-INSERT INTO identity_keys (kind, hash, site_key, visitor_id, updated_at)
-    SELECT 'ph', j, i.site_key, i.visitor_id, i.updated_at FROM identities i, jsonb_array_elements_text(i.hashes::jsonb -> 'ph') AS j
-    ON CONFLICT DO NOTHING;
 INSERT INTO identity_keys (kind, hash, site_key, visitor_id, updated_at)
     SELECT 'external_id', substr(visitor_id, 5), site_key, visitor_id, updated_at FROM identities
     WHERE visitor_id LIKE 'ext:%' ON CONFLICT DO NOTHING;

@@ -3,15 +3,11 @@
 -- random-keyed index costs a page write: the (site_key, visitor_id) index
 -- goes (forget deletes a person's rows by their hashes, which the identity
 -- holds), and a pseudo visitor's own external_id ('ext:' || hash) is found
--- by the visitor id, not by a row of its own. A phone links no one: its
--- rows go (forget reads the identities through).
+-- by the visitor id, not by a row of its own.
 DROP INDEX identity_keys_visitor;
 DELETE FROM identity_keys WHERE kind = 'external_id' AND visitor_id = 'ext:' || hash;
-DELETE FROM identity_keys WHERE kind = 'ph';
 
 -- +goose Down
-INSERT OR IGNORE INTO identity_keys (kind, hash, site_key, visitor_id, updated_at)
-    SELECT 'ph', j.value, i.site_key, i.visitor_id, i.updated_at FROM identities i, json_each(i.hashes, '$.ph') j;
 INSERT OR IGNORE INTO identity_keys (kind, hash, site_key, visitor_id, updated_at)
     SELECT 'external_id', substr(visitor_id, 5), site_key, visitor_id, updated_at FROM identities WHERE visitor_id LIKE 'ext:%';
 CREATE INDEX identity_keys_visitor ON identity_keys (site_key, visitor_id);
