@@ -15,11 +15,11 @@ import (
 	"github.com/capirelay/capirelay/internal/store"
 )
 
-// A database written before payloads moved to their own table keeps every
-// queued event: the migration carries the sealed payload over, and deleting
-// an outbox row still deletes its payload.
-func TestPayloadMigrationKeepsQueuedEvents(t *testing.T) {
-	ctx := context.Background()
+// migrated makes a database of the schema of migration version, as an
+// older relay left it, lets fill write into it, then opens it as this relay
+// does (migrating it to the latest schema).
+func migrated(t *testing.T, version int64, fill func(old *sql.DB, box *secret.Box)) *DB {
+	t.Helper()
 	box, _ := secret.New(bytes.Repeat([]byte{3}, secret.KeySize))
 	path := filepath.Join(t.TempDir(), FileName)
 	old, err := sql.Open("sqlite", dsn(path, true))
@@ -31,23 +31,33 @@ func TestPayloadMigrationKeepsQueuedEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.UpTo(ctx, 4); err != nil {
+	if _, err := p.UpTo(t.Context(), version); err != nil {
 		t.Fatal(err)
 	}
-	payload := []byte(`{"event_name":"Purchase","event_id":"old-1"}`)
-	for i, id := range []string{"old-1", "old-2"} {
-		if _, err := old.Exec(`INSERT INTO outbox (site_key, event_name, event_id, event_time, payload, state, next_attempt, created_at)
-			VALUES ('s', 'Purchase', ?, 1, ?, 'pending', 1, ?)`, id, box.Seal(payload, []byte(store.PayloadAD)), i+1); err != nil {
-			t.Fatal(err)
-		}
-	}
+	fill(old, box)
 	old.Close()
-
-	db, err := Open(ctx, path, box)
+	db, err := Open(t.Context(), path, box)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// A database written before payloads moved to their own table keeps every
+// queued event: the migration carries the sealed payload over, and deleting
+// an outbox row still deletes its payload.
+func TestPayloadMigrationKeepsQueuedEvents(t *testing.T) {
+	ctx := context.Background()
+	payload := []byte(`{"event_name":"Purchase","event_id":"old-1"}`)
+	db := migrated(t, 4, func(old *sql.DB, box *secret.Box) {
+		for i, id := range []string{"old-1", "old-2"} {
+			if _, err := old.Exec(`INSERT INTO outbox (site_key, event_name, event_id, event_time, payload, state, next_attempt, created_at)
+			VALUES ('s', 'Purchase', ?, 1, ?, 'pending', 1, ?)`, id, box.Seal(payload, []byte(store.PayloadAD)), i+1); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
 	items, err := db.Claim(ctx, "s", "me", 10, time.Now(), time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -73,34 +83,16 @@ func TestPayloadMigrationKeepsQueuedEvents(t *testing.T) {
 // no one), and forget still finds a person by their phone.
 func TestPhoneRowsMigration(t *testing.T) {
 	ctx := context.Background()
-	box, _ := secret.New(bytes.Repeat([]byte{3}, secret.KeySize))
-	path := filepath.Join(t.TempDir(), FileName)
-	old, err := sql.Open("sqlite", dsn(path, true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, _ := fs.Sub(migrations, "migrations")
-	p, err := goose.NewProvider(goose.DialectSQLite3, old, sub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(ctx, 14); err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{
-		`INSERT INTO identities (site_key, visitor_id, hashes, created_at, updated_at) VALUES ('s', 'v', '{"ph":["phhash"],"em":["emhash"]}', 1, 1)`,
-		`INSERT INTO identity_keys (kind, hash, site_key, visitor_id, updated_at) VALUES ('ph', 'phhash', 's', 'v', 1), ('em', 'emhash', 's', 'v', 1)`,
-	} {
-		if _, err := old.Exec(q); err != nil {
-			t.Fatal(err)
+	db := migrated(t, 14, func(old *sql.DB, _ *secret.Box) {
+		for _, q := range []string{
+			`INSERT INTO identities (site_key, visitor_id, hashes, created_at, updated_at) VALUES ('s', 'v', '{"ph":["phhash"],"em":["emhash"]}', 1, 1)`,
+			`INSERT INTO identity_keys (kind, hash, site_key, visitor_id, updated_at) VALUES ('ph', 'phhash', 's', 'v', 1), ('em', 'emhash', 's', 'v', 1)`,
+		} {
+			if _, err := old.Exec(q); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	old.Close()
-	db, err := Open(ctx, path, box)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	})
 	var phones int
 	if err := db.r.QueryRow(`SELECT count(*) FROM identity_keys WHERE kind = 'ph'`).Scan(&phones); err != nil || phones != 0 {
 		t.Fatalf("phone index rows after migrating = %d, %v; want none", phones, err)
