@@ -121,7 +121,7 @@ func (st *stubStore) KnownKeys(ctx context.Context, since time.Time, fn func(sit
 	return since, nil
 }
 
-// TestKnownAlreadyAgreesWithWrite checks the shortcut of Observe against
+// TestKnownAlreadyAgreesWithWrite checks the shortcut of Learn against
 // write: whenever knownAlready says an event teaches nothing, write,
 // starting from the same cache, learns nothing from it either.
 func TestKnownAlreadyAgreesWithWrite(t *testing.T) {

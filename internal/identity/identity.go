@@ -72,7 +72,7 @@ type Service struct {
 	ambiguous prometheus.Counter
 }
 
-// queueSize bounds observations waiting to be written; past it Observe
+// queueSize bounds observations waiting to be written; past it Learn's func
 // writes synchronously (back-pressure rather than loss).
 const queueSize = 1 << 16
 
