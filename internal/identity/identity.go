@@ -70,11 +70,17 @@ type Service struct {
 	// ambiguous counts events left as they were because their keys
 	// pointed at several people, or at a record of someone else.
 	ambiguous prometheus.Counter
+	// dropped counts observations not learned because the queue was full.
+	dropped prometheus.Counter
 }
 
-// queueSize bounds observations waiting to be written; past it Learn's func
-// writes synchronously (back-pressure rather than loss).
-const queueSize = 1 << 16
+// queueSize bounds observations waiting to be written (about 2.5 KB each,
+// so some 10 MB). Past it the writer is behind the ingest rate and Learn's
+// func drops the observation and counts it (identity_learn_dropped_total):
+// learning is an enrichment, and a missed one costs a match, while holding
+// the request (or 160 MB of queued observations, as a 64 Ki queue did on
+// unique-customer traffic) would cost every event its ingest rate.
+const queueSize = 1 << 12
 
 var (
 	_ pipeline.Enricher = (*Service)(nil)
@@ -90,7 +96,9 @@ func New(st store.Identities, logger *slog.Logger) *Service {
 		queue: make(chan *store.Identity, queueSize), flushes: make(chan chan struct{}), filter: newFilter(),
 		cache: newCache(CacheRecords, CacheOwners),
 		ambiguous: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "capirelay", Name: "identity_ambiguous_total",
-			Help: "Events identity stitching left as they were because their strong keys pointed at several people, or at a record holding another value of one of them."})}
+			Help: "Events identity stitching left as they were because their strong keys pointed at several people, or at a record holding another value of one of them."}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "capirelay", Subsystem: "identity", Name: "learn_dropped_total",
+			Help: "Accepted events identity did not learn from because its writer was behind ingest (the queue was full); their later events miss that enrichment."})}
 }
 
 // Run loads the filter, then writes queued observations in batches until
@@ -560,8 +568,8 @@ func (s *Service) Learn(in *pipeline.Input) func(context.Context) {
 	return func(ctx context.Context) {
 		select {
 		case s.queue <- obs:
-		default: // the writer is behind: write this one now
-			s.write(ctx, []*store.Identity{obs})
+		default: // the writer is behind: see queueSize
+			s.dropped.Inc()
 		}
 	}
 }
@@ -800,7 +808,7 @@ func (s *Service) Register(r prometheus.Registerer) {
 			strconv.Itoa(CacheRecords)+") and owners of hashes (at most "+strconv.Itoa(CacheOwners)+").",
 			prometheus.Labels{"map": which}), func() float64 { return float64(n()) })
 	}
-	r.MustRegister(s.ambiguous,
+	r.MustRegister(s.ambiguous, s.dropped,
 		entries("records", func() int { ids, _, _ := s.cache.sizes(); return ids }),
 		entries("owners", func() int { _, owners, _ := s.cache.sizes(); return owners }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "capirelay", Subsystem: "identity", Name: "cache_evictions_total",
