@@ -154,6 +154,7 @@ func (s *Service) Run(ctx context.Context) {
 		for len(s.queue) > 0 && len(batch) < 1000 {
 			batch = append(batch, <-s.queue)
 		}
+		began := time.Now()
 		s.write(ctx, batch)
 		batch = batch[:0]
 		if len(s.queue) == 0 {
@@ -162,7 +163,28 @@ func (s *Service) Run(ctx context.Context) {
 			}
 			waiters = waiters[:0]
 		}
+		if pause := restAfter(time.Since(began), len(s.queue)); pause > 0 && len(waiters) == 0 {
+			t := time.NewTimer(pause)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+		}
 	}
+}
+
+// restAfter is how long the writer rests after a write that took d, with
+// queued observations still waiting. Below half a queue it keeps up and
+// never rests. Past it ingest outruns learning, and learning holds the
+// store's one writer (and a CPU) that ingest and delivery need: the writer
+// then takes at most a quarter of the time, and Learn drops and counts what
+// does not fit in the queue (see queueSize).
+func restAfter(d time.Duration, queued int) time.Duration {
+	if queued < queueSize/2 {
+		return 0
+	}
+	return min(3*d, 500*time.Millisecond)
 }
 
 // Flush waits until what was observed before it is written. Run must be

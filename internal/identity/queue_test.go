@@ -40,3 +40,22 @@ func TestLearnDropsPastTheQueue(t *testing.T) {
 	}
 	t.Logf("%d observations in %v", queueSize+extra, time.Since(start))
 }
+
+func TestRestAfter(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		d      time.Duration
+		queued int
+		want   time.Duration
+	}{
+		{20 * time.Millisecond, 0, 0},
+		{20 * time.Millisecond, queueSize/2 - 1, 0},
+		{20 * time.Millisecond, queueSize / 2, 60 * time.Millisecond},
+		{20 * time.Millisecond, queueSize, 60 * time.Millisecond},
+		{time.Second, queueSize, 500 * time.Millisecond},
+	} {
+		if got := restAfter(c.d, c.queued); got != c.want {
+			t.Errorf("restAfter(%v, %d) = %v, want %v", c.d, c.queued, got, c.want)
+		}
+	}
+}
