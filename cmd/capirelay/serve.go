@@ -71,8 +71,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 // live heap under that load fell from about 62 to 36 MB, and 72 MiB kept
 // the throughput of 80 MiB (53–59k events/s; 64 MiB: 51k) with 7 MiB less
 // resident (the process peaks near 116–125 MiB alone, 145 MiB at 80 MiB
-// through the whole benchmark run).
-const defaultMemoryLimit = 72 << 20
+// through the whole benchmark run). Identity's bounded memory (a 16 MiB
+// filter, a cache of up to 50,000 records, 4,096 queued observations) came
+// on top of that: under 72 MiB the GC then ran all the time on
+// unique-customer traffic (make bench, realistic /v1/events: 8.5k events/s
+// at 72 MiB against 36.6k at 140 MiB, best case 33k against 52k; peak RSS
+// 179 against 189 MiB), so the limit is 140 MiB.
+const defaultMemoryLimit = 140 << 20
 
 // defaultGCPercent is serve's GOGC when the variable is unset. Measured with
 // the binary on 2 CPUs: /v1/events used 37–41 µs of CPU per event at 400
