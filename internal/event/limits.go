@@ -37,7 +37,7 @@ func (ev *Event) CheckLimits(path string) error {
 // checkLimits is CheckLimits with the number of values of each hashable
 // key (by index in hashableKeys) given by count.
 func (ev *Event) checkLimits(path string, count func(i int, l List) int) error {
-	p := func(f string) string { return join(path, f) }
+	p := func(f string) string { return JoinPath(path, f) }
 	total := 0
 	for i, k := range hashableKeys {
 		n := count(i, *ev.UserData.List(k))
@@ -178,7 +178,7 @@ func utf8Path(b []byte, path string) (string, bool) {
 			case !utf8.Valid(k):
 				found, key, done = path, true, true
 			case !utf8.Valid(v):
-				found, key = utf8Path(v, join(path, string(k)))
+				found, key = utf8Path(v, JoinPath(path, string(k)))
 				done = true
 			}
 		})
@@ -203,8 +203,8 @@ func utf8Path(b []byte, path string) (string, bool) {
 	return path, false
 }
 
-// join appends field f to path with a dot.
-func join(path, f string) string {
+// JoinPath appends field f to a field path with a dot (either may be "").
+func JoinPath(path, f string) string {
 	switch {
 	case path == "":
 		return f

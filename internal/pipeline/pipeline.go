@@ -284,7 +284,7 @@ func (p *Pipeline) prepare(ctx context.Context, in *Input, now time.Time, sh *sh
 	}
 	res := Result{EventID: ev.EventID}
 	if len(ev.EventID) > 200 {
-		res.Status, res.Err = Rejected, &event.FieldError{Field: join(in.Path, "event_id"), Message: "is longer than 200 characters"}
+		res.Status, res.Err = Rejected, &event.FieldError{Field: event.JoinPath(in.Path, "event_id"), Message: "is longer than 200 characters"}
 		return store.NewEvent{}, res
 	}
 	if err := ev.PrepareSeen(now, in.Path, &sh.seen); err != nil {
@@ -374,16 +374,6 @@ func hashEnriched(hashed, raw *normalize.UserData, enriched normalize.UserData, 
 			hashed.Set(f, h.Get(f))
 		}
 	}
-}
-
-func join(path, f string) string {
-	switch {
-	case path == "":
-		return f
-	case f == "":
-		return path
-	}
-	return path + "." + f
 }
 
 // Marshal encodes an event as Meta receives it (no HTML escaping).
