@@ -75,8 +75,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 // filter, a cache of up to 50,000 records, 4,096 queued observations) came
 // on top of that: under 72 MiB the GC then ran all the time on
 // unique-customer traffic (make bench, realistic /v1/events: 8.5k events/s
-// at 72 MiB against 36.6k at 140 MiB, best case 33k against 52k; peak RSS
-// 179 against 189 MiB), so the limit is 140 MiB.
+// at 72 MiB against 29.9k at 140 MiB, best case 33k against 47.9k; peak
+// RSS 179 against 205 MiB), so the limit is 140 MiB.
 const defaultMemoryLimit = 140 << 20
 
 // defaultGCPercent is serve's GOGC when the variable is unset. Measured with
