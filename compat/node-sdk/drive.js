@@ -130,7 +130,16 @@ async function scenario(name, key, events, opts = {}) {
       graph: err.response && (err.response.error || err.response),
     };
   }
-  console.log(JSON.stringify(out));
+  await writeLine(JSON.stringify(out));
+}
+
+// writeLine resolves once the line is handed to the OS: stdout is a pipe
+// under the Go test, writes to it are asynchronous, and process.exit drops
+// whatever is still queued (a 300 KB line was cut short that way in CI).
+function writeLine(s) {
+  return new Promise((resolve, reject) => {
+    process.stdout.write(s + '\n', (err) => (err ? reject(err) : resolve()));
+  });
 }
 
 (async () => {
