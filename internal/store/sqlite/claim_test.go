@@ -3,6 +3,7 @@ package sqlite
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -223,10 +224,10 @@ func TestClaimPlans(t *testing.T) {
 	}
 }
 
-// A batch's outcomes are written completeChunk at a time, each chunk in its
-// own transaction, so a long batch does not hold the write connection (and
-// ingest) for all of its updates: chunks before a failing one stay written.
-func TestCompleteWritesInChunks(t *testing.T) {
+// A batch's outcomes are one transaction, written by the writer goroutine
+// between ingest's groups: an invalid outcome leaves the whole batch
+// leased, as it was, and the batch can be completed again.
+func TestCompleteIsOneTransaction(t *testing.T) {
 	db := openClaimTest(t)
 	ctx := context.Background()
 	now := time.Now()
@@ -241,24 +242,48 @@ func TestCompleteWritesInChunks(t *testing.T) {
 	for i, it := range items {
 		outs[i] = store.Outcome{ID: it.ID, Kind: store.OutcomeDelivered, TraceID: "t"}
 	}
-	outs[n-1].Kind = 99 // fails the last chunk
+	outs[n-1].Kind = 99
 	if err := db.Complete(ctx, "o", outs, now); err == nil || !strings.Contains(err.Error(), "unknown outcome kind") {
 		t.Fatalf("Complete = %v, want the unknown kind's error", err)
 	}
-	if first, _ := db.Item(ctx, items[0].ID); first == nil || first.State != store.StateDelivered {
-		t.Fatal("the first outcomes were not written before the failing ones: one transaction for the batch")
+	states := func() map[string]int {
+		m := map[string]int{}
+		for _, it := range items {
+			got, err := db.Item(ctx, it.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m[got.State]++
+		}
+		return m
 	}
-	for i, it := range items {
-		got, err := db.Item(ctx, it.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := store.StateDelivered
-		if i >= (n-1)/completeChunk*completeChunk {
-			want = store.StateInflight // the failed chunk: still leased
-		}
-		if got.State != want {
-			t.Fatalf("item %d (#%d of the batch): state %s, want %s", it.ID, i, got.State, want)
-		}
+	if got := states(); got[store.StateInflight] != n {
+		t.Fatalf("after a failed Complete: states %v, want all %d still in flight", got, n)
+	}
+	outs[n-1].Kind = store.OutcomeDelivered
+	if err := db.Complete(ctx, "o", outs, now); err != nil {
+		t.Fatal(err)
+	}
+	if got := states(); got[store.StateDelivered] != n {
+		t.Fatalf("after Complete: states %v, want all %d delivered", got, n)
+	}
+}
+
+// Complete after Close says the store is closed; it never waits forever
+// for a writer that has exited.
+func TestCompleteAfterClose(t *testing.T) {
+	db := openClaimTest(t)
+	ctx := context.Background()
+	enqueueN(t, db, "s", 1, time.Now())
+	items, err := db.Claim(ctx, "s", "o", 1, time.Now().Add(time.Second), time.Minute)
+	if err != nil || len(items) != 1 {
+		t.Fatalf("Claim = %d items, %v", len(items), err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	err = db.Complete(ctx, "o", []store.Outcome{{ID: items[0].ID, Kind: store.OutcomeDelivered}}, time.Now())
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Complete after Close = %v, want ErrUnavailable", err)
 	}
 }

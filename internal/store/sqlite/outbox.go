@@ -95,12 +95,17 @@ func (db *DB) writer() {
 		select {
 		case r := <-db.reqs:
 			batch = append(batch, r)
+		case c := <-db.completes:
+			db.complete(c)
+			continue
 		case <-db.stop:
 			// Drain what is already queued so no caller waits forever.
 			for {
 				select {
 				case r := <-db.reqs:
 					commit([]*enqueueReq{r})
+				case c := <-db.completes:
+					db.complete(c)
 				default:
 					return
 				}
@@ -126,6 +131,8 @@ func (db *DB) writer() {
 			case r := <-db.reqs:
 				batch = append(batch, r)
 				n += len(r.evs)
+			case c := <-db.completes:
+				db.complete(c)
 			case <-idle:
 			case <-db.stop:
 				break gather

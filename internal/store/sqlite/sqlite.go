@@ -40,12 +40,13 @@ type DB struct {
 	r    *sql.DB // readers
 	box  *secret.Box
 
-	reqs     chan *enqueueReq
-	stop     chan struct{}
-	done     chan struct{}
-	ckptDone chan struct{}
-	closeOne sync.Once
-	now      func() time.Time
+	reqs      chan *enqueueReq
+	completes chan *completeReq // Complete calls, run by the writer
+	stop      chan struct{}
+	done      chan struct{}
+	ckptDone  chan struct{}
+	closeOne  sync.Once
+	now       func() time.Time
 
 	stmts sync.Map // query → *sql.Stmt on the readers
 	ins   *insertStmts
@@ -147,7 +148,7 @@ func Open(ctx context.Context, path string, box *secret.Box) (*DB, error) {
 	r.SetMaxIdleConns(4) // keep readers (and their prepared statements) warm
 	r.SetConnMaxIdleTime(0)
 	db := &DB{path: path, w: w, r: r, box: box,
-		reqs: make(chan *enqueueReq, 4096), stop: make(chan struct{}), done: make(chan struct{}),
+		reqs: make(chan *enqueueReq, 4096), completes: make(chan *completeReq, 64), stop: make(chan struct{}), done: make(chan struct{}),
 		ckptDone: make(chan struct{}), now: time.Now, leases: leases{m: map[int64]lease{}}, dedup: newDedup(), recent: newRecent(recentBudget)}
 	if err := db.migrate(ctx); err != nil {
 		w.Close()
