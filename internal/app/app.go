@@ -138,13 +138,14 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 	a.Leads = leads.New(st, a.Pipeline, logger)
 	a.Tokens = &health.TokenChecker{Sites: st, Graph: a.Graph, Metrics: a.Metrics, Logger: logger}
 	a.Dispatcher = &dispatch.Dispatcher{
-		Store:   st,
-		Meta:    &dispatch.Meta{Client: a.Graph, PartnerAgent: PartnerAgent()},
-		Sandbox: &dispatch.Sandbox{Store: st, PartnerAgent: PartnerAgent()},
-		Metrics: a.Metrics,
-		Logger:  logger,
-		Linger:  cfg.BatchLinger,
-		Lease:   cfg.DispatchLease,
+		Store:    st,
+		Meta:     &dispatch.Meta{Client: a.Graph, PartnerAgent: PartnerAgent()},
+		Sandbox:  &dispatch.Sandbox{Store: st, PartnerAgent: PartnerAgent()},
+		Metrics:  a.Metrics,
+		Logger:   logger,
+		Linger:   cfg.BatchLinger,
+		Lease:    cfg.DispatchLease,
+		Parallel: cfg.DispatchParallel,
 	}
 	if a.handler, err = a.routes(); err != nil {
 		st.Close()

@@ -42,6 +42,10 @@ type Config struct {
 	// default 2m. It must outlast a batch's requests, including the
 	// retries that isolate a rejected event.
 	DispatchLease time.Duration
+	// DispatchParallel is how many batches of one site are in flight at
+	// once while it has a backlog, CAPIRELAY_DISPATCH_PARALLEL, default
+	// DefaultDispatchParallel.
+	DispatchParallel int
 	// DedupIndexKeys is how many dedup keys (event name and id of the last
 	// 48 hours) the SQLite store finds in memory, about 14 bytes each;
 	// past it, new keys go to a slower table on disk.
@@ -62,6 +66,12 @@ const (
 	DefaultGraphTimeout  = 10 * time.Second
 	DefaultRetention     = 7 * 24 * time.Hour
 	DefaultDispatchLease = 2 * time.Minute
+	// DefaultDispatchParallel: a batch's round trip to Meta is hundreds of
+	// milliseconds, so one batch at a time would cap a pixel's backlog at
+	// a few thousand events/s.
+	DefaultDispatchParallel = 4
+	// MaxDispatchParallel bounds the requests one site keeps open to Meta.
+	MaxDispatchParallel = 32
 	// DefaultDedupIndexKeys (2 Mi keys, about 28 MB) holds the 48-hour
 	// window of a million events a day.
 	DefaultDedupIndexKeys = 2 << 20
@@ -88,6 +98,7 @@ var Env = []struct{ Name, Default, Help string }{
 	{"CAPIRELAY_GRAPH_TIMEOUT", DefaultGraphTimeout.String(), "timeout of one Graph API request"},
 	{"CAPIRELAY_RETENTION", DefaultRetention.String(), "how long delivered events are kept"},
 	{"CAPIRELAY_DISPATCH_LEASE", DefaultDispatchLease.String(), "how long a node's claim on a batch lasts (several nodes)"},
+	{"CAPIRELAY_DISPATCH_PARALLEL", strconv.Itoa(DefaultDispatchParallel), "batches of one site in flight at once while it has a backlog"},
 	{"CAPIRELAY_DEDUP_INDEX_KEYS", strconv.Itoa(DefaultDedupIndexKeys), "dedup keys held in memory with SQLite (about 14 bytes each)"},
 }
 
@@ -118,6 +129,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	timeout := fs.String("graph-timeout", env("CAPIRELAY_GRAPH_TIMEOUT", DefaultGraphTimeout.String()), "Graph request timeout (CAPIRELAY_GRAPH_TIMEOUT)")
 	retention := fs.String("retention", env("CAPIRELAY_RETENTION", DefaultRetention.String()), "delivered event retention (CAPIRELAY_RETENTION)")
 	lease := fs.String("dispatch-lease", env("CAPIRELAY_DISPATCH_LEASE", DefaultDispatchLease.String()), "claim lease (CAPIRELAY_DISPATCH_LEASE)")
+	parallel := fs.String("dispatch-parallel", env("CAPIRELAY_DISPATCH_PARALLEL", strconv.Itoa(DefaultDispatchParallel)), "batches of one site in flight (CAPIRELAY_DISPATCH_PARALLEL)")
 	demo := fs.String("demo", env("CAPIRELAY_DEMO", "true"), "create the demo site (CAPIRELAY_DEMO)")
 	dedupKeys := fs.String("dedup-index-keys", env("CAPIRELAY_DEDUP_INDEX_KEYS", strconv.Itoa(DefaultDedupIndexKeys)), "dedup keys held in memory (CAPIRELAY_DEDUP_INDEX_KEYS)")
 	allowExpired := fs.String("allow-expired-version", env("CAPIRELAY_ALLOW_EXPIRED_VERSION", "false"), "start on an expired Graph API version")
@@ -160,6 +172,11 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 		errs = append(errs, fmt.Errorf("CAPIRELAY_DEDUP_INDEX_KEYS: %q is not a number of keys from 1 to %d", *dedupKeys, MaxDedupIndexKeys))
 	} else {
 		c.DedupIndexKeys = n
+	}
+	if n, err := strconv.Atoi(*parallel); err != nil || n < 1 || n > MaxDispatchParallel {
+		errs = append(errs, fmt.Errorf("CAPIRELAY_DISPATCH_PARALLEL: %q is not a number of batches from 1 to %d", *parallel, MaxDispatchParallel))
+	} else {
+		c.DispatchParallel = n
 	}
 	c.Demo = b("CAPIRELAY_DEMO", *demo)
 	c.AllowExpiredVersion = b("CAPIRELAY_ALLOW_EXPIRED_VERSION", *allowExpired)

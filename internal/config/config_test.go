@@ -13,7 +13,7 @@ func TestLoadDefaultsAndEnv(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Addr != ":8080" || c.DataDir != "./data" || c.GraphURL != "https://graph.facebook.com" || c.BatchLinger != time.Second || !c.Demo ||
-		c.DedupIndexKeys != 2<<20 {
+		c.DedupIndexKeys != 2<<20 || c.DispatchParallel != 4 {
 		t.Fatalf("defaults = %+v", c)
 	}
 	env := map[string]string{
@@ -21,6 +21,7 @@ func TestLoadDefaultsAndEnv(t *testing.T) {
 		"CAPIRELAY_GRAPH_URL": "http://127.0.0.1:1", "CAPIRELAY_GRAPH_VERSION": "v24.0", "CAPIRELAY_SECRET_KEY": "k",
 		"CAPIRELAY_TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.1", "CAPIRELAY_BATCH_LINGER": "200ms",
 		"CAPIRELAY_DEDUP_INDEX_KEYS": "8000000", "CAPIRELAY_ADMIN_PASSWORD": "twelve chars", "CAPIRELAY_METRICS_TOKEN": " mt-1 ",
+		"CAPIRELAY_DISPATCH_PARALLEL": "8",
 	}
 	c, err = Load(nil, func(k string) string { return env[k] }, io.Discard)
 	if err != nil {
@@ -28,7 +29,7 @@ func TestLoadDefaultsAndEnv(t *testing.T) {
 	}
 	if c.Addr != "127.0.0.1:9999" || c.DataDir != "/tmp/x" || !IsPostgres(c.DatabaseURL) || c.GraphVersion != "v24.0" ||
 		c.SecretKey != "k" || len(c.TrustedProxies) != 2 || c.BatchLinger != 200*time.Millisecond || c.DedupIndexKeys != 8000000 ||
-		c.AdminPassword != "twelve chars" || c.MetricsToken != "mt-1" {
+		c.AdminPassword != "twelve chars" || c.MetricsToken != "mt-1" || c.DispatchParallel != 8 {
 		t.Fatalf("from env = %+v", c)
 	}
 	// Flags win over the environment.
@@ -53,6 +54,9 @@ func TestLoadRefusesBadValuesNamingThem(t *testing.T) {
 	}
 	for _, v := range []string{"many", "0", "-5", "2.5", "1e9"} {
 		check(t, "CAPIRELAY_DEDUP_INDEX_KEYS", v)
+	}
+	for _, v := range []string{"none", "0", "33", "-1"} {
+		check(t, "CAPIRELAY_DISPATCH_PARALLEL", v)
 	}
 }
 

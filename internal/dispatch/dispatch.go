@@ -4,7 +4,8 @@
 // (exponential backoff with full jitter), or dead with a readable reason. A
 // batch Meta rejects for bad events is bisected so only the bad events are
 // dead-lettered; an invalid token pauses that site and keeps its queue. One
-// site's trouble never slows another: each due site has its own worker.
+// site's trouble never slows another: each due site has its own worker,
+// with up to Parallel batches in flight while it has a backlog.
 package dispatch
 
 import (
@@ -15,6 +16,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/capirelay/capirelay/internal/capi"
@@ -51,6 +53,7 @@ type Store interface {
 // Defaults.
 const (
 	DefaultBatchSize   = capi.MaxEventsPerRequest
+	DefaultParallel    = 4
 	DefaultLinger      = time.Second
 	DefaultLease       = 2 * time.Minute
 	DefaultBackoffBase = time.Second
@@ -70,6 +73,7 @@ type Dispatcher struct {
 	Owner   string // lease owner; unique per process
 
 	BatchSize   int
+	Parallel    int // batches of one site in flight at once while it has a backlog; default DefaultParallel
 	Linger      time.Duration
 	Lease       time.Duration
 	BackoffBase time.Duration // see Backoff.Next
@@ -92,6 +96,9 @@ type Dispatcher struct {
 func (d *Dispatcher) defaults() {
 	if d.BatchSize <= 0 || d.BatchSize > capi.MaxEventsPerRequest {
 		d.BatchSize = DefaultBatchSize
+	}
+	if d.Parallel <= 0 {
+		d.Parallel = DefaultParallel
 	}
 	if d.Linger <= 0 {
 		d.Linger = DefaultLinger
@@ -240,27 +247,50 @@ func (d *Dispatcher) updateDepth(ctx context.Context) {
 }
 
 // drain sends batches for one site until nothing is due or it is paused.
+// One batch at a time while batches come back short; while they come back
+// full (a backlog), up to d.Parallel batches of the site are in flight at
+// once. A batch's round trip to Meta takes hundreds of milliseconds, and a
+// busy relay's CPUs are shared with ingest: one batch at a time capped a
+// pixel at a few thousand events/s however long its queue. Items a batch
+// holds are leased, so the batches in flight never share an event.
 func (d *Dispatcher) drain(ctx context.Context, key string) {
-	for ctx.Err() == nil {
-		n, err := d.RunOnce(ctx, key)
-		if err != nil {
-			if ctx.Err() == nil {
-				d.Logger.Error("dispatch", "site", key, "err", err)
-			}
-			return
-		}
-		if n < d.BatchSize {
-			return
+	var wg sync.WaitGroup
+	var active atomic.Int32
+	var worker func()
+	// more starts another worker when a claim came back full, so a backlog
+	// has Parallel batches in flight as soon as it is seen.
+	more := func() {
+		if a := active.Load(); int(a) < d.Parallel && active.CompareAndSwap(a, a+1) {
+			wg.Add(1)
+			go worker()
 		}
 	}
+	worker = func() {
+		defer wg.Done()
+		defer active.Add(-1)
+		for ctx.Err() == nil {
+			n, err := d.runBatch(ctx, key, more)
+			if err != nil {
+				if ctx.Err() == nil {
+					d.Logger.Error("dispatch", "site", key, "err", err)
+				}
+				return
+			}
+			if n < d.BatchSize {
+				return
+			}
+		}
+	}
+	active.Add(1)
+	wg.Add(1)
+	worker()
+	wg.Wait()
 }
 
 // RunOnce claims and delivers one batch of a site; it returns how many
-// events it claimed. Batches of one site run one at a time: a second
-// caller waits for the batch in flight. Both would only contend for the
-// store, and a claim beside a live one costs the SQLite store a read of
-// the leased ids to skip past (the drain loop already keeps one worker per
-// site; this holds for any other caller of RunOnce too).
+// events it claimed. Calls of RunOnce for one site run one at a time: a
+// second caller waits for the batch in flight (the drain loop runs its own
+// batches, up to Parallel at once).
 func (d *Dispatcher) RunOnce(ctx context.Context, key string) (int, error) {
 	mu, ok := d.sites.Load(key)
 	if !ok {
@@ -268,6 +298,12 @@ func (d *Dispatcher) RunOnce(ctx context.Context, key string) (int, error) {
 	}
 	mu.(*sync.Mutex).Lock()
 	defer mu.(*sync.Mutex).Unlock()
+	return d.runBatch(ctx, key, nil)
+}
+
+// runBatch claims and delivers one batch of a site; full, if not nil, is
+// called when the claim came back full, before the batch is sent.
+func (d *Dispatcher) runBatch(ctx context.Context, key string, full func()) (int, error) {
 	site, err := d.Store.Site(ctx, key)
 	if errors.Is(err, store.ErrNotFound) {
 		return 0, nil
@@ -285,6 +321,9 @@ func (d *Dispatcher) RunOnce(ctx context.Context, key string) (int, error) {
 	items, err := d.Store.Claim(ctx, key, d.Owner, d.BatchSize, now, d.Lease)
 	if err != nil || len(items) == 0 {
 		return 0, err
+	}
+	if full != nil && len(items) == d.BatchSize {
+		full()
 	}
 	// The batch runs to completion even if ctx is cancelled (shutdown
 	// finishes the current batch), bounded by the request timeout.

@@ -1,0 +1,120 @@
+package dispatch
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/capirelay/capirelay/internal/capi"
+	"github.com/capirelay/capirelay/internal/secret"
+	"github.com/capirelay/capirelay/internal/store"
+	"github.com/capirelay/capirelay/internal/store/sqlite"
+)
+
+// gatedDest holds every batch until want batches are in flight at once
+// (or a deadline passes), and records each event it was sent.
+type gatedDest struct {
+	want int
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	inflight int
+	peak     int
+	seen     map[string]int // event_id → times sent
+	batches  int
+	timedOut bool // want batches were never in flight at once
+}
+
+func newGatedDest(want int) *gatedDest {
+	g := &gatedDest{want: want, seen: map[string]int{}}
+	g.cond = sync.NewCond(&g.mu)
+	return g
+}
+
+func (g *gatedDest) Send(ctx context.Context, site *store.Site, b *Batch) (*capi.Response, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.batches++
+	g.inflight++
+	g.peak = max(g.peak, g.inflight)
+	g.cond.Broadcast()
+	deadline := time.AfterFunc(10*time.Second, func() {
+		g.mu.Lock()
+		g.timedOut = true
+		g.peak = max(g.peak, g.want) // stop waiting
+		g.mu.Unlock()
+		g.cond.Broadcast()
+	})
+	for g.peak < g.want {
+		g.cond.Wait()
+	}
+	deadline.Stop()
+	g.inflight--
+	for _, ev := range b.Events {
+		var e struct {
+			EventID string `json:"event_id"`
+		}
+		if err := json.Unmarshal(ev, &e); err != nil {
+			return nil, err
+		}
+		g.seen[e.EventID]++
+	}
+	return &capi.Response{EventsReceived: len(b.Events)}, nil
+}
+
+// A site with a backlog has Parallel batches in flight at once, and no
+// event goes out twice.
+func TestDrainSendsParallelBatchesOfABacklog(t *testing.T) {
+	ctx := context.Background()
+	box, _ := secret.New(bytes.Repeat([]byte{7}, secret.KeySize))
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), sqlite.FileName), box)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	site := &store.Site{Key: "sbacklog", Name: "backlog", Domains: []string{"shop.example.com"}, PixelID: "100001", AccessToken: "t"}
+	if err := db.CreateSite(ctx, site); err != nil {
+		t.Fatal(err)
+	}
+	const batch, parallel, total = 100, 4, 1050
+	now := time.Now()
+	evs := make([]store.NewEvent, total)
+	for i := range evs {
+		id := "e" + strconv.Itoa(i)
+		evs[i] = store.NewEvent{SiteKey: site.Key, EventName: "Purchase", EventID: id, EventTime: now,
+			Payload: fmt.Appendf(nil, `{"event_name":"Purchase","event_id":%q,"event_time":%d,"action_source":"website"}`, id, now.Unix())}
+	}
+	if _, err := db.Enqueue(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	dest := newGatedDest(parallel)
+	d := &Dispatcher{Store: db, Meta: dest, BatchSize: batch, Parallel: parallel, Owner: "test"}
+	d.defaults()
+	d.drain(ctx, site.Key)
+
+	dest.mu.Lock()
+	defer dest.mu.Unlock()
+	if len(dest.seen) != total {
+		t.Fatalf("%d distinct events sent, want %d", len(dest.seen), total)
+	}
+	for id, n := range dest.seen {
+		if n != 1 {
+			t.Fatalf("event %s sent %d times", id, n)
+		}
+	}
+	if want := (total + batch - 1) / batch; dest.batches != want {
+		t.Errorf("%d batches, want %d", dest.batches, want)
+	}
+	if dest.timedOut {
+		t.Errorf("never %d batches in flight at once", parallel)
+	}
+	if dest.inflight != 0 {
+		t.Errorf("%d batches still in flight after drain", dest.inflight)
+	}
+}
