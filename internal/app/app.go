@@ -53,6 +53,7 @@ type App struct {
 
 	handler  http.Handler
 	lock     *os.File
+	local    *sqlite.DB // the store when it is SQLite (one node), else nil
 	srv      *http.Server
 	bg       sync.WaitGroup
 	cancel   context.CancelFunc
@@ -62,27 +63,36 @@ type App struct {
 // OpenStore opens the configured store: PostgreSQL when the database URL
 // names one, else SQLite in the data directory.
 func OpenStore(ctx context.Context, cfg config.Config) (store.Store, *secret.Box, error) {
+	st, box, _, err := openStore(ctx, cfg)
+	return st, box, err
+}
+
+// openStore is OpenStore that also gives the SQLite store as what it is
+// (nil for PostgreSQL): what only a one-node store has (its dedup index in
+// memory, its commit timings, orphaned claims to release at start) is set
+// up from the open itself, never by asking a store.Store which kind it is.
+func openStore(ctx context.Context, cfg config.Config) (store.Store, *secret.Box, *sqlite.DB, error) {
 	key, err := secret.LoadOrCreateKey(cfg.SecretKey, cfg.DataDir)
 	if err != nil {
-		return nil, nil, fmt.Errorf("secret key: %w", err)
+		return nil, nil, nil, fmt.Errorf("secret key: %w", err)
 	}
 	box, err := secret.New(key)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if config.IsPostgres(cfg.DatabaseURL) {
 		st, err := openPostgres(ctx, cfg.DatabaseURL, box)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
-		return st, box, nil
+		return st, box, nil, nil
 	}
-	st, err := sqlite.Open(ctx, cfg.SQLitePath(sqlite.FileName), box)
+	db, err := sqlite.Open(ctx, cfg.SQLitePath(sqlite.FileName), box)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	st.SetDedupIndexKeys(cfg.DedupIndexKeys)
-	return st, box, nil
+	db.SetDedupIndexKeys(cfg.DedupIndexKeys)
+	return db, box, db, nil
 }
 
 // New builds a relay from cfg. Nothing runs until Start.
@@ -103,23 +113,21 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 			return nil, err
 		}
 	}
-	st, box, err := OpenStore(ctx, cfg)
+	st, box, local, err := openStore(ctx, cfg)
 	if err != nil {
 		if lock != nil {
 			lock.Close()
 		}
 		return nil, err
 	}
-	a := &App{Config: cfg, Logger: logger, Store: st, Box: box, Metrics: metrics.New(), lock: lock}
-	if d, ok := st.(interface{ DedupKeys() int }); ok {
+	a := &App{Config: cfg, Logger: logger, Store: st, Box: box, Metrics: metrics.New(), lock: lock, local: local}
+	if local != nil {
 		// SQLite keeps its dedup index in memory: show its size.
 		a.Metrics.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "capirelay_dedup_keys_in_memory",
 			Help: "Dedup keys of the 48-hour window held in memory by the SQLite store (about 14 bytes each).",
-		}, func() float64 { return float64(d.DedupKeys()) }))
-	}
-	if db, ok := st.(*sqlite.DB); ok {
-		observeCommits(db, a.Metrics.Registry)
+		}, func() float64 { return float64(local.DedupKeys()) }))
+		observeCommits(local, a.Metrics.Registry)
 	}
 	if cfg.Demo {
 		if err := EnsureDemoSite(ctx, st, cfg.PublicURL); err != nil {
@@ -160,15 +168,11 @@ func (a *App) Handler() http.Handler { return a.handler }
 // Start runs the background work: delivery and housekeeping.
 func (a *App) Start(ctx context.Context) {
 	ctx, a.cancel = context.WithCancel(ctx)
-	if a.lock != nil { // SQLite: this process is the only dispatcher
-		if o, ok := a.Store.(interface {
-			ReleaseOrphans(context.Context) (int, error)
-		}); ok {
-			if n, err := o.ReleaseOrphans(ctx); err != nil {
-				a.Logger.Error("release orphaned claims", "err", err)
-			} else if n > 0 {
-				a.Logger.Info("events in flight when the last run stopped are due again", "count", n)
-			}
+	if a.local != nil { // SQLite: this process is the only dispatcher
+		if n, err := a.local.ReleaseOrphans(ctx); err != nil {
+			a.Logger.Error("release orphaned claims", "err", err)
+		} else if n > 0 {
+			a.Logger.Info("events in flight when the last run stopped are due again", "count", n)
 		}
 	}
 	a.Dispatcher.Start(ctx)
