@@ -5,13 +5,15 @@ import (
 	"database/sql"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/capirelay/capirelay/internal/store/sqlite"
 	"github.com/capirelay/capirelay/internal/store/storetest"
 )
 
-// filesHold reports which of needles the database file or its WAL holds.
+// filesHold reports which of needles the database file or its WAL holds,
+// each once (a checkpoint may have left one in both).
 func filesHold(t *testing.T, dir string, needles [][]byte) []int {
 	t.Helper()
 	var found []int
@@ -21,7 +23,7 @@ func filesHold(t *testing.T, dir string, needles [][]byte) []int {
 			t.Fatal(err)
 		}
 		for i, n := range needles {
-			if bytes.Contains(data, n) {
+			if bytes.Contains(data, n) && !slices.Contains(found, i) {
 				found = append(found, i)
 			}
 		}
