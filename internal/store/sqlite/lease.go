@@ -153,22 +153,44 @@ type completeReq struct {
 }
 
 // complete runs a Complete call on the writer goroutine.
+//
+// db.leases.mu is held to read the call's leases and, after the commit, to
+// forget them, but not across the writes: a claim holds it through its read
+// of a thousand rows, which would stall the writer (and ingest) meanwhile.
+// A claim never sends a completed item again: a claim that read before the
+// commit still finds the item's lease (forgetting waits for the claim to
+// let go of the lock), one that reads after it finds the item done.
 func (db *DB) complete(c *completeReq) {
 	defer close(c.done)
 	db.leases.mu.Lock()
-	defer db.leases.mu.Unlock()
 	st, err := db.completeStmts(c.ctx)
+	held := make(map[int64]lease, len(c.outs))
+	for _, o := range c.outs {
+		if l, ok := db.leases.m[o.ID]; ok && l.owner == c.owner {
+			held[o.ID] = l
+		}
+	}
+	db.leases.mu.Unlock()
 	if err != nil {
 		c.err = fmt.Errorf("complete: %w", err)
 		return
 	}
-	if len(c.outs) > 0 {
-		c.err = db.completeSome(c.ctx, st, c.owner, c.outs, c.now)
+	if c.err = db.completeSome(c.ctx, st, held, c.outs, c.now); c.err != nil {
+		return
 	}
+	db.leases.mu.Lock()
+	for id, l := range held {
+		// Unless the lease ran out and was claimed anew meanwhile.
+		if db.leases.m[id] == l {
+			delete(db.leases.m, id)
+		}
+	}
+	db.leases.mu.Unlock()
 }
 
-// completeSome records outs in one transaction; db.leases.mu is held.
-func (db *DB) completeSome(ctx context.Context, st *completeStmts, owner string, outs []store.Outcome, now time.Time) error {
+// completeSome records outs of the items in held (their leases, which this
+// call holds) in one transaction.
+func (db *DB) completeSome(ctx context.Context, st *completeStmts, held map[int64]lease, outs []store.Outcome, now time.Time) error {
 	conn, release, err := db.relaxed(ctx)
 	if err != nil {
 		return fmt.Errorf("complete: %w", err)
@@ -184,14 +206,12 @@ func (db *DB) completeSome(ctx context.Context, st *completeStmts, owner string,
 		attempts int
 	}
 	delivered := map[group][]int64{}
-	mine := make([]int64, 0, len(outs))
 	var retry, dead *sql.Stmt
 	for _, o := range outs {
-		l, ok := db.leases.m[o.ID]
-		if !ok || l.owner != owner {
+		l, ok := held[o.ID]
+		if !ok {
 			continue
 		}
-		mine = append(mine, o.ID)
 		var err error
 		switch o.Kind {
 		case store.OutcomeDelivered:
@@ -245,9 +265,6 @@ func (db *DB) completeSome(ctx context.Context, st *completeStmts, owner string,
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("complete: %w", mapErr(err))
-	}
-	for _, id := range mine {
-		delete(db.leases.m, id)
 	}
 	return nil
 }
