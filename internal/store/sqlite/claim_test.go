@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -285,5 +287,72 @@ func TestCompleteAfterClose(t *testing.T) {
 	err = db.Complete(ctx, "o", []store.Outcome{{ID: items[0].ID, Kind: store.OutcomeDelivered}}, time.Now())
 	if !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("Complete after Close = %v, want ErrUnavailable", err)
+	}
+}
+
+// Workers that claim and complete one site's items at once, while more are
+// enqueued, never get an item twice: a claim that read before an outcome's
+// commit still finds the item leased, one that reads after finds it done.
+func TestConcurrentClaimsNeverRepeatACompletedItem(t *testing.T) {
+	db := openClaimTest(t)
+	ctx := context.Background()
+	const total, workers = 3000, 4
+	now := time.Now()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	claimed := map[int64]int{}
+	errs := make(chan error, workers+1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; i < total; i += 100 {
+			enqueueN(t, db, "s", 100, now.Add(time.Duration(i))) // its event ids differ by time
+		}
+	}()
+	var done atomic.Bool
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !done.Load() {
+				items, err := db.Claim(ctx, "s", "o", 250, time.Now(), time.Minute)
+				if err != nil {
+					errs <- err
+					return
+				}
+				outs := make([]store.Outcome, len(items))
+				mu.Lock()
+				for i, it := range items {
+					claimed[it.ID]++
+					outs[i] = store.Outcome{ID: it.ID, Kind: store.OutcomeDelivered, TraceID: "t"}
+				}
+				if len(claimed) == total {
+					done.Store(true)
+				}
+				mu.Unlock()
+				if err := db.Complete(ctx, "o", outs, time.Now()); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(60 * time.Second):
+		done.Store(true)
+		<-finished
+		t.Fatalf("only %d of %d items claimed in a minute", len(claimed), total)
+	}
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for id, n := range claimed {
+		if n != 1 {
+			t.Errorf("item %d claimed %d times", id, n)
+		}
 	}
 }
