@@ -170,7 +170,9 @@ func TestSubmitHoldsUntilConsent(t *testing.T) {
 	}
 
 	var rel pipeline.Releaser = p
-	fill := func(payload []byte) []byte { return bytes.Replace(payload, []byte(`"Purchase"`), []byte(`"Purchase","filled":1`), 1) }
+	fill := func(payload []byte) []byte {
+		return bytes.Replace(payload, []byte(`"Purchase"`), []byte(`"Purchase","filled":1`), 1)
+	}
 	if n, err := rel.ReleaseHeld(t.Context(), site.Key, "v-grants", true, fill); err != nil || n != 1 {
 		t.Fatalf("grant released %d (%v), want 1", n, err)
 	}
