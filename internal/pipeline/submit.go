@@ -110,13 +110,12 @@ type Slot struct {
 // Enter waits for a slot of p.Gate for a request of site ("" for one not
 // yet authenticated), for a caller that does CPU-bound work of its own
 // before Submit: decoding its request. Leave it when done, which Submit
-// does; a deferred Leave after Submit does nothing.
+// does; a deferred Leave after Submit does nothing. On an error the slot
+// is not held. (Enter is small enough to inline, so that a caller's slot
+// needs no allocation.)
 func (p *Pipeline) Enter(ctx context.Context, site string) (*Slot, error) {
-	s := &Slot{}
-	if err := p.enter(ctx, s, site); err != nil {
-		return nil, err
-	}
-	return s, nil
+	s := new(Slot)
+	return s, p.enter(ctx, s, site)
 }
 
 func (p *Pipeline) enter(ctx context.Context, s *Slot, site string) error {
