@@ -182,7 +182,7 @@ func (b *Browser) collect(w http.ResponseWriter, r *http.Request) error {
 	var v visit
 	b.visit(&v, r, site, body, ip, ua, now)
 	var s sorted
-	if err := b.sort(&s, &v, body); err != nil {
+	if err := b.sortEvents(&s, &v, body); err != nil {
 		return err
 	}
 	if b.counters != nil {
@@ -195,7 +195,7 @@ func (b *Browser) collect(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := b.capture(r.Context(), site, append(s.captures, s.submits...)); err != nil {
+	if err := b.capture(r.Context(), site, &s); err != nil {
 		return err
 	}
 	v.setCookies(w)
@@ -268,12 +268,13 @@ func (b *Browser) submit(ctx context.Context, site string, ins []pipeline.Input)
 	return sum.Rejected, nil
 }
 
-// capture passes the request's form captures and submits to OnCapture.
-func (b *Browser) capture(ctx context.Context, site *store.Site, cs []Capture) error {
+// capture passes the request's form captures, then its submits, to
+// OnCapture.
+func (b *Browser) capture(ctx context.Context, site *store.Site, s *sorted) error {
 	if b.OnCapture == nil {
 		return nil
 	}
-	for _, c := range cs {
+	for _, c := range append(s.captures, s.submits...) {
 		if err := b.OnCapture(ctx, site, c); err != nil {
 			if b.Logger != nil {
 				b.Logger.Error("capture lead session", "site", site.Key, "err", err)

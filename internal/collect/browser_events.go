@@ -18,9 +18,9 @@ type sorted struct {
 	consents []browserEvent   // consent answers
 }
 
-// sort builds the request's events and captures into s, as far as the
-// visitor's consent allows, and keeps its consent answers.
-func (b *Browser) sort(s *sorted, v *visit, body *browserBody) error {
+// sortEvents builds the request's events and captures into s, as far as
+// the visitor's consent allows, and keeps its consent answers.
+func (b *Browser) sortEvents(s *sorted, v *visit, body *browserBody) error {
 	s.ins = make([]pipeline.Input, 0, len(body.Events))
 	for i := range body.Events {
 		e := &body.Events[i]
