@@ -45,10 +45,10 @@ func (rs Results) Summary() Summary {
 	return s
 }
 
-// Option is how one submission differs from the default: the caller's
-// inputs gated, prepared and committed, whatever the others' fate. (A
-// value, not a func: options must not cost the tag's requests an
-// allocation.)
+// Option changes one submission from the default, in which Submit takes
+// a slot of the gate itself and commits every valid event whatever became
+// of the others. (A value, not a func: an option must not cost a request
+// an allocation.)
 type Option struct {
 	slot         *Slot
 	allOrNothing bool
@@ -69,7 +69,8 @@ func AllOrNothing(on bool) Option { return Option{allOrNothing: on} }
 // holds one (InSlot); prepares every input in it (validate, enrich,
 // normalize, hash, consent), yielding the slot to other sites' requests
 // between events; leaves the slot; and commits the events it kept in one
-// durable write, waiting for it. All inputs are of one site.
+// durable write, waiting for it. All inputs are of one site. A nil
+// p.Gate admits everyone at once.
 //
 // Per-event outcomes are in the Results (Summary counts them); the error
 // is set only when nothing was stored: the gate's wait ended with ctx, or
