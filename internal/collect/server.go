@@ -18,7 +18,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/capirelay/capirelay/internal/capi"
@@ -192,20 +191,14 @@ type eventRefused struct {
 
 func (e *eventRefused) Error() string { return e.err.Error() }
 
-// firstRefusal is the Graph alias's refusal for the first event Prepare
-// rejected, or nil.
-func firstRefusal(results []pipeline.Result) error {
-	for i, res := range results {
-		if res.Status != pipeline.Rejected {
-			continue
-		}
-		var fe *event.FieldError
-		if !errors.As(res.Err, &fe) {
-			fe = &event.FieldError{Field: dataPath(i), Message: fmt.Sprint(res.Err)}
-		}
-		return &eventRefused{index: i, err: fe}
+// graphRefusal is the Graph alias's refusal of a request for its index-th
+// event, rejected for err.
+func graphRefusal(index int, err error) error {
+	var fe *event.FieldError
+	if !errors.As(err, &fe) {
+		fe = &event.FieldError{Field: dataPath(index), Message: fmt.Sprint(err)}
 	}
-	return nil
+	return &eventRefused{index: index, err: fe}
 }
 
 func bearer(r *http.Request) string {
@@ -248,24 +241,19 @@ func (s *Server) handle(r *http.Request, key, pixel string, graph bool) (*Respon
 			return nil, err
 		}
 	}
-	// Decoding and Prepare are CPU-bound: they run inside the pipeline's
-	// gate, the wait for the commit outside it.
-	// The gate is shared fairly between sites: a request of a site that
-	// is not yet authenticated (access_token in the body) queues as "".
-	gate, gateKey := s.Pipeline.Gate, ""
+	// Decoding is CPU-bound as Prepare is: it runs inside the pipeline's
+	// gate, which Submit leaves before the wait for the commit. The gate
+	// is shared fairly between sites: a request of a site that is not yet
+	// authenticated (access_token in the body) queues as "".
+	gateKey := ""
 	if site != nil {
 		gateKey = site.Key
 	}
-	if err := gate.Enter(r.Context(), gateKey); err != nil {
+	slot, err := s.Pipeline.Enter(r.Context(), gateKey)
+	if err != nil {
 		return nil, &httpError{Kind: errUnavailable, Message: "request cancelled while waiting", Err: err}
 	}
-	since := time.Now()
-	inGate := true
-	defer func() {
-		if inGate {
-			gate.Leave()
-		}
-	}()
+	defer slot.Leave()
 	req, evs, err := parseRequest(r, body)
 	if err != nil {
 		return nil, err
@@ -298,18 +286,7 @@ func (s *Server) handle(r *http.Request, key, pixel string, graph bool) (*Respon
 	if s.Metrics != nil {
 		s.Metrics.Received.WithLabelValues(pipeline.SourceServer).Add(float64(len(ins)))
 	}
-	prepared := s.Pipeline.PrepareInGate(r.Context(), ins, gateKey, since)
-	gate.Leave()
-	inGate = false
-	if graph {
-		if err := firstRefusal(prepared.Results()); err != nil {
-			if s.Metrics != nil {
-				s.Metrics.Rejected.WithLabelValues(site.Key).Add(float64(len(ins)))
-			}
-			return nil, err // as Graph: nothing of the request is taken
-		}
-	}
-	results, err := prepared.Commit(r.Context())
+	results, err := s.Pipeline.Submit(r.Context(), ins, pipeline.InSlot(slot), pipeline.AllOrNothing(graph))
 	if err != nil {
 		// A store that refuses writes is logged by the pipeline's
 		// observer, once per interval with a count.
@@ -318,47 +295,53 @@ func (s *Server) handle(r *http.Request, key, pixel string, graph bool) (*Respon
 		}
 		return nil, &httpError{Kind: errUnavailable, Message: "events could not be stored; nothing was accepted, retry later", Err: err}
 	}
-	resp := &Response{Results: make([]Result, len(results))}
-	var accepted, dup, rejected int
-	var firstErr *Result
+	sum := results.Summary()
+	if graph && sum.FirstRejected >= 0 {
+		if s.Metrics != nil {
+			s.Metrics.Rejected.WithLabelValues(site.Key).Add(float64(len(ins)))
+		}
+		// As Graph: nothing of the request was taken.
+		return nil, graphRefusal(sum.FirstRejected, results[sum.FirstRejected].Err)
+	}
+	s.count(site.Key, sum)
+	resp := response(results, sum)
+	if sum.Accepted+sum.Duplicates == 0 && sum.FirstRejected >= 0 {
+		// Nothing was taken: answer 4xx so a client that checks only the
+		// status notices, with every event's reason in the body.
+		return nil, &rejectedAll{resp: resp, first: resp.Results[sum.FirstRejected]}
+	}
+	return resp, nil
+}
+
+// count adds a submission to the metrics and wakes the dispatcher.
+func (s *Server) count(site string, sum pipeline.Summary) {
+	if s.Metrics != nil {
+		s.Metrics.Accepted.WithLabelValues(site).Add(float64(sum.Accepted))
+		s.Metrics.Duplicates.WithLabelValues(site).Add(float64(sum.Duplicates))
+		s.Metrics.Rejected.WithLabelValues(site).Add(float64(sum.Rejected))
+	}
+	if s.Notify != nil && sum.Accepted > 0 {
+		s.Notify(site, sum.Accepted)
+	}
+}
+
+// response is the /v1/events answer for a submission's results: each
+// event's status, and for a rejected one the field and the reason.
+func response(results pipeline.Results, sum pipeline.Summary) *Response {
+	resp := &Response{EventsReceived: sum.Accepted + sum.Duplicates, Results: make([]Result, len(results))}
 	for i, res := range results {
 		out := Result{EventID: res.EventID, Status: res.Status}
-		switch res.Status {
-		case pipeline.Accepted:
-			accepted++
-		case pipeline.Duplicate:
-			dup++
-		default:
-			rejected++
-			if res.Err != nil {
-				var fe *event.FieldError
-				if errors.As(res.Err, &fe) {
-					out.Field, out.Error = fe.Field, fe.Message
-				} else {
-					out.Error = res.Err.Error()
-				}
+		if res.Status == pipeline.Rejected && res.Err != nil {
+			var fe *event.FieldError
+			if errors.As(res.Err, &fe) {
+				out.Field, out.Error = fe.Field, fe.Message
+			} else {
+				out.Error = res.Err.Error()
 			}
 		}
 		resp.Results[i] = out
-		if firstErr == nil && out.Status == pipeline.Rejected {
-			firstErr = &resp.Results[i]
-		}
 	}
-	resp.EventsReceived = accepted + dup
-	if s.Metrics != nil {
-		s.Metrics.Accepted.WithLabelValues(site.Key).Add(float64(accepted))
-		s.Metrics.Duplicates.WithLabelValues(site.Key).Add(float64(dup))
-		s.Metrics.Rejected.WithLabelValues(site.Key).Add(float64(rejected))
-	}
-	if s.Notify != nil && accepted > 0 {
-		s.Notify(site.Key, accepted)
-	}
-	if accepted+dup == 0 && firstErr != nil {
-		// Nothing was taken: answer 4xx so a client that checks only the
-		// status notices, with every event's reason in the body.
-		return nil, &rejectedAll{resp: resp, first: *firstErr}
-	}
-	return resp, nil
+	return resp
 }
 
 // bigBody is the size past which a body needs one of bigBodySlots.

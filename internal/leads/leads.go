@@ -65,7 +65,7 @@ type Store interface {
 
 // Submitter submits events to the pipeline (*pipeline.Pipeline).
 type Submitter interface {
-	Submit(ctx context.Context, ins []pipeline.Input) ([]pipeline.Result, error)
+	Submit(ctx context.Context, ins []pipeline.Input, opts ...pipeline.Option) (pipeline.Results, error)
 }
 
 // Service captures lead sessions and sweeps them. Its methods are safe for

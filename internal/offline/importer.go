@@ -19,7 +19,7 @@ const DefaultChunkSize = 500
 
 // Submitter takes events into the outbox; *pipeline.Pipeline implements it.
 type Submitter interface {
-	Submit(ctx context.Context, ins []pipeline.Input) ([]pipeline.Result, error)
+	Submit(ctx context.Context, ins []pipeline.Input, opts ...pipeline.Option) (pipeline.Results, error)
 }
 
 var _ Submitter = (*pipeline.Pipeline)(nil)

@@ -213,7 +213,7 @@ type fakeSubmitter struct {
 	failAt int
 }
 
-func (f *fakeSubmitter) Submit(_ context.Context, ins []pipeline.Input) ([]pipeline.Result, error) {
+func (f *fakeSubmitter) Submit(_ context.Context, ins []pipeline.Input, _ ...pipeline.Option) (pipeline.Results, error) {
 	f.calls++
 	if f.calls == f.failAt {
 		return nil, pipeline.ErrStore

@@ -1,7 +1,11 @@
-// Package pipeline turns accepted requests into outbox rows: it validates an
-// event against Meta's rules, normalizes and hashes user_data, assigns the
-// event_id, applies the site's consent mode, and hands the result to the
-// store, which drops repeats and commits durably.
+// Package pipeline owns submission: Submit is the one way events enter the
+// outbox, whichever door they came through (the tag, the server API, an
+// import, a partial lead). Inside its bounded gate it validates each event
+// against Meta's rules, normalizes and hashes user_data, assigns the
+// event_id and applies the site's consent mode; then the store drops
+// repeats and commits durably, and Submit answers what became of each
+// event (Results, Summary). Front ends only turn that answer into theirs;
+// the events a site held for consent are released through Releaser.
 package pipeline
 
 import (
@@ -43,6 +47,9 @@ const (
 	Duplicate = Status(store.Duplicate)
 	Rejected  = Status("rejected")
 	Dropped   = Status("dropped") // consent denied: deliberately not stored
+	// Withheld: valid, but not stored because another event of the same
+	// AllOrNothing submission was rejected.
+	Withheld = Status("withheld")
 )
 
 // Input is one event on its way in.
@@ -121,13 +128,6 @@ func New(st store.Outbox) *Pipeline {
 // ErrStore wraps a failure to store: nothing of the request was stored.
 var ErrStore = errors.New("store failed")
 
-// Submit processes inputs in order. Per-event problems are in the results;
-// the error is set only when the store could not commit (then nothing was
-// acknowledged and the caller must answer 5xx).
-func (p *Pipeline) Submit(ctx context.Context, ins []Input) ([]Result, error) {
-	return p.Prepare(ctx, ins).Commit(ctx)
-}
-
 // Prepared is a request's events validated, enriched, hashed and
 // serialized: the CPU-bound part of Submit, done.
 type Prepared struct {
@@ -138,17 +138,10 @@ type Prepared struct {
 	idx     []int
 }
 
-// Prepare does the CPU-bound part of Submit.
+// Prepare does the CPU-bound part of Submit, outside the gate. Submit is
+// the way in; Prepare and Commit are its halves, apart for tests.
 func (p *Pipeline) Prepare(ctx context.Context, ins []Input) *Prepared {
 	return p.prepareAll(ctx, ins, nil)
-}
-
-// PrepareInGate is Prepare for a caller that holds a slot of p.Gate for a
-// request of site, taken at since: between events it lets other sites'
-// requests go first as Gate.Yield does, so a large request cannot keep
-// them waiting for all of its work.
-func (p *Pipeline) PrepareInGate(ctx context.Context, ins []Input, site string, since time.Time) *Prepared {
-	return p.prepareAll(ctx, ins, func() { p.Gate.Yield(site, &since) })
 }
 
 // prepareAll is Prepare, calling yield (if set) between events.
@@ -195,11 +188,18 @@ func compactIDs(results []Result) {
 	}
 }
 
-// Results are the outcomes decided so far: final for the events Prepare
-// rejected or dropped (Status set), empty for those Commit would store.
-// A caller with all-or-nothing semantics (the Graph-compatible endpoint)
-// looks here and does not Commit when one is rejected.
-func (b *Prepared) Results() []Result { return b.results }
+// withhold is AllOrNothing's check after Prepare: when an event was
+// rejected, the events Commit would have stored are marked Withheld and
+// true is returned (nothing is to be committed).
+func (b *Prepared) withhold() bool {
+	if !slices.ContainsFunc(b.results, func(r Result) bool { return r.Status == Rejected }) {
+		return false
+	}
+	for _, i := range b.idx {
+		b.results[i].Status = Withheld
+	}
+	return true
+}
 
 // Commit stores the prepared events and waits until they are durable; the
 // rest of Submit.

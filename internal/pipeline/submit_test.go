@@ -1,0 +1,235 @@
+package pipeline_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/capirelay/capirelay/internal/event"
+	"github.com/capirelay/capirelay/internal/pipeline"
+	"github.com/capirelay/capirelay/internal/secret"
+	"github.com/capirelay/capirelay/internal/store"
+	"github.com/capirelay/capirelay/internal/store/sqlite"
+)
+
+// openStore opens a real SQLite store in a temporary directory with one
+// site of consent mode consent.
+func openStore(t *testing.T, consent string) (*sqlite.DB, *store.Site) {
+	t.Helper()
+	box, err := secret.New(bytes.Repeat([]byte{5}, secret.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), sqlite.FileName), box)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	site := &store.Site{Key: "shop", Name: "Shop", APIKeyHash: "h", DefaultRegion: "US", Consent: consent}
+	if err := db.CreateSite(t.Context(), site); err != nil {
+		t.Fatal(err)
+	}
+	return db, site
+}
+
+// input is a server event of site: valid, or with an event_id Meta
+// refuses when id is "bad".
+func input(site *store.Site, i int, id string) pipeline.Input {
+	if id == "bad" {
+		id = strings.Repeat("x", 201)
+	}
+	return pipeline.Input{Site: site, Source: pipeline.SourceServer, Path: fmt.Sprintf("data[%d]", i), Event: &event.Event{
+		EventName: "Purchase", EventTime: event.Time(time.Now().Unix()), EventID: id, ActionSource: "website",
+		EventSourceURL: "https://shop.example.com/checkout",
+		CustomData:     []byte(`{"value":10,"currency":"USD"}`),
+		UserData:       event.UserData{Em: event.List{"a@example.com"}, ClientUserAgent: "Mozilla/5.0"}}}
+}
+
+func inputs(site *store.Site, ids ...string) []pipeline.Input {
+	ins := make([]pipeline.Input, len(ids))
+	for i, id := range ids {
+		ins[i] = input(site, i, id)
+	}
+	return ins
+}
+
+func statuses(rs pipeline.Results) []pipeline.Status {
+	out := make([]pipeline.Status, len(rs))
+	for i, r := range rs {
+		out[i] = r.Status
+	}
+	return out
+}
+
+// items counts the site's outbox rows in state.
+func items(t *testing.T, db *sqlite.DB, site, state string) []store.Item {
+	t.Helper()
+	its, err := db.Items(t.Context(), site, state, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return its
+}
+
+// TestSubmitSummarizes checks what Submit answers for each event, and its
+// counts: accepted, duplicate of an event stored before, rejected with
+// the field at fault; and, AllOrNothing, the valid events withheld and
+// nothing stored.
+func TestSubmitSummarizes(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		ids    []string
+		opts   []pipeline.Option
+		want   []pipeline.Status
+		sum    pipeline.Summary
+		stored int // new rows
+	}{
+		{name: "accepted, duplicate and rejected", ids: []string{"a", "bad", "before", "b"},
+			want:   []pipeline.Status{pipeline.Accepted, pipeline.Rejected, pipeline.Duplicate, pipeline.Accepted},
+			sum:    pipeline.Summary{Accepted: 2, Duplicates: 1, Rejected: 1, FirstRejected: 1},
+			stored: 2},
+		{name: "all rejected", ids: []string{"bad", "bad"},
+			want: []pipeline.Status{pipeline.Rejected, pipeline.Rejected},
+			sum:  pipeline.Summary{Rejected: 2, FirstRejected: 0}},
+		{name: "all or nothing, one rejected", ids: []string{"a", "b", "bad"}, opts: []pipeline.Option{pipeline.AllOrNothing(true)},
+			want: []pipeline.Status{pipeline.Withheld, pipeline.Withheld, pipeline.Rejected},
+			sum:  pipeline.Summary{Withheld: 2, Rejected: 1, FirstRejected: 2}},
+		{name: "all or nothing, none rejected", ids: []string{"a", "before"}, opts: []pipeline.Option{pipeline.AllOrNothing(true)},
+			want:   []pipeline.Status{pipeline.Accepted, pipeline.Duplicate},
+			sum:    pipeline.Summary{Accepted: 1, Duplicates: 1, FirstRejected: -1},
+			stored: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			db, site := openStore(t, "")
+			p := pipeline.New(db)
+			if _, err := p.Submit(t.Context(), inputs(site, "before")); err != nil {
+				t.Fatal(err)
+			}
+			res, err := p.Submit(t.Context(), inputs(site, tc.ids...), tc.opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := statuses(res); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("statuses %v, want %v", got, tc.want)
+			}
+			if got := res.Summary(); got != tc.sum {
+				t.Errorf("Summary() = %+v, want %+v", got, tc.sum)
+			}
+			for i, r := range res {
+				var fe *event.FieldError
+				switch {
+				case r.Status != pipeline.Rejected && r.Err != nil:
+					t.Errorf("event %d is %s with an error: %v", i, r.Status, r.Err)
+				case r.Status == pipeline.Rejected && (!errors.As(r.Err, &fe) || fe.Field != fmt.Sprintf("data[%d].event_id", i)):
+					t.Errorf("event %d rejected for %v, want a FieldError naming data[%d].event_id", i, r.Err, i)
+				}
+			}
+			if got := len(items(t, db, site.Key, "")); got != 1+tc.stored {
+				t.Errorf("%d rows stored, want %d", got, 1+tc.stored)
+			}
+		})
+	}
+}
+
+// TestSubmitHoldsUntilConsent checks consent mode "required": a browser
+// event before the visitor's answer is accepted but held, one after a
+// denial dropped; releasing through the Releaser makes the held events of
+// a visitor who grants deliverable (filled in), and deletes those of one
+// who denies.
+func TestSubmitHoldsUntilConsent(t *testing.T) {
+	t.Parallel()
+	db, site := openStore(t, store.ConsentRequired)
+	p := pipeline.New(db)
+	browser := func(i int, id, visitor, consent string) pipeline.Input {
+		in := input(site, i, id)
+		in.Source, in.VisitorID, in.Consent = pipeline.SourceBrowser, visitor, consent
+		return in
+	}
+	res, err := p.Submit(t.Context(), []pipeline.Input{
+		browser(0, "a", "v-grants", pipeline.ConsentUnknown),
+		browser(1, "b", "v-denies", pipeline.ConsentUnknown),
+		browser(2, "c", "v-denied", pipeline.ConsentDenied),
+		browser(3, "d", "v-granted", pipeline.ConsentGranted),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := pipeline.Summary{Accepted: 3, Dropped: 1, FirstRejected: -1}
+	if got := res.Summary(); got != want {
+		t.Fatalf("Summary() = %+v (%v), want %+v", got, statuses(res), want)
+	}
+	if held, pending := len(items(t, db, site.Key, store.StateHeld)), len(items(t, db, site.Key, store.StatePending)); held != 2 || pending != 1 {
+		t.Fatalf("%d held and %d pending, want 2 and 1", held, pending)
+	}
+
+	var rel pipeline.Releaser = p
+	fill := func(payload []byte) []byte {
+		return bytes.Replace(payload, []byte(`"Purchase"`), []byte(`"Purchase","filled":1`), 1)
+	}
+	if n, err := rel.ReleaseHeld(t.Context(), site.Key, "v-grants", true, fill); err != nil || n != 1 {
+		t.Fatalf("grant released %d (%v), want 1", n, err)
+	}
+	if n, err := rel.ReleaseHeld(t.Context(), site.Key, "v-denies", false, nil); err != nil || n != 1 {
+		t.Fatalf("denial released %d (%v), want 1", n, err)
+	}
+	if held := items(t, db, site.Key, store.StateHeld); len(held) != 0 {
+		t.Errorf("%d events still held", len(held))
+	}
+	pending := items(t, db, site.Key, store.StatePending)
+	ids := map[string]bool{}
+	for _, it := range pending {
+		ids[it.EventID] = true
+		if it.EventID == "a" && !bytes.Contains(it.Payload, []byte(`"filled":1`)) {
+			t.Errorf("released payload %s was not filled in", it.Payload)
+		}
+	}
+	if len(pending) != 2 || !ids["a"] || !ids["d"] {
+		t.Errorf("pending %v, want a (released) and d (granted at once)", ids)
+	}
+}
+
+// TestSubmitGate checks that Submit waits for a slot of the gate and stores
+// nothing when the wait ends, and that InSlot prepares in the caller's
+// slot and gives it back, once.
+func TestSubmitGate(t *testing.T) {
+	t.Parallel()
+	db, site := openStore(t, "")
+	p := pipeline.New(db)
+	p.Gate = pipeline.NewGate(1)
+	ended, cancel := context.WithCancel(t.Context())
+	cancel()
+
+	slot, err := p.Enter(t.Context(), site.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Submit(ended, inputs(site, "a")); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Submit with the gate full and its context ended = %v, want context.Canceled", err)
+	}
+	if n := len(items(t, db, site.Key, "")); n != 0 {
+		t.Fatalf("%d rows stored by a Submit that never got into the gate", n)
+	}
+
+	res, err := p.Submit(t.Context(), inputs(site, "a"), pipeline.InSlot(slot))
+	if err != nil || res.Summary().Accepted != 1 {
+		t.Fatalf("Submit in the caller's slot = %v (%v), want accepted", statuses(res), err)
+	}
+	slot.Leave() // as a deferred Leave would: the slot is already given back
+	// A free slot is taken without waiting, so an ended context only
+	// fails the second Enter: exactly one slot is free.
+	again, err := p.Enter(ended, site.Key)
+	if err != nil {
+		t.Fatalf("the slot Submit was given is still held: %v", err)
+	}
+	if _, err := p.Enter(ended, site.Key); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a second slot was free (%v): Leave after Submit gave one back twice", err)
+	}
+	again.Leave()
+}
