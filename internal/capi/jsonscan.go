@@ -1,18 +1,19 @@
 package capi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 
 	"github.com/capirelay/capirelay/internal/jsonscan"
 )
 
-// A small validating JSON scanner. Validation runs on every event before
-// sending and on every event the fake receives (>100k events/s in the
-// dispatch benchmark); encoding/json's reflection and copies cost ~15 µs per
-// event there, this costs a fraction and allocates nothing. It walks raw
-// bytes and hands out sub-slices; values with escapes are decoded with
-// encoding/json (rare in practice).
+// Validation's view of JSON, on the shared jsonscan.Cursor. Validation
+// runs on every event before sending and on every event the fake receives
+// (>100k events/s in the dispatch benchmark); encoding/json's reflection
+// and copies cost ~15 µs per event there, this costs a fraction and
+// allocates nothing. It walks raw bytes and hands out sub-slices; only
+// strings with escapes (rare in practice) are decoded into new ones.
 
 var errSyntax = errors.New("invalid JSON")
 
@@ -24,87 +25,53 @@ func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 // checkJSON reports whether b is exactly one JSON value, surrounding space
 // allowed.
 func checkJSON(b []byte) bool {
-	i := jsonscan.Value(b, jsonscan.Space(b, 0), maxDepth)
-	return i >= 0 && jsonscan.Space(b, i) == len(b)
+	c := jsonscan.Cursor{B: b}
+	_, ok := c.Raw(maxDepth)
+	return ok && c.Done()
 }
 
-// trailing fails unless b[i:] is only white space.
-func trailing(b []byte, i int) error {
-	if jsonscan.Space(b, i) != len(b) {
+// eachMember calls fn for every member of the JSON object obj (which must
+// start with '{'), with the key's name and the raw value. It stops early
+// if fn returns false, and otherwise fails unless obj is one valid JSON
+// object (surrounding space allowed). fn may have been called before an
+// error is found.
+func eachMember(obj []byte, fn func(key, val []byte) bool) error {
+	c := jsonscan.Cursor{B: obj}
+	stopped := false
+	ok := c.Object(func(key []byte) bool {
+		val, ok := c.Raw(maxDepth - 1)
+		if ok && !fn(keyName(key), val) {
+			stopped = true
+			return false
+		}
+		return ok
+	})
+	switch {
+	case stopped:
+		return nil
+	case !ok || !c.Done():
 		return errSyntax
 	}
 	return nil
 }
 
-// eachMember calls fn for every member of the JSON object obj (which must
-// start with '{'), with the raw key (quotes included) and raw value. It
-// stops early if fn returns false, and otherwise fails unless obj is one
-// valid JSON object (surrounding space allowed). fn may have been called
-// before an error is found.
-func eachMember(obj []byte, fn func(key, val []byte) bool) error {
-	i := jsonscan.Space(obj, 1)
-	if i < len(obj) && obj[i] == '}' {
-		return trailing(obj, i+1)
-	}
-	for {
-		if i >= len(obj) || obj[i] != '"' {
-			return errSyntax
-		}
-		k := i
-		if i = jsonscan.String(obj, i); i < 0 {
-			return errSyntax
-		}
-		key := obj[k:i]
-		i = jsonscan.Space(obj, i)
-		if i >= len(obj) || obj[i] != ':' {
-			return errSyntax
-		}
-		v := jsonscan.Space(obj, i+1)
-		if i = jsonscan.Value(obj, v, maxDepth-1); i < 0 {
-			return errSyntax
-		}
-		if !fn(key, obj[v:i]) {
-			return nil
-		}
-		i = jsonscan.Space(obj, i)
-		if i >= len(obj) {
-			return errSyntax
-		}
-		if obj[i] == '}' {
-			return trailing(obj, i+1)
-		}
-		if obj[i] != ',' {
-			return errSyntax
-		}
-		i = jsonscan.Space(obj, i+1)
-	}
-}
-
 // eachElement calls fn for every element of the JSON array arr (which must
 // start with '[').
 func eachElement(arr []byte, fn func(i int, val []byte)) error {
-	i := jsonscan.Space(arr, 1)
-	if i < len(arr) && arr[i] == ']' {
-		return trailing(arr, i+1)
+	c := jsonscan.Cursor{B: arr}
+	n := 0
+	ok := c.Array(func() bool {
+		val, ok := c.Raw(maxDepth - 1)
+		if ok {
+			fn(n, val)
+			n++
+		}
+		return ok
+	})
+	if !ok || !c.Done() {
+		return errSyntax
 	}
-	for n := 0; ; n++ {
-		v := i
-		if i = jsonscan.Value(arr, v, maxDepth-1); i < 0 {
-			return errSyntax
-		}
-		fn(n, arr[v:i])
-		i = jsonscan.Space(arr, i)
-		if i >= len(arr) {
-			return errSyntax
-		}
-		if arr[i] == ']' {
-			return trailing(arr, i+1)
-		}
-		if arr[i] != ',' {
-			return errSyntax
-		}
-		i = jsonscan.Space(arr, i+1)
-	}
+	return nil
 }
 
 // strValue returns the content of the JSON string literal raw, decoding
@@ -113,22 +80,17 @@ func strValue(raw []byte) (s []byte, ok bool) {
 	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
 		return nil, false
 	}
-	inner := raw[1 : len(raw)-1]
-	for _, c := range inner {
-		if c == '\\' {
-			var str string
-			if json.Unmarshal(raw, &str) != nil {
-				return nil, false
-			}
-			return []byte(str), true
-		}
-	}
-	return inner, true
+	return keyName(raw[1 : len(raw)-1]), true
 }
 
-// keyName returns the key without quotes, decoding escapes if needed.
-func keyName(key []byte) []byte {
-	s, _ := strValue(key)
+// keyName returns the contents of a valid string literal (as the cursor
+// gives keys) with its escapes, if any, decoded; other bytes are kept as
+// they are (invalid UTF-8 too, unlike encoding/json).
+func keyName(inner []byte) []byte {
+	if bytes.IndexByte(inner, '\\') < 0 {
+		return inner
+	}
+	s, _ := jsonscan.Unquote(inner)
 	return s
 }
 
@@ -148,7 +110,7 @@ func DecodeRequest(body []byte) (*Request, error) {
 	var badField string
 	err := eachMember(b, func(key, val []byte) bool {
 		var dst *string
-		switch string(keyName(key)) {
+		switch string(key) {
 		case "data":
 			data = val
 			return true
@@ -174,7 +136,7 @@ func DecodeRequest(body []byte) (*Request, error) {
 		}
 		s, ok := strValue(val)
 		if !ok {
-			badField = string(keyName(key))
+			badField = string(key)
 			return false
 		}
 		*dst = string(s)

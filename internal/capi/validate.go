@@ -96,7 +96,7 @@ func ValidatePayload(body []byte, now time.Time) []Problem {
 	var data []byte
 	var fieldProbs []Problem
 	if err := eachMember(b, func(key, val []byte) bool {
-		switch name := string(keyName(key)); name {
+		switch name := string(key); name {
 		case "data":
 			data = val
 		case "access_token", "test_event_code", "partner_agent":
@@ -154,7 +154,7 @@ func (v *validator) event(ev []byte, now time.Time) {
 	var e rawEvent
 	var unknown []string
 	err := eachMember(ev, func(key, val []byte) bool {
-		switch string(keyName(key)) {
+		switch string(key) {
 		case "event_name":
 			e.EventName = val
 		case "event_time":
@@ -182,7 +182,7 @@ func (v *validator) event(ev []byte, now time.Time) {
 		case "advertiser_tracking_enabled":
 			e.AdvertiserTracking = val
 		default:
-			if name := string(keyName(key)); !metarules.Has(metarules.EventFields, name) {
+			if name := string(key); !metarules.Has(metarules.EventFields, name) {
 				unknown = append(unknown, name)
 			}
 		}
@@ -253,7 +253,7 @@ func (v *validator) appData(raw []byte, app bool) {
 		}
 	case "object":
 		_ = eachMember(raw, func(key, _ []byte) bool { // checked by the caller
-			if name := string(keyName(key)); !metarules.Has(metarules.AppDataFields, name) {
+			if name := string(key); !metarules.Has(metarules.AppDataFields, name) {
 				v.add("app_data."+name, 0, "unknown field")
 			}
 			return true
@@ -364,7 +364,7 @@ func (v *validator) userData(raw []byte, website bool) (hasIP bool) {
 	}
 	var ud rawUserData
 	_ = eachMember(raw, func(key, val []byte) bool { // checked by the caller
-		name := keyName(key)
+		name := key
 		for i, h := range hashedKeys {
 			if string(name) == h {
 				ud.hashed[i] = val
@@ -537,7 +537,7 @@ func (v *validator) customData(raw []byte, purchase bool) {
 	case "", "null":
 	case "object":
 		_ = eachMember(raw, func(key, val []byte) bool { // checked by the caller
-			switch string(keyName(key)) {
+			switch string(key) {
 			case "value":
 				value = val
 			case "currency":

@@ -3,7 +3,6 @@ package collect
 import (
 	"encoding/json"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/capirelay/capirelay/internal/jsonscan"
 )
@@ -18,16 +17,12 @@ import (
 // what encoding/json gives (FuzzFastBrowserBody checks it).
 func fastBrowserBody(raw []byte) (*browserBody, bool) {
 	a := new(bodyAlloc)
-	p := bodyParser{s: raw, first: &a.first}
+	p := bodyParser{Cursor: jsonscan.Cursor{B: raw}, first: &a.first}
 	if len(raw) <= maxSharedBody {
-		p.src = string(raw)
+		p.S = string(raw)
 	}
 	body := &a.body
-	if !p.object(func(key []byte) bool { return p.bodyField(body, key) }) {
-		return nil, false
-	}
-	p.ws()
-	if p.i != len(p.s) {
+	if !p.Object(func(key []byte) bool { return p.bodyField(body, key) }) || !p.Done() {
 		return nil, false
 	}
 	return body, true
@@ -40,67 +35,16 @@ type bodyAlloc struct {
 	first [1]browserEvent
 }
 
-// bodyParser is a strict cursor over one JSON text.
+// bodyParser reads one body with the shared cursor. Its S, when set, is
+// B as one string whose substrings are the fields; it is "" when B is
+// larger than maxSharedBody: then each field is its own copy.
 type bodyParser struct {
-	s     []byte
+	jsonscan.Cursor
 	first *[1]browserEvent // the first event's room
-	// src is s as one string whose substrings are the fields, or "" when
-	// s is larger than maxSharedBody: then each field is its own copy.
-	src string
-	i   int
 	// seen guards against repeated keys of the object being read: the
 	// fields of one object are numbered, and a repeat is left to
 	// encoding/json (whose merging rules are not worth copying).
 	seen uint32
-}
-
-func (p *bodyParser) ws() {
-	for p.i < len(p.s) {
-		switch p.s[p.i] {
-		case ' ', '\t', '\n', '\r':
-			p.i++
-		default:
-			return
-		}
-	}
-}
-
-// eat skips white space and consumes c if it is next.
-func (p *bodyParser) eat(c byte) bool {
-	p.ws()
-	if p.i < len(p.s) && p.s[p.i] == c {
-		p.i++
-		return true
-	}
-	return false
-}
-
-// object reads {"key": value, ...}; field reads the value of one key (the
-// cursor is after the colon) and reports false to give up.
-func (p *bodyParser) object(field func(key []byte) bool) bool {
-	if !p.eat('{') {
-		return false
-	}
-	if p.eat('}') {
-		return true
-	}
-	for {
-		p.ws()
-		key, ok := p.plainString()
-		if !ok || !p.eat(':') {
-			return false
-		}
-		p.ws()
-		if !field(key) {
-			return false
-		}
-		if p.eat('}') {
-			return true
-		}
-		if !p.eat(',') {
-			return false
-		}
-	}
 }
 
 // once marks field bit n of the current object as seen; false if it was.
@@ -141,29 +85,19 @@ func (p *bodyParser) bodyField(b *browserBody, key []byte) bool {
 	case "url":
 		return p.once(7) && p.str(&b.URL)
 	case "events":
-		if !p.once(8) || !p.eat('[') {
+		if !p.once(8) {
 			return false
 		}
 		outer := p.seen
 		b.Events = p.first[:0:1]
-		if !p.eat(']') {
-			for {
-				b.Events = append(b.Events, browserEvent{})
-				e := &b.Events[len(b.Events)-1]
-				p.seen = 0
-				if !p.object(func(key []byte) bool { return p.eventField(e, key) }) {
-					return false
-				}
-				if p.eat(']') {
-					break
-				}
-				if !p.eat(',') {
-					return false
-				}
-			}
-		}
+		ok := p.Array(func() bool {
+			b.Events = append(b.Events, browserEvent{})
+			e := &b.Events[len(b.Events)-1]
+			p.seen = 0
+			return p.Object(func(key []byte) bool { return p.eventField(e, key) })
+		})
 		p.seen = outer
-		return true
+		return ok
 	}
 	return false
 }
@@ -191,9 +125,9 @@ func (p *bodyParser) eventField(e *browserEvent, key []byte) bool {
 			return false
 		}
 		switch {
-		case p.literal("true"):
+		case p.Literal("true"):
 			e.Submit = true
-		case p.literal("false"):
+		case p.Literal("false"):
 			e.Submit = false
 		default:
 			return false
@@ -203,14 +137,9 @@ func (p *bodyParser) eventField(e *browserEvent, key []byte) bool {
 		if !p.once(9) {
 			return false
 		}
-		start := p.i
-		end := jsonscan.Value(p.s, p.i, maxFastDepth)
-		if end < 0 {
-			return false
-		}
-		p.i = end
-		e.Data = append(json.RawMessage(nil), p.s[start:p.i]...)
-		return true
+		v, ok := p.Raw(maxFastDepth)
+		e.Data = append(json.RawMessage(nil), v...)
+		return ok
 	case "user":
 		return p.once(10) && p.stringMap(&e.User)
 	case "fields":
@@ -223,102 +152,37 @@ func (p *bodyParser) eventField(e *browserEvent, key []byte) bool {
 // wins, as with encoding/json).
 func (p *bodyParser) stringMap(m *map[string]string) bool {
 	*m = make(map[string]string, 4)
-	outer := p.seen
-	ok := p.object(func(key []byte) bool {
-		v, ok := p.plainString()
-		if ok {
+	return p.Object(func(key []byte) bool {
+		v, ok := p.VerbatimString()
+		if ok && jsonscan.Verbatim(key) {
 			(*m)[string(key)] = string(v)
+			return true
 		}
-		return ok
+		return false
 	})
-	p.seen = outer
-	return ok
 }
 
 func (p *bodyParser) str(dst *string) bool {
-	start := p.i + 1
-	v, ok := p.plainString()
-	switch {
-	case !ok:
-	case p.src != "":
-		*dst = p.src[start : start+len(v)]
-	default:
-		*dst = string(v)
-	}
+	v, ok := p.VerbatimText()
+	*dst = v
 	return ok
+}
+
+// smallInt reads an integer of at most 18 digits without sign, fraction
+// or exponent (1.5, 1e3 and the like are left to encoding/json).
+func (p *bodyParser) smallInt() (int, bool) {
+	num, ok := p.Number()
+	if !ok {
+		return 0, false
+	}
+	n, ok := jsonscan.Uint(num, 18)
+	return int(n), ok
 }
 
 // maxSharedBody bounds what one field still referenced keeps in memory:
 // the strings of a body up to this size share one copy of it (one
 // allocation instead of one per field); a larger body's fields are copies.
 const maxSharedBody = 2 << 10
-
-// plainString reads a string without escapes or control characters whose
-// bytes are valid UTF-8: encoding/json takes such a string as it is.
-func (p *bodyParser) plainString() ([]byte, bool) {
-	if p.i >= len(p.s) || p.s[p.i] != '"' {
-		return nil, false
-	}
-	start := p.i + 1
-	ascii := true
-	for j := start; j < len(p.s); j++ {
-		c := p.s[j]
-		if !strSpecial[c] { // most bytes: one look-up
-			continue
-		}
-		switch {
-		case c == '"':
-			v := p.s[start:j]
-			if !ascii && !utf8.Valid(v) {
-				return nil, false
-			}
-			p.i = j + 1
-			return v, true
-		case c == '\\' || c < 0x20:
-			return nil, false
-		default: // c >= utf8.RuneSelf
-			ascii = false
-		}
-	}
-	return nil, false
-}
-
-// strSpecial marks the bytes plainString must look at: the closing quote,
-// a backslash, control characters and the bytes of non-ASCII runes.
-var strSpecial = func() (t [256]bool) {
-	for c := range t {
-		t[c] = c == '"' || c == '\\' || c < 0x20 || c >= utf8.RuneSelf
-	}
-	return t
-}()
-
-// smallInt reads an integer of at most 18 digits without sign or
-// fraction, as JSON writes it (no leading zeros).
-func (p *bodyParser) smallInt() (int, bool) {
-	start := p.i
-	n := 0
-	for p.i < len(p.s) && p.s[p.i] >= '0' && p.s[p.i] <= '9' {
-		n = n*10 + int(p.s[p.i]-'0')
-		p.i++
-	}
-	d := p.i - start
-	if d == 0 || d > 18 || (d > 1 && p.s[start] == '0') {
-		return 0, false
-	}
-	// 1.5, 1e3 and the like are left to encoding/json.
-	if p.i < len(p.s) && (p.s[p.i] == '.' || p.s[p.i] == 'e' || p.s[p.i] == 'E') {
-		return 0, false
-	}
-	return n, true
-}
-
-func (p *bodyParser) literal(lit string) bool {
-	if len(p.s)-p.i >= len(lit) && string(p.s[p.i:p.i+len(lit)]) == lit {
-		p.i += len(lit)
-		return true
-	}
-	return false
-}
 
 // maxFastDepth bounds the nesting the fast path follows in custom data;
 // deeper values are left to encoding/json.

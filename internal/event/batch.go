@@ -1,5 +1,7 @@
 package event
 
+import "github.com/capirelay/capirelay/internal/jsonscan"
+
 // DecodeBatch is the fast path for a whole JSON request body whose data is
 // an array of events: it reads the envelope as DecodeEnvelope does and each
 // event as Decode does, in one pass over body. The usual path reads the
@@ -18,9 +20,9 @@ package event
 func DecodeBatch(body []byte) (Envelope, []*Event, bool) {
 	var env Envelope
 	var evs []*Event
-	d := fastDecoder{b: body, s: string(body), alias: true}
+	d := fastDecoder{Cursor: jsonscan.Cursor{B: body, S: string(body)}, alias: true}
 	hasData, ok := d.envelope(&env, func() bool {
-		if d.peek() != '[' {
+		if d.Peek() != '[' {
 			return false
 		}
 		var ok bool
@@ -33,34 +35,29 @@ func DecodeBatch(body []byte) (Envelope, []*Event, bool) {
 	return env, evs, true
 }
 
-// events reads the array of events at d.i ('['): between 1 and
+// events reads the array of events at d.I ('['): between 1 and
 // MaxPerRequest objects, each one as decodeFast reads it.
 func (d *fastDecoder) events() ([]*Event, bool) {
-	d.i++ // '['
 	evs := make([]*Event, 0, 128)
 	// The events are allocated a few at a time, in blocks that grow with
 	// the request: 100 events cost 5 allocations, not 100.
 	var block []fastEvent
-	for {
-		if d.peek() != '{' || len(evs) == MaxPerRequest {
-			return nil, false
+	ok := d.Array(func() bool {
+		if d.Peek() != '{' || len(evs) == MaxPerRequest {
+			return false
 		}
 		if len(block) == 0 {
 			block = make([]fastEvent, min(max(len(evs), 4), 64))
 		}
 		d.fe, block = &block[0], block[1:]
 		if !d.event() || d.fe.limits("") != nil {
-			return nil, false // Decode gives the error
+			return false // Decode gives the error
 		}
 		evs = append(evs, &d.fe.ev)
-		switch d.peek() {
-		case ',':
-			d.i++
-		case ']':
-			d.i++
-			return evs, true
-		default:
-			return nil, false
-		}
+		return true
+	})
+	if !ok || len(evs) == 0 {
+		return nil, false
 	}
+	return evs, true
 }

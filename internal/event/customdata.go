@@ -71,83 +71,40 @@ type customData struct {
 
 // scan fills cd from raw as json.Unmarshal would, without reflection and
 // with no allocation beyond the currency, for the common case: valid JSON,
-// an object whose keys are plain ASCII strings and whose currency, if any,
-// is null or a plain ASCII string. It reports false, with cd unspecified,
-// for anything else, including anything that is not valid JSON.
+// an object whose keys have no escapes and whose currency, if any, is null
+// or a plain string. It reports false, with cd unspecified, for anything
+// else, including anything that is not valid JSON.
 func (cd *customData) scan(raw []byte) bool {
-	i := jsonscan.Space(raw, 0)
-	if i == len(raw) || raw[i] != '{' {
-		return false
-	}
-	i = jsonscan.Space(raw, i+1)
-	if i < len(raw) && raw[i] == '}' {
-		return jsonscan.Space(raw, i+1) == len(raw)
-	}
-	for {
-		key, end, ok := plainLiteral(raw, i)
-		if !ok {
+	c := jsonscan.Cursor{B: raw}
+	ok := c.Object(func(key []byte) bool {
+		val, ok := c.Raw(maxScanDepth)
+		if !ok || !jsonscan.Verbatim(key) {
 			return false
 		}
-		i = jsonscan.Space(raw, end)
-		if i == len(raw) || raw[i] != ':' {
-			return false
-		}
-		i = jsonscan.Space(raw, i+1)
-		vEnd := jsonscan.Value(raw, i, maxScanDepth)
-		if vEnd < 0 {
-			return false
-		}
-		val := raw[i:vEnd]
 		// encoding/json matches keys case-insensitively; for these two
-		// ASCII names that is ASCII case folding. The last one wins.
+		// ASCII names that is ASCII case folding (no other rune folds to
+		// one of their letters). The last one wins.
 		switch {
 		case equalFoldASCII(key, "value"):
 			cd.Value = val
 		case equalFoldASCII(key, "currency"):
-			switch {
-			case string(val) == "null":
+			switch val[0] {
+			case 'n':
 				cd.Currency = nil
-			case val[0] == '"':
-				c, _, ok := plainLiteral(val, 0)
+			case '"':
+				v := jsonscan.Cursor{B: val}
+				s, ok := v.VerbatimText()
 				if !ok {
 					return false
 				}
-				s := string(c)
 				cd.Currency = &s
 			default:
 				return false // encoding/json's type error
 			}
 		}
-		i = jsonscan.Space(raw, vEnd)
-		if i == len(raw) {
-			return false
-		}
-		switch raw[i] {
-		case '}':
-			return jsonscan.Space(raw, i+1) == len(raw)
-		case ',':
-			i = jsonscan.Space(raw, i+1)
-		default:
-			return false
-		}
-	}
-}
-
-// plainLiteral returns the contents of the JSON string starting at raw[i]
-// and the index after it, when it needs no unescaping and is ASCII.
-func plainLiteral(raw []byte, i int) ([]byte, int, bool) {
-	if i >= len(raw) || raw[i] != '"' {
-		return nil, 0, false
-	}
-	for j := i + 1; j < len(raw); j++ {
-		switch c := raw[j]; {
-		case c == '"':
-			return raw[i+1 : j], j + 1, true
-		case c == '\\' || c < 0x20 || c >= 0x80:
-			return nil, 0, false
-		}
-	}
-	return nil, 0, false
+		return true
+	})
+	return ok && c.Done()
 }
 
 // maxScanDepth is the nesting the scan follows; deeper values are left to

@@ -3,6 +3,8 @@ package event
 import (
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/capirelay/capirelay/internal/jsonscan"
 )
 
 // AppendJSON appends the event as Meta receives it: the same bytes as
@@ -160,8 +162,8 @@ func appendString(b []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		// Most bytes need nothing (hashes are all hex): one table look-up
-		// each, as the decoder's plainByte does.
-		for i < len(s) && plainByte[s[i]] {
+		// each, as the decoder's jsonscan.Plain does.
+		for i < len(s) && jsonscan.Plain[s[i]] {
 			i++
 		}
 		if i == len(s) {

@@ -1,6 +1,10 @@
 package event
 
-import "encoding/json"
+import (
+	"encoding/json"
+
+	"github.com/capirelay/capirelay/internal/jsonscan"
+)
 
 // Envelope is the body of a Graph API events request besides its events:
 // data, the list of server events, and the top-level parameters (spec §1.3).
@@ -34,23 +38,23 @@ type Envelope struct {
 // Data is checked as JSON but not copied: it is a sub-slice of body.
 func DecodeEnvelope(body []byte) (Envelope, bool) {
 	var env Envelope
-	d := fastDecoder{b: body}
-	if _, ok := d.envelope(&env, func() bool { return d.skip(1) }); !ok {
+	d := fastDecoder{Cursor: jsonscan.Cursor{B: body}}
+	if _, ok := d.envelope(&env, func() bool { _, ok := d.skip(1); return ok }); !ok {
 		return Envelope{}, false
 	}
 	return env, true
 }
 
-// envelope reads the request object that is the whole of d.b into env,
-// data's value with readData (called at its first byte, it leaves d.i past
+// envelope reads the request object that is the whole of d.B into env,
+// data's value with readData (called at its first byte, it leaves d.I past
 // the value); it reports whether data was there and whether the body was
 // read exactly (each key once, no other key, nothing after the object).
 func (d *fastDecoder) envelope(env *Envelope, readData func() bool) (hasData, ok bool) {
-	if d.peek() != '{' {
+	if d.Peek() != '{' {
 		return false, false
 	}
 	var seen uint16
-	ok = d.object(func(key []byte) bool {
+	ok = d.Object(func(key []byte) bool {
 		var bit uint16
 		var dst *string
 		var raw *json.RawMessage
@@ -60,11 +64,11 @@ func (d *fastDecoder) envelope(env *Envelope, readData func() bool) (hasData, ok
 				return false
 			}
 			seen |= 1
-			start := d.i
+			start := d.I
 			if !readData() {
 				return false
 			}
-			env.Data = d.b[start:d.i:d.i]
+			env.Data = d.B[start:d.I:d.I]
 			return true
 		case "test_event_code":
 			bit, dst = 1<<1, &env.TestEventCode
@@ -106,7 +110,7 @@ func (d *fastDecoder) envelope(env *Envelope, readData func() bool) (hasData, ok
 		*dst = s
 		return ok
 	})
-	if !ok || d.peek() != 0 || d.i != len(d.b) {
+	if !ok || d.Peek() != 0 || d.I != len(d.B) {
 		return false, false
 	}
 	return seen&1 != 0, true

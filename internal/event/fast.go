@@ -2,8 +2,6 @@ package event
 
 import (
 	"strconv"
-	"unicode/utf16"
-	"unicode/utf8"
 
 	"github.com/capirelay/capirelay/internal/jsonscan"
 )
@@ -42,25 +40,14 @@ func (fe *fastEvent) limits(path string) error {
 // encoding/json, whose own limit is far higher.
 const maxFastDepth = 256
 
+// fastDecoder reads events with the shared cursor; its S, when set (see
+// DecodeBatch), lets plain strings be cut from one copy of the body.
 type fastDecoder struct {
-	b  []byte
-	i  int
+	jsonscan.Cursor
 	fe *fastEvent
-	// s, when set, holds the same bytes as b: plain strings are cut from
-	// it instead of each being copied (see DecodeBatch).
-	s string
-	// alias, when set, lets raw values (custom_data …) point into b
+	// alias, when set, lets raw values (custom_data …) point into B
 	// instead of copying them (see DecodeBatch).
 	alias bool
-}
-
-// text returns b[start:end] as a string: a substring of s when the
-// decoder shares one, else a copy.
-func (d *fastDecoder) text(start, end int) string {
-	if d.s != "" {
-		return d.s[start:end]
-	}
-	return string(d.b[start:end])
 }
 
 // decodeFast parses raw as one event, or reports false if it cannot do so
@@ -75,11 +62,11 @@ func decodeFast(raw []byte) (*Event, bool) {
 
 // decodeFastEvent is decodeFast, with what the event's limits need.
 func decodeFastEvent(raw []byte) (*fastEvent, bool) {
-	d := fastDecoder{b: raw, fe: new(fastEvent)}
-	if d.peek() != '{' || !d.event() {
+	d := fastDecoder{Cursor: jsonscan.Cursor{B: raw}, fe: new(fastEvent)}
+	if d.Peek() != '{' || !d.event() {
 		return nil, false
 	}
-	if d.peek() != 0 || d.i != len(d.b) {
+	if d.Peek() != 0 || d.I != len(d.B) {
 		return nil, false // trailing data, or a NUL byte
 	}
 	return d.fe, true
@@ -111,7 +98,7 @@ const (
 func (d *fastDecoder) event() bool {
 	ev := &d.fe.ev
 	var seen uint32
-	return d.object(func(key []byte) bool {
+	return d.Object(func(key []byte) bool {
 		var bit uint32
 		ok := false
 		switch string(key) {
@@ -182,15 +169,15 @@ func (d *fastDecoder) event() bool {
 }
 
 func (d *fastDecoder) userData(u *UserData) bool {
-	switch d.peek() {
+	switch d.Peek() {
 	case 'n':
-		return d.literal("null") // leaves the struct as it is
+		return d.Literal("null") // leaves the struct as it is
 	case '{':
 	default:
 		return false
 	}
 	var seen uint32
-	return d.object(func(key []byte) bool {
+	return d.Object(func(key []byte) bool {
 		var bit uint32
 		ok := false
 		switch string(key) {
@@ -288,305 +275,43 @@ func (d *fastDecoder) userData(u *UserData) bool {
 	})
 }
 
-// peek skips white space and returns the next byte, or 0 at the end.
-func (d *fastDecoder) peek() byte {
-	for d.i < len(d.b) {
-		switch c := d.b[d.i]; c {
-		case ' ', '\t', '\n', '\r':
-			d.i++
-		default:
-			return c
-		}
-	}
-	return 0
-}
-
-// object reads the object at d.i, calling member with each key, positioned
-// at the key's value, which member must consume. Keys must need no
-// unescaping.
-func (d *fastDecoder) object(member func(key []byte) bool) bool {
-	d.i++ // '{'
-	if d.peek() == '}' {
-		d.i++
-		return true
-	}
-	for {
-		if d.peek() != '"' {
-			return false
-		}
-		start := d.i + 1
-		j := start
-		for j < len(d.b) && d.b[j] != '"' {
-			if c := d.b[j]; c < 0x20 || c == '\\' || c >= utf8.RuneSelf {
-				return false
-			}
-			j++
-		}
-		if j == len(d.b) {
-			return false
-		}
-		key := d.b[start:j]
-		d.i = j + 1
-		if d.peek() != ':' {
-			return false
-		}
-		d.i++
-		d.peek()
-		if !member(key) {
-			return false
-		}
-		switch d.peek() {
-		case ',':
-			d.i++
-		case '}':
-			d.i++
-			return true
-		default:
-			return false
-		}
-	}
-}
-
-// literal consumes lit (true, false or null) at d.i.
-func (d *fastDecoder) literal(lit string) bool {
-	if len(d.b)-d.i < len(lit) || string(d.b[d.i:d.i+len(lit)]) != lit {
-		return false
-	}
-	d.i += len(lit)
-	return true
-}
-
 // stringField reads a string, or null for "" (encoding/json leaves a
 // string alone on null). intern, if set, may return a constant for common
 // plain values instead of allocating.
 func (d *fastDecoder) stringField(intern func([]byte) string) (string, bool) {
-	switch d.peek() {
+	switch d.Peek() {
 	case '"':
-		return d.str(intern)
+		return d.String(intern)
 	case 'n':
-		return "", d.literal("null")
+		return "", d.Literal("null")
 	}
 	return "", false
 }
 
 func (d *fastDecoder) boolField() (bool, bool) {
-	switch d.peek() {
+	switch d.Peek() {
 	case 't':
-		return true, d.literal("true")
+		return true, d.Literal("true")
 	case 'f':
-		return false, d.literal("false")
+		return false, d.Literal("false")
 	case 'n':
-		return false, d.literal("null")
+		return false, d.Literal("null")
 	}
 	return false, false
-}
-
-// str reads the string literal at d.i, decoding it exactly as encoding/json
-// does: escapes, surrogate pairs, and U+FFFD for invalid UTF-8 and lone
-// surrogates.
-func (d *fastDecoder) str(intern func([]byte) string) (string, bool) {
-	b, start := d.b, d.i+1
-	j := start
-	for j < len(b) && plainByte[b[j]] {
-		j++
-	}
-	if j == len(b) || b[j] != '"' {
-		return d.strSlow(start, j)
-	}
-	d.i = j + 1
-	if intern != nil {
-		if v := intern(b[start:j]); v != "" {
-			return v, true
-		}
-	}
-	return d.text(start, j), true
-}
-
-// plainByte marks the bytes of a string literal that need neither
-// unescaping nor a UTF-8 check.
-var plainByte = func() (t [256]bool) {
-	for c := 0x20; c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
-
-// strSlow continues str from b[j], the first byte that may need rewriting.
-func (d *fastDecoder) strSlow(start, j int) (string, bool) {
-	b := d.b
-	var out []byte // nil while b[start:j] needs no rewriting
-	for j < len(b) {
-		c := b[j]
-		switch {
-		case c == '"':
-			d.i = j + 1
-			if out == nil {
-				return d.text(start, j), true
-			}
-			return string(out), true
-		case c < 0x20:
-			return "", false
-		case c < utf8.RuneSelf && c != '\\':
-			if out != nil {
-				out = append(out, c)
-			}
-			j++
-		case c >= utf8.RuneSelf:
-			r, size := utf8.DecodeRune(b[j:])
-			if r == utf8.RuneError && size == 1 {
-				if out == nil {
-					out = append(make([]byte, 0, len(b)-start), b[start:j]...)
-				}
-				out = utf8.AppendRune(out, utf8.RuneError)
-			} else if out != nil {
-				out = append(out, b[j:j+size]...)
-			}
-			j += size
-		default: // backslash
-			if out == nil {
-				out = append(make([]byte, 0, len(b)-start), b[start:j]...)
-			}
-			if j+1 >= len(b) {
-				return "", false
-			}
-			switch e := b[j+1]; e {
-			case '"', '\\', '/':
-				out = append(out, e)
-				j += 2
-			case 'b':
-				out = append(out, '\b')
-				j += 2
-			case 'f':
-				out = append(out, '\f')
-				j += 2
-			case 'n':
-				out = append(out, '\n')
-				j += 2
-			case 'r':
-				out = append(out, '\r')
-				j += 2
-			case 't':
-				out = append(out, '\t')
-				j += 2
-			case 'u':
-				r := hex4(b[j:])
-				if r < 0 {
-					return "", false
-				}
-				j += 6
-				if utf16.IsSurrogate(r) {
-					if r2 := hex4(b[j:]); r2 >= 0 {
-						if pair := utf16.DecodeRune(r, r2); pair != utf8.RuneError {
-							r = pair
-							j += 6
-						} else {
-							r = utf8.RuneError
-						}
-					} else {
-						r = utf8.RuneError
-					}
-				}
-				out = utf8.AppendRune(out, r)
-			default:
-				return "", false
-			}
-		}
-	}
-	return "", false
-}
-
-// hex4 reads the escape \uXXXX at the start of b, or returns -1.
-func hex4(b []byte) rune {
-	if len(b) < 6 || b[0] != '\\' || b[1] != 'u' {
-		return -1
-	}
-	var r rune
-	for _, c := range b[2:6] {
-		switch {
-		case '0' <= c && c <= '9':
-			c -= '0'
-		case 'a' <= c && c <= 'f':
-			c -= 'a' - 10
-		case 'A' <= c && c <= 'F':
-			c -= 'A' - 10
-		default:
-			return -1
-		}
-		r = r*16 + rune(c)
-	}
-	return r
-}
-
-// number consumes a JSON number and returns its text; it does not check
-// what follows (the caller's next read does).
-func (d *fastDecoder) number() ([]byte, bool) {
-	b, start, j := d.b, d.i, d.i
-	if j < len(b) && b[j] == '-' {
-		j++
-	}
-	switch {
-	case j < len(b) && b[j] == '0':
-		j++
-	case j < len(b) && '1' <= b[j] && b[j] <= '9':
-		for j < len(b) && '0' <= b[j] && b[j] <= '9' {
-			j++
-		}
-	default:
-		return nil, false
-	}
-	if j < len(b) && b[j] == '.' {
-		j++
-		if j >= len(b) || b[j] < '0' || b[j] > '9' {
-			return nil, false
-		}
-		for j < len(b) && '0' <= b[j] && b[j] <= '9' {
-			j++
-		}
-	}
-	if j < len(b) && (b[j] == 'e' || b[j] == 'E') {
-		j++
-		if j < len(b) && (b[j] == '+' || b[j] == '-') {
-			j++
-		}
-		if j >= len(b) || b[j] < '0' || b[j] > '9' {
-			return nil, false
-		}
-		for j < len(b) && '0' <= b[j] && b[j] <= '9' {
-			j++
-		}
-	}
-	d.i = j
-	return b[start:j], true
-}
-
-// plainUint returns the value of s if it is only decimal digits, at most
-// maxDigits of them (so it cannot overflow).
-func plainUint(s []byte, maxDigits int) (uint64, bool) {
-	if len(s) == 0 || len(s) > maxDigits {
-		return 0, false
-	}
-	var n uint64
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + uint64(c-'0')
-	}
-	return n, true
 }
 
 // time reads event_time: only a plain positive integer of Unix seconds;
 // floats, exponents, strings and out-of-range values are left to
 // Time.UnmarshalJSON on the slow path.
 func (d *fastDecoder) time() (Time, bool) {
-	if c := d.peek(); c < '1' || c > '9' {
+	if c := d.Peek(); c < '1' || c > '9' {
 		return 0, false
 	}
-	s, ok := d.number()
+	s, ok := d.Number()
 	if !ok {
 		return 0, false
 	}
-	n, ok := plainUint(s, 12)
+	n, ok := jsonscan.Uint(s, 12)
 	if !ok || n > 100_000_000_000 {
 		return 0, false
 	}
@@ -595,14 +320,14 @@ func (d *fastDecoder) time() (Time, bool) {
 
 // intPtr reads null or an integer into *p.
 func (d *fastDecoder) intPtr(p *int) (*int, bool) {
-	c := d.peek()
+	c := d.Peek()
 	if c == 'n' {
-		return nil, d.literal("null")
+		return nil, d.Literal("null")
 	}
 	if c != '-' && (c < '0' || c > '9') {
 		return nil, false
 	}
-	s, ok := d.number()
+	s, ok := d.Number()
 	if !ok {
 		return nil, false
 	}
@@ -610,7 +335,7 @@ func (d *fastDecoder) intPtr(p *int) (*int, bool) {
 	if neg {
 		s = s[1:]
 	}
-	n, ok := plainUint(s, 18)
+	n, ok := jsonscan.Uint(s, 18)
 	if !ok {
 		return nil, false
 	}
@@ -625,14 +350,14 @@ func (d *fastDecoder) intPtr(p *int) (*int, bool) {
 // flexString reads FlexString: a string, null, or an unsigned integer kept
 // as its digits.
 func (d *fastDecoder) flexString() (FlexString, bool) {
-	switch c := d.peek(); {
+	switch c := d.Peek(); {
 	case c == '"':
-		s, ok := d.str(nil)
+		s, ok := d.String(nil)
 		return FlexString(s), ok
 	case c == 'n':
-		return "", d.literal("null")
+		return "", d.Literal("null")
 	case '0' <= c && c <= '9':
-		s, ok := d.number()
+		s, ok := d.Number()
 		if !ok {
 			return "", false
 		}
@@ -649,12 +374,12 @@ func (d *fastDecoder) flexString() (FlexString, bool) {
 // MaxValuesPerKey values, the rest are only checked and counted into
 // d.fe.over[key].
 func (d *fastDecoder) list(l *List, key int) bool {
-	switch d.peek() {
+	switch d.Peek() {
 	case 'n':
 		*l = nil
-		return d.literal("null")
+		return d.Literal("null")
 	case '"':
-		s, ok := d.str(nil)
+		s, ok := d.String(nil)
 		if !ok {
 			return false
 		}
@@ -665,52 +390,31 @@ func (d *fastDecoder) list(l *List, key int) bool {
 	default:
 		return false
 	}
-	d.i++
 	var buf [8]string
 	out := buf[:0]
-	if d.peek() == ']' {
-		d.i++
-		*l = d.strings(0)
-		return true
-	}
 	n := 0
-	for {
-		switch d.peek() {
+	if !d.Array(func() bool {
+		switch d.Peek() {
 		case '"':
 			n++
 			if n > MaxValuesPerKey {
-				end := jsonscan.String(d.b, d.i) // as str accepts, without decoding
-				if end < 0 {
-					return false
-				}
-				d.i = end
 				d.fe.over[key] = n
-				break
+				_, ok := d.Raw(0) // checked as String would, not decoded
+				return ok
 			}
-			s, ok := d.str(nil)
-			if !ok {
-				return false
-			}
+			s, ok := d.String(nil)
 			out = append(out, s)
+			return ok
 		case 'n':
-			if !d.literal("null") {
-				return false
-			}
-		default:
-			return false
+			return d.Literal("null")
 		}
-		switch d.peek() {
-		case ',':
-			d.i++
-		case ']':
-			d.i++
-			*l = d.strings(len(out))
-			copy(*l, out)
-			return true
-		default:
-			return false
-		}
+		return false
+	}) {
+		return false
 	}
+	*l = d.strings(len(out))
+	copy(*l, out)
+	return true
 }
 
 // strings returns a slice of n strings from the event's backing store when
@@ -727,60 +431,39 @@ func (d *fastDecoder) strings(n int) []string {
 // stringSlice reads a []string: null, or an array of strings and nulls
 // (a null element is "", as encoding/json leaves a string alone on null).
 func (d *fastDecoder) stringSlice() ([]string, bool) {
-	switch d.peek() {
+	switch d.Peek() {
 	case 'n':
-		return nil, d.literal("null")
+		return nil, d.Literal("null")
 	case '[':
 	default:
 		return nil, false
 	}
-	d.i++
 	out := []string{}
-	if d.peek() == ']' {
-		d.i++
-		return out, true
-	}
-	for {
+	ok := d.Array(func() bool {
 		s, ok := d.stringField(nil)
-		if !ok {
-			return nil, false
-		}
 		out = append(out, s)
-		switch d.peek() {
-		case ',':
-			d.i++
-		case ']':
-			d.i++
-			return out, true
-		default:
-			return nil, false
-		}
+		return ok
+	})
+	if !ok {
+		return nil, false
 	}
+	return out, true
 }
 
 // raw reads any JSON value and returns a copy of its bytes, as
 // json.RawMessage stores them (null included, as "null").
 func (d *fastDecoder) raw() ([]byte, bool) {
-	d.peek()
-	start := d.i
-	if !d.skip(1) {
-		return nil, false
+	v, ok := d.skip(1)
+	if !ok || d.alias {
+		return v, ok
 	}
-	if d.alias {
-		return d.b[start:d.i:d.i], true
-	}
-	return append([]byte(nil), d.b[start:d.i]...), true
+	return append([]byte(nil), v...), true
 }
 
-// skip consumes one JSON value, checking it as strictly as encoding/json.
-func (d *fastDecoder) skip(depth int) bool {
-	d.peek()
-	end := jsonscan.Value(d.b, d.i, maxFastDepth-depth)
-	if end < 0 {
-		return false
-	}
-	d.i = end
-	return true
+// skip consumes one JSON value at the given depth, checking it as strictly
+// as encoding/json, and returns its bytes.
+func (d *fastDecoder) skip(depth int) ([]byte, bool) {
+	return d.Raw(maxFastDepth - depth)
 }
 
 // internEventName returns the constant for a standard event name (spec
