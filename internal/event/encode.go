@@ -51,33 +51,13 @@ func (ev *Event) AppendJSON(b []byte) []byte {
 func (u *UserData) AppendJSON(b []byte) []byte {
 	b = append(b, '{')
 	start := len(b)
-	b = appendList(b, "em", u.Em)
-	b = appendList(b, "ph", u.Ph)
-	b = appendList(b, "fn", u.Fn)
-	b = appendList(b, "ln", u.Ln)
-	b = appendList(b, "db", u.Db)
-	b = appendList(b, "ge", u.Ge)
-	b = appendList(b, "ct", u.Ct)
-	b = appendList(b, "st", u.St)
-	b = appendList(b, "zp", u.Zp)
-	b = appendList(b, "country", u.Country)
-	b = appendList(b, "external_id", u.ExternalID)
-	b = appendStr(b, "client_ip_address", u.ClientIPAddress)
-	b = appendStr(b, "client_user_agent", u.ClientUserAgent)
-	b = appendStr(b, "fbc", u.Fbc)
-	b = appendStr(b, "fbp", u.Fbp)
-	b = appendStr(b, "subscription_id", u.SubscriptionID)
-	b = appendStr(b, "fb_login_id", string(u.FbLoginID))
-	b = appendStr(b, "lead_id", string(u.LeadID))
-	b = appendStr(b, "anon_id", u.AnonID)
-	b = appendStr(b, "madid", u.Madid)
-	b = appendStr(b, "page_id", u.PageID)
-	b = appendStr(b, "page_scoped_user_id", u.PageScopedUserID)
-	b = appendStr(b, "ctwa_clid", u.CtwaClid)
-	b = appendStr(b, "ig_account_id", u.IgAccountID)
-	b = appendStr(b, "ig_sid", u.IgSid)
-	for _, f := range u.Extras() {
-		b = appendStr(b, f.Key, *f.Value)
+	for i := range userDataFields {
+		switch f := &userDataFields[i]; f.typ {
+		case listValue:
+			b = appendList(b, f.Name, *f.values(u))
+		default:
+			b = appendStr(b, f.Name, *f.text(u))
+		}
 	}
 	if len(b) > start { // drop the comma before the first key
 		copy(b[start:], b[start+1:])

@@ -48,7 +48,9 @@ type Event struct {
 }
 
 // UserData is Meta's user_data object. The hashable keys are lists; before
-// normalization they hold raw values, after it SHA-256 hex.
+// normalization they hold raw values, after it SHA-256 hex. Its fields are
+// metarules.UserDataKeys, in that order, each tagged with its key: the
+// decoder and encoder read them from there (userDataFields).
 type UserData struct {
 	Em         List `json:"em,omitempty"`
 	Ph         List `json:"ph,omitempty"`
@@ -77,8 +79,8 @@ type UserData struct {
 	IgAccountID      string     `json:"ig_account_id,omitempty"`
 	IgSid            string     `json:"ig_sid,omitempty"`
 
-	// The SDK's extra hashed keys (metarules.HashedSingleFields): one
-	// value each, SHA-256 hex once the pipeline has hashed them.
+	// The SDK's extra hashed keys (metarules.HashedSingle): one value
+	// each, SHA-256 hex once the pipeline has hashed them.
 	F5First   string `json:"f5first,omitempty"`
 	F5Last    string `json:"f5last,omitempty"`
 	Fi        string `json:"fi,omitempty"`
@@ -103,29 +105,8 @@ func (u *UserData) SetHashable(h normalize.UserData) {
 // List returns the list of a hashable key (em, ph, fn, ln, db, ge, ct, st,
 // zp, country, external_id), or nil for any other key.
 func (u *UserData) List(key string) *List {
-	switch key {
-	case "em":
-		return &u.Em
-	case "ph":
-		return &u.Ph
-	case "fn":
-		return &u.Fn
-	case "ln":
-		return &u.Ln
-	case "db":
-		return &u.Db
-	case "ge":
-		return &u.Ge
-	case "ct":
-		return &u.Ct
-	case "st":
-		return &u.St
-	case "zp":
-		return &u.Zp
-	case "country":
-		return &u.Country
-	case "external_id":
-		return &u.ExternalID
+	if i := userDataIndex([]byte(key)); i >= 0 && userDataFields[i].typ == listValue {
+		return userDataFields[i].values(u)
 	}
 	return nil
 }
@@ -133,53 +114,12 @@ func (u *UserData) List(key string) *List {
 // Keys lists the user_data keys that carry a value, in Meta's order.
 func (u *UserData) Keys() []string {
 	var ks []string
-	add := func(k string, ok bool) {
-		if ok {
-			ks = append(ks, k)
+	for i := range userDataFields {
+		if f := &userDataFields[i]; f.set(u) {
+			ks = append(ks, f.Name)
 		}
 	}
-	add("em", len(u.Em) > 0)
-	add("ph", len(u.Ph) > 0)
-	add("fn", len(u.Fn) > 0)
-	add("ln", len(u.Ln) > 0)
-	add("db", len(u.Db) > 0)
-	add("ge", len(u.Ge) > 0)
-	add("ct", len(u.Ct) > 0)
-	add("st", len(u.St) > 0)
-	add("zp", len(u.Zp) > 0)
-	add("country", len(u.Country) > 0)
-	add("external_id", len(u.ExternalID) > 0)
-	add("client_ip_address", u.ClientIPAddress != "")
-	add("client_user_agent", u.ClientUserAgent != "")
-	add("fbc", u.Fbc != "")
-	add("fbp", u.Fbp != "")
-	add("subscription_id", u.SubscriptionID != "")
-	add("fb_login_id", u.FbLoginID != "")
-	add("lead_id", u.LeadID != "")
-	add("anon_id", u.AnonID != "")
-	add("madid", u.Madid != "")
-	add("page_id", u.PageID != "")
-	add("page_scoped_user_id", u.PageScopedUserID != "")
-	add("ctwa_clid", u.CtwaClid != "")
-	add("ig_account_id", u.IgAccountID != "")
-	add("ig_sid", u.IgSid != "")
-	for _, f := range u.Extras() {
-		add(f.Key, *f.Value != "")
-	}
 	return ks
-}
-
-// Extra is one of the SDK's extra hashed keys and where its value is.
-type Extra struct {
-	Key   string
-	Value *string
-}
-
-// Extras lists the SDK's extra hashed keys (metarules.HashedSingleFields)
-// with pointers to their values.
-func (u *UserData) Extras() [7]Extra {
-	return [7]Extra{{"f5first", &u.F5First}, {"f5last", &u.F5Last}, {"fi", &u.Fi}, {"dobd", &u.Dobd},
-		{"dobm", &u.Dobm}, {"doby", &u.Doby}, {"app_user_id", &u.AppUserID}}
 }
 
 // List is a user_data value that Meta accepts as a string or a list of strings.

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/capirelay/capirelay/internal/metarules"
 )
 
 // HashExtras hashes the SDK's extra user_data keys (f5first, f5last, fi,
@@ -16,9 +18,11 @@ import (
 // SHA-256 hex. A value the rule refuses is dropped rather than sent
 // wrong, as for the other hashed keys.
 func (u *UserData) HashExtras() {
-	for _, f := range u.Extras() {
-		if *f.Value != "" {
-			*f.Value = hashExtra(f.Key, *f.Value)
+	for i := range userDataFields {
+		if f := &userDataFields[i]; f.Kind == metarules.HashedSingle {
+			if v := f.text(u); *v != "" {
+				*v = hashExtra(f.Name, *v)
+			}
 		}
 	}
 }

@@ -176,102 +176,25 @@ func (d *fastDecoder) userData(u *UserData) bool {
 	default:
 		return false
 	}
-	var seen uint32
+	var seen uint64 // by index in userDataFields
 	return d.Object(func(key []byte) bool {
-		var bit uint32
-		ok := false
-		switch string(key) {
-		case "em":
-			bit, ok = 1<<0, d.list(&u.Em, 0)
-		case "ph":
-			bit, ok = 1<<1, d.list(&u.Ph, 1)
-		case "fn":
-			bit, ok = 1<<2, d.list(&u.Fn, 2)
-		case "ln":
-			bit, ok = 1<<3, d.list(&u.Ln, 3)
-		case "db":
-			bit, ok = 1<<4, d.list(&u.Db, 4)
-		case "ge":
-			bit, ok = 1<<5, d.list(&u.Ge, 5)
-		case "ct":
-			bit, ok = 1<<6, d.list(&u.Ct, 6)
-		case "st":
-			bit, ok = 1<<7, d.list(&u.St, 7)
-		case "zp":
-			bit, ok = 1<<8, d.list(&u.Zp, 8)
-		case "country":
-			bit, ok = 1<<9, d.list(&u.Country, 9)
-		case "external_id":
-			bit, ok = 1<<10, d.list(&u.ExternalID, 10)
-		case "client_ip_address":
-			bit = 1 << 11
-			u.ClientIPAddress, ok = d.stringField(nil)
-		case "client_user_agent":
-			bit = 1 << 12
-			u.ClientUserAgent, ok = d.stringField(nil)
-		case "fbc":
-			bit = 1 << 13
-			u.Fbc, ok = d.stringField(nil)
-		case "fbp":
-			bit = 1 << 14
-			u.Fbp, ok = d.stringField(nil)
-		case "subscription_id":
-			bit = 1 << 15
-			u.SubscriptionID, ok = d.stringField(nil)
-		case "fb_login_id":
-			bit = 1 << 16
-			u.FbLoginID, ok = d.flexString()
-		case "lead_id":
-			bit = 1 << 17
-			u.LeadID, ok = d.flexString()
-		case "anon_id":
-			bit = 1 << 18
-			u.AnonID, ok = d.stringField(nil)
-		case "madid":
-			bit = 1 << 19
-			u.Madid, ok = d.stringField(nil)
-		case "page_id":
-			bit = 1 << 20
-			u.PageID, ok = d.stringField(nil)
-		case "page_scoped_user_id":
-			bit = 1 << 21
-			u.PageScopedUserID, ok = d.stringField(nil)
-		case "ctwa_clid":
-			bit = 1 << 22
-			u.CtwaClid, ok = d.stringField(nil)
-		case "ig_account_id":
-			bit = 1 << 23
-			u.IgAccountID, ok = d.stringField(nil)
-		case "ig_sid":
-			bit = 1 << 24
-			u.IgSid, ok = d.stringField(nil)
-		case "f5first":
-			bit = 1 << 25
-			u.F5First, ok = d.stringField(nil)
-		case "f5last":
-			bit = 1 << 26
-			u.F5Last, ok = d.stringField(nil)
-		case "fi":
-			bit = 1 << 27
-			u.Fi, ok = d.stringField(nil)
-		case "dobd":
-			bit = 1 << 28
-			u.Dobd, ok = d.stringField(nil)
-		case "dobm":
-			bit = 1 << 29
-			u.Dobm, ok = d.stringField(nil)
-		case "doby":
-			bit = 1 << 30
-			u.Doby, ok = d.stringField(nil)
-		case "app_user_id":
-			bit = 1 << 31
-			u.AppUserID, ok = d.stringField(nil)
+		i := userDataIndex(key)
+		if i < 0 || seen&(1<<i) != 0 {
+			return false // unknown, or a duplicate (last wins in encoding/json)
 		}
-		if !ok || seen&bit != 0 {
-			return false
+		seen |= 1 << i
+		switch f := &userDataFields[i]; f.typ {
+		case listValue:
+			return d.list(f.values(u), f.list)
+		case idValue:
+			s, ok := d.flexString()
+			*f.text(u) = string(s)
+			return ok
+		default:
+			s, ok := d.stringField(nil)
+			*f.text(u) = s
+			return ok
 		}
-		seen |= bit
-		return true
 	})
 }
 

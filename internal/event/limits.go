@@ -72,7 +72,9 @@ func (ev *Event) checkLimits(path string, count func(i int, l List) int) error {
 	return err
 }
 
-// hashableKeys are the user_data keys that hold lists, in Meta's order.
+// hashableKeys are the user_data keys that hold lists, in Meta's order
+// (userDataFields checks them against UserData and the rulebook; a new
+// list key also needs its normalization in package normalize).
 var hashableKeys = [...]string{"em", "ph", "fn", "ln", "db", "ge", "ct", "st", "zp", "country", "external_id"}
 
 // checkRaw applies the size, depth and UTF-8 limits to one raw object.
@@ -90,56 +92,36 @@ func checkRaw(raw []byte, field string) error {
 }
 
 // members calls f with the raw key (between its quotes) and the value of
-// each member of the JSON object raw; nothing if raw is not one.
+// each member of the JSON object raw, up to the first error; nothing if
+// raw is not an object.
 func members(raw []byte, f func(key, val []byte)) {
-	i := jsonscan.Space(raw, 0)
-	if i >= len(raw) || raw[i] != '{' {
+	c := jsonscan.Cursor{B: raw}
+	if c.Peek() != '{' {
 		return
 	}
-	i = jsonscan.Space(raw, i+1)
-	for i < len(raw) && raw[i] == '"' {
-		kEnd := jsonscan.String(raw, i)
-		if kEnd < 0 {
-			return
+	c.Object(func(key []byte) bool {
+		val, ok := c.Raw(1 << 20)
+		if ok {
+			f(key, val)
 		}
-		key := raw[i+1 : kEnd-1]
-		i = jsonscan.Space(raw, kEnd)
-		if i >= len(raw) || raw[i] != ':' {
-			return
-		}
-		i = jsonscan.Space(raw, i+1)
-		vEnd := jsonscan.Value(raw, i, 1<<20)
-		if vEnd < 0 {
-			return
-		}
-		f(key, raw[i:vEnd])
-		i = jsonscan.Space(raw, vEnd)
-		if i >= len(raw) || raw[i] != ',' {
-			return
-		}
-		i = jsonscan.Space(raw, i+1)
-	}
+		return ok
+	})
 }
 
-// elements calls f with each element of the JSON array raw.
+// elements calls f with each element of the JSON array raw, up to the
+// first error.
 func elements(raw []byte, f func(val []byte)) {
-	i := jsonscan.Space(raw, 0)
-	if i >= len(raw) || raw[i] != '[' {
+	c := jsonscan.Cursor{B: raw}
+	if c.Peek() != '[' {
 		return
 	}
-	i = jsonscan.Space(raw, i+1)
-	for i < len(raw) && raw[i] != ']' {
-		end := jsonscan.Value(raw, i, 1<<20)
-		if end < 0 {
-			return
+	c.Array(func() bool {
+		val, ok := c.Raw(1 << 20)
+		if ok {
+			f(val)
 		}
-		f(raw[i:end])
-		i = jsonscan.Space(raw, end)
-		if i >= len(raw) || raw[i] != ',' {
-			return
-		}
-		i = jsonscan.Space(raw, i+1)
-	}
+		return ok
+	})
 }
 
 // CheckUTF8 refuses JSON text b that holds bytes that are not UTF-8: sent

@@ -220,29 +220,64 @@ var EventFields = []string{
 	"app_data", "messaging_channel", "advertiser_tracking_enabled", "advanced_measurement_table",
 }
 
-// User data keys (§3.1). HashedListFields take a string or a list of
-// strings and are SHA-256 of the normalized value; ExternalID is a list
-// too but may be sent as it is. HashedSingleFields are the SDK's extra
-// hashed keys, one string each. PlainFields are sent as they are, never
-// hashed.
+// UserDataKind is how Meta takes a user_data key (§3.1).
+type UserDataKind uint8
+
+const (
+	// HashedList keys take a string or a list of strings, each SHA-256
+	// of the normalized value.
+	HashedList UserDataKind = iota + 1
+	// IDList is external_id: a list too, but it may be sent as it is.
+	IDList
+	// Plain keys take one value, sent as it is, never hashed.
+	Plain
+	// HashedSingle keys are the SDK's extra hashed keys, one string each.
+	HashedSingle
+)
+
+// UserDataKey is one row of the user_data rulebook.
+type UserDataKey struct {
+	Name string
+	Kind UserDataKind
+}
+
+// UserDataKeys are every key user_data may have, in Meta's order: the one
+// place a new key is added (event.UserData needs a field tagged with its
+// name, in the same order; event's tests check both).
+var UserDataKeys = []UserDataKey{
+	{"em", HashedList}, {"ph", HashedList}, {"fn", HashedList}, {"ln", HashedList}, {"db", HashedList},
+	{"ge", HashedList}, {"ct", HashedList}, {"st", HashedList}, {"zp", HashedList}, {"country", HashedList},
+	{ExternalID, IDList},
+	{"client_ip_address", Plain}, {"client_user_agent", Plain}, {"fbc", Plain}, {"fbp", Plain},
+	{"subscription_id", Plain}, {"fb_login_id", Plain}, {"lead_id", Plain}, {"anon_id", Plain},
+	{"madid", Plain}, {"page_id", Plain}, {"page_scoped_user_id", Plain}, {"ctwa_clid", Plain},
+	{"ig_account_id", Plain}, {"ig_sid", Plain},
+	{"f5first", HashedSingle}, {"f5last", HashedSingle}, {"fi", HashedSingle}, {"dobd", HashedSingle},
+	{"dobm", HashedSingle}, {"doby", HashedSingle}, {"app_user_id", HashedSingle},
+}
+
+// The user_data keys by kind, and all of them (UserDataFields), in Meta's
+// order: views of UserDataKeys.
 var (
-	HashedListFields   = []string{"em", "ph", "fn", "ln", "db", "ge", "ct", "st", "zp", "country"}
-	HashedSingleFields = []string{"f5first", "f5last", "fi", "dobd", "dobm", "doby", "app_user_id"}
-	PlainFields        = []string{"client_ip_address", "client_user_agent", "fbc", "fbp", "subscription_id",
-		"fb_login_id", "lead_id", "anon_id", "madid", "page_id", "page_scoped_user_id", "ctwa_clid",
-		"ig_account_id", "ig_sid"}
+	HashedListFields   = userDataNames(HashedList)
+	HashedSingleFields = userDataNames(HashedSingle)
+	PlainFields        = userDataNames(Plain)
+	UserDataFields     = userDataNames(0)
 )
 
 // ExternalID is the list key that need not be hashed.
 const ExternalID = "external_id"
 
-// UserDataFields are every key user_data may have, in Meta's order.
-var UserDataFields = func() []string {
-	out := append([]string(nil), HashedListFields...)
-	out = append(out, ExternalID)
-	out = append(out, PlainFields...)
-	return append(out, HashedSingleFields...)
-}()
+// userDataNames lists the names of the keys of kind k (0: all of them).
+func userDataNames(k UserDataKind) []string {
+	var out []string
+	for _, key := range UserDataKeys {
+		if k == 0 || key.Kind == k {
+			out = append(out, key.Name)
+		}
+	}
+	return out
+}
 
 // AppDataFields are the keys app_data may have (D-SE; SDK app-data.js).
 var AppDataFields = []string{
