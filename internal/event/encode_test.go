@@ -49,3 +49,17 @@ func FuzzAppendString(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkAppendJSON encodes the realistic event (user_data walks
+// userDataFields).
+func BenchmarkAppendJSON(b *testing.B) {
+	ev, ok := decodeFast(realisticEvent(1))
+	if !ok {
+		b.Fatal("the fast decoder refused the realistic event")
+	}
+	buf := make([]byte, 0, 4096)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = ev.AppendJSON(buf[:0])
+	}
+}

@@ -84,6 +84,12 @@ func String(b []byte, i int) int {
 		return -1
 	}
 	for i++; i < len(b); i++ {
+		for i < len(b) && Plain[b[i]] { // most bytes: one look-up
+			i++
+		}
+		if i == len(b) {
+			break
+		}
 		switch c := b[i]; {
 		case c == '"':
 			return i + 1
