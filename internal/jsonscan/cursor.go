@@ -231,7 +231,7 @@ func (c *Cursor) justRead(v []byte) string {
 // UTF-8 and lone surrogates. intern, if set, may return a constant for a
 // value that needed no decoding, instead of a new string.
 func (c *Cursor) String(intern func([]byte) string) (string, bool) {
-	v, decoded, ok := c.StringBytes()
+	v, decoded, ok := c.stringBytes()
 	switch {
 	case !ok:
 		return "", false
@@ -245,9 +245,9 @@ func (c *Cursor) String(intern func([]byte) string) (string, bool) {
 	return c.justRead(v), true
 }
 
-// StringBytes is String without the conversion: v is a sub-slice of B
+// stringBytes is String without the conversion: v is a sub-slice of B
 // when the literal needed no decoding (decoded false), else a new buffer.
-func (c *Cursor) StringBytes() (v []byte, decoded, ok bool) {
+func (c *Cursor) stringBytes() (v []byte, decoded, ok bool) {
 	b := c.B
 	if c.I >= len(b) || b[c.I] != '"' {
 		return nil, false, false
