@@ -1,6 +1,7 @@
 package jsonscan
 
 import (
+	"bytes"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -22,13 +23,9 @@ type Cursor struct {
 
 // Peek skips white space and returns the next byte, or 0 at the end.
 func (c *Cursor) Peek() byte {
-	for c.I < len(c.B) {
-		switch ch := c.B[c.I]; ch {
-		case ' ', '\t', '\n', '\r':
-			c.I++
-		default:
-			return ch
-		}
+	c.I = Space(c.B, c.I)
+	if c.I < len(c.B) {
+		return c.B[c.I]
 	}
 	return 0
 }
@@ -143,24 +140,7 @@ func (c *Cursor) Raw(maxDepth int) ([]byte, bool) {
 // gives keys) are what encoding/json decodes them to: no escapes, valid
 // UTF-8.
 func Verbatim(s []byte) bool {
-	for i, ch := range s {
-		if ch == '\\' {
-			return false
-		}
-		if ch >= utf8.RuneSelf {
-			return utf8.Valid(s[i:]) && !hasByte(s[i:], '\\')
-		}
-	}
-	return true
-}
-
-func hasByte(s []byte, b byte) bool {
-	for _, ch := range s {
-		if ch == b {
-			return true
-		}
-	}
-	return false
+	return bytes.IndexByte(s, '\\') < 0 && utf8.Valid(s)
 }
 
 // VerbatimString reads a string literal that needs no decoding (no

@@ -1,9 +1,11 @@
-// Package jsonscan steps over JSON values without decoding them, with the
-// grammar of encoding/json's scanner: strings may hold any byte but control
-// characters (UTF-8 is not checked), escapes must be valid, numbers are
-// strict. The hand-written fast paths (capi, event, collect) use it to
-// check what they copy as raw JSON; anything it refuses they leave to
-// encoding/json.
+// Package jsonscan is the one JSON walker of capirelay's hand-written fast
+// paths (event, collect, capi). Value, String and Number step over values
+// without decoding them, with the grammar of encoding/json's scanner:
+// strings may hold any byte but control characters (UTF-8 is not
+// checked), escapes must be valid, numbers are strict. Cursor builds on
+// them to read objects, arrays and strings (decoded exactly as
+// encoding/json does); a reader says which keys it knows and what each
+// value must be, and leaves anything the cursor refuses to encoding/json.
 package jsonscan
 
 // IsSpace reports whether c is JSON white space.
