@@ -52,11 +52,13 @@ func (u *UserData) AppendJSON(b []byte) []byte {
 	b = append(b, '{')
 	start := len(b)
 	for i := range userDataFields {
-		switch f := &userDataFields[i]; f.typ {
-		case listValue:
-			b = appendList(b, f.Name, *f.values(u))
-		default:
-			b = appendStr(b, f.Name, *f.text(u))
+		// Most keys are empty: tell so without a call.
+		if f := &userDataFields[i]; f.typ == listValue {
+			if l := *f.values(u); len(l) > 0 {
+				b = appendList(b, f.Name, l)
+			}
+		} else if s := *f.text(u); s != "" {
+			b = appendStr(b, f.Name, s)
 		}
 	}
 	if len(b) > start { // drop the comma before the first key

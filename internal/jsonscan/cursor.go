@@ -140,7 +140,14 @@ func (c *Cursor) Raw(maxDepth int) ([]byte, bool) {
 // gives keys) are what encoding/json decodes them to: no escapes, valid
 // UTF-8.
 func Verbatim(s []byte) bool {
-	return bytes.IndexByte(s, '\\') < 0 && utf8.Valid(s)
+	for i, ch := range s {
+		// In a valid literal, a byte that is not Plain is a backslash or
+		// part of a non-ASCII rune.
+		if !Plain[ch] {
+			return bytes.IndexByte(s[i:], '\\') < 0 && utf8.Valid(s[i:])
+		}
+	}
+	return true
 }
 
 // VerbatimString reads a string literal that needs no decoding (no
