@@ -105,7 +105,7 @@ func (u *UserData) SetHashable(h normalize.UserData) {
 // List returns the list of a hashable key (em, ph, fn, ln, db, ge, ct, st,
 // zp, country, external_id), or nil for any other key.
 func (u *UserData) List(key string) *List {
-	if i := userDataIndex([]byte(key)); i >= 0 && userDataFields[i].typ == listValue {
+	if i := userDataIndex(key); i >= 0 && userDataFields[i].typ == listValue {
 		return userDataFields[i].values(u)
 	}
 	return nil

@@ -108,7 +108,7 @@ func (f *userDataField) set(u *UserData) bool {
 // userDataIndex returns the index in userDataFields of the key name, or
 // -1. Keys are looked up among those of the same length and first byte,
 // a handful at most, without hashing.
-func userDataIndex(name []byte) int {
+func userDataIndex[T string | []byte](name T) int {
 	if len(name) == 0 || len(name) >= len(userDataByShape) {
 		return -1
 	}

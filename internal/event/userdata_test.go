@@ -63,7 +63,7 @@ func TestUserDataTableDrivesEveryReader(t *testing.T) {
 			t.Errorf("%s: List gives %v, but the key's kind is %d", rule.Name, u.List(rule.Name), rule.Kind)
 		}
 	}
-	if userDataIndex([]byte("e")) >= 0 || userDataIndex([]byte("emx")) >= 0 || userDataIndex(nil) >= 0 {
+	if userDataIndex([]byte("e")) >= 0 || userDataIndex([]byte("emx")) >= 0 || userDataIndex([]byte(nil)) >= 0 {
 		t.Error("userDataIndex finds keys that do not exist")
 	}
 }

@@ -12,7 +12,9 @@ import (
 // knows and what each value must be, the cursor does the grammar. Every
 // method reports false, with I unspecified, on anything it does not take;
 // the readers then fall back to encoding/json or report a syntax error.
-// A Cursor allocates nothing of its own except when String must unescape.
+// A Cursor allocates only the strings it returns: none for keys, numbers
+// and raw values, none for a string that needs no unescaping when S is
+// set.
 type Cursor struct {
 	B []byte
 	I int
