@@ -25,6 +25,9 @@ type Cursor struct {
 
 // Peek skips white space and returns the next byte, or 0 at the end.
 func (c *Cursor) Peek() byte {
+	if c.I < len(c.B) && c.B[c.I] > ' ' { // compact JSON: no space to skip
+		return c.B[c.I]
+	}
 	c.I = Space(c.B, c.I)
 	if c.I < len(c.B) {
 		return c.B[c.I]
