@@ -11,8 +11,8 @@ import (
 
 // userDataField is one user_data key: its rule (metarules.UserDataKeys)
 // and where UserData keeps its value. The fast decoder, Keys, List,
-// AppendJSON and HashExtras all walk userDataFields, so a new key is a row
-// in metarules.UserDataKeys plus its field in UserData, nothing else.
+// AppendJSON, ValueBytes and HashExtras all walk userDataFields, so a new
+// key is a row in metarules.UserDataKeys plus its field in UserData.
 type userDataField struct {
 	metarules.UserDataKey
 	typ    valueType
@@ -103,6 +103,24 @@ func (f *userDataField) set(u *UserData) bool {
 		return len(*f.values(u)) > 0
 	}
 	return *f.text(u) != ""
+}
+
+// ValueBytes is the length of u's values, plus three bytes for each value
+// of a list (its quotes and comma): what they add to AppendJSON's output
+// besides the keys.
+func (u *UserData) ValueBytes() int {
+	n := 0
+	for i := range userDataFields {
+		f := &userDataFields[i]
+		if f.typ != listValue {
+			n += len(*f.text(u))
+			continue
+		}
+		for _, v := range *f.values(u) {
+			n += len(v) + 3
+		}
+	}
+	return n
 }
 
 // userDataIndex returns the index in userDataFields of the key name, or

@@ -11,8 +11,8 @@ import (
 
 // TestUserDataTableDrivesEveryReader: each row of the rulebook
 // (metarules.UserDataKeys) is a UserData field that the fast decoder
-// reads, AppendJSON writes, Keys lists and List finds exactly as
-// encoding/json and the rulebook say. A key added to the rulebook and the
+// reads, AppendJSON writes, Keys lists, ValueBytes counts and List finds
+// exactly as encoding/json and the rulebook say. A key added to the rulebook and the
 // struct is covered here with no other change.
 func TestUserDataTableDrivesEveryReader(t *testing.T) {
 	if len(userDataFields) != len(metarules.UserDataKeys) {
@@ -46,6 +46,9 @@ func TestUserDataTableDrivesEveryReader(t *testing.T) {
 			want, _ := json.Marshal(&slow.UserData)
 			if got := fast.UserData.AppendJSON(nil); string(got) != string(want) {
 				t.Errorf("%s: AppendJSON writes %s, encoding/json %s", raw, got, want)
+			}
+			if n := fast.UserData.ValueBytes(); (n > 0) != (string(want) != "{}") {
+				t.Errorf("%s: ValueBytes = %d", raw, n)
 			}
 			keys := fast.UserData.Keys()
 			if has := string(want) != "{}"; !slices.Equal(keys, []string{rule.Name}) && has || !has && len(keys) > 0 {

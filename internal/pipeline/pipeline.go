@@ -389,16 +389,7 @@ func encodedSize(ev *event.Event) int {
 		len(ev.ReferrerURL) + len(ev.CustomData) + len(ev.CustomerSegmentation) + len(ev.OriginalEventData) +
 		len(ev.AttributionData) + len(ev.AppData) + len(ev.MessagingChannel) +
 		len(ev.AdvertiserTrackingEnabled) + len(ev.AdvancedMeasurementTable)
-	u := &ev.UserData
-	for _, l := range [...]event.List{u.Em, u.Ph, u.Fn, u.Ln, u.Db, u.Ge, u.Ct, u.St, u.Zp, u.Country, u.ExternalID} {
-		for _, v := range l {
-			n += len(v) + 3
-		}
-	}
-	return n + len(u.ClientIPAddress) + len(u.ClientUserAgent) + len(u.Fbc) + len(u.Fbp) + len(u.SubscriptionID) +
-		len(u.FbLoginID) + len(u.LeadID) + len(u.AnonID) + len(u.Madid) + len(u.PageID) + len(u.PageScopedUserID) +
-		len(u.CtwaClid) + len(u.IgAccountID) + len(u.IgSid) +
-		len(u.F5First) + len(u.F5Last) + len(u.Fi) + len(u.Dobd) + len(u.Dobm) + len(u.Doby) + len(u.AppUserID)
+	return n + ev.UserData.ValueBytes()
 }
 
 // NewEventID returns a random 128-bit id as 32 hex characters.
