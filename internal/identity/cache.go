@@ -13,12 +13,16 @@ import (
 
 // The cache's bounds (docs/scaling.md): a record costs about 1 KiB with
 // every key filled once (at most 4 KiB with five values of each), an owner
-// entry about 150 bytes, so at its bounds the cache holds about 50 MiB on
-// shop traffic. Entries live cacheTTL, so it fills only past 5,000 records
-// read or learned per second.
+// entry about 150 bytes, so at its bounds the cache holds about 25 MiB on
+// shop traffic. Entries live cacheTTL, so it fills only past 2,000 records
+// read or learned per second. At 50,000 records and 100,000 owners it held
+// 31 MB of the heap under realistic load, and serve's soft memory limit
+// then made the GC run so often that, after a burst, delivery fell from
+// 10,000 to 2,000 events/s within a minute (a one-minute soak at 10,000
+// events/s); at these bounds delivery kept up throughout.
 const (
-	CacheRecords = 50_000
-	CacheOwners  = 100_000
+	CacheRecords = 20_000
+	CacheOwners  = 40_000
 )
 
 // cache keeps recently read or learned identities and hash owners, so a

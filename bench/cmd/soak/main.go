@@ -198,8 +198,8 @@ const (
 	identityLimit   = "capirelay_identity_memory_limit_bytes"
 	identityEntries = "capirelay_identity_cache_entries"
 	// DefaultIdentityCacheEntries is the cache's documented bound
-	// (docs/scaling.md): 50,000 person records and 100,000 key owners.
-	DefaultIdentityCacheEntries = 150_000
+	// (docs/scaling.md): 20,000 person records and 40,000 key owners.
+	DefaultIdentityCacheEntries = 60_000
 )
 
 // sample takes one scrape (summed by metric name over labels) and
