@@ -43,7 +43,7 @@ type Config struct {
 	// retries that isolate a rejected event.
 	DispatchLease time.Duration
 	// DispatchParallel is how many batches of one site are in flight at
-	// once while it has a backlog, CAPIRELAY_DISPATCH_PARALLEL, default
+	// once while its delivery lags, CAPIRELAY_DISPATCH_PARALLEL, default
 	// DefaultDispatchParallel.
 	DispatchParallel int
 	// DedupIndexKeys is how many dedup keys (event name and id of the last
@@ -98,7 +98,7 @@ var Env = []struct{ Name, Default, Help string }{
 	{"CAPIRELAY_GRAPH_TIMEOUT", DefaultGraphTimeout.String(), "timeout of one Graph API request"},
 	{"CAPIRELAY_RETENTION", DefaultRetention.String(), "how long delivered events are kept"},
 	{"CAPIRELAY_DISPATCH_LEASE", DefaultDispatchLease.String(), "how long a node's claim on a batch lasts (several nodes)"},
-	{"CAPIRELAY_DISPATCH_PARALLEL", strconv.Itoa(DefaultDispatchParallel), "batches of one site in flight at once while it has a backlog"},
+	{"CAPIRELAY_DISPATCH_PARALLEL", strconv.Itoa(DefaultDispatchParallel), "batches of one site in flight at once while its delivery lags"},
 	{"CAPIRELAY_DEDUP_INDEX_KEYS", strconv.Itoa(DefaultDedupIndexKeys), "dedup keys held in memory with SQLite (about 14 bytes each)"},
 }
 

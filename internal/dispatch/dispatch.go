@@ -5,7 +5,7 @@
 // batch Meta rejects for bad events is bisected so only the bad events are
 // dead-lettered; an invalid token pauses that site and keeps its queue. One
 // site's trouble never slows another: each due site has its own worker,
-// with up to Parallel batches in flight while it has a backlog.
+// with up to Parallel batches in flight while its delivery lags.
 package dispatch
 
 import (
@@ -54,6 +54,7 @@ type Store interface {
 const (
 	DefaultBatchSize   = capi.MaxEventsPerRequest
 	DefaultParallel    = 4
+	DefaultLag         = 2 * time.Second
 	DefaultLinger      = time.Second
 	DefaultLease       = 2 * time.Minute
 	DefaultBackoffBase = time.Second
@@ -73,7 +74,8 @@ type Dispatcher struct {
 	Owner   string // lease owner; unique per process
 
 	BatchSize   int
-	Parallel    int // batches of one site in flight at once while it has a backlog; default DefaultParallel
+	Parallel    int           // batches of one site in flight at once while it lags; default DefaultParallel
+	Lag         time.Duration // how long a claimed event may have waited before more batches go at once; default DefaultLag
 	Linger      time.Duration
 	Lease       time.Duration
 	BackoffBase time.Duration // see Backoff.Next
@@ -99,6 +101,9 @@ func (d *Dispatcher) defaults() {
 	}
 	if d.Parallel <= 0 {
 		d.Parallel = DefaultParallel
+	}
+	if d.Lag <= 0 {
+		d.Lag = DefaultLag
 	}
 	if d.Linger <= 0 {
 		d.Linger = DefaultLinger
@@ -247,9 +252,11 @@ func (d *Dispatcher) updateDepth(ctx context.Context) {
 }
 
 // drain sends batches for one site until nothing is due or it is paused.
-// One batch at a time while batches come back short; while they come back
-// full (a backlog), up to d.Parallel batches of the site are in flight at
-// once. A batch's round trip to Meta takes hundreds of milliseconds, and a
+// One batch at a time while delivery keeps up; while batches come back
+// full of events that waited longer than d.Lag (delivery is behind), up to
+// d.Parallel batches of the site are in flight at once. More batches at
+// once cost ingest CPU and the store's writer, so a relay that keeps up
+// with one does not pay for them. A batch's round trip to Meta takes hundreds of milliseconds, and a
 // busy relay's CPUs are shared with ingest: one batch at a time capped a
 // pixel at a few thousand events/s however long its queue. Items a batch
 // holds are leased, so the batches in flight never share an event.
@@ -257,8 +264,8 @@ func (d *Dispatcher) drain(ctx context.Context, key string) {
 	var wg sync.WaitGroup
 	var active atomic.Int32
 	var worker func()
-	// more starts another worker when a claim came back full, so a backlog
-	// has Parallel batches in flight as soon as it is seen.
+	// more starts another worker when a claim shows delivery behind, so a
+	// backlog has Parallel batches in flight as soon as it is seen.
 	more := func() {
 		if a := active.Load(); int(a) < d.Parallel && active.CompareAndSwap(a, a+1) {
 			wg.Add(1)
@@ -302,7 +309,8 @@ func (d *Dispatcher) RunOnce(ctx context.Context, key string) (int, error) {
 }
 
 // runBatch claims and delivers one batch of a site; full, if not nil, is
-// called when the claim came back full, before the batch is sent.
+// called before the batch is sent when the claim came back full and its
+// oldest event has waited longer than d.Lag: delivery is behind.
 func (d *Dispatcher) runBatch(ctx context.Context, key string, full func()) (int, error) {
 	site, err := d.Store.Site(ctx, key)
 	if errors.Is(err, store.ErrNotFound) {
@@ -322,7 +330,7 @@ func (d *Dispatcher) runBatch(ctx context.Context, key string, full func()) (int
 	if err != nil || len(items) == 0 {
 		return 0, err
 	}
-	if full != nil && len(items) == d.BatchSize {
+	if full != nil && len(items) == d.BatchSize && now.Sub(oldest(items)) > d.Lag {
 		full()
 	}
 	// The batch runs to completion even if ctx is cancelled (shutdown
@@ -360,4 +368,15 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// oldest is the earliest creation time of items.
+func oldest(items []store.Item) time.Time {
+	t := items[0].CreatedAt
+	for _, it := range items[1:] {
+		if it.CreatedAt.Before(t) {
+			t = it.CreatedAt
+		}
+	}
+	return t
 }

@@ -25,7 +25,8 @@ type gatedDest struct {
 	mu       sync.Mutex
 	cond     *sync.Cond
 	inflight int
-	peak     int
+	peak     int            // batches in flight at once, or want once waiting gave up
+	maxSeen  int            // batches in flight at once
 	seen     map[string]int // event_id → times sent
 	batches  int
 	timedOut bool // want batches were never in flight at once
@@ -43,6 +44,7 @@ func (g *gatedDest) Send(ctx context.Context, site *store.Site, b *Batch) (*capi
 	g.batches++
 	g.inflight++
 	g.peak = max(g.peak, g.inflight)
+	g.maxSeen = max(g.maxSeen, g.inflight)
 	g.cond.Broadcast()
 	deadline := time.AfterFunc(10*time.Second, func() {
 		g.mu.Lock()
@@ -55,6 +57,10 @@ func (g *gatedDest) Send(ctx context.Context, site *store.Site, b *Batch) (*capi
 		g.cond.Wait()
 	}
 	deadline.Stop()
+	// Meta's round trip: batches sent at once overlap here.
+	g.mu.Unlock()
+	time.Sleep(20 * time.Millisecond)
+	g.mu.Lock()
 	g.inflight--
 	for _, ev := range b.Events {
 		var e struct {
@@ -68,9 +74,22 @@ func (g *gatedDest) Send(ctx context.Context, site *store.Site, b *Batch) (*capi
 	return &capi.Response{EventsReceived: len(b.Events)}, nil
 }
 
-// A site with a backlog has Parallel batches in flight at once, and no
-// event goes out twice.
-func TestDrainSendsParallelBatchesOfABacklog(t *testing.T) {
+// A site whose delivery lags has Parallel batches in flight at once, and
+// no event goes out twice; one that keeps up sends one batch at a time.
+func TestDrainSendsParallelBatchesWhenBehind(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		waited time.Duration // how old the queued events look to the dispatcher
+		peak   int           // batches in flight at once
+	}{
+		{"behind", time.Minute, 4},
+		{"keeping up", 0, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) { drainBacklog(t, tc.waited, tc.peak) })
+	}
+}
+
+func drainBacklog(t *testing.T, waited time.Duration, peak int) {
 	ctx := context.Background()
 	box, _ := secret.New(bytes.Repeat([]byte{7}, secret.KeySize))
 	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), sqlite.FileName), box)
@@ -93,8 +112,9 @@ func TestDrainSendsParallelBatchesOfABacklog(t *testing.T) {
 	if _, err := db.Enqueue(ctx, evs); err != nil {
 		t.Fatal(err)
 	}
-	dest := newGatedDest(parallel)
-	d := &Dispatcher{Store: db, Meta: dest, BatchSize: batch, Parallel: parallel, Owner: "test"}
+	dest := newGatedDest(peak)
+	d := &Dispatcher{Store: db, Meta: dest, BatchSize: batch, Parallel: parallel, Owner: "test",
+		Now: func() time.Time { return time.Now().Add(waited) }}
 	d.defaults()
 	d.drain(ctx, site.Key)
 
@@ -112,7 +132,10 @@ func TestDrainSendsParallelBatchesOfABacklog(t *testing.T) {
 		t.Errorf("%d batches, want %d", dest.batches, want)
 	}
 	if dest.timedOut {
-		t.Errorf("never %d batches in flight at once", parallel)
+		t.Errorf("never %d batches in flight at once", peak)
+	}
+	if dest.maxSeen != peak {
+		t.Errorf("at most %d batches in flight at once, want %d", dest.maxSeen, peak)
 	}
 	if dest.inflight != 0 {
 		t.Errorf("%d batches still in flight after drain", dest.inflight)
