@@ -1,11 +1,9 @@
 package main
 
 import (
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,9 +12,9 @@ import (
 	"github.com/capirelay/capirelay/internal/dispatch"
 	"github.com/capirelay/capirelay/internal/event"
 	"github.com/capirelay/capirelay/internal/pipeline"
-	"github.com/capirelay/capirelay/internal/secret"
 	"github.com/capirelay/capirelay/internal/store"
 	"github.com/capirelay/capirelay/internal/store/sqlite"
+	"github.com/capirelay/capirelay/internal/store/storetest"
 )
 
 // verdict is what one path says of an event: "" when it takes it, else
@@ -184,20 +182,7 @@ func validateVerdict(t *testing.T, raw []byte, now time.Time) verdict {
 	return verdict(path)
 }
 
-func openSQLite(t *testing.T) *sqlite.DB {
-	key := make([]byte, secret.KeySize)
-	rand.Read(key)
-	box, err := secret.New(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), sqlite.FileName), box)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
+func openSQLite(t *testing.T) *sqlite.DB { return storetest.OpenSQLite(t) }
 
 // sandboxVerdict sends the event through the sandbox destination, into a
 // real SQLite store.

@@ -17,10 +17,10 @@ import (
 	"time"
 
 	"github.com/capirelay/capirelay/internal/metrics"
-	"github.com/capirelay/capirelay/internal/secret"
 	"github.com/capirelay/capirelay/internal/sitecfg"
 	"github.com/capirelay/capirelay/internal/store"
 	"github.com/capirelay/capirelay/internal/store/sqlite"
+	"github.com/capirelay/capirelay/internal/store/storetest"
 )
 
 const testPassword = "correct horse battery staple"
@@ -42,17 +42,7 @@ func setup(t *testing.T) *bundle {
 // setupWith is setup with a chance to change the Config first.
 func setupWith(t *testing.T, edit func(*Config)) *bundle {
 	t.Helper()
-	key := make([]byte, secret.KeySize)
-	rand.Read(key)
-	box, err := secret.New(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := sqlite.Open(t.Context(), t.TempDir()+"/"+sqlite.FileName, box)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := storetest.OpenSQLite(t)
 	cfg := Config{
 		Store: db, Metrics: metrics.New(), Version: "test", AdminPassword: testPassword,
 		PublicURL: "https://relay.example.net",

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -20,9 +19,9 @@ import (
 
 	"github.com/capirelay/capirelay/internal/metrics"
 	"github.com/capirelay/capirelay/internal/pipeline"
-	"github.com/capirelay/capirelay/internal/secret"
 	"github.com/capirelay/capirelay/internal/store"
 	"github.com/capirelay/capirelay/internal/store/sqlite"
+	"github.com/capirelay/capirelay/internal/store/storetest"
 )
 
 const (
@@ -41,19 +40,7 @@ type browserBundle struct {
 	captures []Capture
 }
 
-func mustOpenStore(tb testing.TB) *sqlite.DB {
-	tb.Helper()
-	box, err := secret.New([]byte("0123456789abcdef0123456789abcdef"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	db, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "db"), box)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	return db
-}
+func mustOpenStore(tb testing.TB) *sqlite.DB { return storetest.OpenSQLite(tb) }
 
 func mustCreateSite(tb testing.TB, db *sqlite.DB, key, consent string, domains ...string) *store.Site {
 	tb.Helper()

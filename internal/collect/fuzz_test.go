@@ -14,9 +14,9 @@ import (
 
 	"github.com/capirelay/capirelay/internal/collect"
 	"github.com/capirelay/capirelay/internal/pipeline"
-	"github.com/capirelay/capirelay/internal/secret"
 	"github.com/capirelay/capirelay/internal/store"
 	"github.com/capirelay/capirelay/internal/store/sqlite"
+	"github.com/capirelay/capirelay/internal/store/storetest"
 )
 
 const fuzzAPIKey = "crk_fuzz-api-key-0123456789abcdefghijklmnopq"
@@ -30,16 +30,7 @@ type fuzzBundle struct {
 
 func newFuzzBundle(f *testing.F) *fuzzBundle {
 	f.Helper()
-	key := make([]byte, 32)
-	box, err := secret.New(key)
-	if err != nil {
-		f.Fatal(err)
-	}
-	st, err := sqlite.Open(context.Background(), f.TempDir()+"/fuzz.db", box)
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { st.Close() })
+	st := storetest.OpenSQLite(f)
 	site := &store.Site{Key: "sfuzzsite", Name: "fuzz", Domains: []string{"shop.example.com"},
 		APIKeyHash: collect.HashAPIKey(fuzzAPIKey), PartialLeads: true}
 	if err := st.CreateSite(context.Background(), site); err != nil {

@@ -1,20 +1,17 @@
 package dispatch
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/capirelay/capirelay/internal/capi"
-	"github.com/capirelay/capirelay/internal/secret"
 	"github.com/capirelay/capirelay/internal/store"
-	"github.com/capirelay/capirelay/internal/store/sqlite"
+	"github.com/capirelay/capirelay/internal/store/storetest"
 )
 
 // gatedDest holds every batch until want batches are in flight at once
@@ -91,12 +88,7 @@ func TestDrainSendsParallelBatchesWhenBehind(t *testing.T) {
 
 func drainBacklog(t *testing.T, waited time.Duration, peak int) {
 	ctx := context.Background()
-	box, _ := secret.New(bytes.Repeat([]byte{7}, secret.KeySize))
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), sqlite.FileName), box)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := storetest.OpenSQLite(t)
 	site := &store.Site{Key: "sbacklog", Name: "backlog", Domains: []string{"shop.example.com"}, PixelID: "100001", AccessToken: "t"}
 	if err := db.CreateSite(ctx, site); err != nil {
 		t.Fatal(err)

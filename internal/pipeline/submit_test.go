@@ -5,31 +5,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/capirelay/capirelay/internal/event"
 	"github.com/capirelay/capirelay/internal/pipeline"
-	"github.com/capirelay/capirelay/internal/secret"
 	"github.com/capirelay/capirelay/internal/store"
 	"github.com/capirelay/capirelay/internal/store/sqlite"
+	"github.com/capirelay/capirelay/internal/store/storetest"
 )
 
 // openStore opens a real SQLite store in a temporary directory with one
 // site of consent mode consent.
 func openStore(t *testing.T, consent string) (*sqlite.DB, *store.Site) {
 	t.Helper()
-	box, err := secret.New(bytes.Repeat([]byte{5}, secret.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), sqlite.FileName), box)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := storetest.OpenSQLite(t)
 	site := &store.Site{Key: "shop", Name: "Shop", APIKeyHash: "h", DefaultRegion: "US", Consent: consent}
 	if err := db.CreateSite(t.Context(), site); err != nil {
 		t.Fatal(err)

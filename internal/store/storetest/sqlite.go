@@ -1,0 +1,28 @@
+package storetest
+
+import (
+	"crypto/rand"
+	"path/filepath"
+	"testing"
+
+	"github.com/capirelay/capirelay/internal/secret"
+	"github.com/capirelay/capirelay/internal/store/sqlite"
+)
+
+// OpenSQLite opens a real SQLite store, under a fresh random key, in a
+// temporary directory; it is closed when the test ends.
+func OpenSQLite(tb testing.TB) *sqlite.DB {
+	tb.Helper()
+	key := make([]byte, secret.KeySize)
+	rand.Read(key)
+	box, err := secret.New(key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	db, err := sqlite.Open(tb.Context(), filepath.Join(tb.TempDir(), sqlite.FileName), box)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
+}
