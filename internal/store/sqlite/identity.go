@@ -144,16 +144,11 @@ func (db *DB) LearnIdentities(ctx context.Context, ids []*store.Identity) error 
 }
 
 func (db *DB) learnChunk(ctx context.Context, ids []*store.Identity) error {
-	conn, release, err := db.relaxed(ctx)
+	tx, done, err := db.relaxedTx(ctx)
 	if err != nil {
 		return err
 	}
-	defer release()
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return mapErr(err)
-	}
-	defer tx.Rollback()
+	defer done()
 	st := &db.ins.learn
 	now := ms(db.now())
 	var likelyNew, rest []*store.Identity

@@ -191,16 +191,11 @@ func (db *DB) complete(c *completeReq) {
 // completeSome records outs of the items in held (their leases, which this
 // call holds) in one transaction.
 func (db *DB) completeSome(ctx context.Context, st *completeStmts, held map[int64]lease, outs []store.Outcome, now time.Time) error {
-	conn, release, err := db.relaxed(ctx)
+	tx, done, err := db.relaxedTx(ctx)
 	if err != nil {
 		return fmt.Errorf("complete: %w", err)
 	}
-	defer release()
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("complete: %w", mapErr(err))
-	}
-	defer tx.Rollback()
+	defer done()
 	type group struct {
 		trace    string
 		attempts int

@@ -146,20 +146,11 @@ func (db *DB) upsertOverflow(ctx context.Context, tx *sql.Tx, evs, accepted []re
 
 func (db *DB) insertGroup(batch []*enqueueReq) (err error) {
 	ctx := context.Background()
-	conn, release, err := db.relaxed(ctx) // the syncer makes it durable
+	tx, done, err := db.relaxedTx(ctx) // the syncer makes it durable
 	if err != nil {
 		return err
 	}
-	defer release()
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return mapErr(err)
-	}
-	defer func() {
-		if err != nil {
-			tx.Rollback()
-		}
-	}()
+	defer done()
 	var all []ref
 	for _, r := range batch {
 		r.res = make([]store.EnqueueResult, len(r.evs))
@@ -295,6 +286,24 @@ func (db *DB) insertGroup(batch []*enqueueReq) (err error) {
 		return mapErr(err)
 	}
 	return nil
+}
+
+// relaxedTx begins a transaction on the relaxed write connection (see
+// relaxed); done rolls it back unless it was committed, then gives the
+// connection back.
+func (db *DB) relaxedTx(ctx context.Context) (tx *sql.Tx, done func(), err error) {
+	conn, release, err := db.relaxed(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if tx, err = conn.BeginTx(ctx, nil); err != nil {
+		release()
+		return nil, nil, mapErr(err)
+	}
+	return tx, func() {
+		_ = tx.Rollback() // sql.ErrTxDone after a commit
+		release()
+	}, nil
 }
 
 // relaxed pins the write connection with synchronous=NORMAL: in WAL mode a
