@@ -50,22 +50,34 @@ func TestRefusedEventDoesNotHoldUpItsNeighbours(t *testing.T) {
 		items, err := r.app.Store.Items(t.Context(), site.Key, store.StateDead, 10)
 		return err == nil && len(items) == 1 && items[0].EventID == "refused"
 	})
-	items, err := r.app.Store.Items(t.Context(), site.Key, "", 1000)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The fake Graph has the events before the dispatcher has recorded
+	// their outcomes: wait for the store to say delivered.
+	var items []store.Item
+	waitFor(t, 10*time.Second, "every good event recorded as delivered", func() bool {
+		var err error
+		items, err = r.app.Store.Items(t.Context(), site.Key, "", 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range items {
+			if it.EventID != "refused" && it.State != store.StateDelivered {
+				return false
+			}
+		}
+		return true
+	})
 	most := 0
 	for _, it := range items {
-		if it.EventID == "refused" {
-			continue
+		if it.EventID != "refused" {
+			most = max(most, it.Attempts)
 		}
-		if it.State != store.StateDelivered {
-			t.Errorf("%s is %s", it.EventID, it.State)
-		}
-		most = max(most, it.Attempts)
 	}
 	t.Logf("at most %d attempts for a good event; graph %+v", most, r.graph.Stats())
-	if most > 5 {
+	// The faults' sequence is seeded, but which request meets which fault
+	// depends on the retries' jitter: over twenty runs a good event met up to
+	// 5 faults (6 attempts). Neighbours retried with the refused event,
+	// as before, took an attempt per retry for over a minute.
+	if most > 8 {
 		t.Errorf("a good event took %d attempts", most)
 	}
 }
