@@ -17,8 +17,9 @@ import (
 // A crash forgets every claim, which leaves the items due at once, as
 // ReleaseOrphans makes them at start.
 //
-// mu is held across a claim's read and across an outcome's write and the
-// forgetting of its lease, so a claim never sees one without the other.
+// mu is held across a claim's read, and by Complete to read its leases
+// and, only after the outcome is committed, to forget them: a claim never
+// finds an item neither leased nor done (see complete).
 type leases struct {
 	mu    sync.Mutex
 	m     map[int64]lease
