@@ -185,7 +185,9 @@ func TestKnownAlreadyAgreesWithWrite(t *testing.T) {
 			case 2:
 				// What the event teaches, perhaps a little less or more.
 				id := &store.Identity{SiteKey: site.Key, VisitorID: v}
-				id.Merge(observation(in))
+				if obs := observation(in).identity(); obs != nil {
+					id.Merge(obs)
+				}
 				switch r.IntN(6) {
 				case 0:
 					id.UA = dev()
@@ -209,8 +211,8 @@ func TestKnownAlreadyAgreesWithWrite(t *testing.T) {
 			continue
 		}
 		took++
-		obs := observation(in)
-		if obs.VisitorID == "" && len(obs.Hashes) == 0 {
+		obs := observation(in).identity()
+		if obs == nil {
 			continue // Learn returns before write
 		}
 		if v := in.VisitorID; v != "" {

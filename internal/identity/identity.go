@@ -62,7 +62,7 @@ type Service struct {
 	RefreshEvery time.Duration
 
 	cache   *cache
-	queue   chan *store.Identity
+	queue   chan packed
 	flushes chan chan struct{}
 	filter  *filter
 	ready   atomic.Bool
@@ -74,8 +74,8 @@ type Service struct {
 	dropped prometheus.Counter
 }
 
-// queueSize bounds observations waiting to be written (about 2.5 KB each,
-// so some 10 MB). Past it the writer is behind the ingest rate and Learn's
+// queueSize bounds observations waiting to be written (packed, about 600
+// bytes each, so some 2.5 MB). Past it the writer is behind the ingest rate and Learn's
 // func drops the observation and counts it (identity_learn_dropped_total):
 // learning is an enrichment, and a missed one costs a match, while holding
 // the request (or 160 MB of queued observations, as a 64 Ki queue did on
@@ -93,7 +93,7 @@ func New(st store.Identities, logger *slog.Logger) *Service {
 		logger = slog.Default()
 	}
 	return &Service{Store: st, Logger: logger.With("component", "identity"),
-		queue: make(chan *store.Identity, queueSize), flushes: make(chan chan struct{}), filter: newFilter(),
+		queue: make(chan packed, queueSize), flushes: make(chan chan struct{}), filter: newFilter(),
 		cache: newCache(CacheRecords, CacheOwners),
 		ambiguous: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "capirelay", Name: "identity_ambiguous_total",
 			Help: "Events identity stitching left as they were because their strong keys pointed at several people, or at a record holding another value of one of them."}),
@@ -124,19 +124,19 @@ func (s *Service) Run(ctx context.Context) {
 			for {
 				select {
 				case obs := <-s.queue:
-					batch = append(batch, obs)
+					batch = append(batch, obs.identity())
 				default:
 					s.write(context.WithoutCancel(ctx), batch)
 					return
 				}
 			}
 		case obs := <-s.queue:
-			batch = append(batch, obs)
+			batch = append(batch, obs.identity())
 		gather:
 			for len(batch) < 1000 {
 				select {
 				case obs := <-s.queue:
-					batch = append(batch, obs)
+					batch = append(batch, obs.identity())
 				default:
 					break gather
 				}
@@ -152,7 +152,7 @@ func (s *Service) Run(ctx context.Context) {
 			continue
 		}
 		for len(s.queue) > 0 && len(batch) < 1000 {
-			batch = append(batch, <-s.queue)
+			batch = append(batch, (<-s.queue).identity())
 		}
 		began := time.Now()
 		s.write(ctx, batch)
@@ -197,7 +197,7 @@ func (s *Service) Flush(ctx context.Context) error {
 		return ctx.Err()
 	}
 	select {
-	case s.queue <- nil: // wake the writer even when nothing is queued
+	case s.queue <- "": // wake the writer even when nothing is queued
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -584,7 +584,7 @@ func (s *Service) Learn(in *pipeline.Input) func(context.Context) {
 		return nil
 	}
 	obs := observation(in)
-	if obs.VisitorID == "" && len(obs.Hashes) == 0 {
+	if obs == "" {
 		return nil
 	}
 	return func(ctx context.Context) {
@@ -715,24 +715,15 @@ func withoutChurn(obs, cur *store.Identity) *store.Identity {
 	return &p
 }
 
-// observation is what an accepted event (user_data hashed) teaches.
-func observation(in *pipeline.Input) *store.Identity {
+// observation is what an accepted event (user_data hashed) teaches, packed
+// (so copied: the event's strings may be cut from its whole request body,
+// see event.DecodeBatch); "" when it names no visitor and holds no hash.
+func observation(in *pipeline.Input) packed {
 	ud := &in.Event.UserData
-	n, keys := 0, 0
-	for _, k := range store.IdentityKeys {
-		if l := len(*ud.List(k)); l > 0 {
-			n, keys = n+l, keys+1
-		}
-	}
-	ip, ua := browserOf(in)
-	// The event's strings may be cut from its whole request body (see
-	// event.DecodeBatch): what the cache keeps is copied, so that it holds
-	// a few bytes per person, not a request each.
-	obs := &store.Identity{SiteKey: in.Site.Key, VisitorID: strings.Clone(in.VisitorID), Hashes: make(map[string][]string, keys),
-		Fbp: strings.Clone(ud.Fbp), Fbc: strings.Clone(ud.Fbc), IP: strings.Clone(ip), UA: strings.Clone(ua)}
-	// One array for all the hashes, each key's part capped.
-	vals := make([]string, 0, n)
-	for _, k := range store.IdentityKeys {
+	var buf [2 * numIdentityKeys]string
+	vals := buf[:0]
+	var hashes [numIdentityKeys][]string
+	for i, k := range store.IdentityKeys {
 		start := len(vals)
 		for _, v := range *ud.List(k) {
 			// Only pure hashes are kept; anything else is never stored.
@@ -740,20 +731,13 @@ func observation(in *pipeline.Input) *store.Identity {
 				vals = append(vals, v)
 			}
 		}
-		if len(vals) > start {
-			obs.Hashes[k] = vals[start:len(vals):len(vals)]
-		}
+		hashes[i] = vals[start:len(vals):len(vals)]
 	}
-	// The hashes are copied too, into one string.
-	all := make([]byte, 0, 64*len(vals))
-	for _, v := range vals {
-		all = append(all, v...)
+	if in.VisitorID == "" && len(vals) == 0 {
+		return ""
 	}
-	copied := string(all)
-	for i, v := range vals {
-		vals[i], copied = copied[:len(v)], copied[len(v):]
-	}
-	return obs
+	ip, ua := browserOf(in)
+	return pack(in.Site.Key, in.VisitorID, ud.Fbp, ud.Fbc, ip, ua, &hashes)
 }
 
 // owner finds the record an observation of an event that names no visitor

@@ -67,7 +67,7 @@ func TestObservation(t *testing.T) {
 			*ud.List(k) = list()
 		}
 		ud.Fbp, ud.ClientIPAddress = "p", "i"
-		got, want := observation(in), observationMaps(in)
+		got, want := observation(in).identity(), observationMaps(in)
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("observation(%+v) = %+v, want %+v", *ud, got, want)
 		}
@@ -99,5 +99,40 @@ func TestIsHash(t *testing.T) {
 		if isHash(s) {
 			t.Errorf("isHash(%q)", s)
 		}
+	}
+}
+
+// TestPackedObservation: an observation is one pointer-free allocation,
+// and unpacks to what the event teaches, long values and many hashes
+// included.
+func TestPackedObservation(t *testing.T) {
+	in := &pipeline.Input{Site: &store.Site{Key: "site"}, VisitorID: "visitor", Event: &event.Event{ActionSource: "website"}}
+	ud := &in.Event.UserData
+	ud.Fbp, ud.Fbc, ud.ClientIPAddress = "fb.1.1.2", "fb.1.1.AbC", "2001:db8::1"
+	ud.ClientUserAgent = strings.Repeat("Mozilla/5.0 ", 40) // a two-byte length
+	for i, k := range store.IdentityKeys {
+		l := make(event.List, 3)
+		for j := range l {
+			l[j] = fmt.Sprintf("%064x", i*10+j)
+		}
+		*ud.List(k) = l
+	}
+	if got, want := observation(in).identity(), observationMaps(in); !reflect.DeepEqual(got, want) {
+		t.Fatalf("unpacked %+v, want %+v", got, want)
+	}
+	// Up to two hashes of each key (more are rare) cost nothing but the
+	// packed string.
+	for _, k := range store.IdentityKeys {
+		*ud.List(k) = (*ud.List(k))[:2]
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = observation(in) }); n != 1 {
+		t.Errorf("observation made %v allocations, want 1", n)
+	}
+	in.VisitorID = ""
+	for _, k := range store.IdentityKeys {
+		*ud.List(k) = event.List{"not a hash"}
+	}
+	if p := observation(in); p != "" {
+		t.Errorf("observation of an event with no visitor and no hash = %q, want none", p)
 	}
 }
