@@ -142,6 +142,9 @@ func (c *cache) learned(obs *store.Identity, knew func(site, kind, value string)
 	} else {
 		delete(c.ids, k)
 	}
+	// What an owner entry keeps is copied: obs's strings share the memory
+	// of all its values (packed.identity), which an entry must not keep.
+	var visitor []string
 	for _, kind := range store.StrongKeys {
 		for _, h := range obs.Hashes[kind] {
 			ok := [3]string{obs.SiteKey, kind, h}
@@ -150,12 +153,16 @@ func (c *cache) learned(obs *store.Identity, knew func(site, kind, value string)
 			case cached && time.Since(e.at) <= cacheTTL:
 				if !slices.Contains(e.visitors, obs.VisitorID) {
 					// Copy on write: readers may hold e.visitors.
-					e.visitors = append(slices.Clip(e.visitors), obs.VisitorID)
+					e.visitors = append(slices.Clip(e.visitors), strings.Clone(obs.VisitorID))
 					c.byHash[ok] = e
 				}
 			case !knew(obs.SiteKey, kind, h):
 				makeRoom(c, c.byHash, c.maxOwners, cachedOwners.time)
-				c.byHash[ok] = cachedOwners{visitors: []string{obs.VisitorID}, at: time.Now()}
+				if visitor == nil {
+					visitor = []string{strings.Clone(obs.VisitorID)}
+				}
+				ok[0], ok[2] = strings.Clone(ok[0]), strings.Clone(h)
+				c.byHash[ok] = cachedOwners{visitors: visitor, at: time.Now()}
 			default:
 				delete(c.byHash, ok)
 			}
