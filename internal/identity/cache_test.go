@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -277,5 +278,33 @@ func TestCacheStaysWithinBounds(t *testing.T) {
 	}
 	if got["capirelay_identity_filter_bytes"] != filterBits/8 || len(s.filter.bits)*8 != filterBits/8 {
 		t.Errorf("filter bytes = %v (%d words)", got["capirelay_identity_filter_bytes"], len(s.filter.bits))
+	}
+}
+
+// TestOwnerEntriesKeepNoObservation: the cache's owner entries copy what
+// they keep; an unpacked observation's strings share the memory of all its
+// values, which tens of thousands of entries would otherwise keep alive.
+func TestOwnerEntriesKeepNoObservation(t *testing.T) {
+	in := &pipeline.Input{Site: &store.Site{Key: "site"}, VisitorID: "visitor", Event: &event.Event{ActionSource: "website"}}
+	ud := &in.Event.UserData
+	ud.Em, ud.ExternalID, ud.Fn = event.List{fmt.Sprintf("%064x", 1)}, event.List{fmt.Sprintf("%064x", 2)}, event.List{fmt.Sprintf("%064x", 3)}
+	p := observation(in)
+	obs := p.identity()
+	c := newCache(10, 10)
+	c.learned(obs, func(string, string, string) bool { return false })
+	hex := obs.Hashes[store.KeyEmail][0]
+	within := func(s, of string) bool {
+		at, lo := uintptr(unsafe.Pointer(unsafe.StringData(s))), uintptr(unsafe.Pointer(unsafe.StringData(of)))
+		return len(s) > 0 && at >= lo && at < lo+uintptr(len(of))
+	}
+	if len(c.byHash) != 2 {
+		t.Fatalf("cache holds %d owner entries, want 2 (em, external_id)", len(c.byHash))
+	}
+	for k, e := range c.byHash {
+		for _, s := range append([]string{k[0], k[2]}, e.visitors...) {
+			if within(s, string(p)) || within(s, unsafe.String(unsafe.StringData(hex), 64*3)) {
+				t.Errorf("owner entry %v keeps %q inside the observation's memory", k, s)
+			}
+		}
 	}
 }
