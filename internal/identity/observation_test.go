@@ -136,3 +136,15 @@ func TestPackedObservation(t *testing.T) {
 		t.Errorf("observation of an event with no visitor and no hash = %q, want none", p)
 	}
 }
+
+func BenchmarkObservation(b *testing.B) {
+	in := &pipeline.Input{Site: &store.Site{Key: "site"}, VisitorID: "visitor", Event: &event.Event{ActionSource: "website"}}
+	ud := &in.Event.UserData
+	ud.Fbp, ud.Fbc, ud.ClientIPAddress, ud.ClientUserAgent = "fb.1.1700000000000.123456789", "fb.1.1700000000000.AbC", "203.0.113.9", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+	for i, k := range store.IdentityKeys {
+		*ud.List(k) = event.List{fmt.Sprintf("%064x", i+1)}
+	}
+	for b.Loop() {
+		_ = observation(in)
+	}
+}

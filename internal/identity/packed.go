@@ -39,8 +39,12 @@ func pack(site, visitor, fbp, fbc, ip, ua string, hashes *[numIdentityKeys][]str
 	for _, hs := range hashes {
 		b = binary.AppendUvarint(b, uint64(len(hs)))
 		for _, h := range hs {
-			for i := 0; i < len(h); i += 2 {
-				b = append(b, unhex(h[i])<<4|unhex(h[i+1]))
+			at := len(b)
+			b = b[:at+32]
+			dst := b[at : at+32 : at+32]
+			h := h[:64]
+			for i := range dst {
+				dst[i] = hexValue[h[2*i]]<<4 | hexValue[h[2*i+1]]
 			}
 		}
 	}
@@ -114,13 +118,13 @@ func (p packed) identity() *store.Identity {
 	return id
 }
 
-// unhex is the value of a lowercase hex digit.
-func unhex(c byte) byte {
-	if c <= '9' {
-		return c - '0'
+// hexValue is the value of each lowercase hex digit.
+var hexValue = func() (t [256]byte) {
+	for i, c := range "0123456789abcdef" {
+		t[c] = byte(i)
 	}
-	return c - 'a' + 10
-}
+	return t
+}()
 
 // uvarint is binary.Uvarint on a string, for well-formed input.
 func uvarint(s string) (uint64, int) {

@@ -356,3 +356,58 @@ func TestConcurrentClaimsNeverRepeatACompletedItem(t *testing.T) {
 		}
 	}
 }
+
+// TestOutcomesGoBeforeTheNextGroup: the writer records a waiting Complete
+// before it writes the next group of ingest, even a full one: a delivery
+// worker waits for its outcomes before it claims again, and under full
+// ingest a random choice between the two left delivery at 40 % of ingest.
+func TestOutcomesGoBeforeTheNextGroup(t *testing.T) {
+	db := openClaimTest(t)
+	ctx := context.Background()
+	var groups atomic.Int64   // insertGroup calls (each reads db.now first)
+	var recording atomic.Bool // after the writer is released
+	var waiting atomic.Int64  // Complete calls still queued when a group began
+	db.now = func() time.Time {
+		if recording.Load() {
+			waiting.Add(int64(len(db.completes)))
+		}
+		groups.Add(1)
+		return time.Now()
+	}
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	for round := range 12 {
+		recording.Store(false)
+		enqueueN(t, db, "s", 1, time.Now())
+		items, err := db.Claim(ctx, "s", "o", 10, time.Now().Add(time.Second), time.Minute)
+		if err != nil || len(items) != 1 {
+			t.Fatalf("round %d: Claim = %d items, %v", round, len(items), err)
+		}
+		// Hold the writer inside a group (insertGroup takes the dedup lock
+		// after reading the clock), then queue a full group and a Complete.
+		db.dedup.mu.Lock()
+		before := groups.Load()
+		var wg sync.WaitGroup
+		wg.Go(func() { enqueueN(t, db, "a", 1, time.Now()) })
+		wait("the writer to begin a group", func() bool { return groups.Load() > before })
+		wg.Go(func() { enqueueN(t, db, "b", minPipelined, time.Now()) })
+		wg.Go(func() {
+			if err := db.Complete(ctx, "o", []store.Outcome{{ID: items[0].ID, Kind: store.OutcomeDelivered}}, time.Now()); err != nil {
+				t.Error(err)
+			}
+		})
+		wait("a group and a Complete to queue", func() bool { return len(db.reqs) == 1 && len(db.completes) == 1 })
+		recording.Store(true)
+		db.dedup.mu.Unlock()
+		wg.Wait()
+		if n := waiting.Load(); n > 0 {
+			t.Fatalf("round %d: a group of ingest began with %d Complete calls waiting", round, n)
+		}
+	}
+}

@@ -91,6 +91,17 @@ func (db *DB) writer() {
 		}
 	}
 	for {
+		// Outcomes go first: each holds up a batch of delivery (its
+		// worker waits for it before claiming the next), while ingest's
+		// callers only wait for a group that is bigger a moment later.
+		// There are at most a few (the dispatcher's batches in flight),
+		// each one short transaction.
+		select {
+		case c := <-db.completes:
+			db.complete(c)
+			continue
+		default:
+		}
 		var batch []*enqueueReq
 		select {
 		case r := <-db.reqs:
