@@ -191,7 +191,7 @@ func (db *DB) dueItems(ctx context.Context, siteKey string, nowMS int64, limit i
 // dueIDs lists up to limit due ids of a site that are not leased. Leased
 // items are still pending in the file: it asks for enough to skip them.
 func (db *DB) dueIDs(ctx context.Context, tx *sql.Tx, siteKey string, nowMS int64, limit int) ([]int64, error) {
-	st, err := db.prepared(ctx, dueIDsQuery)
+	st, err := db.stmts.prepared(ctx, dueIDsQuery)
 	if err != nil {
 		return nil, err
 	}
@@ -222,7 +222,7 @@ func (db *DB) itemsByID(ctx context.Context, tx *sql.Tx, site string, ids []int6
 	items := make([]store.Item, 0, len(ids))
 	long, scattered := splitRuns(ids)
 	for _, r := range long {
-		st, err := db.prepared(ctx, claimRangeQuery)
+		st, err := db.stmts.prepared(ctx, claimRangeQuery)
 		if err != nil {
 			return nil, err
 		}

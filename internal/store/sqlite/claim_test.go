@@ -416,3 +416,30 @@ func TestOutcomesGoBeforeTheNextGroup(t *testing.T) {
 		}
 	}
 }
+
+// TestLearningDoesNotWaitForTheWriter: identity learning writes its own
+// file, so it goes on while the main file's one write connection is taken
+// (by a long group commit, a forget's scan).
+func TestLearningDoesNotWaitForTheWriter(t *testing.T) {
+	db := openClaimTest(t)
+	ctx := context.Background()
+	conn, err := db.w.Conn(ctx) // the main file's only write connection
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.ExecContext(ctx, "ROLLBACK")
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	id := &store.Identity{SiteKey: "s", VisitorID: "v", Hashes: map[string][]string{store.KeyEmail: {strings.Repeat("ab", 32)}}, LikelyNew: true}
+	if err := db.LearnIdentities(lctx, []*store.Identity{id}); err != nil {
+		t.Fatalf("learning while the main writer is busy: %v", err)
+	}
+	got, err := db.Identity(ctx, "s", "v")
+	if err != nil || !slices.Equal(got.Hashes[store.KeyEmail], id.Hashes[store.KeyEmail]) {
+		t.Fatalf("Identity = %+v, %v; want what was learned", got, err)
+	}
+}

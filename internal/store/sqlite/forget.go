@@ -48,45 +48,56 @@ func (db *DB) Forget(ctx context.Context, req store.ForgetRequest) (store.Forget
 	if err != nil {
 		return res, fmt.Errorf("forget: %w", err)
 	}
-	tx, err := db.w.BeginTx(ctx, nil)
-	if err != nil {
-		return res, fmt.Errorf("forget: %w", mapErr(err))
-	}
-	defer tx.Rollback()
-	plan, err := db.resolveForget(ctx, tx, req)
-	if err == nil {
-		if plan.resolved == pre.resolved {
-			plan = pre
+	// One transaction of the main writer, with the identity file attached
+	// (and so write-locked too).
+	err = db.withIdentities(ctx, db.w, func(conn *sql.Conn) error {
+		tx, err := conn.BeginTx(ctx, nil)
+		if err != nil {
+			return mapErr(err)
 		}
-		err = db.scanForget(ctx, tx, req.SiteKey, plan)
-	}
+		defer tx.Rollback()
+		plan, err := db.resolveForget(ctx, tx, req)
+		if err == nil {
+			if plan.resolved == pre.resolved {
+				plan = pre
+			}
+			err = db.scanForget(ctx, tx, req.SiteKey, plan)
+		}
+		if err != nil {
+			return err
+		}
+		if err := db.eraseForget(ctx, tx, plan, &res); err != nil {
+			return err
+		}
+		return mapErr(tx.Commit())
+	})
 	if err != nil {
 		return res, fmt.Errorf("forget: %w", err)
 	}
-	if err := db.eraseForget(ctx, tx, plan, &res); err != nil {
-		return res, fmt.Errorf("forget: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return res, fmt.Errorf("forget: %w", mapErr(err))
-	}
-	if err := db.checkpointTruncate(ctx); err != nil {
-		return res, fmt.Errorf("forget: %w", err)
+	// Nothing erased may stay in either WAL.
+	for _, w := range []*sql.DB{db.w, db.id.w} {
+		if err := checkpointTruncate(ctx, w); err != nil {
+			return res, fmt.Errorf("forget: %w", err)
+		}
 	}
 	return res, nil
 }
 
 // planForget resolves and scans on a read-only snapshot.
 func (db *DB) planForget(ctx context.Context, req store.ForgetRequest) (*forgetPlan, error) {
-	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	defer tx.Rollback()
-	plan, err := db.resolveForget(ctx, tx, req)
-	if err != nil {
-		return nil, err
-	}
-	return plan, db.scanForget(ctx, tx, req.SiteKey, plan)
+	var plan *forgetPlan
+	err := db.withIdentities(ctx, db.r, func(conn *sql.Conn) error {
+		tx, err := conn.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			return mapErr(err)
+		}
+		defer tx.Rollback()
+		if plan, err = db.resolveForget(ctx, tx, req); err != nil {
+			return err
+		}
+		return db.scanForget(ctx, tx, req.SiteKey, plan)
+	})
+	return plan, err
 }
 
 // resolveForget finds the visitors the request names and what marks their

@@ -17,7 +17,7 @@ import (
 func filesHold(t *testing.T, dir string, needles [][]byte) []int {
 	t.Helper()
 	var found []int
-	for _, name := range []string{sqlite.FileName, sqlite.FileName + "-wal"} {
+	for _, name := range []string{sqlite.FileName, sqlite.FileName + "-wal", sqlite.IdentityFileName, sqlite.IdentityFileName + "-wal"} {
 		data, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil && !os.IsNotExist(err) {
 			t.Fatal(err)

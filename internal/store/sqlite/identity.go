@@ -21,11 +21,11 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// readQuerier reads through the cached statements.
-type readQuerier struct{ db *DB }
+// readQuerier reads through cached statements.
+type readQuerier struct{ c *stmtCache }
 
 func (q readQuerier) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	return q.db.readRow(ctx, query, args...)
+	return q.c.row(ctx, query, args...)
 }
 
 func (db *DB) loadIdentity(ctx context.Context, q querier, siteKey, visitorID string) (*store.Identity, error) {
@@ -50,7 +50,7 @@ func (db *DB) loadIdentity(ctx context.Context, q querier, siteKey, visitorID st
 
 // Identity returns the identity of a visitor.
 func (db *DB) Identity(ctx context.Context, siteKey, visitorID string) (*store.Identity, error) {
-	id, err := db.loadIdentity(ctx, readQuerier{db}, siteKey, visitorID)
+	id, err := db.loadIdentity(ctx, readQuerier{&db.id.stmts}, siteKey, visitorID)
 	if err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
 	}
@@ -59,7 +59,7 @@ func (db *DB) Identity(ctx context.Context, siteKey, visitorID string) (*store.I
 
 // VisitorsByHash lists visitors whose identity holds hash under key.
 func (db *DB) VisitorsByHash(ctx context.Context, siteKey, key, hash string) ([]string, error) {
-	rows, err := db.readRows(ctx, `SELECT visitor_id FROM identity_keys WHERE kind=? AND hash=? AND site_key=?
+	rows, err := db.id.stmts.rows(ctx, `SELECT visitor_id FROM identity_keys WHERE kind=? AND hash=? AND site_key=?
 		ORDER BY updated_at DESC, visitor_id LIMIT 20`, key, hash, siteKey)
 	if err != nil {
 		return nil, fmt.Errorf("visitors by %s: %w", key, mapErr(err))
@@ -81,16 +81,16 @@ func (db *DB) LearnIdentity(ctx context.Context, id *store.Identity) error {
 	return db.LearnIdentities(ctx, []*store.Identity{id})
 }
 
-// learnChunk bounds the identities one transaction learns: ingest's group
-// commits share the one write connection, and wait at most a chunk's
-// work (a few milliseconds) for it.
+// learnChunk bounds the identities one transaction learns, so forget (which
+// writes the identity file too) waits at most a chunk's work for it.
 const learnChunk = 128
 
 // learnSizes are the row counts of the prepared multi-row statements of
 // learning (see piecesOf).
 var learnSizes = [...]int{128, 32, 8, 2, 1}
 
-// learnStmts are learning's prepared statements on the write connection.
+// learnStmts are learning's prepared statements on the identity file's
+// write connection.
 // Inserts are INSERT OR IGNORE and updates UPDATE OR IGNORE rather than
 // upserts: with no constraint that can abort a statement, SQLite keeps no
 // statement journal, which for multi-row inserts into these two random-
@@ -144,12 +144,12 @@ func (db *DB) LearnIdentities(ctx context.Context, ids []*store.Identity) error 
 }
 
 func (db *DB) learnChunk(ctx context.Context, ids []*store.Identity) error {
-	tx, done, err := db.relaxedTx(ctx)
+	tx, err := db.id.w.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return mapErr(err)
 	}
-	defer done()
-	st := &db.ins.learn
+	defer tx.Rollback()
+	st := &db.id.learn
 	now := ms(db.now())
 	var likelyNew, rest []*store.Identity
 	for _, id := range ids {
@@ -201,7 +201,7 @@ func indexRows(rows []keyRow, id *store.Identity) []keyRow {
 // statements, appends the index rows of those inserted to index and
 // returns those that existed after all (to merge).
 func (db *DB) insertIdentities(ctx context.Context, tx *sql.Tx, ids []*store.Identity, now int64, index []keyRow) (existing []*store.Identity, _ []keyRow, _ error) {
-	st := &db.ins.learn
+	st := &db.id.learn
 	args := make([]any, 0, 6*learnSizes[0])
 	err := piecesOf(learnSizes[:], len(ids), func(lo, size int) error {
 		part := ids[lo : lo+learnSizes[size]]
@@ -267,7 +267,7 @@ func (db *DB) mergeIdentity(ctx context.Context, tx *sql.Tx, load querier, id *s
 	if err != nil {
 		return index, unindex, err
 	}
-	if _, err := tx.StmtContext(ctx, db.ins.learn.update).ExecContext(ctx, string(hashes), store.SealDevice(db.box, cur), now,
+	if _, err := tx.StmtContext(ctx, db.id.learn.update).ExecContext(ctx, string(hashes), store.SealDevice(db.box, cur), now,
 		cur.SiteKey, cur.VisitorID); err != nil {
 		return index, unindex, mapErr(err)
 	}
@@ -290,7 +290,7 @@ func (db *DB) mergeIdentity(ctx context.Context, tx *sql.Tx, load querier, id *s
 func (db *DB) KnownKeys(ctx context.Context, since time.Time, fn func(siteKey, kind, value string)) (time.Time, error) {
 	latest := since
 	scan := func(q string) error {
-		rows, err := db.r.QueryContext(ctx, q, ms(since))
+		rows, err := db.id.r.QueryContext(ctx, q, ms(since))
 		if err != nil {
 			return mapErr(err)
 		}
@@ -317,12 +317,12 @@ func (db *DB) KnownKeys(ctx context.Context, since time.Time, fn func(siteKey, k
 	return latest, nil
 }
 
-// checkpointTruncate folds the WAL into the database file and truncates it,
-// retrying while readers hold old snapshots.
-func (db *DB) checkpointTruncate(ctx context.Context) error {
+// checkpointTruncate folds the WAL into the database file of the write
+// pool w and truncates it, retrying while readers hold old snapshots.
+func checkpointTruncate(ctx context.Context, w *sql.DB) error {
 	for attempt := 0; ; attempt++ {
 		var busy, logFrames, done int
-		if err := db.w.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &done); err != nil {
+		if err := w.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &done); err != nil {
 			return fmt.Errorf("checkpoint: %w", mapErr(err))
 		}
 		if busy == 0 {

@@ -93,9 +93,13 @@ func TestPhoneRowsMigration(t *testing.T) {
 			}
 		}
 	})
-	var phones int
-	if err := db.r.QueryRow(`SELECT count(*) FROM identity_keys WHERE kind = 'ph'`).Scan(&phones); err != nil || phones != 0 {
-		t.Fatalf("phone index rows after migrating = %d, %v; want none", phones, err)
+	var phones, emails, left int
+	if err := db.id.r.QueryRow(`SELECT count(*) FILTER (WHERE kind = 'ph'), count(*) FILTER (WHERE kind = 'em') FROM identity_keys`).Scan(&phones, &emails); err != nil || phones != 0 || emails != 1 {
+		t.Fatalf("index rows after migrating: %d phone, %d email (%v); want 0 and 1", phones, emails, err)
+	}
+	// The rows moved to the identity file; the main file has no table of them.
+	if err := db.r.QueryRow(`SELECT count(*) FROM sqlite_master WHERE name IN ('identities', 'identity_keys')`).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("main file still has %d identity tables (%v)", left, err)
 	}
 	res, err := db.Forget(ctx, store.ForgetRequest{Hashes: []string{"phhash"}})
 	if err != nil || res.Identities != 1 || res.IdentityKeys != 1 {

@@ -22,7 +22,6 @@ var rowSizes = [...]int{512, 256, 128, 64, 32, 16, 8, 7, 6, 5, 4, 3, 2, 1}
 type insertStmts struct {
 	state, seenRow, catchUp         *sql.Stmt
 	seen, overflow, outbox, payload [len(rowSizes)]*sql.Stmt
-	learn                           learnStmts
 }
 
 func (db *DB) prepareInserts(ctx context.Context) error {
@@ -54,7 +53,6 @@ func (db *DB) prepareInserts(ctx context.Context) error {
 			next_attempt, source, visitor_id, test_event_code, params, created_at, enriched) VALUES ` + tuples(n, "(?,?,?,?,?,?,?,?,?,?,?,?,?)"))
 		st.payload[i] = prep(`INSERT INTO outbox_payload (id, payload) VALUES ` + tuples(n, "(?,?)"))
 	}
-	st.learn = prepareLearn(prep)
 	if err != nil {
 		return fmt.Errorf("prepare inserts: %w", mapErr(err))
 	}
@@ -67,7 +65,6 @@ func (st *insertStmts) close() {
 	for i := range rowSizes {
 		all = append(all, st.seen[i], st.overflow[i], st.outbox[i], st.payload[i])
 	}
-	all = append(all, st.learn.all()...)
 	for _, s := range all {
 		if s != nil {
 			s.Close()

@@ -1,7 +1,10 @@
-// Package sqlite is capirelay's embedded store: one SQLite file in WAL mode
-// with synchronous=FULL, so a committed transaction survives a crash or a
-// power cut. Writes go through one connection; ingest writes are grouped
-// into shared transactions (group commit) by a single writer goroutine.
+// Package sqlite is capirelay's embedded store: SQLite files in WAL mode.
+// The main file is synchronous=FULL, so a committed transaction survives a
+// crash or a power cut; its writes go through one connection, ingest's
+// grouped into shared transactions (group commit) by a single writer
+// goroutine. Identity stitching's tables live in a file of their own
+// (identity_file.go), so learning never waits for that writer, nor it for
+// learning.
 package sqlite
 
 import (
@@ -48,7 +51,8 @@ type DB struct {
 	closeOne  sync.Once
 	now       func() time.Time
 
-	stmts sync.Map // query → *sql.Stmt on the readers
+	stmts stmtCache // hot reads on r
+	id    *identityFile
 	ins   *insertStmts
 
 	leases leases
@@ -73,39 +77,61 @@ type CommitObserver struct {
 // ObserveCommits sets o to be told about every group commit from now on.
 func (db *DB) ObserveCommits(o *CommitObserver) { db.observer.Store(o) }
 
-// prepared returns a cached prepared statement for a hot read query, so the
-// SQL is parsed once, not on every call.
-func (db *DB) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
-	if st, ok := db.stmts.Load(q); ok {
+// stmtCache prepares hot read queries on a pool once, so their SQL is
+// parsed once, not on every call.
+type stmtCache struct {
+	pool *sql.DB
+	m    sync.Map // query → *sql.Stmt
+}
+
+func (c *stmtCache) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st, ok := c.m.Load(q); ok {
 		return st.(*sql.Stmt), nil
 	}
-	st, err := db.r.PrepareContext(ctx, q)
+	st, err := c.pool.PrepareContext(ctx, q)
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	if prev, loaded := db.stmts.LoadOrStore(q, st); loaded {
+	if prev, loaded := c.m.LoadOrStore(q, st); loaded {
 		st.Close()
 		return prev.(*sql.Stmt), nil
 	}
 	return st, nil
 }
 
-// readRow runs a hot single-row read through a cached statement.
-func (db *DB) readRow(ctx context.Context, q string, args ...any) *sql.Row {
-	st, err := db.prepared(ctx, q)
+// row runs a hot single-row read through a cached statement.
+func (c *stmtCache) row(ctx context.Context, q string, args ...any) *sql.Row {
+	st, err := c.prepared(ctx, q)
 	if err != nil {
-		return db.r.QueryRowContext(ctx, q, args...) // reports the same error
+		return c.pool.QueryRowContext(ctx, q, args...) // reports the same error
 	}
 	return st.QueryRowContext(ctx, args...)
 }
 
-// readRows runs a hot read through a cached statement.
-func (db *DB) readRows(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	st, err := db.prepared(ctx, q)
+// rows runs a hot read through a cached statement.
+func (c *stmtCache) rows(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	st, err := c.prepared(ctx, q)
 	if err != nil {
 		return nil, err
 	}
 	return st.QueryContext(ctx, args...)
+}
+
+func (c *stmtCache) close() {
+	c.m.Range(func(_, st any) bool {
+		st.(*sql.Stmt).Close()
+		return true
+	})
+}
+
+// readRow runs a hot single-row read on the readers.
+func (db *DB) readRow(ctx context.Context, q string, args ...any) *sql.Row {
+	return db.stmts.row(ctx, q, args...)
+}
+
+// readRows runs a hot read on the readers.
+func (db *DB) readRows(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return db.stmts.rows(ctx, q, args...)
 }
 
 var _ store.Store = (*DB)(nil)
@@ -120,26 +146,69 @@ func Open(ctx context.Context, path string, box *secret.Box) (*DB, error) {
 			return nil, fmt.Errorf("create data directory: %w", err)
 		}
 	}
+	w, r, err := openFile(path, pageSize, "FULL")
+	if err != nil {
+		return nil, err
+	}
+	db := &DB{path: path, w: w, r: r, stmts: stmtCache{pool: r}, box: box,
+		reqs: make(chan *enqueueReq, 4096), completes: make(chan *completeReq, 64), stop: make(chan struct{}), done: make(chan struct{}),
+		ckptDone: make(chan struct{}), now: time.Now, leases: leases{m: map[int64]lease{}}, dedup: newDedup(), recent: newRecent(recentBudget)}
+	fail := func(err error) (*DB, error) {
+		if db.ins != nil {
+			db.ins.close()
+		}
+		w.Close()
+		r.Close()
+		if db.id != nil {
+			db.id.close()
+		}
+		return nil, err
+	}
+	if err := db.migrate(ctx); err != nil {
+		return fail(err)
+	}
+	if db.id, err = openIdentityFile(ctx, filepath.Join(filepath.Dir(path), IdentityFileName)); err != nil {
+		return fail(err)
+	}
+	if err := db.adoptIdentities(ctx); err != nil {
+		return fail(err)
+	}
+	if err := db.prepareInserts(ctx); err != nil {
+		return fail(err)
+	}
+	// Load the dedup keys of the window before the first event arrives.
+	load := func(after int64) (*sql.Rows, error) { return db.r.QueryContext(ctx, catchUpQuery, after) }
+	if err := db.dedup.catchUp(load, ms(db.now().Add(-store.DedupWindow))); err != nil {
+		return fail(fmt.Errorf("load dedup keys: %w", err))
+	}
+	go db.writer()
+	go db.checkpointer()
+	return db, nil
+}
+
+// openFile opens (creating and formatting if needed) a database file: one
+// write connection and four readers, synchronous as given.
+func openFile(path string, pageSize int, synchronous string) (w, r *sql.DB, err error) {
 	// The file holds sealed secrets and hashed personal data: owner only.
 	// SQLite gives the WAL and shared-memory files the same mode.
 	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
 		f.Close()
-		if err := format(path); err != nil {
+		if err := format(path, pageSize); err != nil {
 			os.Remove(path)
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	w, err := sql.Open("sqlite", dsn(path, true))
+	w, err = sql.Open("sqlite", dsnSync(path, true, synchronous))
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	r, err := sql.Open("sqlite", dsn(path, false))
+	r, err = sql.Open("sqlite", dsnSync(path, false, synchronous))
 	if err != nil {
 		w.Close()
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	// Four readers with a 1 MiB page cache each: reads are point lookups
 	// and short scans (the OS caches the file too), and every cache is
@@ -147,30 +216,7 @@ func Open(ctx context.Context, path string, box *secret.Box) (*DB, error) {
 	r.SetMaxOpenConns(4)
 	r.SetMaxIdleConns(4) // keep readers (and their prepared statements) warm
 	r.SetConnMaxIdleTime(0)
-	db := &DB{path: path, w: w, r: r, box: box,
-		reqs: make(chan *enqueueReq, 4096), completes: make(chan *completeReq, 64), stop: make(chan struct{}), done: make(chan struct{}),
-		ckptDone: make(chan struct{}), now: time.Now, leases: leases{m: map[int64]lease{}}, dedup: newDedup(), recent: newRecent(recentBudget)}
-	if err := db.migrate(ctx); err != nil {
-		w.Close()
-		r.Close()
-		return nil, err
-	}
-	if err := db.prepareInserts(ctx); err != nil {
-		w.Close()
-		r.Close()
-		return nil, err
-	}
-	// Load the dedup keys of the window before the first event arrives.
-	load := func(after int64) (*sql.Rows, error) { return db.r.QueryContext(ctx, catchUpQuery, after) }
-	if err := db.dedup.catchUp(load, ms(db.now().Add(-store.DedupWindow))); err != nil {
-		db.ins.close()
-		w.Close()
-		r.Close()
-		return nil, fmt.Errorf("load dedup keys: %w", err)
-	}
-	go db.writer()
-	go db.checkpointer()
-	return db, nil
+	return w, r, nil
 }
 
 // pageSize is the page size of a new database file. SQLite writes the WAL
@@ -185,7 +231,7 @@ const pageSize = 16384
 // format gives a new, empty database file its page size and WAL mode. The
 // driver runs a DSN's pragmas in alphabetical order, so journal_mode(WAL)
 // would come first and fix the default page size before page_size ran.
-func format(path string) error {
+func format(path string, pageSize int) error {
 	conn, err := sql.Open("sqlite", "file:"+path+"?"+url.Values{"_pragma": {fmt.Sprintf("page_size(%d)", pageSize)}}.Encode())
 	if err != nil {
 		return fmt.Errorf("create %s: %w", path, err)
@@ -197,11 +243,14 @@ func format(path string) error {
 	return nil
 }
 
-func dsn(path string, write bool) string {
+func dsn(path string, write bool) string { return dsnSync(path, write, "FULL") }
+
+// dsnSync is dsn with another synchronous setting.
+func dsnSync(path string, write bool, synchronous string) string {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "synchronous("+synchronous+")")
 	q.Add("_pragma", "foreign_keys(ON)")
 	q.Add("_pragma", "secure_delete(ON)")
 	// Statement journals (multi-row inserts, upserts) stay in memory.
@@ -270,22 +319,20 @@ func (db *DB) Close() error {
 		<-db.done
 		<-db.ckptDone
 		db.ins.close()
-		db.stmts.Range(func(_, st any) bool {
-			st.(*sql.Stmt).Close()
-			return true
-		})
+		db.stmts.close()
 		// Fold the WAL back into the main file so a copied data directory
 		// is complete.
 		_, _ = db.w.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
-		err = errors.Join(db.r.Close(), db.w.Close())
+		err = errors.Join(db.r.Close(), db.w.Close(), db.id.close())
 	})
 	return err
 }
 
-// Checkpoint folds the WAL into the database file and truncates the WAL.
+// Checkpoint folds the WALs into the database files and truncates them.
 func (db *DB) Checkpoint(ctx context.Context) error {
 	_, err := db.w.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
-	return mapErr(err)
+	_, ierr := db.id.w.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
+	return mapErr(errors.Join(err, ierr))
 }
 
 // mapErr translates driver errors into store errors.
