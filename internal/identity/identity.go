@@ -176,9 +176,9 @@ func (s *Service) Run(ctx context.Context) {
 
 // restAfter is how long the writer rests after a write that took d, with
 // queued observations still waiting. Below half a queue it keeps up and
-// never rests. Past it ingest outruns learning, and learning holds the
-// store's one writer (and a CPU) that ingest and delivery need: the writer
-// then takes at most a quarter of the time, and Learn drops and counts what
+// never rests. Past it ingest outruns learning, and learning takes a CPU
+// (and its store's writes) that ingest and delivery need: the writer then
+// takes at most a quarter of the time, and Learn drops and counts what
 // does not fit in the queue (see queueSize).
 func restAfter(d time.Duration, queued int) time.Duration {
 	if queued < queueSize/2 {
