@@ -363,18 +363,40 @@ func TestConcurrentClaimsNeverRepeatACompletedItem(t *testing.T) {
 // worker waits for its outcomes before it claims again, and under full
 // ingest a random choice between the two left delivery at 40 % of ingest.
 func TestOutcomesGoBeforeTheNextGroup(t *testing.T) {
+	for round := range 12 {
+		if waiting := outcomesWaitingAtNextGroup(t, 1); waiting != 0 {
+			t.Fatalf("round %d: a group of ingest began with %d Complete calls waiting", round, waiting)
+		}
+	}
+}
+
+// TestGroupAfterMaxOutcomes: many sites' outcomes at once do not hold up
+// ingest for more than maxOutcomesFirst of them.
+func TestGroupAfterMaxOutcomes(t *testing.T) {
+	const queued = maxOutcomesFirst + 2
+	if waiting := outcomesWaitingAtNextGroup(t, queued); waiting != queued-maxOutcomesFirst {
+		t.Fatalf("a group of ingest began with %d of %d Complete calls waiting, want %d", waiting, queued, queued-maxOutcomesFirst)
+	}
+}
+
+// outcomesWaitingAtNextGroup holds the writer inside a group, queues a full
+// group and n Complete calls, lets it go and reports how many of the calls
+// were still queued when the next group began.
+func outcomesWaitingAtNextGroup(t *testing.T, n int) int64 {
+	t.Helper()
 	db := openClaimTest(t)
 	ctx := context.Background()
 	var groups atomic.Int64   // insertGroup calls (each reads db.now first)
 	var recording atomic.Bool // after the writer is released
-	var waiting atomic.Int64  // Complete calls still queued when a group began
+	waiting := atomic.Int64{} // Complete calls still queued when the group began
+	waiting.Store(-1)
 	db.now = func() time.Time {
 		// Only ingest's groups: the checkpointer reads the clock too.
 		if pc, _, _, _ := runtime.Caller(1); !strings.HasSuffix(runtime.FuncForPC(pc).Name(), ".insertGroup") {
 			return time.Now()
 		}
 		if recording.Load() {
-			waiting.Add(int64(len(db.completes)))
+			waiting.CompareAndSwap(-1, int64(len(db.completes)))
 		}
 		groups.Add(1)
 		return time.Now()
@@ -387,34 +409,31 @@ func TestOutcomesGoBeforeTheNextGroup(t *testing.T) {
 			}
 		}
 	}
-	for round := range 12 {
-		recording.Store(false)
-		enqueueN(t, db, "s", 1, time.Now())
-		items, err := db.Claim(ctx, "s", "o", 10, time.Now().Add(time.Second), time.Minute)
-		if err != nil || len(items) != 1 {
-			t.Fatalf("round %d: Claim = %d items, %v", round, len(items), err)
-		}
-		// Hold the writer inside a group (insertGroup takes the dedup lock
-		// after reading the clock), then queue a full group and a Complete.
-		db.dedup.mu.Lock()
-		before := groups.Load()
-		var wg sync.WaitGroup
-		wg.Go(func() { enqueueN(t, db, "a", 1, time.Now()) })
-		wait("the writer to begin a group", func() bool { return groups.Load() > before })
-		wg.Go(func() { enqueueN(t, db, "b", minPipelined, time.Now()) })
+	enqueueN(t, db, "s", n, time.Now())
+	items, err := db.Claim(ctx, "s", "o", n, time.Now().Add(time.Second), time.Minute)
+	if err != nil || len(items) != n {
+		t.Fatalf("Claim = %d items, %v", len(items), err)
+	}
+	// Hold the writer inside a group (insertGroup takes the dedup lock
+	// after reading the clock), then queue a full group and the calls.
+	db.dedup.mu.Lock()
+	before := groups.Load()
+	var wg sync.WaitGroup
+	wg.Go(func() { enqueueN(t, db, "a", 1, time.Now()) })
+	wait("the writer to begin a group", func() bool { return groups.Load() > before })
+	wg.Go(func() { enqueueN(t, db, "b", minPipelined, time.Now()) })
+	for _, it := range items {
 		wg.Go(func() {
-			if err := db.Complete(ctx, "o", []store.Outcome{{ID: items[0].ID, Kind: store.OutcomeDelivered}}, time.Now()); err != nil {
+			if err := db.Complete(ctx, "o", []store.Outcome{{ID: it.ID, Kind: store.OutcomeDelivered}}, time.Now()); err != nil {
 				t.Error(err)
 			}
 		})
-		wait("a group and a Complete to queue", func() bool { return len(db.reqs) == 1 && len(db.completes) == 1 })
-		recording.Store(true)
-		db.dedup.mu.Unlock()
-		wg.Wait()
-		if n := waiting.Load(); n > 0 {
-			t.Fatalf("round %d: a group of ingest began with %d Complete calls waiting", round, n)
-		}
 	}
+	wait("a group and the Complete calls to queue", func() bool { return len(db.reqs) == 1 && len(db.completes) == n })
+	recording.Store(true)
+	db.dedup.mu.Unlock()
+	wg.Wait()
+	return waiting.Load()
 }
 
 // TestLearningDoesNotWaitForTheWriter: identity learning writes its own

@@ -90,25 +90,24 @@ func (db *DB) writer() {
 			synced <- live
 		}
 	}
+	outcomes := 0 // Complete calls recorded since the last group
 	for {
 		// Outcomes go first: each holds up a batch of delivery (its
 		// worker waits for it before claiming the next), while ingest's
 		// callers only wait for a group that is bigger a moment later.
-		// There are at most a few (the dispatcher's batches in flight),
-		// each one short transaction.
-		select {
-		case c := <-db.completes:
-			db.complete(c)
-			continue
-		default:
+		// Each is one short transaction; past maxOutcomesFirst in a row
+		// (many sites delivering at once) a waiting group goes next.
+		if outcomes < maxOutcomesFirst || len(db.reqs) == 0 {
+			select {
+			case c := <-db.completes:
+				db.complete(c)
+				outcomes++
+				continue
+			default:
+			}
 		}
 		var batch []*enqueueReq
 		select {
-		case r := <-db.reqs:
-			batch = append(batch, r)
-		case c := <-db.completes:
-			db.complete(c)
-			continue
 		case <-db.stop:
 			// Drain what is already queued so no caller waits forever.
 			for {
@@ -121,7 +120,22 @@ func (db *DB) writer() {
 					return
 				}
 			}
+		case r := <-db.reqs:
+			batch = append(batch, r)
+		default:
+			// Nothing to write but outcomes, or nothing at all yet.
+			select {
+			case r := <-db.reqs:
+				batch = append(batch, r)
+			case c := <-db.completes:
+				db.complete(c)
+				outcomes++
+				continue
+			case <-db.stop:
+				continue // drained above
+			}
 		}
+		outcomes = 0
 		n := len(batch[0].evs)
 	gather:
 		for n < maxGroup {
@@ -152,6 +166,11 @@ func (db *DB) writer() {
 		commit(batch)
 	}
 }
+
+// maxOutcomesFirst is how many Complete calls in a row the writer records
+// before a waiting group of ingest: a site's batches in flight (up to the
+// dispatcher's Parallel, 4) all go first.
+const maxOutcomesFirst = 4
 
 // minPipelined is the smallest group committed while the previous one is
 // still being synced.
