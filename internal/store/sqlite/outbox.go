@@ -168,9 +168,12 @@ func (db *DB) writer() {
 }
 
 // maxOutcomesFirst is how many Complete calls in a row the writer records
-// before a waiting group of ingest: a site's batches in flight (up to the
-// dispatcher's Parallel, 4) all go first.
-const maxOutcomesFirst = 4
+// before a waiting group of ingest. A site's batches in flight (up to the
+// dispatcher's Parallel, 4) come back faster than the writer groups
+// ingest: in process, realistic load, a bound of 4 let delivery fall to 78 %
+// of ingest, 8 kept it at 91–94 % (unbounded: 93–96 %), while many sites
+// delivering at once hold ingest up for at most 8 short transactions.
+const maxOutcomesFirst = 8
 
 // minPipelined is the smallest group committed while the previous one is
 // still being synced.
