@@ -20,11 +20,12 @@ var identityMigrations embed.FS
 const IdentityFileName = "identity.db"
 
 // identityPageSize is the page size of a new identity file, as the main
-// file's. Learning inserts rows at random keys, and 4 KiB pages (a quarter
-// of the bytes per dirty page in the WAL) measured worse: realistic
-// /v1/events in process, 15.7–18.7k events/s against 22.8–23.0k at 16 KiB,
-// the more frequent page splits of the two random-keyed tables costing
-// more than the bytes saved.
+// file's. Learning inserts rows at random keys; in process, realistic
+// /v1/events, learning took 2.6–2.9 s of CPU per 20 s at 16 KiB against
+// 5.0 s at 4 KiB (a quarter of the bytes per dirty page, but more pages
+// and splits; also with checkpoints as rare in bytes) and 3.9 s at 64 KiB,
+// and ingest was fastest at 16 KiB (22.7–26.7k events/s against 18.4k and
+// 18.7–20.6k).
 const identityPageSize = 16384
 
 // identityFile is identity stitching's own SQLite file (identities,
