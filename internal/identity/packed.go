@@ -2,6 +2,7 @@ package identity
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"unsafe"
 
 	"github.com/capirelay/capirelay/internal/store"
@@ -39,13 +40,9 @@ func pack(site, visitor, fbp, fbc, ip, ua string, hashes *[numIdentityKeys][]str
 	for _, hs := range hashes {
 		b = binary.AppendUvarint(b, uint64(len(hs)))
 		for _, h := range hs {
-			at := len(b)
-			b = b[:at+32]
-			dst := b[at : at+32 : at+32]
-			h := h[:64]
-			for i := range dst {
-				dst[i] = hexValue[h[2*i]]<<4 | hexValue[h[2*i+1]]
-			}
+			// A pure hash always decodes: hex.Decode cannot fail here.
+			n, _ := hex.Decode(b[len(b):len(b)+32], bytesOf(h))
+			b = b[:len(b)+n]
 		}
 	}
 	return packed(unsafe.String(unsafe.SliceData(b), len(b)))
@@ -68,7 +65,7 @@ func (p packed) identity() *store.Identity {
 	}
 	r := string(p)
 	next := func() int {
-		v, w := uvarint(r)
+		v, w := binary.Uvarint(bytesOf(r))
 		r = r[w:]
 		return int(v)
 	}
@@ -96,11 +93,8 @@ func (p packed) identity() *store.Identity {
 	}
 	text := make([]byte, 0, 64*total)
 	vals := make([]string, total)
-	const digits = "0123456789abcdef"
 	for _, rw := range raw {
-		for i := 0; i < len(rw); i++ {
-			text = append(text, digits[rw[i]>>4], digits[rw[i]&15])
-		}
+		text = hex.AppendEncode(text, bytesOf(rw))
 	}
 	all := unsafe.String(unsafe.SliceData(text), len(text))
 	at := 0
@@ -118,23 +112,6 @@ func (p packed) identity() *store.Identity {
 	return id
 }
 
-// hexValue is the value of each lowercase hex digit.
-var hexValue = func() (t [256]byte) {
-	for i, c := range "0123456789abcdef" {
-		t[c] = byte(i)
-	}
-	return t
-}()
-
-// uvarint is binary.Uvarint on a string, for well-formed input.
-func uvarint(s string) (uint64, int) {
-	var v uint64
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		v |= uint64(c&0x7f) << (7 * i)
-		if c < 0x80 {
-			return v, i + 1
-		}
-	}
-	return v, len(s)
-}
+// bytesOf is s's bytes, without a copy, for functions that only read them
+// (a string's bytes must never be written).
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
