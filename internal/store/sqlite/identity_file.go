@@ -7,9 +7,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-
-	"github.com/pressly/goose/v3"
 )
 
 //go:embed migrations_identity/*.sql
@@ -55,32 +52,14 @@ func openIdentityFile(ctx context.Context, path string) (*identityFile, error) {
 		return nil, err
 	}
 	f := &identityFile{path: path, w: w, r: r, stmts: stmtCache{pool: r}}
-	sub, err := fs.Sub(identityMigrations, "migrations_identity")
-	if err != nil {
+	if err := migrateFile(ctx, w, identityMigrations, "migrations_identity"); err != nil {
 		f.close()
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, w, sub)
-	if err != nil {
+	p := &preparer{ctx: ctx, pool: w}
+	if f.learn = prepareLearn(p.prep); p.err != nil {
 		f.close()
-		return nil, fmt.Errorf("identity migrations: %w", err)
-	}
-	if _, err := p.Up(ctx); err != nil {
-		f.close()
-		return nil, fmt.Errorf("migrate %s: %w", path, err)
-	}
-	var perr error
-	f.learn = prepareLearn(func(q string) *sql.Stmt {
-		if perr != nil {
-			return nil
-		}
-		var st *sql.Stmt
-		st, perr = w.PrepareContext(ctx, q)
-		return st
-	})
-	if perr != nil {
-		f.close()
-		return nil, fmt.Errorf("prepare learning: %w", mapErr(perr))
+		return nil, fmt.Errorf("prepare learning: %w", mapErr(p.err))
 	}
 	return f, nil
 }

@@ -25,15 +25,8 @@ type insertStmts struct {
 }
 
 func (db *DB) prepareInserts(ctx context.Context) error {
-	var err error
-	prep := func(q string) *sql.Stmt {
-		if err != nil {
-			return nil
-		}
-		var st *sql.Stmt
-		st, err = db.w.PrepareContext(ctx, q)
-		return st
-	}
+	p := &preparer{ctx: ctx, pool: db.w}
+	prep := p.prep
 	st := &insertStmts{}
 	// What a group needs to know first, in one statement: whether the
 	// overflow table holds keys, the last outbox id handed out, and the
@@ -53,8 +46,9 @@ func (db *DB) prepareInserts(ctx context.Context) error {
 			next_attempt, source, visitor_id, test_event_code, params, created_at, enriched) VALUES ` + tuples(n, "(?,?,?,?,?,?,?,?,?,?,?,?,?)"))
 		st.payload[i] = prep(`INSERT INTO outbox_payload (id, payload) VALUES ` + tuples(n, "(?,?)"))
 	}
-	if err != nil {
-		return fmt.Errorf("prepare inserts: %w", mapErr(err))
+	if p.err != nil {
+		st.close()
+		return fmt.Errorf("prepare inserts: %w", mapErr(p.err))
 	}
 	db.ins = st
 	return nil

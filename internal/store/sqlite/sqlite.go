@@ -270,18 +270,40 @@ func dsnSync(path string, write bool, synchronous string) string {
 }
 
 func (db *DB) migrate(ctx context.Context) error {
-	sub, err := fs.Sub(migrations, "migrations")
+	return migrateFile(ctx, db.w, migrations, "migrations")
+}
+
+// migrateFile runs the goose migrations in dir of fsys on the write pool w.
+func migrateFile(ctx context.Context, w *sql.DB, fsys fs.FS, dir string) error {
+	sub, err := fs.Sub(fsys, dir)
 	if err != nil {
 		return err
 	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, db.w, sub)
+	p, err := goose.NewProvider(goose.DialectSQLite3, w, sub)
 	if err != nil {
-		return fmt.Errorf("migrations: %w", err)
+		return fmt.Errorf("%s: %w", dir, err)
 	}
 	if _, err := p.Up(ctx); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	return nil
+}
+
+// preparer prepares statements on a pool until one fails: err keeps the
+// first error, and every statement from it on is nil.
+type preparer struct {
+	ctx  context.Context
+	pool *sql.DB
+	err  error
+}
+
+func (p *preparer) prep(q string) *sql.Stmt {
+	if p.err != nil {
+		return nil
+	}
+	st, err := p.pool.PrepareContext(p.ctx, q)
+	p.err = err
+	return st
 }
 
 // SetMaxPages caps the database file at n pages (PRAGMA max_page_count on
