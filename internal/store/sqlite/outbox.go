@@ -132,7 +132,7 @@ func (db *DB) writer() {
 				outcomes++
 				continue
 			case <-db.stop:
-				continue // drained above
+				continue // the select above sees it and drains
 			}
 		}
 		outcomes = 0
