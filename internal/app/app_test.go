@@ -18,6 +18,7 @@ import (
 	"github.com/capirelay/capirelay/internal/capitest"
 	"github.com/capirelay/capirelay/internal/collect"
 	"github.com/capirelay/capirelay/internal/config"
+	"github.com/capirelay/capirelay/internal/sharedtest"
 	"github.com/capirelay/capirelay/internal/sitecfg"
 	"github.com/capirelay/capirelay/internal/store"
 )
@@ -104,7 +105,6 @@ func (r *relay) postRaw(t *testing.T, key, ctype string, body []byte) (int, map[
 	return resp.StatusCode, out
 }
 
-// waitFor polls cond until it holds or the deadline passes.
 // postRetrying posts body as a well-behaved client does: a 429 or 503
 // (nothing was accepted) is retried after a short pause, up to a bound.
 func postRetrying(url, key string, body []byte) (int, error) {
@@ -130,17 +130,6 @@ func postRetrying(url, key string, body []byte) (int, error) {
 	}
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestDuplicateDeliveredOnce(t *testing.T) {
 	r := newRelay(t, nil)
 	_, key := r.addSite(t, "10111", "tok")
@@ -159,10 +148,10 @@ func TestDuplicateDeliveredOnce(t *testing.T) {
 	if _, out = r.post(t, key, other); status(out, 0) != "accepted" {
 		t.Fatalf("other name: %v", out)
 	}
-	waitFor(t, 5*time.Second, "delivery", func() bool { return len(r.graph.Events("10111")) == 2 })
+	sharedtest.WaitFor(t, 5*time.Second, "delivery", func() bool { return len(r.graph.Events("10111")) == 2 })
 	// Nothing else can be sent: the outbox holds exactly the two events, both
 	// delivered (the repeat was refused at ingest, not queued).
-	waitFor(t, 5*time.Second, "both items marked delivered", func() bool {
+	sharedtest.WaitFor(t, 5*time.Second, "both items marked delivered", func() bool {
 		items, err := r.app.Store.Items(context.Background(), "", "", 10)
 		return err == nil && len(items) == 2 && items[0].State == store.StateDelivered && items[1].State == store.StateDelivered
 	})
@@ -245,7 +234,7 @@ func TestTransientFaultsLoseNothingAndBadEventIsDeadLettered(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	waitFor(t, 3*time.Minute, "all good events delivered", func() bool { return len(r.graph.EventsByID("10222")) == total-1 })
+	sharedtest.WaitFor(t, 3*time.Minute, "all good events delivered", func() bool { return len(r.graph.EventsByID("10222")) == total-1 })
 	byID := r.graph.EventsByID("10222")
 	for i := 0; i < total; i++ {
 		id := fmt.Sprintf("e-%d", i)
@@ -280,16 +269,16 @@ func TestTokenErrorPausesOnlyThatPixel(t *testing.T) {
 	now := time.Now()
 	r.post(t, badKey, serverEvent("a-1", now), serverEvent("a-2", now))
 	r.post(t, goodKey, serverEvent("b-1", now))
-	waitFor(t, 5*time.Second, "site paused", func() bool {
+	sharedtest.WaitFor(t, 5*time.Second, "site paused", func() bool {
 		s, _ := r.app.Store.Site(context.Background(), bad.Key)
 		return s.Paused
 	})
-	waitFor(t, 5*time.Second, "other pixel delivered", func() bool { return len(r.graph.Events("10444")) == 1 })
+	sharedtest.WaitFor(t, 5*time.Second, "other pixel delivered", func() bool { return len(r.graph.Events("10444")) == 1 })
 	// No retry storm while paused.
 	before := len(r.graph.Requests())
 	r.post(t, goodKey, serverEvent("b-2", now))
 	r.post(t, badKey, serverEvent("a-3", now))
-	waitFor(t, 5*time.Second, "other pixel keeps flowing", func() bool { return len(r.graph.Events("10444")) == 2 })
+	sharedtest.WaitFor(t, 5*time.Second, "other pixel keeps flowing", func() bool { return len(r.graph.Events("10444")) == 2 })
 	// The dispatcher's pass over the paused site, run here synchronously
 	// rather than waited for, sends nothing.
 	for range 3 {
@@ -313,7 +302,7 @@ func TestTokenErrorPausesOnlyThatPixel(t *testing.T) {
 	if err := r.app.Store.SetAccessToken(context.Background(), bad.Key, "new-token"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "paused pixel resumed", func() bool { return len(r.graph.EventsByID("10333")) == 3 })
+	sharedtest.WaitFor(t, 5*time.Second, "paused pixel resumed", func() bool { return len(r.graph.EventsByID("10333")) == 3 })
 }
 
 func TestBadInputRefusedAndNothingStored(t *testing.T) {
@@ -411,7 +400,7 @@ func TestGraphAliasAcceptsSDKRequests(t *testing.T) {
 	if e, _ := out["error"].(map[string]any); resp.StatusCode != 400 || e["code"] != float64(190) {
 		t.Fatalf("wrong key: %d %v", resp.StatusCode, out)
 	}
-	waitFor(t, 5*time.Second, "alias events delivered", func() bool { return len(r.graph.Events("10666")) == 2 })
+	sharedtest.WaitFor(t, 5*time.Second, "alias events delivered", func() bool { return len(r.graph.Events("10666")) == 2 })
 }
 
 func TestVersionCheck(t *testing.T) {
@@ -445,7 +434,7 @@ func TestTestEventCodeForwarded(t *testing.T) {
 	if code, out := r.postRaw(t, key, "application/json", body); code != 200 {
 		t.Fatalf("post: %d %v", code, out)
 	}
-	waitFor(t, 5*time.Second, "both delivered", func() bool { return len(r.graph.Events("10888")) == 2 })
+	sharedtest.WaitFor(t, 5*time.Second, "both delivered", func() bool { return len(r.graph.Events("10888")) == 2 })
 	codes := map[string]string{}
 	for _, rq := range r.graph.Requests() {
 		if rq.Pixel != "10888" || rq.Status != 200 {
@@ -517,5 +506,5 @@ func TestFullBatchSentBeforeTheLinger(t *testing.T) {
 		}
 	}
 	// 12 queued in requests of 4: one full batch of 10 goes out now.
-	waitFor(t, 5*time.Second, "a full batch", func() bool { return len(r.graph.Events("10222")) >= 10 })
+	sharedtest.WaitFor(t, 5*time.Second, "a full batch", func() bool { return len(r.graph.Events("10222")) >= 10 })
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/capirelay/capirelay/internal/capitest"
 	"github.com/capirelay/capirelay/internal/config"
 	"github.com/capirelay/capirelay/internal/leads"
+	"github.com/capirelay/capirelay/internal/sharedtest"
 	"github.com/capirelay/capirelay/internal/sitecfg"
 	"github.com/capirelay/capirelay/internal/store"
 	"github.com/capirelay/capirelay/internal/tag"
@@ -290,7 +291,7 @@ func TestBrowserPartialLead(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, 20*time.Second, "webhook", func() bool {
+			sharedtest.WaitFor(t, 20*time.Second, "webhook", func() bool {
 				hooks.mu.Lock()
 				defer hooks.mu.Unlock()
 				return len(hooks.bodies) > 0
@@ -307,7 +308,7 @@ func TestBrowserPartialLead(t *testing.T) {
 			if !forward {
 				// Once the sweeper decided the forward (skipped), none can
 				// follow: wait for that decision, not for time to pass.
-				waitFor(t, 20*time.Second, "the forward decided", func() bool {
+				sharedtest.WaitFor(t, 20*time.Second, "the forward decided", func() bool {
 					l, err := s.relay.app.Store.Lead(context.Background(), partial[0].ID)
 					return err == nil && l.ForwardState != store.ForwardPending && l.ForwardState != store.ForwardNone
 				})
@@ -369,7 +370,7 @@ func TestDemoPage(t *testing.T) {
 			}
 		}
 	}()
-	waitFor(t, 20*time.Second, "the Lead in the sandbox", func() bool {
+	sharedtest.WaitFor(t, 20*time.Second, "the Lead in the sandbox", func() bool {
 		recs, err := a.Store.SandboxRecords(context.Background(), DemoSiteKey, 0, 100)
 		if err != nil {
 			t.Fatal(err)

@@ -101,7 +101,7 @@ func (ps *proxiedShop) visit(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`capirelay('track', 'ViewContent')`)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 15*time.Second, "PageView and ViewContent", func() bool {
+	sharedtest.WaitFor(t, 15*time.Second, "PageView and ViewContent", func() bool {
 		items, err := ps.app.Store.Items(context.Background(), ps.site.Key, "", 10)
 		if err != nil {
 			t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/capirelay/capirelay/internal/capitest"
 	"github.com/capirelay/capirelay/internal/collect"
+	"github.com/capirelay/capirelay/internal/sharedtest"
 )
 
 // graphPost posts body to the relay's Graph alias and decodes the answer.
@@ -146,7 +147,7 @@ func TestGraphAliasTakesWhatGraphTakes(t *testing.T) {
 	if status != 200 || out["events_received"] != float64(1) {
 		t.Fatalf("form body: %d %v", status, out)
 	}
-	waitFor(t, 10*time.Second, "alias events delivered", func() bool { return len(r.graph.Events("88888")) == 3 })
+	sharedtest.WaitFor(t, 10*time.Second, "alias events delivered", func() bool { return len(r.graph.Events("88888")) == 3 })
 	var sdkReq, formReq *capitest.Request
 	for _, rq := range r.graph.Requests() {
 		if rq.Status != 200 {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/capirelay/capirelay/internal/app"
 	"github.com/capirelay/capirelay/internal/capitest"
+	"github.com/capirelay/capirelay/internal/sharedtest"
 	"github.com/capirelay/capirelay/internal/store"
 )
 
@@ -46,14 +47,14 @@ func TestRefusedEventDoesNotHoldUpItsNeighbours(t *testing.T) {
 	if got := r.graph.EventsByID("74000")["refused"]; len(got) != 0 {
 		t.Fatalf("the fake Graph API accepted the refused event")
 	}
-	waitFor(t, 10*time.Second, "the refused event to be dead-lettered", func() bool {
+	sharedtest.WaitFor(t, 10*time.Second, "the refused event to be dead-lettered", func() bool {
 		items, err := r.app.Store.Items(t.Context(), site.Key, store.StateDead, 10)
 		return err == nil && len(items) == 1 && items[0].EventID == "refused"
 	})
 	// The fake Graph has the events before the dispatcher has recorded
 	// their outcomes: wait for the store to say delivered.
 	var items []store.Item
-	waitFor(t, 10*time.Second, "every good event recorded as delivered", func() bool {
+	sharedtest.WaitFor(t, 10*time.Second, "every good event recorded as delivered", func() bool {
 		var err error
 		items, err = r.app.Store.Items(t.Context(), site.Key, "", 1000)
 		if err != nil {

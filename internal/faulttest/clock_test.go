@@ -9,6 +9,7 @@ import (
 
 	"github.com/capirelay/capirelay/internal/app"
 	"github.com/capirelay/capirelay/internal/event"
+	"github.com/capirelay/capirelay/internal/sharedtest"
 	"github.com/capirelay/capirelay/internal/store"
 )
 
@@ -68,7 +69,7 @@ func TestDispatcherClockSkew(t *testing.T) {
 	r.acked.mu.Unlock()
 	r.assertNoLoss(t, "10721", 10*time.Second)
 	var dead []store.Item
-	waitFor(t, 10*time.Second, "the old event dead-lettered", func() bool {
+	sharedtest.WaitFor(t, 10*time.Second, "the old event dead-lettered", func() bool {
 		var err error
 		dead, err = r.app.Store.Items(context.Background(), site.Key, store.StateDead, 10)
 		return err == nil && len(dead) == 1

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/capirelay/capirelay/internal/capitest"
+	"github.com/capirelay/capirelay/internal/sharedtest"
 	"github.com/capirelay/capirelay/internal/store"
 )
 
@@ -80,12 +81,12 @@ func TestTokenRevokedMidRun(t *testing.T) {
 	}()
 	time.Sleep(300 * time.Millisecond)
 	r.graph.RevokeToken("10701")
-	waitFor(t, 10*time.Second, "site paused", func() bool {
+	sharedtest.WaitFor(t, 10*time.Second, "site paused", func() bool {
 		s, err := r.app.Store.Site(context.Background(), site.Key)
 		return err == nil && s.Paused
 	})
 	// Ingest goes on while paused: wait for events to queue up.
-	waitFor(t, 10*time.Second, "events queued while paused", func() bool {
+	sharedtest.WaitFor(t, 10*time.Second, "events queued while paused", func() bool {
 		depth, err := r.app.Store.Depth(context.Background())
 		return err == nil && depth[site.Key] > 0
 	})

@@ -233,17 +233,6 @@ func (r *relay) assertNoLoss(t *testing.T, pixel string, within time.Duration) {
 	}
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // syncBuffer is a log sink the relay's goroutines may share.
 type syncBuffer = sharedtest.Buffer
 

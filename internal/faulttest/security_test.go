@@ -18,6 +18,7 @@ import (
 	"github.com/capirelay/capirelay/internal/capitest"
 	"github.com/capirelay/capirelay/internal/collect"
 	"github.com/capirelay/capirelay/internal/pipeline"
+	"github.com/capirelay/capirelay/internal/sharedtest"
 	"github.com/capirelay/capirelay/internal/store"
 )
 
@@ -76,7 +77,7 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 	r.post(t, key, plantedEvent("after-5xx"))
 	r.graph.RevokeToken("10730")
 	r.post(t, key, plantedEvent("during-revoke"))
-	waitFor(t, 10*time.Second, "site paused", func() bool {
+	sharedtest.WaitFor(t, 10*time.Second, "site paused", func() bool {
 		s, err := r.app.Store.Site(context.Background(), site.Key)
 		return err == nil && s.Paused
 	})

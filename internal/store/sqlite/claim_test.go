@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/capirelay/capirelay/internal/secret"
+	"github.com/capirelay/capirelay/internal/sharedtest"
 	"github.com/capirelay/capirelay/internal/store"
 )
 
@@ -401,14 +402,6 @@ func outcomesWaitingAtNextGroup(t *testing.T, n int) int64 {
 		groups.Add(1)
 		return time.Now()
 	}
-	wait := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-		}
-	}
 	enqueueN(t, db, "s", n, time.Now())
 	items, err := db.Claim(ctx, "s", "o", n, time.Now().Add(time.Second), time.Minute)
 	if err != nil || len(items) != n {
@@ -420,7 +413,7 @@ func outcomesWaitingAtNextGroup(t *testing.T, n int) int64 {
 	before := groups.Load()
 	var wg sync.WaitGroup
 	wg.Go(func() { enqueueN(t, db, "a", 1, time.Now()) })
-	wait("the writer to begin a group", func() bool { return groups.Load() > before })
+	sharedtest.WaitFor(t, 10*time.Second, "the writer to begin a group", func() bool { return groups.Load() > before })
 	wg.Go(func() { enqueueN(t, db, "b", minPipelined, time.Now()) })
 	for _, it := range items {
 		wg.Go(func() {
@@ -429,7 +422,7 @@ func outcomesWaitingAtNextGroup(t *testing.T, n int) int64 {
 			}
 		})
 	}
-	wait("a group and the Complete calls to queue", func() bool { return len(db.reqs) == 1 && len(db.completes) == n })
+	sharedtest.WaitFor(t, 10*time.Second, "a group and the Complete calls to queue", func() bool { return len(db.reqs) == 1 && len(db.completes) == n })
 	recording.Store(true)
 	db.dedup.mu.Unlock()
 	wg.Wait()
