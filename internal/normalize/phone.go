@@ -76,15 +76,22 @@ func appendPhone(dst []byte, s, region string) ([]byte, string) {
 	t := phoneData()
 	def := t.region(region)
 	plus, digits := phoneShape(d, plus, def)
-	num, why, decided := fastPhone(t, digits, plus, def)
-	if !decided {
-		num, why = fullPhone(t, digits, plus, def)
-	}
+	num, why := parsePhone(t, digits, plus, def)
 	if why != "" {
 		return dst, why
 	}
 	num.intl = plus
 	return acceptPhone(dst, num)
+}
+
+// parsePhone splits digits into calling code and national number: from the
+// tables when they decide, else with phonenumbers.Parse.
+func parsePhone(t *phoneTables, digits string, plus bool, def *phoneMeta) (e164, string) {
+	num, why, decided := fastPhone(t, digits, plus, def)
+	if !decided {
+		num, why = fullPhone(t, digits, plus, def)
+	}
+	return num, why
 }
 
 // phoneShape applies the rules that come before libphonenumber: a leading
@@ -232,6 +239,13 @@ func acceptPhone(dst []byte, num e164) ([]byte, string) {
 		return dst, "too short for +" + num.cc.ccStr
 	default:
 		if !num.intl {
+			return dst, "not a possible length for +" + num.cc.ccStr
+		}
+		// Kept as written, it must also read back as written: the national
+		// number of "+1 1111 1111 11110" starts with NANPA's trunk "1",
+		// which every further parse would strip again.
+		again, why := parsePhone(phoneData(), num.cc.ccStr+num.nsn, true, nil)
+		if why != "" || again.nsn != num.nsn {
 			return dst, "not a possible length for +" + num.cc.ccStr
 		}
 	}
