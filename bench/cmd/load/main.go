@@ -81,6 +81,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cfg.URL, cfg.APIKey, cfg.Site = r.URL, r.APIKey, r.SiteKey
 		fmt.Fprintf(stderr, "in-process relay at %s (site %s)\n", r.URL, r.SiteKey)
 		defer func() { fmt.Fprintf(stderr, "delivered to the sink: %d events\n", sink.Events.Load()) }()
+		defer func() {
+			// What learning kept up with: under overload it drops by design.
+			if m, err := relay.Metrics(context.WithoutCancel(ctx), r.URL); err == nil {
+				fmt.Fprintf(stderr, "identity: %.0f observations dropped, %.0f cache entries, filter %.1f %% full\n",
+					m["capirelay_identity_learn_dropped_total"], m["capirelay_identity_cache_entries"], 100*m["capirelay_identity_filter_fill_ratio"])
+			}
+		}()
 	} else if cfg.URL == "" {
 		return errors.New("-url or -inprocess is required")
 	}
