@@ -72,6 +72,9 @@ type Service struct {
 	ambiguous prometheus.Counter
 	// dropped counts observations not learned because the queue was full.
 	dropped prometheus.Counter
+	// dropLater is Learn's func for an observation dropped before it was
+	// packed: it counts the drop once the event is accepted.
+	dropLater func(context.Context)
 }
 
 // queueSize bounds observations waiting to be written (packed, about 600
@@ -92,13 +95,15 @@ func New(st store.Identities, logger *slog.Logger) *Service {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Service{Store: st, Logger: logger.With("component", "identity"),
+	s := &Service{Store: st, Logger: logger.With("component", "identity"),
 		queue: make(chan packed, queueSize), flushes: make(chan chan struct{}), filter: newFilter(),
 		cache: newCache(CacheRecords, CacheOwners),
 		ambiguous: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "capirelay", Name: "identity_ambiguous_total",
 			Help: "Events identity stitching left as they were because their strong keys pointed at several people, or at a record holding another value of one of them."}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "capirelay", Subsystem: "identity", Name: "learn_dropped_total",
 			Help: "Accepted events identity did not learn from because its writer was behind ingest (the queue was full); their later events miss that enrichment."})}
+	s.dropLater = func(context.Context) { s.dropped.Inc() }
+	return s
 }
 
 // Run loads the filter, then writes queued observations in batches until
@@ -583,6 +588,13 @@ func (s *Service) Learn(in *pipeline.Input) func(context.Context) {
 	if s.knownAlready(in) {
 		return nil
 	}
+	if len(s.queue) == cap(s.queue) && teachesSomething(in) {
+		// The writer is behind (see queueSize) and the observation would
+		// be dropped: under overload, most are. Packing it would be
+		// wasted work on the request's path; it is counted as dropped
+		// once the event is accepted.
+		return s.dropLater
+	}
 	obs := observation(in)
 	if obs == "" {
 		return nil
@@ -594,6 +606,21 @@ func (s *Service) Learn(in *pipeline.Input) func(context.Context) {
 			s.dropped.Inc()
 		}
 	}
+}
+
+// teachesSomething reports whether observation(in) could be non-empty: the
+// event names a visitor or carries a value of an identity key.
+func teachesSomething(in *pipeline.Input) bool {
+	if in.VisitorID != "" {
+		return true
+	}
+	ud := &in.Event.UserData
+	for _, k := range store.IdentityKeys {
+		if len(*ud.List(k)) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // knownAlready reports, from the cache and the filter alone, that write

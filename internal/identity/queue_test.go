@@ -59,3 +59,36 @@ func TestRestAfter(t *testing.T) {
 		}
 	}
 }
+
+// TestLearnPacksNothingWhenFull: with the queue full, Learn does not pack
+// an observation that would be dropped (no allocation), and its func
+// counts the drop only when called, that is, once the event is accepted.
+// An event that teaches nothing is not counted.
+func TestLearnPacksNothingWhenFull(t *testing.T) {
+	s := New(nil, slog.New(slog.DiscardHandler))
+	site := &store.Site{Key: "s"}
+	for range queueSize {
+		s.queue <- "x"
+	}
+	ev := &event.Event{EventName: "Purchase", ActionSource: "website"}
+	ev.UserData.Em = event.List{fmt.Sprintf("%064x", 1)}
+	in := &pipeline.Input{Site: site, VisitorID: "v1", Event: ev}
+	var learn func(context.Context)
+	if allocs := testing.AllocsPerRun(100, func() { learn = s.Learn(in) }); allocs != 0 {
+		t.Errorf("Learn with a full queue: %v allocations, want 0 (nothing packed)", allocs)
+	}
+	if learn == nil {
+		t.Fatal("Learn returned nil for an event with a visitor and an email")
+	}
+	if got := testutil.ToFloat64(s.dropped); got != 0 {
+		t.Errorf("dropped = %v before the event was accepted, want 0", got)
+	}
+	learn(context.Background())
+	if got := testutil.ToFloat64(s.dropped); got != 1 {
+		t.Errorf("dropped = %v after the event was accepted, want 1", got)
+	}
+	empty := &pipeline.Input{Site: site, Event: &event.Event{EventName: "PageView", ActionSource: "website"}}
+	if learn := s.Learn(empty); learn != nil {
+		t.Error("Learn returned a func for an event without visitor or keys")
+	}
+}
