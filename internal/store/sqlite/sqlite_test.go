@@ -146,3 +146,8 @@ func TestNewFilePageSize(t *testing.T) {
 		t.Errorf("file format versions %d/%d, want 2/2 (WAL)", hdr[18], hdr[19])
 	}
 }
+
+func BenchmarkLearnIdentities(b *testing.B) {
+	db, _ := mustOpen(b)
+	storetest.BenchLearnIdentities(b, db, 100_000)
+}

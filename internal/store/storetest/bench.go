@@ -101,3 +101,47 @@ func benchPayload() []byte {
 		`"fbc":"fb.1.1767225600000.IwAR2xyz","external_id":["5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8"],` +
 		`"em":["b4c9a289323b21a01c3e940f150eb9b8c542587f1abfd8f0e1cc1ffc5e475514"]},"custom_data":{"currency":"EUR","value":19.9}}`)
 }
+
+// BenchLearnIdentities measures identity learning on unique-customer
+// traffic: batches of 1000 new people (every identity key hashed, a
+// browser's fbp, fbc, IP and user agent), learned into a store that
+// already holds prefill others, as the identity writer does under load.
+// It reports µs of store time per identity learned.
+func BenchLearnIdentities(b *testing.B, s store.Store, prefill int) {
+	const batch = 1000
+	ctx := context.Background()
+	var seq int
+	next := func() []*store.Identity {
+		ids := make([]*store.Identity, batch)
+		for i := range ids {
+			seq++
+			id := &store.Identity{SiteKey: "bench", VisitorID: fmt.Sprintf("x:%064x", seq*7919), Hashes: map[string][]string{},
+				Fbp: fmt.Sprintf("fb.1.1733500000000.%d", 1000000000+seq), Fbc: fmt.Sprintf("fb.1.1733500000000.IwAR%016x", seq),
+				IP:        fmt.Sprintf("203.%d.%d.%d", seq>>16&255, seq>>8&255, seq&255),
+				UA:        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+				LikelyNew: true}
+			for k, key := range store.IdentityKeys {
+				id.Hashes[key] = []string{fmt.Sprintf("%016x%016x%016x%016x", seq, k, seq*31+k, ^seq)}
+			}
+			ids[i] = id
+		}
+		return ids
+	}
+	for seq < prefill {
+		if err := s.LearnIdentities(ctx, next()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	var spent time.Duration
+	for range b.N {
+		ids := next()
+		start := time.Now()
+		if err := s.LearnIdentities(ctx, ids); err != nil {
+			b.Fatal(err)
+		}
+		spent += time.Since(start)
+	}
+	b.ReportMetric(float64(spent.Microseconds())/float64(b.N*batch), "µs/identity")
+}
