@@ -3,7 +3,6 @@ package postgres
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -36,7 +35,8 @@ func (db *DB) loadIdentity(ctx context.Context, q querier, siteKey, visitorID st
 	if err := q.QueryRow(ctx, sql, siteKey, visitorID).Scan(&hashes, &sealed, &id.CreatedAt, &id.UpdatedAt); err != nil {
 		return nil, mapErr(err)
 	}
-	if err := json.Unmarshal([]byte(hashes), &id.Hashes); err != nil {
+	var err error
+	if id.Hashes, err = store.UnmarshalHashes(hashes); err != nil {
 		return nil, fmt.Errorf("identity hashes: %w", err)
 	}
 	if err := store.OpenDevice(db.box, sealed, &id); err != nil {
@@ -124,7 +124,7 @@ func (db *DB) learnOne(ctx context.Context, tx pgx.Tx, id *store.Identity) error
 		return nil
 	}
 	now := db.now()
-	hashes, err := json.Marshal(cur.Hashes)
+	hashes, err := store.MarshalHashes(cur.Hashes)
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -38,7 +37,7 @@ func (db *DB) loadIdentity(ctx context.Context, q querier, siteKey, visitorID st
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	if err := json.Unmarshal([]byte(hashes), &id.Hashes); err != nil {
+	if id.Hashes, err = store.UnmarshalHashes(hashes); err != nil {
 		return nil, fmt.Errorf("identity hashes: %w", err)
 	}
 	if err := store.OpenDevice(db.box, sealed, &id); err != nil {
@@ -211,7 +210,7 @@ func (db *DB) insertIdentities(ctx context.Context, tx *sql.Tx, ids []*store.Ide
 			cur := &store.Identity{SiteKey: id.SiteKey, VisitorID: id.VisitorID}
 			cur.Merge(id)
 			curs[i] = cur
-			hashes, err := json.Marshal(cur.Hashes)
+			hashes, err := store.MarshalHashes(cur.Hashes)
 			if err != nil {
 				return err
 			}
@@ -263,7 +262,7 @@ func (db *DB) mergeIdentity(ctx context.Context, tx *sql.Tx, load querier, id *s
 	if !cur.Merge(id) {
 		return index, unindex, nil
 	}
-	hashes, err := json.Marshal(cur.Hashes)
+	hashes, err := store.MarshalHashes(cur.Hashes)
 	if err != nil {
 		return index, unindex, err
 	}
