@@ -245,8 +245,8 @@ func (b *Browser) submit(ctx context.Context, site string, ins []pipeline.Input)
 		if errors.Is(err, store.ErrUnavailable) {
 			return 0, errBrowserRefused
 		}
-		if b.Logger != nil && errors.Is(err, pipeline.ErrStore) {
-			b.Logger.Error("store browser events", "site", site, "err", err)
+		if errors.Is(err, pipeline.ErrStore) {
+			logStoreFailure(ctx, b.Logger, "store browser events", site, err)
 		}
 		return 0, errBrowserStore
 	}

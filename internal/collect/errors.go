@@ -3,6 +3,7 @@ package collect
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 
 	"github.com/capirelay/capirelay/internal/event"
@@ -105,4 +106,19 @@ func storeError(err error) error {
 		return &httpError{Kind: errUnavailable, Message: "store unavailable, retry later", Err: err}
 	}
 	return &httpError{Kind: errInternal, Message: "internal error", Err: err}
+}
+
+// logStoreFailure logs a request's events that could not be stored, at
+// error level; but when the client went away first (its request's context
+// ended and the store gave up on that), which is no fault of the relay and
+// happens to every request in flight when a client stops, at debug level.
+func logStoreFailure(ctx context.Context, l *slog.Logger, msg, site string, err error) {
+	if l == nil {
+		return
+	}
+	if cerr := ctx.Err(); cerr != nil && errors.Is(err, cerr) {
+		l.Debug(msg, "site", site, "err", err, "cause", "client went away")
+		return
+	}
+	l.Error(msg, "site", site, "err", err)
 }

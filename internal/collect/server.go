@@ -290,8 +290,8 @@ func (s *Server) handle(r *http.Request, key, pixel string, graph bool) (*Respon
 	if err != nil {
 		// A store that refuses writes is logged by the pipeline's
 		// observer, once per interval with a count.
-		if s.Logger != nil && !errors.Is(err, store.ErrUnavailable) {
-			s.Logger.Error("store events", "site", site.Key, "err", err)
+		if !errors.Is(err, store.ErrUnavailable) {
+			logStoreFailure(r.Context(), s.Logger, "store events", site.Key, err)
 		}
 		return nil, &httpError{Kind: errUnavailable, Message: "events could not be stored; nothing was accepted, retry later", Err: err}
 	}

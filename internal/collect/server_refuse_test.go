@@ -1,8 +1,11 @@
 package collect
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -71,5 +74,37 @@ func TestServerRefusesUnboundedOrInvalidInput(t *testing.T) {
 				t.Errorf("stored %d items of a refused request", len(items))
 			}
 		})
+	}
+}
+
+// TestClientGoneIsNotAnError: a request whose client went away before its
+// events were stored is answered 503 and logged at debug level, not as an
+// error (every request in flight ends so when a client stops); a store
+// failure of its own is still logged as an error, even when the client
+// has gone too.
+func TestClientGoneIsNotAnError(t *testing.T) {
+	srv, _ := setupServer(t)
+	var logs bytes.Buffer
+	srv.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	gone, cancel := context.WithCancel(t.Context())
+	cancel()
+	r := httptest.NewRequest("POST", "/v1/events", strings.NewReader(`{"data":[`+serverEventJSON(`}`)+`]}`)).WithContext(gone)
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Authorization", "Bearer crk_test")
+	w := httptest.NewRecorder()
+	srv.ServeEvents(w, r)
+	if w.Code != 503 {
+		t.Fatalf("client gone: answer %d, want 503", w.Code)
+	}
+	if logs.Len() != 0 {
+		t.Errorf("client gone: logged %q, want nothing at info level or above", logs.String())
+	}
+	failed := fmt.Errorf("%w: disk I/O error", pipeline.ErrStore)
+	for _, ctx := range []context.Context{t.Context(), gone} {
+		logs.Reset()
+		logStoreFailure(ctx, srv.Logger, "store events", "shop", failed)
+		if !strings.Contains(logs.String(), `level=ERROR msg="store events" site=shop`) {
+			t.Errorf("store failure: logged %q, want an error", logs.String())
+		}
 	}
 }
