@@ -160,7 +160,9 @@ func (s *Service) Run(ctx context.Context) {
 			batch = append(batch, (<-s.queue).identity())
 		}
 		began := time.Now()
-		s.write(ctx, batch)
+		// A batch is a few milliseconds of work: one begun when the relay
+		// shuts down is finished, not lost to a cancelled context.
+		s.write(context.WithoutCancel(ctx), batch)
 		batch = batch[:0]
 		if len(s.queue) == 0 {
 			for _, w := range waiters {
