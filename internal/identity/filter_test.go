@@ -42,16 +42,25 @@ func TestFilter(t *testing.T) {
 	}
 }
 
-// TestFilterFalsePositivesAtCapacity: filled to its design load (about
-// 9.6 bits per key, as the serving filter at 14M keys), a blocked filter
-// lets through at most 2% of never-added values.
+// TestFilterFalsePositivesAtCapacity: filled to the capacity of all its
+// layers (12 bits per key each), the filter lets through at most 2% of
+// never-added values, and it grew by doubling to its bound, no further.
 func TestFilterFalsePositivesAtCapacity(t *testing.T) {
 	t.Parallel()
-	const bits = 1 << 22
-	f := newFilterBits(bits)
-	keys := bits * 10 / 96
+	const first = 1 << 18
+	f := newFilterBits(first, 15*first)
+	keys := 15 * first / filterBitsKey
 	for i := range keys {
 		f.add("s", "em", fmt.Sprintf("%064x", i))
+	}
+	layers := *f.layers.Load()
+	if len(layers) != 4 || f.bytes() != 15*first/8 {
+		t.Errorf("%d layers of %d bytes in all, want 4 of %d (1+2+4+8 × the first)", len(layers), f.bytes(), 15*first/8)
+	}
+	for i, b := range layers {
+		if got := 64 * len(b.bits); got != first<<i {
+			t.Errorf("layer %d has %d bits, want %d", i, got, first<<i)
+		}
 	}
 	for i := range keys {
 		if !f.has("s", "em", fmt.Sprintf("%064x", i)) {
@@ -66,9 +75,38 @@ func TestFilterFalsePositivesAtCapacity(t *testing.T) {
 		}
 	}
 	rate := float64(fp) / probes
-	t.Logf("%d keys in %d bits: %.2f%% false positives, %.0f%% of bits set", keys, bits, 100*rate, 100*f.fill())
+	t.Logf("%d keys in %d bits: %.2f%% false positives, newest layer %.0f%% set", keys, 15*first, 100*rate, 100*f.fill())
 	if rate > 0.02 {
-		t.Errorf("false positives %.2f%% at design load, want at most 2%%", 100*rate)
+		t.Errorf("false positives %.2f%% at capacity, want at most 2%%", 100*rate)
+	}
+	// Past its bound it takes more keys without growing.
+	for i := range keys / 4 {
+		f.add("s", "em", fmt.Sprintf("more%d", i))
+	}
+	if f.bytes() != 15*first/8 {
+		t.Errorf("%d bytes past capacity, want the bound %d", f.bytes(), 15*first/8)
+	}
+}
+
+// TestFilterStaysSmall: a filter that holds a few hundred thousand keys
+// keeps its first layer (1 MiB), and adding a key again does not count
+// towards growing.
+func TestFilterStaysSmall(t *testing.T) {
+	t.Parallel()
+	f := newFilter()
+	for range 3 {
+		for i := range 300_000 {
+			f.add("s", "em", fmt.Sprintf("%064x", i))
+		}
+	}
+	if f.bytes() != filterFirstBits/8 {
+		t.Errorf("%d bytes for 300,000 keys added three times, want %d", f.bytes(), filterFirstBits/8)
+	}
+	for i := range 500_000 {
+		f.add("s", "em", fmt.Sprintf("new%d", i))
+	}
+	if f.bytes() != 3*filterFirstBits/8 {
+		t.Errorf("%d bytes for 800,000 keys, want %d (a second layer)", f.bytes(), 3*filterFirstBits/8)
 	}
 }
 

@@ -849,9 +849,9 @@ func (s *Service) Register(r prometheus.Registerer) {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "capirelay", Subsystem: "identity", Name: "cache_evictions_total",
 			Help: "Entries identity's cache dropped before they expired, to stay within its bound."},
 			func() float64 { _, _, ev := s.cache.sizes(); return float64(ev) }),
-		prometheus.NewGaugeFunc(opts("filter_bytes", "Memory of identity's filter of known visitors and hashes (fixed).", nil),
-			func() float64 { return filterBits / 8 }),
-		prometheus.NewGaugeFunc(opts("filter_fill_ratio", "Share of the filter's bits set; past about 0.5 it lets through more never-seen keys (a store read each).", nil),
+		prometheus.NewGaugeFunc(opts("filter_bytes", "Memory of identity's filter of known visitors and hashes: 1 MiB, doubling as it fills, 15 MiB at most.", nil),
+			func() float64 { return float64(s.filter.bytes()) }),
+		prometheus.NewGaugeFunc(opts("filter_fill_ratio", "Share of the newest filter layer's bits set; past about 0.5, with the filter at its 15 MiB, it lets through more never-seen keys (a store read each).", nil),
 			func() float64 { return s.filter.fill() }),
 	)
 }
