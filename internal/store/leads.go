@@ -249,22 +249,39 @@ func (id *Identity) Merge(o *Identity) bool {
 		return false
 	}
 	changed := false
+	// The merged lists share one allocation: learning merges every new
+	// customer's dozen keys, and a slice each was most of Merge's cost.
+	n := 0
 	for _, k := range IdentityKeys {
-		if len(o.Hashes[k]) == 0 {
+		if m := len(o.Hashes[k]); m > 0 {
+			n += min(m+len(id.Hashes[k]), MaxIdentityValues)
+		}
+	}
+	var buf []string
+	for _, k := range IdentityKeys {
+		add := o.Hashes[k]
+		if len(add) == 0 {
 			continue
 		}
+		if buf == nil {
+			buf = make([]string, 0, n)
+		}
 		cur := id.Hashes[k]
-		next := make([]string, 0, MaxIdentityValues)
-		for _, h := range slices.Concat(o.Hashes[k], cur) {
-			if len(next) < MaxIdentityValues && !slices.Contains(next, h) {
-				next = append(next, h)
+		lim := min(len(add)+len(cur), MaxIdentityValues)
+		next := buf[len(buf) : len(buf) : len(buf)+lim]
+		for _, l := range [2][]string{add, cur} {
+			for _, h := range l {
+				if len(next) < lim && !slices.Contains(next, h) {
+					next = append(next, h)
+				}
 			}
 		}
 		if !slices.Equal(next, cur) {
 			if id.Hashes == nil {
 				id.Hashes = map[string][]string{}
 			}
-			id.Hashes[k] = next
+			id.Hashes[k] = slices.Clip(next) // an append must not reach the next key's
+			buf = buf[:len(buf)+len(next)]
 			changed = true
 		}
 	}
