@@ -455,3 +455,46 @@ func TestLearningDoesNotWaitForTheWriter(t *testing.T) {
 		t.Fatalf("Identity = %+v, %v; want what was learned", got, err)
 	}
 }
+
+// TestGroupFailsWhenARowIsRefused: a row a constraint refuses fails the
+// whole group. With the outbox's id sequence set back, the next group's
+// ids collide with stored rows: Enqueue fails, nothing of it is stored, the
+// rows it collided with keep their payloads, and the same events are taken
+// once the sequence is right again (the dedup index forgot the failed
+// group's keys).
+func TestGroupFailsWhenARowIsRefused(t *testing.T) {
+	db := openClaimTest(t)
+	ctx := context.Background()
+	first := enqueueN(t, db, "s", 20, time.Now())
+	before, err := db.Item(ctx, first[15])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.w.ExecContext(ctx, `UPDATE sqlite_sequence SET seq = seq - 10 WHERE name = 'outbox'`); err != nil {
+		t.Fatal(err)
+	}
+	evs := make([]store.NewEvent, 20)
+	for i := range evs {
+		evs[i] = store.NewEvent{SiteKey: "s", EventName: "Lead", EventID: fmt.Sprint("second-", i), EventTime: time.Now(),
+			Payload: []byte(`{"event_name":"Lead"}`), Source: "server"}
+	}
+	if res, err := db.Enqueue(ctx, evs); err == nil {
+		t.Fatalf("Enqueue over colliding ids = %+v, want an error", res)
+	}
+	var n int
+	if err := db.w.QueryRowContext(ctx, `SELECT count(*) FROM outbox WHERE event_name = 'Lead'`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("%d rows of the failed group stored (%v), want none", n, err)
+	}
+	after, err := db.Item(ctx, first[15])
+	if err != nil || !bytes.Equal(after.Payload, before.Payload) || after.EventName != before.EventName {
+		t.Errorf("item %d after the failed group = %+v, %v; want it as it was", first[15], after, err)
+	}
+	// The sequence restored, the same events are taken.
+	if _, err := db.w.ExecContext(ctx, `UPDATE sqlite_sequence SET seq = (SELECT max(id) FROM outbox) WHERE name = 'outbox'`); err != nil {
+		t.Fatal(err)
+	}
+	res, err := db.Enqueue(ctx, evs)
+	if err != nil || res[0].Status != store.Accepted || res[19].Status != store.Accepted {
+		t.Fatalf("Enqueue after the failure = %+v, %v; want all accepted", res, err)
+	}
+}
