@@ -173,6 +173,11 @@ type phase struct {
 	selfCPU   time.Duration // this process's: the load generator and the Graph sink
 	delivered int64         // events the sink received over the phase
 	relayLat  *relayLatency // the relay's own latency, for paced phases
+	// learnDropped is how many observations identity learning dropped
+	// over the phase (capirelay_identity_learn_dropped_total); learnOK
+	// says it was read.
+	learnDropped float64
+	learnOK      bool
 }
 
 // relayCPUPerEvent is the relay's CPU time per event acknowledged.
@@ -245,6 +250,7 @@ func (r *runner) measure(name string, cfg loadgen.Config, d time.Duration, warm 
 		endpoint = "e"
 	}
 	latBefore, errB := scrapeLatency(r.ctx, rel.URL, endpoint)
+	mBefore, errMB := relay.Metrics(r.ctx, rel.URL)
 	relBefore, err := relay.ProcCPU(rel.Pid)
 	if err != nil {
 		return nil, err
@@ -260,6 +266,10 @@ func (r *runner) measure(name string, cfg loadgen.Config, d time.Duration, warm 
 		return nil, err
 	}
 	p.relayCPU = relAfter - relBefore
+	if mAfter, errMA := relay.Metrics(r.ctx, rel.URL); errMB == nil && errMA == nil {
+		const dropped = "capirelay_identity_learn_dropped_total"
+		p.learnDropped, p.learnOK = mAfter[dropped]-mBefore[dropped], true
+	}
 	if cfg.Rate > 0 {
 		latAfter, errA := scrapeLatency(r.ctx, rel.URL, endpoint)
 		if err := errors.Join(errB, errA); err != nil {
