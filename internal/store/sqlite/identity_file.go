@@ -64,8 +64,8 @@ func openIdentityFile(ctx context.Context, path string) (*identityFile, error) {
 	return f, nil
 }
 
-// close folds the WAL into the file (a copied data directory is complete)
-// and closes it. f may be half open.
+// close closes the file's statements and the file (closeFile). f may be
+// half open.
 func (f *identityFile) close() error {
 	for _, st := range f.learn.all() {
 		if st != nil {
@@ -73,8 +73,7 @@ func (f *identityFile) close() error {
 		}
 	}
 	f.stmts.close()
-	_, _ = f.w.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
-	return errors.Join(f.r.Close(), f.w.Close())
+	return closeFile(f.w, f.r)
 }
 
 // adoptIdentities moves the identities a relay before the identity file

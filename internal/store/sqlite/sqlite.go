@@ -342,12 +342,16 @@ func (db *DB) Close() error {
 		<-db.ckptDone
 		db.ins.close()
 		db.stmts.close()
-		// Fold the WAL back into the main file so a copied data directory
-		// is complete.
-		_, _ = db.w.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
-		err = errors.Join(db.r.Close(), db.w.Close(), db.id.close())
+		err = errors.Join(closeFile(db.w, db.r), db.id.close())
 	})
 	return err
+}
+
+// closeFile folds a file's WAL back into it, so that a copied data
+// directory is complete, and closes its write pool w and readers r.
+func closeFile(w, r *sql.DB) error {
+	_, _ = w.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+	return errors.Join(r.Close(), w.Close())
 }
 
 // Checkpoint folds the WALs into the database files and truncates them.
