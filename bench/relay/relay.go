@@ -108,6 +108,9 @@ type Options struct {
 	// bench site before serve starts (e.g. --identity off); a binary
 	// that refuses them fails StartProcess with a *SiteSetError.
 	SiteSet []string
+	// Identity, if set, is an in-process relay's bench site's identity
+	// mode (full, visitor or off); a process relay takes SiteSet.
+	Identity string
 	// DatabaseURL (postgres://…) and SecretKey (base64 of 32 bytes) make
 	// several relays share one PostgreSQL; default: SQLite in DataDir.
 	DatabaseURL, SecretKey string
@@ -168,7 +171,11 @@ func StartInProcess(ctx context.Context, o Options) (*Relay, error) {
 		return nil, err
 	}
 	r.app = a
-	site, key, err := app.CreateSite(ctx, a.Store, sitecfg.Update{Name: new("bench"), Domains: &[]string{Domain}, PixelID: new(PixelID), AccessToken: new(AccessToken)})
+	u := sitecfg.Update{Name: new("bench"), Domains: &[]string{Domain}, PixelID: new(PixelID), AccessToken: new(AccessToken)}
+	if o.Identity != "" {
+		u.Identity = new(o.Identity)
+	}
+	site, key, err := app.CreateSite(ctx, a.Store, u)
 	if err != nil {
 		a.Shutdown(context.Background())
 		rm()

@@ -68,3 +68,27 @@ func TestRestartSiteSet(t *testing.T) {
 		t.Error("a relay runs after a failed restart")
 	}
 }
+
+// TestInProcessIdentity: an in-process relay's bench site takes the
+// identity mode of Options (load -identity), and keeps the default
+// without one.
+func TestInProcessIdentity(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct{ set, want string }{{"", "full"}, {"off", "off"}, {"visitor", "visitor"}} {
+		r, err := StartInProcess(ctx, Options{GraphURL: "http://127.0.0.1:1", Identity: tc.set})
+		if err != nil {
+			t.Fatal(err)
+		}
+		site, err := r.app.Store.Site(ctx, r.SiteKey)
+		r.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := site.IdentityMode(); got != tc.want {
+			t.Errorf("Identity %q: site identity %q, want %q", tc.set, got, tc.want)
+		}
+	}
+	if _, err := StartInProcess(ctx, Options{GraphURL: "http://127.0.0.1:1", Identity: "some"}); err == nil {
+		t.Error("an unknown identity mode started a relay")
+	}
+}

@@ -59,6 +59,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process (relay included with -inprocess)")
 	traceOut := fs.String("trace", "", "write a Go execution trace of this process (relay included with -inprocess): go tool trace -pprof=sched FILE shows where goroutines waited")
 	memprofile := fs.String("memprofile", "", "write a heap profile of this process at the end (relay included with -inprocess)")
+	identity := fs.String("identity", "", "with -inprocess: the site's identity mode (full, visitor or off; default full)")
+	metricsOut := fs.String("metrics", "", "with -inprocess: write the relay's /metrics to this file at the end (commit, fsync and request latency histograms)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -73,7 +75,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer sink.Close()
-		r, err := relay.StartInProcess(ctx, relay.Options{GraphURL: sink.URL})
+		r, err := relay.StartInProcess(ctx, relay.Options{GraphURL: sink.URL, Identity: *identity})
 		if err != nil {
 			return fmt.Errorf("start relay: %w", err)
 		}
@@ -81,6 +83,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cfg.URL, cfg.APIKey, cfg.Site = r.URL, r.APIKey, r.SiteKey
 		fmt.Fprintf(stderr, "in-process relay at %s (site %s)\n", r.URL, r.SiteKey)
 		defer func() { fmt.Fprintf(stderr, "delivered to the sink: %d events\n", sink.Events.Load()) }()
+		if *metricsOut != "" {
+			defer func() {
+				if err := saveMetrics(context.WithoutCancel(ctx), r.URL, *metricsOut); err != nil {
+					fmt.Fprintln(stderr, "load: save metrics:", err)
+				}
+			}()
+		}
 		defer func() {
 			// What learning kept up with: under overload it drops by design.
 			if m, err := relay.Metrics(context.WithoutCancel(ctx), r.URL); err == nil {
@@ -140,6 +149,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, "first error:", res.FirstError)
 	}
 	return nil
+}
+
+// saveMetrics writes the relay's /metrics at base to path.
+func saveMetrics(ctx context.Context, base, path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	err = relay.ReadMetrics(ctx, base, func(r io.Reader) error {
+		_, err := io.Copy(f, r)
+		return err
+	})
+	return errors.Join(err, f.Close())
 }
 
 func writeHeap(path string) error {
