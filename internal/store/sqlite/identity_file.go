@@ -22,7 +22,10 @@ const IdentityFileName = "identity.db"
 // 5.0 s at 4 KiB (a quarter of the bytes per dirty page, but more pages
 // and splits; also with checkpoints as rare in bytes) and 3.9 s at 64 KiB,
 // and ingest was fastest at 16 KiB (22.7–26.7k events/s against 18.4k and
-// 18.7–20.6k).
+// 18.7–20.6k). Measured again once identities became a rowid table
+// (migration 2), whose rows fit a 4 KiB page: 4 KiB pages wrote 43 KB per
+// new person against 101 KB (BenchmarkLearnIdentities, hashed keys), but
+// ingest in process was slower (17.2–21.9k against 23.7–26.4k events/s).
 const identityPageSize = 16384
 
 // identityFile is identity stitching's own SQLite file (identities,

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"io/fs"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,5 +105,86 @@ func TestPhoneRowsMigration(t *testing.T) {
 	res, err := db.Forget(ctx, store.ForgetRequest{Hashes: []string{"phhash"}})
 	if err != nil || res.Identities != 1 || res.IdentityKeys != 1 {
 		t.Fatalf("Forget(phone) = %+v, %v; want the identity and its email row", res, err)
+	}
+}
+
+// An identity file written when identities was keyed by (site_key,
+// visitor_id) becomes a rowid table (a new person's row is appended, not
+// written on a random page) and keeps every person: found by visitor and by
+// key, merged with what is learned next, and new people are learned beside
+// them.
+func TestIdentityFileRowidMigration(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	idPath := filepath.Join(dir, IdentityFileName)
+	if err := format(idPath, identityPageSize); err != nil {
+		t.Fatal(err)
+	}
+	old, err := sql.Open("sqlite", dsn(idPath, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, _ := fs.Sub(identityMigrations, "migrations_identity")
+	p, err := goose.NewProvider(goose.DialectSQLite3, old, sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO identities (site_key, visitor_id, hashes, created_at, updated_at) VALUES
+			('s', 'v1', '{"em":["em1"],"fn":["fn1"]}', 1000, 2000), ('s', 'v2', '{"em":["em2"]}', 1500, 1500), ('t', 'v1', '{"em":["em3"]}', 1200, 1200)`,
+		`INSERT INTO identity_keys (kind, hash, site_key, visitor_id, updated_at) VALUES ('em', 'em1', 's', 'v1', 2000), ('em', 'em2', 's', 'v2', 1500), ('em', 'em3', 't', 'v1', 1200)`,
+	} {
+		if _, err := old.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old.Close()
+	box, _ := secret.New(bytes.Repeat([]byte{3}, secret.KeySize))
+	db, err := Open(ctx, filepath.Join(dir, FileName), box)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+
+	var ddl string
+	if err := db.id.r.QueryRow(`SELECT sql FROM sqlite_master WHERE type='table' AND name='identities'`).Scan(&ddl); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(strings.ToUpper(ddl), "WITHOUT ROWID") || !strings.Contains(ddl, "INTEGER PRIMARY KEY") {
+		t.Fatalf("identities after migrating:\n%s\nwant a rowid table", ddl)
+	}
+	for _, c := range []struct{ site, visitor, em, fn string }{{"s", "v1", "em1", "fn1"}, {"s", "v2", "em2", ""}, {"t", "v1", "em3", ""}} {
+		id, err := db.Identity(ctx, c.site, c.visitor)
+		if err != nil || id.Hashes["em"][0] != c.em || (c.fn != "" && id.Hashes["fn"][0] != c.fn) {
+			t.Fatalf("Identity(%s, %s) after migrating = %+v, %v", c.site, c.visitor, id, err)
+		}
+		if vs, err := db.VisitorsByHash(ctx, c.site, "em", c.em); err != nil || len(vs) != 1 || vs[0] != c.visitor {
+			t.Fatalf("VisitorsByHash(%s) = %v, %v", c.em, vs, err)
+		}
+	}
+	// Learning merges into a migrated row and adds a new person; the
+	// unique (site_key, visitor_id) keeps one row each.
+	if err := db.LearnIdentities(ctx, []*store.Identity{
+		{SiteKey: "s", VisitorID: "v1", Hashes: map[string][]string{"ln": {"ln1"}}},
+		{SiteKey: "s", VisitorID: "v3", Hashes: map[string][]string{"em": {"em4"}}, LikelyNew: true},
+		{SiteKey: "s", VisitorID: "v2", Hashes: map[string][]string{"ct": {"ct2"}}, LikelyNew: true}, // believed new, is not
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := db.Identity(ctx, "s", "v1"); err != nil || id.Hashes["em"][0] != "em1" || id.Hashes["ln"][0] != "ln1" {
+		t.Fatalf("merged identity = %+v, %v", id, err)
+	}
+	if id, err := db.Identity(ctx, "s", "v2"); err != nil || id.Hashes["em"][0] != "em2" || id.Hashes["ct"][0] != "ct2" {
+		t.Fatalf("identity learned as new but known = %+v, %v", id, err)
+	}
+	var rows, v3 int
+	if err := db.id.r.QueryRow(`SELECT count(*), count(*) FILTER (WHERE visitor_id='v3') FROM identities`).Scan(&rows, &v3); err != nil || rows != 4 || v3 != 1 {
+		t.Fatalf("%d identity rows, %d for v3 (%v); want 4 and 1", rows, v3, err)
+	}
+	if _, err := db.id.w.Exec(`INSERT INTO identities (site_key, visitor_id, created_at, updated_at) VALUES ('s', 'v1', 1, 1)`); err == nil {
+		t.Fatal("a second row for one visitor was taken")
 	}
 }
