@@ -23,18 +23,7 @@ func migrated(t *testing.T, version int64, fill func(old *sql.DB, box *secret.Bo
 	t.Helper()
 	box, _ := secret.New(bytes.Repeat([]byte{3}, secret.KeySize))
 	path := filepath.Join(t.TempDir(), FileName)
-	old, err := sql.Open("sqlite", dsn(path, true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, _ := fs.Sub(migrations, "migrations")
-	p, err := goose.NewProvider(goose.DialectSQLite3, old, sub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(t.Context(), version); err != nil {
-		t.Fatal(err)
-	}
+	old := atVersion(t, path, migrations, "migrations", version)
 	fill(old, box)
 	old.Close()
 	db, err := Open(t.Context(), path, box)
@@ -43,6 +32,25 @@ func migrated(t *testing.T, version int64, fill func(old *sql.DB, box *secret.Bo
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
+}
+
+// atVersion opens the file at path with the migrations of dir in fsys up to
+// version applied, as an older relay left it.
+func atVersion(t *testing.T, path string, fsys fs.FS, dir string, version int64) *sql.DB {
+	t.Helper()
+	old, err := sql.Open("sqlite", dsn(path, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, _ := fs.Sub(fsys, dir)
+	p, err := goose.NewProvider(goose.DialectSQLite3, old, sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(t.Context(), version); err != nil {
+		t.Fatal(err)
+	}
+	return old
 }
 
 // A database written before payloads moved to their own table keeps every
@@ -120,18 +128,7 @@ func TestIdentityFileRowidMigration(t *testing.T) {
 	if err := format(idPath, identityPageSize); err != nil {
 		t.Fatal(err)
 	}
-	old, err := sql.Open("sqlite", dsn(idPath, true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, _ := fs.Sub(identityMigrations, "migrations_identity")
-	p, err := goose.NewProvider(goose.DialectSQLite3, old, sub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
+	old := atVersion(t, idPath, identityMigrations, "migrations_identity", 1)
 	for _, q := range []string{
 		`INSERT INTO identities (site_key, visitor_id, hashes, created_at, updated_at) VALUES
 			('s', 'v1', '{"em":["em1"],"fn":["fn1"]}', 1000, 2000), ('s', 'v2', '{"em":["em2"]}', 1500, 1500), ('t', 'v1', '{"em":["em3"]}', 1200, 1200)`,
