@@ -146,7 +146,7 @@ func Open(ctx context.Context, path string, box *secret.Box) (*DB, error) {
 			return nil, fmt.Errorf("create data directory: %w", err)
 		}
 	}
-	w, r, err := openFile(path, pageSize, "FULL")
+	w, r, err := openFile(path, pageSize, "FULL", mainCheckpointPages)
 	if err != nil {
 		return nil, err
 	}
@@ -187,8 +187,9 @@ func Open(ctx context.Context, path string, box *secret.Box) (*DB, error) {
 }
 
 // openFile opens (creating and formatting if needed) a database file: one
-// write connection and four readers, synchronous as given.
-func openFile(path string, pageSize int, synchronous string) (w, r *sql.DB, err error) {
+// write connection and four readers, synchronous as given; the writer
+// checkpoints once the WAL holds checkpointPages pages.
+func openFile(path string, pageSize int, synchronous string, checkpointPages int) (w, r *sql.DB, err error) {
 	// The file holds sealed secrets and hashed personal data: owner only.
 	// SQLite gives the WAL and shared-memory files the same mode.
 	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
@@ -198,14 +199,14 @@ func openFile(path string, pageSize int, synchronous string) (w, r *sql.DB, err 
 			return nil, nil, err
 		}
 	}
-	w, err = sql.Open("sqlite", dsnSync(path, true, synchronous))
+	w, err = sql.Open("sqlite", dsnSync(path, true, synchronous, checkpointPages))
 	if err != nil {
 		return nil, nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	r, err = sql.Open("sqlite", dsnSync(path, false, synchronous))
+	r, err = sql.Open("sqlite", dsnSync(path, false, synchronous, 0))
 	if err != nil {
 		w.Close()
 		return nil, nil, fmt.Errorf("open %s: %w", path, err)
@@ -243,10 +244,19 @@ func format(path string, pageSize int) error {
 	return nil
 }
 
-func dsn(path string, write bool) string { return dsnSync(path, write, "FULL") }
+func dsn(path string, write bool) string { return dsnSync(path, write, "FULL", mainCheckpointPages) }
 
-// dsnSync is dsn with another synchronous setting.
-func dsnSync(path string, write bool, synchronous string) string {
+// mainCheckpointPages is when the main file's writer checkpoints itself:
+// the checkpointer copies the WAL into the file in the background, and the
+// writer's own checkpoint after a commit only backstops it (and lets the
+// WAL restart), so it waits for 40 MB of WAL (2,500 pages of 16 KiB)
+// instead of SQLite's 1,000 pages, which ingest writes in a fraction of a
+// second.
+const mainCheckpointPages = 2500
+
+// dsnSync is dsn with another synchronous setting; a writer checkpoints
+// once the WAL holds checkpointPages pages.
+func dsnSync(path string, write bool, synchronous string, checkpointPages int) string {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "journal_mode(WAL)")
@@ -257,12 +267,7 @@ func dsnSync(path string, write bool, synchronous string) string {
 	q.Add("_pragma", "temp_store(MEMORY)")
 	if write {
 		q.Set("_txlock", "immediate")
-		// The checkpointer copies the WAL into the file in the background;
-		// the writer's own checkpoint after a commit only backstops it (and
-		// lets the WAL restart), so it waits for 40 MB of WAL (2,500 pages
-		// of 16 KiB) instead of SQLite's 1,000 pages, which ingest writes in
-		// a fraction of a second.
-		q.Add("_pragma", "wal_autocheckpoint(2500)")
+		q.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", checkpointPages))
 	} else {
 		q.Add("_pragma", "cache_size(-1024)")
 	}

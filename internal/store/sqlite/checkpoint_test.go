@@ -1,0 +1,40 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"path/filepath"
+	"testing"
+
+	"github.com/capirelay/capirelay/internal/secret"
+)
+
+// Learning checkpoints the identity file every few MB of WAL, so that the
+// checkpoint's fsyncs never keep the disk from ingest's own fsync for
+// long; the main file's writer waits for 40 MB (its checkpointer does the
+// copying in the background).
+func TestCheckpointSizes(t *testing.T) {
+	box, _ := secret.New(bytes.Repeat([]byte{1}, secret.KeySize))
+	db, err := Open(context.Background(), filepath.Join(t.TempDir(), FileName), box)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, c := range []struct {
+		file   string
+		writer *sql.DB
+		pages  int
+	}{
+		{FileName, db.w, 2500},
+		{IdentityFileName, db.id.w, 256},
+	} {
+		var got int
+		if err := c.writer.QueryRow("PRAGMA wal_autocheckpoint").Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != c.pages {
+			t.Errorf("%s: the writer checkpoints at %d pages of WAL, want %d", c.file, got, c.pages)
+		}
+	}
+}
