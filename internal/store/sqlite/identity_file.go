@@ -36,7 +36,8 @@ const identityPageSize = 16384
 // runs against 77–94 ms in five; in one run each, no fsync of the main
 // WAL took over 32 ms, against 19 (7 over 64 ms). At full load: 28.8–29.9k
 // events/s against 24.3–28.2k in two pairs, with about a tenth fewer
-// people learned (pages are copied into the file more often).
+// people learned (pages are copied into the file more often). make bench's
+// half-rate phase did not show the p99 gain (docs/scaling.md).
 const identityCheckpointPages = 256
 
 // identityFile is identity stitching's own SQLite file (identities,
