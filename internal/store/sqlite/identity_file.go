@@ -32,12 +32,13 @@ const identityPageSize = 16384
 // at 256 pages, 4 MB of WAL. Its fsyncs then flush a few MB, not the 40 MB
 // of the main file's setting (mainCheckpointPages), which kept the disk
 // busy long enough to delay ingest's own fsync. Realistic /v1/events at
-// 20,000 events/s, the binary on 2 CPUs: ingest's p99 was 43–61 ms in five
-// runs against 77–94 ms in five; in one run each, no fsync of the main
-// WAL took over 32 ms, against 19 (7 over 64 ms). At full load: 28.8–29.9k
-// events/s against 24.3–28.2k in two pairs, with about a tenth fewer
-// people learned (pages are copied into the file more often). make bench's
-// half-rate phase did not show the p99 gain (docs/scaling.md).
+// 20,000 events/s, the binary on 2 CPUs, three alternating pairs: 2–5
+// fsyncs of the main WAL over 32 ms per run against 15–18. Ingest's p99
+// followed in the first five runs of each (43–61 ms against 77–94 ms), but
+// not in the pairs run later on a slower box (72–104 ms against 87–92 ms)
+// nor in make bench's half-rate phase (docs/scaling.md). At full load:
+// 28.8–29.9k events/s against 24.3–28.2k in two pairs, with about a tenth
+// fewer people learned (pages are copied into the file more often).
 const identityCheckpointPages = 256
 
 // identityFile is identity stitching's own SQLite file (identities,
