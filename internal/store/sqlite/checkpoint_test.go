@@ -1,13 +1,8 @@
 package sqlite
 
 import (
-	"bytes"
-	"context"
 	"database/sql"
-	"path/filepath"
 	"testing"
-
-	"github.com/capirelay/capirelay/internal/secret"
 )
 
 // Learning checkpoints the identity file every few MB of WAL, so that the
@@ -15,12 +10,7 @@ import (
 // long; the main file's writer waits for 40 MB (its checkpointer does the
 // copying in the background).
 func TestCheckpointSizes(t *testing.T) {
-	box, _ := secret.New(bytes.Repeat([]byte{1}, secret.KeySize))
-	db, err := Open(context.Background(), filepath.Join(t.TempDir(), FileName), box)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openTestDB(t)
 	for _, c := range []struct {
 		file   string
 		writer *sql.DB

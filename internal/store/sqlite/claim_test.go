@@ -19,7 +19,9 @@ import (
 	"github.com/capirelay/capirelay/internal/store"
 )
 
-func openClaimTest(t *testing.T) *DB {
+// openTestDB opens a fresh store in a temporary directory, closed when
+// the test ends.
+func openTestDB(t *testing.T) *DB {
 	t.Helper()
 	box, _ := secret.New(bytes.Repeat([]byte{3}, secret.KeySize))
 	db, err := Open(context.Background(), filepath.Join(t.TempDir(), FileName), box)
@@ -53,7 +55,7 @@ func enqueueN(t *testing.T, db *DB, site string, n int, now time.Time) []int64 {
 // full read of a row: every field but the lease's (state, next attempt,
 // attempts) is what the file holds, on both claim paths.
 func TestClaimReadsWholeItems(t *testing.T) {
-	db := openClaimTest(t)
+	db := openTestDB(t)
 	ctx := context.Background()
 	now := time.Now()
 	ids := enqueueN(t, db, "s", 40, now)
@@ -123,7 +125,7 @@ func itemIDs(items []store.Item) []int64 {
 // ids in short and long runs, and delivers them, so both the ranged
 // statements and the IN lists are used.
 func TestClaimAndCompleteScatteredIDs(t *testing.T) {
-	db := openClaimTest(t)
+	db := openTestDB(t)
 	ctx := context.Background()
 	now := time.Now()
 	ids := enqueueN(t, db, "s", 60, now)
@@ -215,7 +217,7 @@ func TestRuns(t *testing.T) {
 // The dispatch path's statements must use the primary key and the due
 // index, not scan the outbox.
 func TestClaimPlans(t *testing.T) {
-	db := openClaimTest(t)
+	db := openTestDB(t)
 	for q, want := range map[string]string{
 		claimDueQuery:   "outbox_due",
 		claimRangeQuery: "INTEGER PRIMARY KEY (rowid>? AND rowid<?)",
@@ -232,7 +234,7 @@ func TestClaimPlans(t *testing.T) {
 // between ingest's groups: an invalid outcome leaves the whole batch
 // leased, as it was, and the batch can be completed again.
 func TestCompleteIsOneTransaction(t *testing.T) {
-	db := openClaimTest(t)
+	db := openTestDB(t)
 	ctx := context.Background()
 	now := time.Now()
 	const n = 600
@@ -276,7 +278,7 @@ func TestCompleteIsOneTransaction(t *testing.T) {
 // Complete after Close says the store is closed; it never waits forever
 // for a writer that has exited.
 func TestCompleteAfterClose(t *testing.T) {
-	db := openClaimTest(t)
+	db := openTestDB(t)
 	ctx := context.Background()
 	enqueueN(t, db, "s", 1, time.Now())
 	items, err := db.Claim(ctx, "s", "o", 1, time.Now().Add(time.Second), time.Minute)
@@ -296,7 +298,7 @@ func TestCompleteAfterClose(t *testing.T) {
 // enqueued, never get an item twice: a claim that read before an outcome's
 // commit still finds the item leased, one that reads after finds it done.
 func TestConcurrentClaimsNeverRepeatACompletedItem(t *testing.T) {
-	db := openClaimTest(t)
+	db := openTestDB(t)
 	ctx := context.Background()
 	const total, workers = 3000, 4
 	now := time.Now()
@@ -385,7 +387,7 @@ func TestGroupAfterMaxOutcomes(t *testing.T) {
 // were still queued when the next group began.
 func outcomesWaitingAtNextGroup(t *testing.T, n int) int64 {
 	t.Helper()
-	db := openClaimTest(t)
+	db := openTestDB(t)
 	ctx := context.Background()
 	var groups atomic.Int64   // insertGroup calls (each reads db.now first)
 	var recording atomic.Bool // after the writer is released
@@ -433,7 +435,7 @@ func outcomesWaitingAtNextGroup(t *testing.T, n int) int64 {
 // file, so it goes on while the main file's one write connection is taken
 // (by a long group commit, a forget's scan).
 func TestLearningDoesNotWaitForTheWriter(t *testing.T) {
-	db := openClaimTest(t)
+	db := openTestDB(t)
 	ctx := context.Background()
 	conn, err := db.w.Conn(ctx) // the main file's only write connection
 	if err != nil {
@@ -463,7 +465,7 @@ func TestLearningDoesNotWaitForTheWriter(t *testing.T) {
 // once the sequence is right again (the dedup index forgot the failed
 // group's keys).
 func TestGroupFailsWhenARowIsRefused(t *testing.T) {
-	db := openClaimTest(t)
+	db := openTestDB(t)
 	ctx := context.Background()
 	first := enqueueN(t, db, "s", 20, time.Now())
 	before, err := db.Item(ctx, first[15])

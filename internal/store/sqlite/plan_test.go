@@ -1,25 +1,15 @@
 package sqlite
 
 import (
-	"bytes"
-	"context"
 	"database/sql"
-	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/capirelay/capirelay/internal/secret"
 )
 
 // The periodic jobs must use indexes: a scan of the outbox holds SQLite's
 // write lock for seconds once it has millions of rows, and ingest stalls.
 func TestHousekeepingUsesIndexes(t *testing.T) {
-	box, _ := secret.New(bytes.Repeat([]byte{1}, secret.KeySize))
-	db, err := Open(context.Background(), filepath.Join(t.TempDir(), FileName), box)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openTestDB(t)
 	for q, want := range map[string]string{
 		`SELECT id FROM outbox WHERE delivered_at > 0 AND delivered_at < 1 AND state='delivered' LIMIT 10`:                                "outbox_delivered",
 		`SELECT min(site_key) FROM outbox WHERE state IN ('pending','inflight') AND site_key > 'a'`:                                       "outbox_due",

@@ -25,7 +25,7 @@ func setPayload(t *testing.T, db *DB, id int64, payload string) {
 // file; an item due again (here a retry) has changed and is read from the
 // file.
 func TestClaimTakesNewItemsFromMemory(t *testing.T) {
-	db := openClaimTest(t)
+	db := openTestDB(t)
 	ctx := context.Background()
 	now := time.Now()
 	ids := enqueueN(t, db, "s", 5, now)
@@ -71,7 +71,7 @@ func TestClaimTakesNewItemsFromMemory(t *testing.T) {
 // Held items wait for consent: they are never kept for a claim, and one
 // released later is read from the file.
 func TestHeldItemsAreNotKept(t *testing.T) {
-	db := openClaimTest(t)
+	db := openTestDB(t)
 	ctx := context.Background()
 	now := time.Now()
 	res, err := db.Enqueue(ctx, []store.NewEvent{{SiteKey: "s", EventName: "Lead", EventID: "h1", EventTime: now,
@@ -94,7 +94,7 @@ func TestHeldItemsAreNotKept(t *testing.T) {
 // Erasure drops every kept payload: none of an erased person's data stays
 // in memory either.
 func TestForgetDropsKeptItems(t *testing.T) {
-	db := openClaimTest(t)
+	db := openTestDB(t)
 	ctx := context.Background()
 	enqueueN(t, db, "s", 3, time.Now())
 	if !db.recent.has("s") {
