@@ -165,6 +165,7 @@ func (db *DB) learnChunk(ctx context.Context, ids []*store.Identity) error {
 			rest = append(rest, id)
 		}
 	}
+	sortByVisitor(likelyNew)
 	existing, index, err := db.insertIdentities(ctx, tx, likelyNew, now, nil)
 	if err != nil {
 		return err
@@ -182,6 +183,7 @@ func (db *DB) learnChunk(ctx context.Context, ids []*store.Identity) error {
 			return fmt.Errorf("index: %w", mapErr(err))
 		}
 	}
+	sortKeyRows(index)
 	args := make([]any, 0, 5*learnSizes[0])
 	err = piecesOf(learnSizes[:], len(index), func(lo, size int) error {
 		args = args[:0]
