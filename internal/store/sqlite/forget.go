@@ -120,9 +120,8 @@ func (db *DB) resolveForget(ctx context.Context, tx *sql.Tx, req store.ForgetReq
 			q    string
 			args []any
 		}{
-			{`SELECT site_key, visitor_id FROM identity_keys WHERE kind='em' AND hash IN (` + in + `)` + siteCond,
-				slices.Concat(args, siteArgs)},
-			// A phone has no index row: the identities are read through.
+			// Every hash, indexed (em) or not (a phone has no index row):
+			// the identities are read through.
 			{`SELECT site_key, visitor_id FROM identities WHERE (` + strings.TrimSuffix(strings.Repeat(`instr(hashes, ?) > 0 OR `, len(req.Hashes)), " OR ") + `)` + siteCond,
 				slices.Concat(args, siteArgs)},
 			{`SELECT site_key, visitor_id FROM leads WHERE (em_hash IN (` + in + `) OR ph_hash IN (` + in + `))` + siteCond,
@@ -148,7 +147,7 @@ func (db *DB) resolveForget(ctx context.Context, tx *sql.Tx, req store.ForgetReq
 	}
 	for ref := range plan.refs {
 		plan.set.AddVisitor(ref.visitor)
-		id, err := db.loadIdentity(ctx, tx, ref.site, ref.visitor)
+		id, rowid, err := db.loadIdentity(ctx, tx, ref.site, ref.visitor)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 		case err != nil:
@@ -158,8 +157,8 @@ func (db *DB) resolveForget(ctx context.Context, tx *sql.Tx, req store.ForgetReq
 				plan.set.AddHashes(id.Hashes[k]...)
 			}
 			// The index mirrors the identity's lists (see mergeIdentity);
-			// it has no (site, visitor) index, so rows go by primary key.
-			plan.keys = indexRows(plan.keys, id)
+			// it has no index by identity, so rows go by primary key.
+			plan.keys = indexRows(plan.keys, id, rowid)
 		}
 	}
 	// The visitors' own outbox rows, in every state, give the dedup keys
@@ -313,8 +312,7 @@ func (db *DB) eraseForget(ctx context.Context, tx *sql.Tx, plan *forgetPlan, res
 		}
 	}
 	for _, k := range plan.keys {
-		if err := exec(&res.IdentityKeys, `DELETE FROM identity_keys WHERE kind=? AND hash=? AND site_key=? AND visitor_id=?`,
-			k.kind, k.hash, k.site, k.visitor); err != nil {
+		if err := exec(&res.IdentityKeys, `DELETE FROM identity_keys WHERE k=? AND id=?`, k.k, k.id); err != nil {
 			return err
 		}
 	}

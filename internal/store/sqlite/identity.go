@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -27,39 +28,49 @@ func (q readQuerier) QueryRowContext(ctx context.Context, query string, args ...
 	return q.c.row(ctx, query, args...)
 }
 
-func (db *DB) loadIdentity(ctx context.Context, q querier, siteKey, visitorID string) (*store.Identity, error) {
+// loadIdentity reads a visitor's identity and its rowid. A row found by
+// the visitor's key (lookupKey) that is another visitor's is not theirs.
+func (db *DB) loadIdentity(ctx context.Context, q querier, siteKey, visitorID string) (*store.Identity, int64, error) {
 	id := store.Identity{SiteKey: siteKey, VisitorID: visitorID}
-	var hashes string
+	var rowid int64
+	var site, visitor, hashes string
 	var sealed []byte
 	var created, updated int64
-	err := q.QueryRowContext(ctx, `SELECT hashes, device, created_at, updated_at FROM identities WHERE site_key=? AND visitor_id=?`,
-		siteKey, visitorID).Scan(&hashes, &sealed, &created, &updated)
+	err := q.QueryRowContext(ctx, `SELECT id, site_key, visitor_id, hashes, device, created_at, updated_at FROM identities WHERE vk=?`,
+		lookupKey(siteKey, visitorID)).Scan(&rowid, &site, &visitor, &hashes, &sealed, &created, &updated)
 	if err != nil {
-		return nil, mapErr(err)
+		return nil, 0, mapErr(err)
+	}
+	if site != siteKey || visitor != visitorID {
+		return nil, 0, store.ErrNotFound
 	}
 	if id.Hashes, err = store.UnmarshalHashes(hashes); err != nil {
-		return nil, fmt.Errorf("identity hashes: %w", err)
+		return nil, 0, fmt.Errorf("identity hashes: %w", err)
 	}
 	if err := store.OpenDevice(db.box, sealed, &id); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	id.CreatedAt, id.UpdatedAt = fromMS(created), fromMS(updated)
-	return &id, nil
+	return &id, rowid, nil
 }
 
 // Identity returns the identity of a visitor.
 func (db *DB) Identity(ctx context.Context, siteKey, visitorID string) (*store.Identity, error) {
-	id, err := db.loadIdentity(ctx, readQuerier{&db.id.stmts}, siteKey, visitorID)
+	id, _, err := db.loadIdentity(ctx, readQuerier{&db.id.stmts}, siteKey, visitorID)
 	if err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
 	}
 	return id, nil
 }
 
-// VisitorsByHash lists visitors whose identity holds hash under key.
+// VisitorsByHash lists visitors whose identity holds hash under key, the
+// most recently learned first. A row of identity_keys is only a pointer:
+// the identity must be of the site and hold the hash (as a whole JSON
+// string), so a key two values share by chance links no one.
 func (db *DB) VisitorsByHash(ctx context.Context, siteKey, key, hash string) ([]string, error) {
-	rows, err := db.id.stmts.rows(ctx, `SELECT visitor_id FROM identity_keys WHERE kind=? AND hash=? AND site_key=?
-		ORDER BY updated_at DESC, visitor_id LIMIT 20`, key, hash, siteKey)
+	rows, err := db.id.stmts.rows(ctx, `SELECT i.visitor_id FROM identity_keys x JOIN identities i ON i.id = x.id
+		WHERE x.k=? AND i.site_key=? AND instr(i.hashes, ?) > 0
+		ORDER BY i.updated_at DESC, i.visitor_id LIMIT 20`, lookupKey(key, hash), siteKey, quoted(hash))
 	if err != nil {
 		return nil, fmt.Errorf("visitors by %s: %w", key, mapErr(err))
 	}
@@ -73,6 +84,12 @@ func (db *DB) VisitorsByHash(ctx context.Context, siteKey, key, hash string) ([]
 		out = append(out, v)
 	}
 	return out, mapErr(rows.Err())
+}
+
+// quoted is hash as a JSON string in the hashes column (store.MarshalHashes).
+func quoted(hash string) string {
+	b, _ := json.Marshal(hash)
+	return string(b)
 }
 
 // LearnIdentity merges id into the stored identity and indexes its hashes.
@@ -108,15 +125,14 @@ type learnStmts struct {
 
 func prepareLearn(prep func(string) *sql.Stmt) learnStmts {
 	st := learnStmts{
-		load:    prep(`SELECT hashes, device, created_at, updated_at FROM identities WHERE site_key=? AND visitor_id=?`),
-		update:  prep(`UPDATE OR IGNORE identities SET hashes=?, device=?, updated_at=? WHERE site_key=? AND visitor_id=?`),
-		unindex: prep(`DELETE FROM identity_keys WHERE kind=? AND hash=? AND site_key=? AND visitor_id=?`),
+		load:    prep(`SELECT id, site_key, visitor_id, hashes, device, created_at, updated_at FROM identities WHERE vk=?`),
+		update:  prep(`UPDATE OR IGNORE identities SET hashes=?, device=?, updated_at=? WHERE id=?`),
+		unindex: prep(`DELETE FROM identity_keys WHERE k=? AND id=?`),
 	}
 	for i, n := range learnSizes {
-		st.insert[i] = prep(`INSERT OR IGNORE INTO identities (site_key, visitor_id, hashes, device, created_at, updated_at) VALUES ` +
-			tuples(n, "(?,?,?,?,?,?)") + ` RETURNING site_key, visitor_id`)
-		st.index[i] = prep(`INSERT OR IGNORE INTO identity_keys (kind, hash, site_key, visitor_id, updated_at) VALUES ` +
-			tuples(n, "(?,?,?,?,?)"))
+		st.insert[i] = prep(`INSERT OR IGNORE INTO identities (vk, site_key, visitor_id, hashes, device, created_at, updated_at) VALUES ` +
+			tuples(n, "(?,?,?,?,?,?,?)") + ` RETURNING vk, id`)
+		st.index[i] = prep(`INSERT OR IGNORE INTO identity_keys (k, id) VALUES ` + tuples(n, "(?,?)"))
 	}
 	return st
 }
@@ -132,8 +148,9 @@ func (q stmtRow) QueryRowContext(ctx context.Context, _ string, args ...any) *sq
 	return q.st.QueryRowContext(ctx, args...)
 }
 
-// keyRow is one row of identity_keys.
-type keyRow struct{ kind, hash, site, visitor string }
+// keyRow is one row of identity_keys: the key of an indexed hash
+// (lookupKey of kind and hash) and the rowid of the identity holding it.
+type keyRow struct{ k, id int64 }
 
 // LearnIdentities merges each of ids (see store.Identities), a chunk of
 // them per transaction, without waiting for fsync. It is set-based:
@@ -165,7 +182,7 @@ func (db *DB) learnChunk(ctx context.Context, ids []*store.Identity) error {
 			rest = append(rest, id)
 		}
 	}
-	sortByVisitor(likelyNew)
+	sortByVisitorKey(likelyNew)
 	existing, index, err := db.insertIdentities(ctx, tx, likelyNew, now, nil)
 	if err != nil {
 		return err
@@ -179,16 +196,16 @@ func (db *DB) learnChunk(ctx context.Context, ids []*store.Identity) error {
 	}
 	del := tx.StmtContext(ctx, st.unindex)
 	for _, k := range unindex {
-		if _, err := del.ExecContext(ctx, k.kind, k.hash, k.site, k.visitor); err != nil {
+		if _, err := del.ExecContext(ctx, k.k, k.id); err != nil {
 			return fmt.Errorf("index: %w", mapErr(err))
 		}
 	}
 	sortKeyRows(index)
-	args := make([]any, 0, 5*learnSizes[0])
+	args := make([]any, 0, 2*learnSizes[0])
 	err = piecesOf(learnSizes[:], len(index), func(lo, size int) error {
 		args = args[:0]
 		for _, k := range index[lo : lo+learnSizes[size]] {
-			args = append(args, k.kind, k.hash, k.site, k.visitor, now)
+			args = append(args, k.k, k.id)
 		}
 		_, err := tx.StmtContext(ctx, st.index[size]).ExecContext(ctx, args...)
 		return mapErr(err)
@@ -199,9 +216,10 @@ func (db *DB) learnChunk(ctx context.Context, ids []*store.Identity) error {
 	return mapErr(tx.Commit())
 }
 
-// indexRows appends the index rows of id's indexed hashes to rows.
-func indexRows(rows []keyRow, id *store.Identity) []keyRow {
-	store.IndexRows(id, func(kind, hash string) { rows = append(rows, keyRow{kind, hash, id.SiteKey, id.VisitorID}) })
+// indexRows appends the index rows of id's indexed hashes to rows; rowid is
+// id's row.
+func indexRows(rows []keyRow, id *store.Identity, rowid int64) []keyRow {
+	store.IndexRows(id, func(kind, hash string) { rows = append(rows, keyRow{lookupKey(kind, hash), rowid}) })
 	return rows
 }
 
@@ -210,7 +228,7 @@ func indexRows(rows []keyRow, id *store.Identity) []keyRow {
 // returns those that existed after all (to merge).
 func (db *DB) insertIdentities(ctx context.Context, tx *sql.Tx, ids []*store.Identity, now int64, index []keyRow) (existing []*store.Identity, _ []keyRow, _ error) {
 	st := &db.id.learn
-	args := make([]any, 0, 6*learnSizes[0])
+	args := make([]any, 0, 7*learnSizes[0])
 	err := piecesOf(learnSizes[:], len(ids), func(lo, size int) error {
 		part := ids[lo : lo+learnSizes[size]]
 		args = args[:0]
@@ -223,29 +241,32 @@ func (db *DB) insertIdentities(ctx context.Context, tx *sql.Tx, ids []*store.Ide
 			if err != nil {
 				return err
 			}
-			args = append(args, cur.SiteKey, cur.VisitorID, string(hashes), store.SealDevice(db.box, cur), now, now)
+			args = append(args, lookupKey(cur.SiteKey, cur.VisitorID), cur.SiteKey, cur.VisitorID, string(hashes), store.SealDevice(db.box, cur), now, now)
 		}
 		rows, err := tx.StmtContext(ctx, st.insert[size]).QueryContext(ctx, args...)
 		if err != nil {
 			return mapErr(err)
 		}
-		inserted := make(map[[2]string]bool, len(part))
+		inserted := make(map[int64]int64, len(part)) // vk -> rowid
 		for rows.Next() {
-			var k [2]string
-			if err := rows.Scan(&k[0], &k[1]); err != nil {
+			var vk, rowid int64
+			if err := rows.Scan(&vk, &rowid); err != nil {
 				rows.Close()
 				return mapErr(err)
 			}
-			inserted[k] = true
+			inserted[vk] = rowid
 		}
 		if err := rows.Close(); err != nil {
 			return mapErr(err)
 		}
 		for i, id := range part {
 			// A repeat of a visitor in part was not inserted: merged.
-			if k := [2]string{id.SiteKey, id.VisitorID}; inserted[k] {
-				delete(inserted, k)
-				index = indexRows(index, curs[i])
+			// So is a visitor whose key another holds (lookupKey), which
+			// the merge then finds is not theirs, and leaves unlearned.
+			vk := args[7*i].(int64)
+			if rowid, ok := inserted[vk]; ok {
+				delete(inserted, vk)
+				index = indexRows(index, curs[i], rowid)
 			} else {
 				existing = append(existing, id)
 			}
@@ -259,7 +280,7 @@ func (db *DB) insertIdentities(ctx context.Context, tx *sql.Tx, ids []*store.Ide
 // absent), writing only what changed, and appends the index rows to add
 // and to remove.
 func (db *DB) mergeIdentity(ctx context.Context, tx *sql.Tx, load querier, id *store.Identity, now int64, index, unindex []keyRow) ([]keyRow, []keyRow, error) {
-	cur, err := db.loadIdentity(ctx, load, id.SiteKey, id.VisitorID)
+	cur, rowid, err := db.loadIdentity(ctx, load, id.SiteKey, id.VisitorID)
 	if errors.Is(err, store.ErrNotFound) {
 		_, index, err := db.insertIdentities(ctx, tx, []*store.Identity{id}, now, index)
 		return index, unindex, err
@@ -267,7 +288,7 @@ func (db *DB) mergeIdentity(ctx context.Context, tx *sql.Tx, load querier, id *s
 	if err != nil {
 		return index, unindex, err
 	}
-	before := indexRows(nil, cur)
+	before := indexRows(nil, cur, rowid)
 	if !cur.Merge(id) {
 		return index, unindex, nil
 	}
@@ -275,12 +296,11 @@ func (db *DB) mergeIdentity(ctx context.Context, tx *sql.Tx, load querier, id *s
 	if err != nil {
 		return index, unindex, err
 	}
-	if _, err := tx.StmtContext(ctx, db.id.learn.update).ExecContext(ctx, string(hashes), store.SealDevice(db.box, cur), now,
-		cur.SiteKey, cur.VisitorID); err != nil {
+	if _, err := tx.StmtContext(ctx, db.id.learn.update).ExecContext(ctx, string(hashes), store.SealDevice(db.box, cur), now, rowid); err != nil {
 		return index, unindex, mapErr(err)
 	}
 	// The index mirrors the capped lists: hashes pushed out are unlinked.
-	after := indexRows(nil, cur)
+	after := indexRows(nil, cur, rowid)
 	for _, k := range after {
 		if !slices.Contains(before, k) {
 			index = append(index, k)
@@ -294,33 +314,33 @@ func (db *DB) mergeIdentity(ctx context.Context, tx *sql.Tx, load querier, id *s
 	return index, unindex, nil
 }
 
-// KnownKeys lists visitors and indexed hashes changed since a time.
+// KnownKeys lists visitors and indexed hashes changed since a time: those
+// of the identities updated since, whose hashes name their index rows.
 func (db *DB) KnownKeys(ctx context.Context, since time.Time, fn func(siteKey, kind, value string)) (time.Time, error) {
 	latest := since
-	scan := func(q string) error {
-		rows, err := db.id.r.QueryContext(ctx, q, ms(since))
-		if err != nil {
-			return mapErr(err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var site, kind, value string
-			var at int64
-			if err := rows.Scan(&site, &kind, &value, &at); err != nil {
-				return mapErr(err)
-			}
-			fn(site, kind, value)
-			if t := fromMS(at); t.After(latest) {
-				latest = t
-			}
-		}
-		return mapErr(rows.Err())
+	rows, err := db.id.r.QueryContext(ctx, `SELECT site_key, visitor_id, hashes, updated_at FROM identities WHERE updated_at >= ?`, ms(since))
+	if err != nil {
+		return since, fmt.Errorf("known identity keys: %w", mapErr(err))
 	}
-	if err := scan(`SELECT site_key, 'visitor', visitor_id, updated_at FROM identities WHERE updated_at >= ?`); err != nil {
-		return since, fmt.Errorf("known identity keys: %w", err)
+	defer rows.Close()
+	for rows.Next() {
+		var id store.Identity
+		var hashes string
+		var at int64
+		if err := rows.Scan(&id.SiteKey, &id.VisitorID, &hashes, &at); err != nil {
+			return since, fmt.Errorf("known identity keys: %w", mapErr(err))
+		}
+		if id.Hashes, err = store.UnmarshalHashes(hashes); err != nil {
+			return since, fmt.Errorf("known identity keys: hashes of a visitor of %s: %w", id.SiteKey, err)
+		}
+		fn(id.SiteKey, "visitor", id.VisitorID)
+		store.IndexRows(&id, func(kind, hash string) { fn(id.SiteKey, kind, hash) })
+		if t := fromMS(at); t.After(latest) {
+			latest = t
+		}
 	}
-	if err := scan(`SELECT site_key, kind, hash, updated_at FROM identity_keys WHERE updated_at >= ?`); err != nil {
-		return since, fmt.Errorf("known identity keys: %w", err)
+	if err := rows.Err(); err != nil {
+		return since, fmt.Errorf("known identity keys: %w", mapErr(err))
 	}
 	return latest, nil
 }

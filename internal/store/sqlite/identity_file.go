@@ -116,10 +116,11 @@ func (db *DB) adoptIdentities(ctx context.Context) error {
 		}
 		defer tx.Rollback()
 		for _, q := range []string{
-			`INSERT OR IGNORE INTO main.identities (site_key, visitor_id, hashes, device, created_at, updated_at)
-				SELECT site_key, visitor_id, hashes, device, created_at, updated_at FROM old.identities`,
-			`INSERT OR IGNORE INTO main.identity_keys (kind, hash, site_key, visitor_id, updated_at)
-				SELECT kind, hash, site_key, visitor_id, updated_at FROM old.identity_keys`,
+			`INSERT OR IGNORE INTO main.identities (vk, site_key, visitor_id, hashes, device, created_at, updated_at)
+				SELECT capirelay_key(site_key, visitor_id), site_key, visitor_id, hashes, device, created_at, updated_at FROM old.identities`,
+			`INSERT OR IGNORE INTO main.identity_keys (k, id)
+				SELECT capirelay_key(o.kind, o.hash), i.id FROM old.identity_keys o
+				JOIN main.identities i ON i.vk = capirelay_key(o.site_key, o.visitor_id) AND i.site_key = o.site_key AND i.visitor_id = o.visitor_id`,
 			`DROP TABLE old.identity_keys`,
 			`DROP TABLE old.identities`,
 		} {

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -103,7 +104,8 @@ func TestPhoneRowsMigration(t *testing.T) {
 		}
 	})
 	var phones, emails, left int
-	if err := db.id.r.QueryRow(`SELECT count(*) FILTER (WHERE kind = 'ph'), count(*) FILTER (WHERE kind = 'em') FROM identity_keys`).Scan(&phones, &emails); err != nil || phones != 0 || emails != 1 {
+	if err := db.id.r.QueryRow(`SELECT count(*) FILTER (WHERE k = ?), count(*) FILTER (WHERE k = ?) FROM identity_keys`,
+		lookupKey("ph", "phhash"), lookupKey("em", "emhash")).Scan(&phones, &emails); err != nil || phones != 0 || emails != 1 {
 		t.Fatalf("index rows after migrating: %d phone, %d email (%v); want 0 and 1", phones, emails, err)
 	}
 	// The rows moved to the identity file; the main file has no table of them.
@@ -181,7 +183,104 @@ func TestIdentityFileRowidMigration(t *testing.T) {
 	if err := db.id.r.QueryRow(`SELECT count(*), count(*) FILTER (WHERE visitor_id='v3') FROM identities`).Scan(&rows, &v3); err != nil || rows != 4 || v3 != 1 {
 		t.Fatalf("%d identity rows, %d for v3 (%v); want 4 and 1", rows, v3, err)
 	}
-	if _, err := db.id.w.Exec(`INSERT INTO identities (site_key, visitor_id, created_at, updated_at) VALUES ('s', 'v1', 1, 1)`); err == nil {
+	if _, err := db.id.w.Exec(`INSERT INTO identities (vk, site_key, visitor_id, created_at, updated_at) VALUES (capirelay_key('s', 'v1'), 's', 'v1', 1, 1)`); err == nil {
 		t.Fatal("a second row for one visitor was taken")
 	}
+}
+
+// An identity file whose trees were keyed by text (migration 2) gets 64-bit
+// keys (migration 3): every person is found by visitor and by each indexed
+// hash, the index rows point at the same rows, learning goes on from them,
+// and migrating down gives back the text index rows.
+func TestIdentityFileKeyMigration(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	idPath := filepath.Join(dir, IdentityFileName)
+	if err := format(idPath, identityPageSize); err != nil {
+		t.Fatal(err)
+	}
+	old := atVersion(t, idPath, identityMigrations, "migrations_identity", 2)
+	textRows := []string{"em/em1/s/v1", "em/em2/s/v2", "em/em3/t/v1", "external_id/x1/s/v1"}
+	for _, q := range []string{
+		`INSERT INTO identities (site_key, visitor_id, hashes, created_at, updated_at) VALUES
+			('s', 'v1', '{"em":["em1"],"external_id":["x1"],"fn":["fn1"]}', 1000, 2000), ('s', 'v2', '{"em":["em2"]}', 1500, 1500),
+			('t', 'v1', '{"em":["em3"]}', 1200, 1200), ('t', 'ext:x9', '{"external_id":["x9"]}', 1300, 1300)`,
+		`INSERT INTO identity_keys (kind, hash, site_key, visitor_id, updated_at) VALUES
+			('em', 'em1', 's', 'v1', 2000), ('external_id', 'x1', 's', 'v1', 2000), ('em', 'em2', 's', 'v2', 1500), ('em', 'em3', 't', 'v1', 1200)`,
+	} {
+		if _, err := old.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old.Close()
+	box, _ := secret.New(bytes.Repeat([]byte{3}, secret.KeySize))
+	db, err := Open(ctx, filepath.Join(dir, FileName), box)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+
+	var n, keyed int
+	if err := db.id.r.QueryRow(`SELECT count(*), count(*) FILTER (WHERE k IN (?, ?, ?, ?)) FROM identity_keys`,
+		lookupKey("em", "em1"), lookupKey("em", "em2"), lookupKey("em", "em3"), lookupKey("external_id", "x1")).Scan(&n, &keyed); err != nil || n != 4 || keyed != 4 {
+		t.Fatalf("%d index rows, %d of them keyed by their hash (%v); want 4 and 4", n, keyed, err)
+	}
+	for _, c := range []struct{ site, visitor, kind, hash string }{
+		{"s", "v1", "em", "em1"}, {"s", "v1", "external_id", "x1"}, {"s", "v2", "em", "em2"}, {"t", "v1", "em", "em3"},
+	} {
+		if id, err := db.Identity(ctx, c.site, c.visitor); err != nil || id.Hashes[c.kind][0] != c.hash {
+			t.Fatalf("Identity(%s, %s) after migrating = %+v, %v", c.site, c.visitor, id, err)
+		}
+		if vs, err := db.VisitorsByHash(ctx, c.site, c.kind, c.hash); err != nil || !slices.Equal(vs, []string{c.visitor}) {
+			t.Fatalf("VisitorsByHash(%s, %s, %s) = %v, %v; want %s", c.site, c.kind, c.hash, vs, err, c.visitor)
+		}
+	}
+	if vs, err := db.VisitorsByHash(ctx, "t", "em", "em1"); err != nil || len(vs) != 0 {
+		t.Fatalf("VisitorsByHash crosses sites after migrating: %v, %v", vs, err)
+	}
+	// Learning goes on from a migrated person: a new external_id links it.
+	if err := db.LearnIdentities(ctx, []*store.Identity{{SiteKey: "s", VisitorID: "v2", Hashes: map[string][]string{"external_id": {"x2"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if vs, err := db.VisitorsByHash(ctx, "s", "external_id", "x2"); err != nil || !slices.Equal(vs, []string{"v2"}) {
+		t.Fatalf("VisitorsByHash(x2) after learning = %v, %v; want v2", vs, err)
+	}
+
+	p, err := goose.NewProvider(goose.DialectSQLite3, db.id.w, mustSub(t, identityMigrations, "migrations_identity"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DownTo(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.id.w.Query(`SELECT kind || '/' || hash || '/' || site_key || '/' || visitor_id FROM identity_keys ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for rows.Next() {
+		var r string
+		if err := rows.Scan(&r); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, r)
+	}
+	rows.Close()
+	want := append(slices.Clone(textRows), "external_id/x2/s/v2")
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("text index rows after migrating down: %q, want %q", got, want)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustSub(t *testing.T, fsys fs.FS, dir string) fs.FS {
+	t.Helper()
+	sub, err := fs.Sub(fsys, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sub
 }
