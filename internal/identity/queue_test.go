@@ -50,8 +50,8 @@ func TestRestAfter(t *testing.T) {
 	}{
 		{20 * time.Millisecond, 0, 0},
 		{20 * time.Millisecond, queueSize/2 - 1, 0},
-		{20 * time.Millisecond, queueSize / 2, 60 * time.Millisecond},
-		{20 * time.Millisecond, queueSize, 60 * time.Millisecond},
+		{20 * time.Millisecond, queueSize / 2, 200 * time.Millisecond},
+		{20 * time.Millisecond, queueSize, 200 * time.Millisecond},
 		{time.Second, queueSize, 500 * time.Millisecond},
 	} {
 		if got := restAfter(c.d, c.queued); got != c.want {
