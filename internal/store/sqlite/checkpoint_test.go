@@ -28,3 +28,28 @@ func TestCheckpointSizes(t *testing.T) {
 		}
 	}
 }
+
+// Page caches are small (writerCacheKiB, readerCacheKiB): SQLite's memory
+// is outside Go's heap limit, and under load the relay held several times
+// the caches' nominal size.
+func TestPageCacheSizes(t *testing.T) {
+	db := openTestDB(t)
+	for _, c := range []struct {
+		name string
+		pool *sql.DB
+		kib  int
+	}{
+		{FileName + " writer", db.w, 512},
+		{FileName + " reader", db.r, 128},
+		{IdentityFileName + " writer", db.id.w, 512},
+		{IdentityFileName + " reader", db.id.r, 128},
+	} {
+		var got int
+		if err := c.pool.QueryRow("PRAGMA cache_size").Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != -c.kib {
+			t.Errorf("%s: cache_size %d, want %d (KiB)", c.name, got, -c.kib)
+		}
+	}
+}
