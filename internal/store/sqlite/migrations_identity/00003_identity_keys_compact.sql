@@ -10,7 +10,7 @@
 -- site, visitor and hashes, so a key shared by two values links no one.
 CREATE TABLE identities_new (
     id         INTEGER PRIMARY KEY,
-    vk         INTEGER NOT NULL UNIQUE,
+    vk         INTEGER NOT NULL,
     site_key   TEXT NOT NULL,
     visitor_id TEXT NOT NULL,
     hashes     TEXT NOT NULL DEFAULT '{}',
@@ -18,9 +18,16 @@ CREATE TABLE identities_new (
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL
 );
-INSERT OR IGNORE INTO identities_new (id, vk, site_key, visitor_id, hashes, device, created_at, updated_at)
+INSERT INTO identities_new (id, vk, site_key, visitor_id, hashes, device, created_at, updated_at)
     SELECT id, capirelay_key(site_key, visitor_id), site_key, visitor_id, hashes, device, created_at, updated_at
     FROM identities ORDER BY id;
+-- Of two visitors whose keys collide, the first keeps its row (learning
+-- skips the other from now on, see keys.go).
+DELETE FROM identities_new WHERE id IN (
+    SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY vk ORDER BY id) AS n FROM identities_new) WHERE n > 1);
+-- Built once the rows are in: sorting 200,000 keys is quicker than
+-- inserting them at random.
+CREATE UNIQUE INDEX identities_vk ON identities_new (vk);
 CREATE TABLE identity_keys_new (
     k  INTEGER NOT NULL,
     id INTEGER NOT NULL,
@@ -29,7 +36,8 @@ CREATE TABLE identity_keys_new (
 INSERT OR IGNORE INTO identity_keys_new (k, id)
     SELECT capirelay_key(x.kind, x.hash), n.id FROM identity_keys x
     JOIN identities i ON i.site_key = x.site_key AND i.visitor_id = x.visitor_id
-    JOIN identities_new n ON n.id = i.id;
+    JOIN identities_new n ON n.id = i.id
+    ORDER BY 1, 2;
 DROP TABLE identity_keys;
 DROP TABLE identities;
 ALTER TABLE identities_new RENAME TO identities;
