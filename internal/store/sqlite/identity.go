@@ -233,6 +233,7 @@ func (db *DB) insertIdentities(ctx context.Context, tx *sql.Tx, ids []*store.Ide
 		part := ids[lo : lo+learnSizes[size]]
 		args = args[:0]
 		curs := make([]*store.Identity, len(part))
+		vks := make([]int64, len(part))
 		for i, id := range part {
 			cur := &store.Identity{SiteKey: id.SiteKey, VisitorID: id.VisitorID}
 			cur.Merge(id)
@@ -241,7 +242,8 @@ func (db *DB) insertIdentities(ctx context.Context, tx *sql.Tx, ids []*store.Ide
 			if err != nil {
 				return err
 			}
-			args = append(args, lookupKey(cur.SiteKey, cur.VisitorID), cur.SiteKey, cur.VisitorID, string(hashes), store.SealDevice(db.box, cur), now, now)
+			vks[i] = lookupKey(cur.SiteKey, cur.VisitorID)
+			args = append(args, vks[i], cur.SiteKey, cur.VisitorID, string(hashes), store.SealDevice(db.box, cur), now, now)
 		}
 		rows, err := tx.StmtContext(ctx, st.insert[size]).QueryContext(ctx, args...)
 		if err != nil {
@@ -263,9 +265,8 @@ func (db *DB) insertIdentities(ctx context.Context, tx *sql.Tx, ids []*store.Ide
 			// A repeat of a visitor in part was not inserted: merged.
 			// So is a visitor whose key another holds (lookupKey), which
 			// the merge then finds is not theirs, and leaves unlearned.
-			vk := args[7*i].(int64)
-			if rowid, ok := inserted[vk]; ok {
-				delete(inserted, vk)
+			if rowid, ok := inserted[vks[i]]; ok {
+				delete(inserted, vks[i])
 				index = indexRows(index, curs[i], rowid)
 			} else {
 				existing = append(existing, id)
