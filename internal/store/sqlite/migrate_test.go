@@ -125,28 +125,10 @@ func TestPhoneRowsMigration(t *testing.T) {
 // them.
 func TestIdentityFileRowidMigration(t *testing.T) {
 	ctx := t.Context()
-	dir := t.TempDir()
-	idPath := filepath.Join(dir, IdentityFileName)
-	if err := format(idPath, identityPageSize); err != nil {
-		t.Fatal(err)
-	}
-	old := atVersion(t, idPath, identityMigrations, "migrations_identity", 1)
-	for _, q := range []string{
+	db := identityMigrated(t, 1,
 		`INSERT INTO identities (site_key, visitor_id, hashes, created_at, updated_at) VALUES
 			('s', 'v1', '{"em":["em1"],"fn":["fn1"]}', 1000, 2000), ('s', 'v2', '{"em":["em2"]}', 1500, 1500), ('t', 'v1', '{"em":["em3"]}', 1200, 1200)`,
-		`INSERT INTO identity_keys (kind, hash, site_key, visitor_id, updated_at) VALUES ('em', 'em1', 's', 'v1', 2000), ('em', 'em2', 's', 'v2', 1500), ('em', 'em3', 't', 'v1', 1200)`,
-	} {
-		if _, err := old.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	old.Close()
-	box, _ := secret.New(bytes.Repeat([]byte{3}, secret.KeySize))
-	db, err := Open(ctx, filepath.Join(dir, FileName), box)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+		`INSERT INTO identity_keys (kind, hash, site_key, visitor_id, updated_at) VALUES ('em', 'em1', 's', 'v1', 2000), ('em', 'em2', 's', 'v2', 1500), ('em', 'em3', 't', 'v1', 1200)`)
 
 	var ddl string
 	if err := db.id.r.QueryRow(`SELECT sql FROM sqlite_master WHERE type='table' AND name='identities'`).Scan(&ddl); err != nil {
@@ -194,31 +176,13 @@ func TestIdentityFileRowidMigration(t *testing.T) {
 // and migrating down gives back the text index rows.
 func TestIdentityFileKeyMigration(t *testing.T) {
 	ctx := t.Context()
-	dir := t.TempDir()
-	idPath := filepath.Join(dir, IdentityFileName)
-	if err := format(idPath, identityPageSize); err != nil {
-		t.Fatal(err)
-	}
-	old := atVersion(t, idPath, identityMigrations, "migrations_identity", 2)
 	textRows := []string{"em/em1/s/v1", "em/em2/s/v2", "em/em3/t/v1", "external_id/x1/s/v1"}
-	for _, q := range []string{
+	db := identityMigrated(t, 2,
 		`INSERT INTO identities (site_key, visitor_id, hashes, created_at, updated_at) VALUES
 			('s', 'v1', '{"em":["em1"],"external_id":["x1"],"fn":["fn1"]}', 1000, 2000), ('s', 'v2', '{"em":["em2"]}', 1500, 1500),
 			('t', 'v1', '{"em":["em3"]}', 1200, 1200), ('t', 'ext:x9', '{"external_id":["x9"]}', 1300, 1300)`,
 		`INSERT INTO identity_keys (kind, hash, site_key, visitor_id, updated_at) VALUES
-			('em', 'em1', 's', 'v1', 2000), ('external_id', 'x1', 's', 'v1', 2000), ('em', 'em2', 's', 'v2', 1500), ('em', 'em3', 't', 'v1', 1200)`,
-	} {
-		if _, err := old.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	old.Close()
-	box, _ := secret.New(bytes.Repeat([]byte{3}, secret.KeySize))
-	db, err := Open(ctx, filepath.Join(dir, FileName), box)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+			('em', 'em1', 's', 'v1', 2000), ('external_id', 'x1', 's', 'v1', 2000), ('em', 'em2', 's', 'v2', 1500), ('em', 'em3', 't', 'v1', 1200)`)
 
 	var n, keyed int
 	if err := db.id.r.QueryRow(`SELECT count(*), count(*) FILTER (WHERE k IN (?, ?, ?, ?)) FROM identity_keys`,
@@ -274,6 +238,32 @@ func TestIdentityFileKeyMigration(t *testing.T) {
 	if _, err := p.Up(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// identityMigrated writes an identity file of the schema of migration
+// version, runs stmts in it as an older relay would have, and opens the
+// store beside it (migrating it to the current schema).
+func identityMigrated(t *testing.T, version int64, stmts ...string) *DB {
+	t.Helper()
+	dir := t.TempDir()
+	idPath := filepath.Join(dir, IdentityFileName)
+	if err := format(idPath, identityPageSize); err != nil {
+		t.Fatal(err)
+	}
+	old := atVersion(t, idPath, identityMigrations, "migrations_identity", version)
+	for _, q := range stmts {
+		if _, err := old.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old.Close()
+	box, _ := secret.New(bytes.Repeat([]byte{3}, secret.KeySize))
+	db, err := Open(t.Context(), filepath.Join(dir, FileName), box)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
 
 func mustSub(t *testing.T, fsys fs.FS, dir string) fs.FS {
