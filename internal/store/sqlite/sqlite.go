@@ -258,15 +258,17 @@ const mainCheckpointPages = 2500
 // and of each of its readers, as cache_size pragmas (negative: KiB). Each
 // cached 16 KiB page is memory outside Go's heap and its limit, and the
 // process kept much more of it than the caches' nominal sizes: under
-// realistic /v1/events at full load, SQLite's allocator held 57 MB with
+// realistic /v1/events at full load, SQLite's allocator held 57.8 MB with
 // SQLite's default of 2,000 KiB for the two writers and 1 MiB for each of
-// the eight readers, and 20 MB with 512 and 128 KiB. The relay's peak RSS
-// fell from 202–207 to 178 MB (full load) and from 196 to 172–174 MB
-// (20,000 events/s), with no loss of throughput (29.9–32.4k events/s
-// against 27.3–31.0k in alternating runs), learning (the identity writer's
-// random inserts: 51–52k people in 25 s against 49–50k) or p99 at half
-// rate (51–67 against 50–85 ms). Reads that miss go to the OS's cache of
-// the file.
+// the eight readers, and 20.1 MB with 512 and 128 KiB. The relay's peak
+// RSS fell from 198–202 to 173–174 MiB (full load) and from 191–192 to
+// 168–170 MiB (20,000 events/s), with no loss of throughput (29.9–32.4k
+// events/s against 27.3–31.0k in alternating runs), learning (the identity
+// writer's random inserts: 51–52k people in 25 s against 49–50k) or p99 at
+// half rate (51–67 against 50–85 ms). A reader's cache helps little anyway:
+// in WAL mode it is dropped whenever the file has changed since the
+// reader's last transaction, which under ingest is always. Reads that miss
+// go to the OS's cache of the file.
 const (
 	writerCacheKiB = -512
 	readerCacheKiB = -128
