@@ -185,7 +185,6 @@ func (db *DB) learnChunk(ctx context.Context, ids []*store.Identity) error {
 			rest = append(rest, id)
 		}
 	}
-	sortByVisitorKey(likelyNew)
 	existing, index, err := db.insertIdentities(ctx, tx, likelyNew, now, nil)
 	if err != nil {
 		return err
@@ -227,26 +226,26 @@ func indexRows(rows []keyRow, id *store.Identity, rowid int64) []keyRow {
 }
 
 // insertIdentities inserts identities believed new with multi-row
-// statements, appends the index rows of those inserted to index and
-// returns those that existed after all (to merge).
+// statements, in the order of their visitors' keys (see sort.go), appends
+// the index rows of those inserted to index and returns those that existed
+// after all (to merge).
 func (db *DB) insertIdentities(ctx context.Context, tx *sql.Tx, ids []*store.Identity, now int64, index []keyRow) (existing []*store.Identity, _ []keyRow, _ error) {
 	st := &db.id.learn
+	keyed := byVisitorKey(ids)
 	args := make([]any, 0, 7*learnSizes[0])
-	err := piecesOf(learnSizes[:], len(ids), func(lo, size int) error {
-		part := ids[lo : lo+learnSizes[size]]
+	err := piecesOf(learnSizes[:], len(keyed), func(lo, size int) error {
+		part := keyed[lo : lo+learnSizes[size]]
 		args = args[:0]
 		curs := make([]*store.Identity, len(part))
-		vks := make([]int64, len(part))
-		for i, id := range part {
-			cur := &store.Identity{SiteKey: id.SiteKey, VisitorID: id.VisitorID}
-			cur.Merge(id)
+		for i, k := range part {
+			cur := &store.Identity{SiteKey: k.id.SiteKey, VisitorID: k.id.VisitorID}
+			cur.Merge(k.id)
 			curs[i] = cur
 			hashes, err := store.MarshalHashes(cur.Hashes)
 			if err != nil {
 				return err
 			}
-			vks[i] = lookupKey(cur.SiteKey, cur.VisitorID)
-			args = append(args, vks[i], cur.SiteKey, cur.VisitorID, string(hashes), store.SealDevice(db.box, cur), now, now)
+			args = append(args, k.vk, cur.SiteKey, cur.VisitorID, string(hashes), store.SealDevice(db.box, cur), now, now)
 		}
 		rows, err := tx.StmtContext(ctx, st.insert[size]).QueryContext(ctx, args...)
 		if err != nil {
@@ -264,15 +263,15 @@ func (db *DB) insertIdentities(ctx context.Context, tx *sql.Tx, ids []*store.Ide
 		if err := rows.Close(); err != nil {
 			return mapErr(err)
 		}
-		for i, id := range part {
+		for i, k := range part {
 			// A repeat of a visitor in part was not inserted: merged.
 			// So is a visitor whose key another holds (lookupKey), which
 			// the merge then finds is not theirs, and leaves unlearned.
-			if rowid, ok := inserted[vks[i]]; ok {
-				delete(inserted, vks[i])
+			if rowid, ok := inserted[k.vk]; ok {
+				delete(inserted, k.vk)
 				index = indexRows(index, curs[i], rowid)
 			} else {
-				existing = append(existing, id)
+				existing = append(existing, k.id)
 			}
 		}
 		return nil

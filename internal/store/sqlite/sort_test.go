@@ -22,11 +22,17 @@ func TestLearnSortsRowsByKey(t *testing.T) {
 		{SiteKey: "s2", VisitorID: "0"},
 		{SiteKey: "s1", VisitorID: "b"},
 	}
-	sortByVisitorKey(ids)
-	for i := 1; i < len(ids); i++ {
-		if a, b := lookupKey(ids[i-1].SiteKey, ids[i-1].VisitorID), lookupKey(ids[i].SiteKey, ids[i].VisitorID); a > b {
-			t.Errorf("identity %d's key %d after %d", i, b, a)
+	keyed := byVisitorKey(ids)
+	for i, k := range keyed {
+		if want := lookupKey(k.id.SiteKey, k.id.VisitorID); k.vk != want {
+			t.Errorf("identity %d (%s/%s) paired with key %d, want %d", i, k.id.SiteKey, k.id.VisitorID, k.vk, want)
 		}
+		if i > 0 && keyed[i-1].vk > k.vk {
+			t.Errorf("identity %d's key %d after %d", i, k.vk, keyed[i-1].vk)
+		}
+	}
+	if len(keyed) != len(ids) {
+		t.Errorf("%d identities paired, want %d", len(keyed), len(ids))
 	}
 	want := []keyRow{{-9, 3}, {-9, 7}, {2, 1}, {2, 5}, {40, 1}}
 	var rows []keyRow
