@@ -217,19 +217,7 @@ func TestIdentityFileKeyMigration(t *testing.T) {
 	if _, err := p.DownTo(ctx, 2); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := db.id.w.Query(`SELECT kind || '/' || hash || '/' || site_key || '/' || visitor_id FROM identity_keys ORDER BY 1`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for rows.Next() {
-		var r string
-		if err := rows.Scan(&r); err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, r)
-	}
-	rows.Close()
+	got := column[string](t, db.id.w, `SELECT kind || '/' || hash || '/' || site_key || '/' || visitor_id FROM identity_keys ORDER BY 1`)
 	want := append(slices.Clone(textRows), "external_id/x2/s/v2")
 	slices.Sort(want)
 	if !slices.Equal(got, want) {

@@ -59,22 +59,7 @@ func TestLearnInsertsNewPeopleInKeyOrder(t *testing.T) {
 	if err := db.LearnIdentities(context.Background(), ids); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := db.id.r.Query(`SELECT vk FROM identities ORDER BY rowid`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var got []int64
-	for rows.Next() {
-		var vk int64
-		if err := rows.Scan(&vk); err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, vk)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
+	got := column[int64](t, db.id.r, `SELECT vk FROM identities ORDER BY rowid`)
 	if len(got) != len(ids) || !slices.IsSorted(got) {
 		t.Errorf("people inserted with keys in order %d, want %d of them ascending", got, len(ids))
 	}
