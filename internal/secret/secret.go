@@ -71,6 +71,23 @@ func (b *Box) Open(sealed, additional []byte) ([]byte, error) {
 	return pt, nil
 }
 
+// OpenInPlace is Open decrypting into sealed's own memory: the plaintext
+// it returns shares sealed's array, and sealed no longer holds the sealed
+// value afterwards (on failure its bytes are undefined). For a caller that
+// owns sealed and needs it no more, it saves the plaintext's allocation.
+func (b *Box) OpenInPlace(sealed, additional []byte) ([]byte, error) {
+	ns := b.aead.NonceSize()
+	if len(sealed) < 1+ns+b.aead.Overhead() || sealed[0] != version {
+		return nil, ErrOpen
+	}
+	ct := sealed[1+ns:]
+	pt, err := b.aead.Open(ct[:0], sealed[1:1+ns], ct, additional)
+	if err != nil {
+		return nil, ErrOpen
+	}
+	return pt, nil
+}
+
 // SealString seals s; the empty string seals to nil.
 func (b *Box) SealString(s string, additional string) []byte {
 	if s == "" {

@@ -45,7 +45,9 @@ const minRun = 8
 // connection, so a second CPU takes it off the dispatch path.
 func (db *DB) scanClaimed(rows *sql.Rows, site string, items []store.Item) ([]store.Item, error) {
 	defer rows.Close()
-	op := db.newOpener()
+	// The payloads are copied out of the rows into slab, which nothing
+	// else holds: they are opened in place.
+	op := db.newOpener(true)
 	defer op.stop()
 	base := len(items)
 	var slab []byte // sealed payloads of the chunk being read, back to back
@@ -87,7 +89,9 @@ func (db *DB) openPayloads(items []store.Item) error {
 	if len(items) == 0 {
 		return nil
 	}
-	op := db.newOpener()
+	// The payloads come from recent's entries, which the request that
+	// enqueued them shared: each opens into new memory.
+	op := db.newOpener(false)
 	defer op.stop()
 	half := len(items) / 2
 	chunk := make([][]byte, half)
@@ -121,8 +125,15 @@ type openResult struct {
 	err   error // opening payload len(plain) failed
 }
 
-func (db *DB) newOpener() *opener {
+// newOpener starts an opener. With inPlace, the payloads handed to it are
+// the caller's own copies, which it decrypts where they are
+// (secret.Box.OpenInPlace) instead of allocating each plaintext.
+func (db *DB) newOpener(inPlace bool) *opener {
 	op := &opener{box: db.box, in: make(chan [][]byte, 4), out: make(chan openResult, 1)}
+	open := op.box.Open
+	if inPlace {
+		open = op.box.OpenInPlace
+	}
 	go func(in <-chan [][]byte) {
 		var res openResult
 		ad := []byte(store.PayloadAD)
@@ -131,7 +142,7 @@ func (db *DB) newOpener() *opener {
 				if res.err != nil {
 					break
 				}
-				pt, err := op.box.Open(sealed, ad)
+				pt, err := open(sealed, ad)
 				if err != nil {
 					res.err = err
 					break
