@@ -13,16 +13,21 @@ import (
 
 // The cache's bounds (docs/scaling.md): a record costs about 1 KiB with
 // every key filled once (at most 4 KiB with five values of each), an owner
-// entry about 150 bytes, so at its bounds the cache holds about 25 MiB on
-// shop traffic. Entries live cacheTTL, so it fills only past 2,000 records
-// read or learned per second. At 50,000 records and 100,000 owners it held
-// 31 MB of the heap under realistic load, and serve's soft memory limit
-// then made the GC run so often that, after a burst, delivery fell from
-// 10,000 to 2,000 events/s within a minute (a one-minute soak at 10,000
-// events/s); at these bounds delivery kept up throughout.
+// entry about 150 bytes. Entries live cacheTTL, so the cache holds all it
+// is given up to 200 records read or learned a second: the repeat events
+// of a visitor or a lead within seconds, which is what it is for. Past
+// that it clears itself every few seconds and its hits are few, while its
+// memory is heap the GC marks under serve's soft limit. At 50,000 records
+// and 100,000 owners it held 31 MB of the heap under realistic load, and
+// after a burst delivery fell from 10,000 to 2,000 events/s within a
+// minute (a one-minute soak at 10,000 events/s). At 20,000 and 40,000,
+// realistic /v1/events at full load (the binary on 2 CPUs, three
+// alternating pairs, twice) used 43.0–51.2 µs of relay CPU per event
+// against 38.1–42.8 at these bounds, and ingested 27.4–33.2k against
+// 32.2–37.0k events/s; at 5,000 and 10,000, 40.8–44.2 µs.
 const (
-	CacheRecords = 20_000
-	CacheOwners  = 40_000
+	CacheRecords = 2_000
+	CacheOwners  = 4_000
 )
 
 // cache keeps recently read or learned identities and hash owners, so a
