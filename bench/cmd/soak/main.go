@@ -35,6 +35,7 @@ import (
 	"github.com/capirelay/capirelay/bench/loadgen"
 	"github.com/capirelay/capirelay/bench/machine"
 	"github.com/capirelay/capirelay/bench/relay"
+	"github.com/capirelay/capirelay/internal/identity"
 )
 
 func main() {
@@ -209,8 +210,8 @@ const (
 	identityLimit   = "capirelay_identity_memory_limit_bytes"
 	identityEntries = "capirelay_identity_cache_entries"
 	// DefaultIdentityCacheEntries is the cache's documented bound
-	// (docs/scaling.md): 20,000 person records and 40,000 key owners.
-	DefaultIdentityCacheEntries = 60_000
+	// (docs/scaling.md): its person records and key owners.
+	DefaultIdentityCacheEntries = identity.CacheRecords + identity.CacheOwners
 )
 
 // sample takes one scrape (summed by metric name over labels) and

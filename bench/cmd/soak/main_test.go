@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -47,9 +48,10 @@ func TestIdentityMemory(t *testing.T) {
 			{"capirelay_identity_cache_bytes": 30 * mb, "capirelay_identity_filter_bytes": 10 * mb}}, 32 * mb, false, "peaked at 40.0 MiB"},
 		{"no byte bound", []map[string]float64{{"capirelay_identity_filter_bytes": 16 * mb}}, 0, true, "no bound"},
 		{"cache entries under the documented bound", []map[string]float64{
-			{"capirelay_identity_cache_entries": 59_000, "capirelay_identity_filter_fill_ratio": 0.1}}, 0, true, "under its bound of 60000.0"},
+			{"capirelay_identity_cache_entries": DefaultIdentityCacheEntries - 1, "capirelay_identity_filter_fill_ratio": 0.1}}, 0, true,
+			fmt.Sprintf("under its bound of %.1f", float64(DefaultIdentityCacheEntries))},
 		{"cache entries over", []map[string]float64{
-			{"capirelay_identity_cache_entries": 40_000}, {"capirelay_identity_cache_entries": 60_001}}, 0, false, "1 of 2 samples"},
+			{"capirelay_identity_cache_entries": DefaultIdentityCacheEntries / 2}, {"capirelay_identity_cache_entries": DefaultIdentityCacheEntries + 1}}, 0, false, "1 of 2 samples"},
 		{"neither", []map[string]float64{{"capirelay_identity_filter_fill_ratio": 0.1}}, 0, true, "neither its bytes nor its cache entries"},
 	}
 	for _, tc := range cases {
