@@ -136,8 +136,8 @@ func BenchmarkClaimFromFile(b *testing.B) {
 		return db
 	}
 	db := open()
-	storetest.BenchClaimCompleteReopened(b, db, func(s store.Store) store.Store {
-		if err := s.(*sqlite.DB).Close(); err != nil {
+	storetest.BenchClaimCompleteReopened(b, db, func(store.Store) store.Store {
+		if err := db.Close(); err != nil {
 			b.Fatal(err)
 		}
 		db = open()
