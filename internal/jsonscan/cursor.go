@@ -298,7 +298,7 @@ func decode(b []byte, start, j int) (out []byte, end int, ok bool) {
 			r, size := utf8.DecodeRune(b[j:])
 			if r == utf8.RuneError && size == 1 {
 				if out == nil {
-					out = append(make([]byte, 0, len(b)-start), b[start:j]...)
+					out = newOut(b, start, j)
 				}
 				out = utf8.AppendRune(out, utf8.RuneError)
 			} else if out != nil {
@@ -307,7 +307,7 @@ func decode(b []byte, start, j int) (out []byte, end int, ok bool) {
 			j += size
 		default: // backslash
 			if out == nil {
-				out = append(make([]byte, 0, len(b)-start), b[start:j]...)
+				out = newOut(b, start, j)
 			}
 			n, ok := unescape(b[j:], &out)
 			if !ok {
@@ -317,6 +317,21 @@ func decode(b []byte, start, j int) (out []byte, end int, ok bool) {
 		}
 	}
 	return out, j, true
+}
+
+// newOut starts the decoded contents of the literal that starts at
+// b[start] with b[start:j], which needed no decoding. It has room for the
+// literal up to the next quote, escaped or not, plus a little for the
+// U+FFFD of invalid bytes; append grows it past that. Not the rest of b:
+// b can be a whole request body, and a body whose URLs escape "/" or "&"
+// (PHP's json_encode, Go's encoding/json) would allocate the rest of the
+// body once per such string.
+func newOut(b []byte, start, j int) []byte {
+	n := len(b) - start
+	if q := bytes.IndexByte(b[j:], '"'); q >= 0 {
+		n = min(n, j+q-start+16)
+	}
+	return append(make([]byte, 0, n), b[start:j]...)
 }
 
 // unescape appends the character the escape at the start of b stands for
