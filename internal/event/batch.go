@@ -1,15 +1,21 @@
 package event
 
-import "github.com/capirelay/capirelay/internal/jsonscan"
+import (
+	"unsafe"
+
+	"github.com/capirelay/capirelay/internal/jsonscan"
+)
 
 // DecodeBatch is the fast path for a whole JSON request body whose data is
 // an array of events: it reads the envelope as DecodeEnvelope does and each
 // event as Decode does, in one pass over body. The usual path reads the
 // same bytes three times (the envelope checks data as JSON, the array is
 // split into elements, each element is decoded) and copies every string of
-// every event on its own; here the events' strings are cut from one copy
-// of body and their raw fields (custom_data …) point into body itself, so
-// body must not be modified while the events are in use.
+// every event on its own; here the events' strings and their raw fields
+// (custom_data …) are cut from body itself, which the caller must never
+// modify afterwards: a string kept after the request (a cache's key, an
+// id) would change with it. A copy of body for the strings cost as much
+// as reading the body.
 //
 // It returns false, having decided nothing, for any body it cannot read
 // exactly as that path would, and for the ones that path refuses: data not
@@ -20,7 +26,7 @@ import "github.com/capirelay/capirelay/internal/jsonscan"
 func DecodeBatch(body []byte) (Envelope, []*Event, bool) {
 	var env Envelope
 	var evs []*Event
-	d := fastDecoder{Cursor: jsonscan.Cursor{B: body, S: string(body)}, alias: true}
+	d := fastDecoder{Cursor: jsonscan.Cursor{B: body, S: unsafe.String(unsafe.SliceData(body), len(body))}, alias: true}
 	hasData, ok := d.envelope(&env, func() bool {
 		if d.Peek() != '[' {
 			return false

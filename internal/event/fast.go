@@ -41,7 +41,7 @@ func (fe *fastEvent) limits(path string) error {
 const maxFastDepth = 256
 
 // fastDecoder reads events with the shared cursor; its S, when set (see
-// DecodeBatch), lets plain strings be cut from one copy of the body.
+// DecodeBatch), lets plain strings be cut from the body itself.
 type fastDecoder struct {
 	jsonscan.Cursor
 	fe *fastEvent

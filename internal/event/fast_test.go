@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // realisticEvent is what bench/loadgen and the ingest benchmark send: a
@@ -343,4 +344,28 @@ func BenchmarkDecodeEnvelope(b *testing.B) {
 			}
 		}
 	})
+}
+
+// DecodeBatch cuts the events' strings from the body itself: a copy of
+// the body for them cost as much as reading it. (Strings that needed
+// unescaping are new, and known values such as "Purchase" constants.)
+func TestDecodeBatchSharesTheBody(t *testing.T) {
+	var evs [][]byte
+	for j := range 10 {
+		evs = append(evs, realisticEvent(j))
+	}
+	body := []byte(`{"data":[` + string(bytes.Join(evs, []byte(","))) + `]}`)
+	_, got, ok := DecodeBatch(body)
+	if !ok || len(got) != 10 {
+		t.Fatalf("DecodeBatch = %d events, %v", len(got), ok)
+	}
+	lo := uintptr(unsafe.Pointer(unsafe.SliceData(body)))
+	hi := lo + uintptr(len(body))
+	for i, ev := range got {
+		for name, s := range map[string]string{"event_id": ev.EventID, "client_user_agent": ev.UserData.ClientUserAgent, "fbp": ev.UserData.Fbp} {
+			if p := uintptr(unsafe.Pointer(unsafe.StringData(s))); p < lo || p >= hi {
+				t.Errorf("event %d's %s %q is a copy, not the body's bytes", i, name, s)
+			}
+		}
+	}
 }
