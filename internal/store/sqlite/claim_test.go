@@ -523,3 +523,60 @@ func TestGroupFailsWhenARowIsRefused(t *testing.T) {
 		t.Fatalf("Enqueue after the failure = %+v, %v; want all accepted", res, err)
 	}
 }
+
+// TestRawBlobsAreTheRowsOwn checks what scanClaimed relies on to open
+// claimed payloads in place: a blob scanned into sql.RawBytes is a new
+// slice for each row, which later rows, closing the rows and writing
+// into it leave alone, and the other way round.
+func TestRawBlobsAreTheRowsOwn(t *testing.T) {
+	db := openTestDB(t)
+	ctx := context.Background()
+	if _, err := db.w.ExecContext(ctx, `CREATE TABLE blobs (id INTEGER PRIMARY KEY, b BLOB)`); err != nil {
+		t.Fatal(err)
+	}
+	want := map[int64][]byte{}
+	for id := int64(1); id <= 3; id++ {
+		want[id] = bytes.Repeat([]byte{byte(id)}, 100)
+		if _, err := db.w.ExecContext(ctx, `INSERT INTO blobs VALUES (?, ?)`, id, want[id]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func() map[int64]sql.RawBytes {
+		rows, err := db.r.QueryContext(ctx, `SELECT id, b FROM blobs ORDER BY id`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[int64]sql.RawBytes{}
+		for rows.Next() {
+			var id int64
+			var b sql.RawBytes
+			if err := rows.Scan(&id, &b); err != nil {
+				t.Fatal(err)
+			}
+			got[id] = b
+		}
+		if err := rows.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	got := read()
+	for id, b := range got {
+		if !bytes.Equal(b, want[id]) {
+			t.Fatalf("row %d's blob changed after the rows went on: %x", id, b)
+		}
+		for other, o := range got {
+			if other != id && &b[0] == &o[0] {
+				t.Fatalf("rows %d and %d share a blob's memory", id, other)
+			}
+		}
+		for i := range b {
+			b[i] = 0xee // as opening in place does
+		}
+	}
+	for id, b := range read() {
+		if !bytes.Equal(b, want[id]) {
+			t.Fatalf("writing into a scanned blob changed row %d: %x", id, b)
+		}
+	}
+}
