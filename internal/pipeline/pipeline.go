@@ -150,6 +150,7 @@ func (p *Pipeline) prepareAll(ctx context.Context, ins []Input, yield func()) *P
 	b := &Prepared{p: p, ins: ins, results: make([]Result, len(ins)),
 		news: make([]store.NewEvent, 0, len(ins)), idx: make([]int, 0, len(ins))}
 	sh := new(shared)
+	sh.sealer, _ = p.Store.(store.PayloadSealer)
 	for i := range ins {
 		if yield != nil && i > 0 {
 			yield()
@@ -217,8 +218,8 @@ func (b *Prepared) Commit(ctx context.Context) ([]Result, error) {
 		}
 	}
 	// The store keeps sealed copies and the observer what it learnt: let
-	// the decoded events and the plaintext payloads go while the commit
-	// is awaited.
+	// the decoded events (and any plaintext payloads, for a store that
+	// does not seal them in Prepare) go while the commit is awaited.
 	b.ins, b.news = nil, nil
 	out, err := p.Store.Enqueue(ctx, news)
 	if p.Writes != nil {
@@ -253,14 +254,31 @@ type shared struct {
 	// seen: an event_source_url or custom_data found valid in the event
 	// before is not checked again.
 	seen event.Seen
-	// out holds the payloads, one after the other: a block per few dozen
-	// events instead of an allocation each (the store seals a copy of each
-	// payload and lets the plaintext go, so they all live as long).
+	// sealer, when the store is one, seals each payload as soon as it is
+	// encoded into scratch, which the next event's payload reuses.
+	sealer  store.PayloadSealer
+	scratch []byte
+	// Else out holds the payloads, one after the other: a block per few
+	// dozen events instead of an allocation each (the store seals a copy
+	// of each payload and lets the plaintext go, so they all live as
+	// long).
 	out []byte
 	// left is how many events of the Prepare are left, this one included:
 	// a block is never larger than they need, so the tag's one-event
 	// requests do not each allocate a whole block.
 	left int
+}
+
+// payload encodes ev and, with a sealer, seals it; sealed says which.
+func (sh *shared) payload(ev *event.Event) (payload []byte, sealed bool) {
+	if sh.sealer == nil {
+		return sh.marshal(ev), false
+	}
+	if need := encodedSize(ev); cap(sh.scratch) < need {
+		sh.scratch = make([]byte, 0, max(need, 2<<10))
+	}
+	sh.scratch = ev.AppendJSON(sh.scratch[:0])
+	return sh.sealer.SealPayload(sh.scratch), true
 }
 
 // payloadBlock is the largest block of payloads: about 40 of the load's
@@ -333,10 +351,10 @@ func (p *Pipeline) prepare(ctx context.Context, in *Input, now time.Time, sh *sh
 		res.Status, res.Err = Rejected, err
 		return store.NewEvent{}, res
 	}
-	payload := sh.marshal(ev)
+	payload, sealed := sh.payload(ev)
 	return store.NewEvent{
 		SiteKey: site.Key, EventName: ev.EventName, EventID: ev.EventID,
-		EventTime: time.Unix(int64(ev.EventTime), 0), Payload: payload,
+		EventTime: time.Unix(int64(ev.EventTime), 0), Payload: payload, Sealed: sealed,
 		VisitorID: in.VisitorID, Held: held, Source: in.Source, TestEventCode: in.TestEventCode, Enriched: in.Enriched,
 		Params: in.Params,
 	}, res

@@ -11,6 +11,7 @@ import (
 
 	"github.com/capirelay/capirelay/internal/event"
 	"github.com/capirelay/capirelay/internal/store"
+	"github.com/capirelay/capirelay/internal/store/storetest"
 )
 
 // TestPreparePayloadsAreMarshal checks the payloads Prepare writes into
@@ -88,5 +89,49 @@ func TestPrepareOneEventAllocatesLittle(t *testing.T) {
 	runtime.ReadMemStats(&ms1)
 	if per := (ms1.TotalAlloc - ms0.TotalAlloc) / n; per > payloadBlock/4 {
 		t.Fatalf("Prepare of one event allocated %d bytes, want well under a payload block (%d)", per, payloadBlock)
+	}
+}
+
+// With a store that seals payloads for its callers (store.PayloadSealer),
+// Prepare seals each payload as soon as it is encoded: no plaintext copy
+// of a request's payloads is kept until the commit. What the store keeps
+// opens to Marshal of each prepared event.
+func TestPreparePayloadsAreSealed(t *testing.T) {
+	now := time.Now()
+	db := storetest.OpenSQLite(t)
+	site := &store.Site{Key: "s", Name: "S", APIKeyHash: "h", DefaultRegion: "US"}
+	if err := db.CreateSite(t.Context(), site); err != nil {
+		t.Fatal(err)
+	}
+	var ins []Input
+	for j := range 120 {
+		ins = append(ins, Input{Site: site, Path: fmt.Sprintf("data[%d]", j), Source: SourceServer, Event: &event.Event{
+			EventName: "Lead", EventTime: event.Time(now.Unix()), EventID: fmt.Sprint("e-", j),
+			ActionSource: "website", EventSourceURL: "https://shop.example.com/" + strings.Repeat("x", j*40),
+			UserData: event.UserData{Em: event.List{fmt.Sprintf("p%d@example.com", j)}, ClientUserAgent: "Mozilla/5.0"}}})
+	}
+	p := &Pipeline{Store: db, Now: func() time.Time { return now }}
+	b := p.Prepare(t.Context(), ins)
+	if len(b.news) != len(ins) {
+		t.Fatalf("Prepare kept %d events of %d: %+v", len(b.news), len(ins), b.results)
+	}
+	want := make(map[string][]byte)
+	for j, ne := range b.news {
+		if !ne.Sealed || bytes.Contains(ne.Payload, []byte(`"event_name"`)) {
+			t.Fatalf("payload %d is not sealed: %.60q", j, ne.Payload)
+		}
+		want[ne.EventID], _ = Marshal(ins[b.idx[j]].Event)
+	}
+	if _, err := b.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	items, err := db.Items(t.Context(), site.Key, "", len(ins))
+	if err != nil || len(items) != len(ins) {
+		t.Fatalf("Items = %d, %v", len(items), err)
+	}
+	for _, it := range items {
+		if !bytes.Equal(it.Payload, want[it.EventID]) {
+			t.Fatalf("stored payload of %s = %s, want %s", it.EventID, it.Payload, want[it.EventID])
+		}
 	}
 }

@@ -127,7 +127,7 @@ type NewEvent struct {
 	EventName string
 	EventID   string
 	EventTime time.Time
-	Payload   []byte // the server event JSON exactly as it will be sent
+	Payload   []byte // the server event JSON exactly as it will be sent, or its sealed copy (Sealed)
 	VisitorID string // browser visitor id, "" for server events
 	Held      bool   // waiting for consent: stored but not dispatched
 	Source    string // "server", "browser", "import", "lead"
@@ -141,6 +141,9 @@ type NewEvent struct {
 	// (partner_agent, namespace_id, upload_*) as an encoded query string
 	// (capi.RequestParams), sent with the event; "" = none.
 	Params string
+	// Sealed says Payload is already sealed by the store's SealPayload;
+	// else Enqueue seals it.
+	Sealed bool
 }
 
 // Status is what Enqueue did with one event.
@@ -253,6 +256,16 @@ type Outcome struct {
 // it will be sent), or the same bytes to keep it.
 type HeldFill func(payload []byte) []byte
 
+// PayloadSealer is a store that lets its callers seal payloads as Enqueue
+// would, so that a NewEvent carries its payload sealed (Sealed) and no
+// plaintext copy of it outlives its encoding: the pipeline encodes each
+// event into one buffer and seals it at once, where it used to keep every
+// payload of a request until the commit (9 % of the bytes the relay
+// allocated at full load).
+type PayloadSealer interface {
+	SealPayload(plaintext []byte) []byte
+}
+
 // Outbox is the durable queue.
 type Outbox interface {
 	// Enqueue drops repeats of (site, event_name, event_id) seen within
@@ -304,6 +317,7 @@ type Sandbox interface {
 type Store interface {
 	Sites
 	Outbox
+	PayloadSealer
 	Sandbox
 	Leads
 	Identities

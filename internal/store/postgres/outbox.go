@@ -30,6 +30,11 @@ const maxGroup = 20000
 // errors for the callers instead of a wait without end.
 const groupTimeout = 30 * time.Second
 
+// SealPayload seals an outbox payload as Enqueue stores it.
+func (db *DB) SealPayload(plaintext []byte) []byte {
+	return db.box.Seal(plaintext, []byte(store.PayloadAD))
+}
+
 // Enqueue dedups and stores evs and returns once the statement holding
 // them has committed. Concurrent callers share statements. It returns
 // store.ErrUnavailable when the database cannot be reached or the store
@@ -46,7 +51,9 @@ func (db *DB) Enqueue(ctx context.Context, evs []store.NewEvent) ([]store.Enqueu
 				return nil, fmt.Errorf("enqueue: event %d: text field %q is not valid UTF-8 or holds a NUL byte", i, f)
 			}
 		}
-		ev.Payload = db.box.Seal(ev.Payload, []byte(store.PayloadAD))
+		if !ev.Sealed {
+			ev.Payload = db.SealPayload(ev.Payload)
+		}
 		sealed[i] = ev
 	}
 	r := &enqueueReq{ctx: ctx, evs: sealed, done: make(chan struct{})}

@@ -30,6 +30,11 @@ type enqueueReq struct {
 // maxGroup bounds the events one group-commit transaction takes.
 const maxGroup = 20000
 
+// SealPayload seals an outbox payload as Enqueue stores it.
+func (db *DB) SealPayload(plaintext []byte) []byte {
+	return db.box.Seal(plaintext, []byte(store.PayloadAD))
+}
+
 // Enqueue dedups and stores evs; it returns once the transaction holding them
 // has committed durably. Concurrent callers share transactions.
 func (db *DB) Enqueue(ctx context.Context, evs []store.NewEvent) ([]store.EnqueueResult, error) {
@@ -40,7 +45,9 @@ func (db *DB) Enqueue(ctx context.Context, evs []store.NewEvent) ([]store.Enqueu
 	sealed := make([]store.NewEvent, len(evs))
 	fresh := make([]*recentItem, len(evs))
 	for i, ev := range evs {
-		ev.Payload = db.box.Seal(ev.Payload, []byte(store.PayloadAD))
+		if !ev.Sealed {
+			ev.Payload = db.SealPayload(ev.Payload)
+		}
 		sealed[i] = ev
 		fresh[i] = db.recent.newItem(&sealed[i])
 	}

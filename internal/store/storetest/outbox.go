@@ -266,10 +266,18 @@ func testPayloadRoundTrip(t *testing.T, s store.Store) {
 		[]byte("\x00\x00trailing nul\x00"),
 		big,
 	}
+	// The odd ones come sealed by the caller (the pipeline's way), the
+	// others are sealed by Enqueue.
 	var evs []store.NewEvent
 	for i, p := range payloads {
 		e := ev("a", "Purchase", fmt.Sprint(i))
 		e.Payload = p
+		if i%2 == 1 {
+			e.Payload, e.Sealed = s.SealPayload(p), true
+			if bytes.Contains(e.Payload, p) {
+				t.Fatalf("SealPayload(%.20q) holds the plaintext", p)
+			}
+		}
 		if i == 1 {
 			e.Enriched = []string{"em", "fbc", "client_ip_address"}
 		}
