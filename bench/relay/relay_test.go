@@ -1,12 +1,15 @@
 package relay
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 func TestParseMetrics(t *testing.T) {
@@ -91,4 +94,41 @@ func TestInProcessIdentity(t *testing.T) {
 	if _, err := StartInProcess(ctx, Options{GraphURL: "http://127.0.0.1:1", Identity: "some"}); err == nil {
 		t.Error("an unknown identity mode started a relay")
 	}
+}
+
+// The sink counts events as it reads: the same count as bytes.Count of
+// the whole body, whatever the reads' sizes, keys across their edges
+// included.
+func TestCountKey(t *testing.T) {
+	var body []byte
+	for i := range 5000 {
+		body = append(body, `{"event_name":"Purchase","custom_data":{"n":"`...)
+		body = append(body, strings.Repeat("x", i%97)...)
+		body = append(body, `"}},`...)
+	}
+	body = append(body, `"event_name""event_name"`...)
+	want := bytes.Count(body, eventNameKey)
+	for name, r := range map[string]io.Reader{
+		"whole":    bytes.NewReader(body),
+		"one byte": iotest.OneByteReader(bytes.NewReader(body)),
+		"halves":   iotest.HalfReader(bytes.NewReader(body)),
+		"13 bytes": io.MultiReader(chunks(body, 13)...),
+	} {
+		if got, err := countKey(r, eventNameKey); err != nil || got != want {
+			t.Errorf("%s: countKey = %d, %v; want %d", name, got, err, want)
+		}
+	}
+	if _, err := countKey(iotest.ErrReader(io.ErrUnexpectedEOF), eventNameKey); err == nil {
+		t.Error("a failed read gave no error")
+	}
+}
+
+func chunks(b []byte, n int) []io.Reader {
+	var out []io.Reader
+	for len(b) > 0 {
+		k := min(n, len(b))
+		out = append(out, bytes.NewReader(b[:k]))
+		b = b[k:]
+	}
+	return out
 }
