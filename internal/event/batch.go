@@ -45,15 +45,23 @@ func DecodeBatch(body []byte) (Envelope, []*Event, bool) {
 // MaxPerRequest objects, each one as decodeFast reads it.
 func (d *fastDecoder) events() ([]*Event, bool) {
 	evs := make([]*Event, 0, 128)
-	// The events are allocated a few at a time, in blocks that grow with
-	// the request: 100 events cost 5 allocations, not 100.
+	// The events are allocated a few at a time, in blocks: the first of
+	// 4, the next ones sized by the bytes left at the size of the events
+	// read so far, so that 100 events cost 3 allocations, not 100, and
+	// few events go unused (blocks doubling in size left 28 of 128 unused
+	// for 100 events: a tenth of the bytes the relay allocated).
 	var block []fastEvent
+	start := d.I
 	ok := d.Array(func() bool {
 		if d.Peek() != '{' || len(evs) == MaxPerRequest {
 			return false
 		}
 		if len(block) == 0 {
-			block = make([]fastEvent, min(max(len(evs), 4), 64))
+			n := 4
+			if read := d.I - start; len(evs) > 0 && read > 0 {
+				n = (len(d.B)-d.I)*len(evs)/read + 1
+			}
+			block = make([]fastEvent, min(max(n, 4), 64, MaxPerRequest-len(evs)))
 		}
 		d.fe, block = &block[0], block[1:]
 		if !d.event() || d.fe.limits("") != nil {
