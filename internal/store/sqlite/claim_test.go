@@ -580,3 +580,24 @@ func TestRawBlobsAreTheRowsOwn(t *testing.T) {
 		}
 	}
 }
+
+// The insert binds empty text columns as NULL (orNull) and the state as a
+// flag; the rows hold '' and the state's name, as before.
+func TestInsertedColumns(t *testing.T) {
+	db := openTestDB(t)
+	now := time.Now()
+	evs := []store.NewEvent{
+		{SiteKey: "s", EventName: "Lead", EventID: "plain", EventTime: now, Payload: []byte(`{}`), Source: "server"},
+		{SiteKey: "s", EventName: "Lead", EventID: "held", EventTime: now, Payload: []byte(`{}`), Source: "browser",
+			VisitorID: "v1", TestEventCode: "TEST1", Params: "partner_agent=x", Enriched: []string{"em"}, Held: true},
+	}
+	if _, err := db.Enqueue(t.Context(), evs); err != nil {
+		t.Fatal(err)
+	}
+	got := column[string](t, db.r, `SELECT event_id||'|'||state||'|'||quote(visitor_id)||'|'||quote(test_event_code)||'|'||quote(params)||'|'||quote(enriched)
+		FROM outbox ORDER BY id`)
+	want := []string{"plain|pending|''|''|''|''", "held|held|'v1'|'TEST1'|'partner_agent=x'|'em'"}
+	if !slices.Equal(got, want) {
+		t.Errorf("rows = %q, want %q", got, want)
+	}
+}

@@ -18,6 +18,18 @@ import (
 // statement's execution costs about as much as inserting a few rows.
 var rowSizes = [...]int{512, 256, 128, 64, 32, 16, 8, 7, 6, 5, 4, 3, 2, 1}
 
+// orNull is s, or nil (bound as NULL) for "". The driver copies every
+// text argument into memory of SQLite's allocator and frees it after the
+// statement: most events leave four of the outbox's text columns empty,
+// and a NULL, which the insert turns into '', costs no copy. The state is
+// a flag for the same reason.
+func orNull(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
 // insertStmts are the writer's prepared statements, one per row size.
 type insertStmts struct {
 	state, seenRow, catchUp         *sql.Stmt
@@ -43,7 +55,8 @@ func (db *DB) prepareInserts(ctx context.Context) error {
 			` ON CONFLICT (site_key, event_name, event_id) DO UPDATE SET seen_at = excluded.seen_at WHERE seen.seen_at < ?
 			RETURNING site_key, event_name, event_id`)
 		st.outbox[i] = prep(`INSERT INTO outbox (id, site_key, event_name, event_id, event_time, state,
-			next_attempt, source, visitor_id, test_event_code, params, created_at, enriched) VALUES ` + tuples(n, "(?,?,?,?,?,?,?,?,?,?,?,?,?)"))
+			next_attempt, source, visitor_id, test_event_code, params, created_at, enriched) VALUES ` +
+			tuples(n, "(?,?,?,?,?,CASE WHEN ? THEN 'held' ELSE 'pending' END,?,?,coalesce(?,''),coalesce(?,''),coalesce(?,''),?,coalesce(?,''))"))
 		st.payload[i] = prep(`INSERT INTO outbox_payload (id, payload) VALUES ` + tuples(n, "(?,?)"))
 	}
 	if p.err != nil {
@@ -241,12 +254,8 @@ func (db *DB) insertGroup(batch []*enqueueReq) (err error) {
 		args = args[:0]
 		for _, rf := range accepted[lo : lo+rowSizes[size]] {
 			ev := &rf.r.evs[rf.i]
-			state := store.StatePending
-			if ev.Held {
-				state = store.StateHeld
-			}
-			args = append(args, rf.r.res[rf.i].ID, ev.SiteKey, ev.EventName, ev.EventID, ms(ev.EventTime), state,
-				nowMS, ev.Source, ev.VisitorID, ev.TestEventCode, ev.Params, nowMS, store.JoinKeys(ev.Enriched))
+			args = append(args, rf.r.res[rf.i].ID, ev.SiteKey, ev.EventName, ev.EventID, ms(ev.EventTime), ev.Held,
+				nowMS, ev.Source, orNull(ev.VisitorID), orNull(ev.TestEventCode), orNull(ev.Params), nowMS, orNull(store.JoinKeys(ev.Enriched)))
 		}
 		if _, err := tx.StmtContext(ctx, st.outbox[size]).ExecContext(ctx, args...); err != nil {
 			return mapErr(err)
