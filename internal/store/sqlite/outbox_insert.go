@@ -11,7 +11,7 @@ import (
 // rowSizes are the row counts of the prepared multi-row insert statements.
 // A group is cut greedily into pieces of these sizes, so every statement
 // the writer runs is parsed once, at Open (SQLite allows 32766 bound
-// variables; the outbox insert takes 11 per row). Powers of two cut a
+// variables; the outbox insert takes 13 per row). Powers of two cut a
 // group into few statements (a group of 37 tag beacons is 3 per table, not
 // 20), and every size below 8 has its own, so the small groups of the tag
 // at moderate load (a handful of beacons) take one statement per table: a
