@@ -582,7 +582,7 @@ func TestRawBlobsAreTheRowsOwn(t *testing.T) {
 }
 
 // The insert binds empty text columns as NULL (orNull) and the state as a
-// flag; the rows hold '' and the state's name, as before.
+// flag; the rows hold empty strings and the state's name, as before.
 func TestInsertedColumns(t *testing.T) {
 	db := openTestDB(t)
 	now := time.Now()

@@ -22,7 +22,7 @@ var rowSizes = [...]int{512, 256, 128, 64, 32, 16, 8, 7, 6, 5, 4, 3, 2, 1}
 // orNull is s, or nil (bound as NULL) for "". The driver copies every
 // text argument into memory of SQLite's allocator and frees it after the
 // statement: most events leave four of the outbox's text columns empty,
-// and a NULL, which the insert turns into '', costs no copy. The state is
+// and a NULL, which the insert turns into an empty string, costs no copy. The state is
 // a flag for the same reason.
 func orNull(s string) any {
 	if s == "" {
@@ -33,8 +33,8 @@ func orNull(s string) any {
 
 // insertStmts are the writer's prepared statements, one per row size.
 type insertStmts struct {
-	state, seenRow, catchUp         *sql.Stmt
-	overflow                        [len(rowSizes)]*sql.Stmt
+	state, seenRow, catchUp *sql.Stmt
+	overflow                [len(rowSizes)]*sql.Stmt
 	// The inserts of every group run on the writer's driver connection
 	// directly (raw).
 	raw rawInserts
