@@ -22,8 +22,8 @@ var rowSizes = [...]int{512, 256, 128, 64, 32, 16, 8, 7, 6, 5, 4, 3, 2, 1}
 // orNull is s, or nil (bound as NULL) for "". The driver copies every
 // text argument into memory of SQLite's allocator and frees it after the
 // statement: most events leave four of the outbox's text columns empty,
-// and a NULL, which the insert turns into an empty string, costs no copy. The state is
-// a flag for the same reason.
+// and a NULL, which the insert turns into an empty string, costs no
+// copy. The state is a flag for the same reason.
 func orNull(s string) any {
 	if s == "" {
 		return nil
@@ -148,15 +148,15 @@ func (db *DB) prepareInserts(ctx context.Context) error {
 	st.seenRow = prep(`SELECT site_key, event_name, event_id, seen_at FROM seen_log WHERE id=?`)
 	st.catchUp = prep(catchUpQuery)
 	for i, n := range rowSizes {
-		st.raw.text[insertSeen][i] = (`INSERT INTO seen_log (id, site_key, event_name, event_id, seen_at) VALUES ` + tuples(n, "(?,?,?,?,?)"))
+		st.raw.text[insertSeen][i] = `INSERT INTO seen_log (id, site_key, event_name, event_id, seen_at) VALUES ` + tuples(n, "(?,?,?,?,?)")
 		// A key is new (inserted) or stale (older than the window, so
 		// updated); RETURNING names exactly those.
 		st.overflow[i] = prep(`INSERT INTO seen (site_key, event_name, event_id, seen_at) VALUES ` + tuples(n, "(?,?,?,?)") +
 			` ON CONFLICT (site_key, event_name, event_id) DO UPDATE SET seen_at = excluded.seen_at WHERE seen.seen_at < ?
 			RETURNING site_key, event_name, event_id`)
-		st.raw.text[insertOutbox][i] = (`INSERT INTO outbox (id, site_key, event_name, event_id, event_time, state,
+		st.raw.text[insertOutbox][i] = `INSERT INTO outbox (id, site_key, event_name, event_id, event_time, state,
 			next_attempt, source, visitor_id, test_event_code, params, created_at, enriched) VALUES ` +
-			tuples(n, "(?,?,?,?,?,CASE WHEN ? THEN 'held' ELSE 'pending' END,?,?,coalesce(?,''),coalesce(?,''),coalesce(?,''),?,coalesce(?,''))"))
+			tuples(n, "(?,?,?,?,?,CASE WHEN ? THEN 'held' ELSE 'pending' END,?,?,coalesce(?,''),coalesce(?,''),coalesce(?,''),?,coalesce(?,''))")
 		st.raw.text[insertPayload][i] = `INSERT INTO outbox_payload (id, payload) VALUES ` + tuples(n, "(?,?)")
 	}
 	if p.err == nil {
