@@ -340,6 +340,10 @@ func TestChromeOneCookieEach(t *testing.T) {
 		t.Errorf("/e set no cookie (the test needs the relay's copies): %s", setCk)
 	}
 
+	// An event's answer waits for its commit's fsync, the denial's does
+	// not: one still in flight would set the cookies again after the
+	// denial cleared them (under CI's load it did).
+	cs.waitAnswered(t)
 	run(t, ctx, `capirelay('consent', 'denied')`)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		n, all = cookieCounts(t, ctx, page)

@@ -39,6 +39,26 @@ type chromeSite struct {
 	bodies []string          // every raw /e body
 	pages  map[string]string // path → HTML served instead of chromePage
 	setCk  []string          // every Set-Cookie /e answered
+	// answered counts the /e requests answered (bodies those received).
+	answered int
+}
+
+// waitAnswered waits until every /e request received has been answered,
+// so that no response still in flight (its Set-Cookie included) reaches
+// the browser after what the test does next.
+func (cs *chromeSite) waitAnswered(t *testing.T) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		cs.mu.Lock()
+		got, want := cs.answered, len(cs.bodies)
+		cs.mu.Unlock()
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d /e requests answered", got, want)
+		}
+	}
 }
 
 const chromeHost = "www.example.co.uk"
@@ -73,6 +93,7 @@ func startChromeSite(t *testing.T) *chromeSite {
 		cs.bb.b.ServeHTTP(w, r)
 		cs.mu.Lock()
 		cs.setCk = append(cs.setCk, w.Header()["Set-Cookie"]...)
+		cs.answered++
 		cs.mu.Unlock()
 	})
 	mux.Handle("OPTIONS /e", cs.bb.b)
