@@ -22,6 +22,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/capirelay/capirelay/internal/browsertest"
+	"github.com/capirelay/capirelay/internal/sharedtest"
 	"github.com/capirelay/capirelay/internal/store"
 	"github.com/capirelay/capirelay/internal/tag"
 )
@@ -48,17 +49,11 @@ type chromeSite struct {
 // the browser after what the test does next.
 func (cs *chromeSite) waitAnswered(t *testing.T) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	sharedtest.WaitFor(t, 10*time.Second, "every /e request's answer", func() bool {
 		cs.mu.Lock()
-		got, want := cs.answered, len(cs.bodies)
-		cs.mu.Unlock()
-		if got == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d /e requests answered", got, want)
-		}
-	}
+		defer cs.mu.Unlock()
+		return cs.answered == len(cs.bodies)
+	})
 }
 
 const chromeHost = "www.example.co.uk"
