@@ -6,11 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"unsafe"
+
+	"github.com/capirelay/capirelay/internal/sharedtest"
 )
 
 // realisticEvent is what bench/loadgen and the ingest benchmark send: a
@@ -380,21 +381,16 @@ func TestDecodeBatchBlocks(t *testing.T) {
 			evs = append(evs, realisticEvent(j))
 		}
 		body := []byte(`{"data":[` + string(bytes.Join(evs, []byte(","))) + `]}`)
-		var m0, m1 runtime.MemStats
-		runtime.ReadMemStats(&m0)
-		const runs = 20
-		for range runs {
+		per := sharedtest.BytesPerRun(20, func(int) {
 			if _, got, ok := DecodeBatch(body); !ok || len(got) != n {
 				t.Fatalf("DecodeBatch = %d events, %v; want %d", len(got), ok, n)
 			}
-		}
-		runtime.ReadMemStats(&m1)
+		})
 		// Beside the blocks (of 1,240 bytes an event): the list of
 		// events, and each event's strings that needed unescaping
 		// (realisticEvent's URL) or a list (em, ph …), about 210 bytes.
 		// Blocks doubling in size allocated 1,815 bytes an event for
 		// 100 events.
-		per := (m1.TotalAlloc - m0.TotalAlloc) / runs
 		if limit := uint64(n+4)*uint64(unsafe.Sizeof(fastEvent{})) + uint64(n)*250 + 8192; per > limit {
 			t.Errorf("%d events: %d bytes allocated, want at most %d", n, per, limit)
 		}

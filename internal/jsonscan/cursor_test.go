@@ -2,9 +2,10 @@ package jsonscan
 
 import (
 	"encoding/json"
-	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/capirelay/capirelay/internal/sharedtest"
 )
 
 // TestCursorStringAgreesWithEncodingJSON checks String's decoding where it
@@ -72,11 +73,8 @@ func TestCursorPlainStringsAllocateNothing(t *testing.T) {
 func TestCursorEscapedStringAllocatesItsLength(t *testing.T) {
 	for _, lit := range []string{`"https:\/\/shop.example.com\/p?a=1\u0026b=2"`, "\"\xff invalid, then a long tail\""} {
 		in := []byte(`[` + lit + `,"` + strings.Repeat("x", 1<<20) + `"]`)
-		var c Cursor
-		var m0, m1 runtime.MemStats
-		runtime.ReadMemStats(&m0)
-		for range 10 {
-			c = Cursor{B: in}
+		per := sharedtest.BytesPerRun(10, func(int) {
+			c := Cursor{B: in}
 			ok := c.Array(func() bool {
 				_, ok := c.String(nil)
 				return ok
@@ -84,11 +82,10 @@ func TestCursorEscapedStringAllocatesItsLength(t *testing.T) {
 			if !ok {
 				t.Fatalf("Array refused %s", lit)
 			}
-		}
-		runtime.ReadMemStats(&m1)
+		})
 		// Per run: the decoded string, its buffer, and the 1 MiB
 		// string's copy (no S).
-		if per := (m1.TotalAlloc - m0.TotalAlloc) / 10; per > 1<<20+1<<10 {
+		if per > 1<<20+1<<10 {
 			t.Errorf("%s: %d bytes allocated per run, want about 1 MiB (the long string's copy) and a few hundred bytes", lit, per)
 		}
 	}

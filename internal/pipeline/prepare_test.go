@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/capirelay/capirelay/internal/event"
+	"github.com/capirelay/capirelay/internal/sharedtest"
 	"github.com/capirelay/capirelay/internal/store"
 	"github.com/capirelay/capirelay/internal/store/storetest"
 )
@@ -75,19 +75,15 @@ func TestPrepareOneEventAllocatesLittle(t *testing.T) {
 	site := &store.Site{Key: "s", DefaultRegion: "US"}
 	p := &Pipeline{Now: func() time.Time { return now }}
 	in := []Input{{Site: site, Path: "events[0]", Source: SourceBrowser}}
-	var ms0, ms1 runtime.MemStats
-	const n = 50
-	runtime.ReadMemStats(&ms0)
-	for range n {
+	per := sharedtest.BytesPerRun(50, func(int) {
 		in[0].Event = &event.Event{EventName: "PageView", EventTime: event.Time(now.Unix()), EventID: "e-1",
 			ActionSource: "website", EventSourceURL: "https://shop.example.com/x",
 			UserData: event.UserData{ClientUserAgent: "Mozilla/5.0", ClientIPAddress: "203.0.113.7"}}
 		if b := p.Prepare(context.Background(), in); len(b.news) != 1 {
 			t.Fatalf("Prepare kept %d events, want 1: %+v", len(b.news), b.results)
 		}
-	}
-	runtime.ReadMemStats(&ms1)
-	if per := (ms1.TotalAlloc - ms0.TotalAlloc) / n; per > payloadBlock/4 {
+	})
+	if per > payloadBlock/4 {
 		t.Fatalf("Prepare of one event allocated %d bytes, want well under a payload block (%d)", per, payloadBlock)
 	}
 }

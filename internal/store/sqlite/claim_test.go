@@ -620,16 +620,9 @@ func TestEnqueueAllocations(t *testing.T) {
 		}
 	}
 	enqueue(-1) // the statements' first use
-	var m0, m1 runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&m0)
-	for c := range calls {
-		enqueue(c)
-	}
-	runtime.ReadMemStats(&m1)
 	// 2,330 bytes: the sealed payload (640), its id, the recent entry,
 	// the driver's bindings; 3,148 through database/sql.
-	if perEvent := (m1.TotalAlloc - m0.TotalAlloc) / (calls * per); perEvent > 2700 {
+	if perEvent := sharedtest.BytesPerRun(calls, enqueue) / per; perEvent > 2700 {
 		t.Errorf("Enqueue allocated %d bytes an event, want at most 2,700", perEvent)
 	}
 }
