@@ -57,8 +57,14 @@ const (
 type rawInserts struct {
 	text  [insertKinds][len(rowSizes)]string
 	conn  any // the driver connection stmts were prepared on
-	stmts [insertKinds][len(rowSizes)]driver.Stmt
+	stmts [insertKinds][len(rowSizes)]rawStmt
 	nv    []driver.NamedValue
+}
+
+// rawStmt is a driver statement that executes with a context.
+type rawStmt interface {
+	driver.Stmt
+	driver.StmtExecContext
 }
 
 // exec runs the insert of kind and size (an index in rowSizes) with args
@@ -72,7 +78,7 @@ func (ri *rawInserts) exec(ctx context.Context, conn *sql.Conn, kind, size int, 
 			// closed it (with this driver, never while the store is
 			// open). Its statements can be neither used nor finalized
 			// any more: they are dropped.
-			ri.conn, ri.stmts = dc, [insertKinds][len(rowSizes)]driver.Stmt{}
+			ri.conn, ri.stmts = dc, [insertKinds][len(rowSizes)]rawStmt{}
 		}
 		st := ri.stmts[kind][size]
 		if st == nil {
@@ -82,27 +88,32 @@ func (ri *rawInserts) exec(ctx context.Context, conn *sql.Conn, kind, size int, 
 			}
 			ri.stmts[kind][size] = st
 		}
-		ex, ok := st.(driver.StmtExecContext)
-		if !ok {
-			return fmt.Errorf("sqlite: driver statement %T cannot execute with a context", st)
-		}
 		nv := ri.nv[:0]
 		for i, a := range args {
 			nv = append(nv, driver.NamedValue{Ordinal: i + 1, Value: a})
 		}
 		ri.nv = nv
 		defer clear(nv) // let the payloads go
-		_, err := ex.ExecContext(ctx, nv)
+		_, err := st.ExecContext(ctx, nv)
 		return err
 	})
 }
 
-func prepareRaw(ctx context.Context, dc any, q string) (driver.Stmt, error) {
+func prepareRaw(ctx context.Context, dc any, q string) (rawStmt, error) {
 	p, ok := dc.(driver.ConnPrepareContext)
 	if !ok {
 		return nil, fmt.Errorf("sqlite: driver connection %T cannot prepare with a context", dc)
 	}
-	return p.PrepareContext(ctx, q)
+	st, err := p.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	rs, ok := st.(rawStmt)
+	if !ok {
+		st.Close()
+		return nil, fmt.Errorf("sqlite: driver statement %T cannot execute with a context", st)
+	}
+	return rs, nil
 }
 
 // prepare prepares every raw insert on conn, so that a statement that
@@ -175,9 +186,9 @@ func (db *DB) prepareInserts(ctx context.Context) error {
 }
 
 func (st *insertStmts) close() {
+	st.raw.close()
 	all := []*sql.Stmt{st.state, st.seenRow, st.catchUp}
 	all = append(all, st.overflow[:]...)
-	st.raw.close()
 	for _, s := range all {
 		if s != nil {
 			s.Close()
