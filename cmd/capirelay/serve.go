@@ -66,21 +66,27 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 }
 
 // defaultMemoryLimit is serve's soft heap limit when GOMEMLIMIT is unset.
-// Measured on 2 CPUs under 64 clients × 100 events. Once a request stopped
-// holding its decoded events and payloads through the commit's wait, the
-// live heap under that load fell from about 62 to 36 MB, and 72 MiB kept
-// the throughput of 80 MiB (53–59k events/s; 64 MiB: 51k) with 7 MiB less
-// resident (the process peaks near 116–125 MiB alone, 145 MiB at 80 MiB
-// through the whole benchmark run). Identity's bounded memory (a 16 MiB
-// filter, a cache of up to 50,000 records, 4,096 queued observations) came
-// on top of that: under 72 MiB the GC then ran all the time on
-// unique-customer traffic (make bench, realistic /v1/events: 8.5k events/s
-// at 72 MiB against 29.9k at 140 MiB, best case 33k against 47.9k; peak
-// RSS 179 against 205 MiB), so the limit is 140 MiB. The filter now
-// starts at 1 MiB; with the 15 MiB it freed, a limit of 124 MiB still cost
-// ingest (in process, 21.2–25.6k against 29.5k events/s), so the limit
-// stays and the GC runs less often.
-const defaultMemoryLimit = 140 << 20
+// The process's resident memory at full load is this limit (the heap stays
+// at it) plus about 35 MiB that the GC does not govern: 22 MiB of the
+// binary's code and tables, and SQLite's memory, which is outside Go's
+// heap. So the limit decides peak RSS, and the live heap under it decides
+// what it costs: the GC runs each time the heap's headroom above the live
+// heap has been allocated.
+//
+// It was 140 MiB while a request allocated 16 KB an event and identity's
+// cache held 20,000 records; lower limits then cost a seventh of ingest.
+// Since a request allocates about 9 KB an event in the relay and the live
+// heap is about 50 MB at full load (the dedup index's 28 MB on top once it
+// is full), 104 MiB costs about 2 % of the relay's CPU (the GC's own
+// accounting, GODEBUG=gctrace=1: 5 % of it against 3 %) for 31 MiB less
+// resident. Measured with the binary on 2 CPUs, realistic /v1/events, 64
+// clients × 100 events, December 2026: 60 s at full load, with the dedup
+// index filling, 34.2k events/s and a peak RSS of 138.5 MiB (145 MB)
+// against 34.7k and 171.5 MiB at 140 MiB (913 collections against 392);
+// paced at 20,000 events/s, p99 22.8 and 24.1 ms against 38.3 and 20.7 ms,
+// peak RSS 132.5–133.4 against 165.6–166.4 MiB. Where memory is cheaper
+// than CPU, GOMEMLIMIT=140MiB buys those 2 % back.
+const defaultMemoryLimit = 104 << 20
 
 // defaultGCPercent is serve's GOGC when the variable is unset. Measured with
 // the binary on 2 CPUs: /v1/events used 37–41 µs of CPU per event at 400
