@@ -311,7 +311,8 @@ func cookieCounts(t *testing.T, ctx context.Context, url string) (map[string]int
 // TestChromeOneCookieEach: a site configured with its www subdomain (as
 // the README's example), the relay under the same origin: the tag and /e
 // agree on the registrable domain, so the browser holds one _fbp, one
-// _fbc and one visitor id; "denied" removes them all.
+// _fbc and one visitor id; "denied" removes them all, and the next page
+// removes any an answer set again after the denial.
 func TestChromeOneCookieEach(t *testing.T) {
 	cs := startChromeSite(t)
 	mustCreateSite(t, cs.bb.db, "www", store.ConsentNone, "www.example.co.uk")
@@ -345,13 +346,38 @@ func TestChromeOneCookieEach(t *testing.T) {
 	// denial cleared them (under CI's load it did).
 	cs.waitAnswered(t)
 	run(t, ctx, `capirelay('consent', 'denied')`)
+	waitNoIDCookies(t, ctx, page, "after denied")
+
+	// An answer to an event sent before the denial that arrives after it
+	// sets the relay's copies again (as above, before waitAnswered): the
+	// next page, still denied, removes them. (The denial's own answer
+	// clears the relay's copies: it comes first.)
+	cs.waitEvent(t, "denial", func(e browserEvent) bool { return e.Type == "consent" && e.State == "denied" })
+	cs.waitAnswered(t)
+	for _, name := range []string{"_fbp", "_fbc", "_cr_vid"} {
+		if _, err := chromedp.Call(ctx, network.SetCookie, network.SetCookieParams{Name: name, Value: "fb.1.1700000000000.123456789",
+			URL: page, Domain: ".example.co.uk", Path: "/"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, all = cookieCounts(t, ctx, page); n["_fbp"] != 1 {
+		t.Fatalf("the late answer's cookies were not set: %s", cookieList(all))
+	}
+	open(t, ctx, cs.base+"/w")
+	waitNoIDCookies(t, ctx, page, "a page opened after denied")
+}
+
+// waitNoIDCookies waits up to 10 s until the browser holds none of the
+// visitor's id cookies for url.
+func waitNoIDCookies(t *testing.T, ctx context.Context, url, when string) {
+	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		n, all = cookieCounts(t, ctx, page)
+		n, all := cookieCounts(t, ctx, url)
 		if n["_fbp"]+n["_fbc"]+n["_cr_vid"] == 0 {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after denied the browser keeps %s", cookieList(all))
+			t.Fatalf("%s the browser keeps %s", when, cookieList(all))
 		}
 	}
 }

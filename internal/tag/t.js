@@ -40,7 +40,11 @@ if(!a||/^(A[Qgw]|B[AQg])$/.test(a))return 1
 let b=a.length==8&&atob(a.replace(/-/g,'+').replace(/_/g,'/'))
 return b&&/^\x01[\x01-\x06]/.test(b)}
 function clickIDOf(u){let v=new URL(u||loc.href,loc.href).searchParams.get('fbclid');return v&&/^[!#-+\-\/-:<-\[\]-~]{1,500}$/.test(v)?v:''}
-function init(){if(!allowed())return visitorID=visitorID||randomDigits(4)
+// denied: every copy of the ids goes, on the registrable domain and host-only
+function forget(){cookieDomain||findCookieDomain();for(let k of['_fbp','_fbc','_cr_vid'])writeCookie(k,'',0,cookieDomain),writeCookie(k,'',0)}
+// a page that starts denied clears them too: an answer to an event sent
+// before the denial may have set the relay's copies again after it
+function init(){if(!allowed())return consentState=='denied'&&forget(),visitorID=visitorID||randomDigits(4)
 findCookieDomain()
 let v=readCookie('_cr_vid'),o
 let id=clickIDOf()||clickIDOf(d.referrer),pre='fb.'+domainIndex+'.'+Date.now()+'.'
@@ -77,8 +81,7 @@ let prev=visitorID
 consentState=s;cookieDomain||findCookieDomain();writeCookie('_cr_consent',s,31536e3,cookieDomain)
 mirrorConsent(s)
 if(allowed())init()
-// denied: every copy goes, on the registrable domain and host-only
-else{browserID=clickCookie='';forms={};for(let k of['_fbp','_fbc','_cr_vid'])writeCookie(k,'',0,cookieDomain),writeCookie(k,'',0)}
+else{browserID=clickCookie='';forms={};forget()}
 push({type:'consent',state:s,prev})}
 function api(c,a,b,x){if(c=='track')return track(a,b,x)
 if(c=='identify')for(let k in a){let v=a[k],j=META_NAMES[k]||k

@@ -65,8 +65,11 @@ var ErrUnknownSite = errors.New("unknown site key")
 // took the hand-minified tag to 3,624 bytes. Minified by esbuild it is
 // 3,402 (3,400 with consent "required"); the budget leaves 6 bytes,
 // because esbuild's choice of short names shifts a few bytes with any
-// edit of t.js. Growth beyond that has to be argued again.
-const MaxGzipSize = 3408
+// edit of t.js. Growth beyond that has to be argued again: a page that
+// starts with consent denied clears the ids, because an answer to an event
+// sent before the denial can set the relay's copies again after it (a
+// denial must hold): 3,415 bytes (3,413 "required").
+const MaxGzipSize = 3416
 
 // CacheControl lets browsers and CDNs keep the tag for five minutes and use a
 // stale copy for a day while they revalidate, so a tag fix reaches every page
