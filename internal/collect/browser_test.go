@@ -599,3 +599,53 @@ func FuzzRegionOf(f *testing.F) {
 		}
 	})
 }
+
+// TestBrowserDeniedInAnotherTab: a tab whose tag started before the visitor
+// said no in another tab still sends events as allowed; the browser's
+// consent cookie says no, so nothing is stored, captured or set, and the
+// relay's copies of the cookies are cleared. A decision in the body wins
+// over the cookie.
+func TestBrowserDeniedInAnotherTab(t *testing.T) {
+	t.Parallel()
+	bb := setupBrowser(t)
+	stale := `{"vid":"1234567890123456789","consent":"granted","events":[{"name":"PageView","id":"pv-1","url":"` + testPage + `"},` +
+		`{"type":"capture","form":"f","fields":{"em":"ada@example.com"}}]}`
+	res := bb.do(t, req{body: stale, header: map[string]string{"Cookie": "_fbp=fb.2.1700000000000.1234567890; _cr_consent=denied"}})
+	if res.StatusCode != http.StatusNoContent {
+		t.Fatalf("status = %d, want 204", res.StatusCode)
+	}
+	if items := bb.items(t); len(items) != 0 {
+		t.Errorf("stored %d items of a visitor who said no", len(items))
+	}
+	if len(bb.captures) != 0 {
+		t.Errorf("captured %+v of a visitor who said no", bb.captures)
+	}
+	cleared := map[string]bool{}
+	for _, c := range res.Cookies() {
+		if c.MaxAge >= 0 || c.Value != "" {
+			t.Errorf("Set-Cookie %s: a cookie set for a visitor who said no", c)
+		}
+		cleared[c.Name] = true
+	}
+	for _, name := range []string{"_fbp", "_fbc", "_cr_vid"} {
+		if !cleared[name] {
+			t.Errorf("%s not cleared: %v", name, res.Cookies())
+		}
+	}
+
+	// The visitor grants in this tab: its decision, sent with the old
+	// cookie still in the header, wins.
+	grant := `{"vid":"1234567890123456789","consent":"granted","events":[{"type":"consent","state":"granted"},` +
+		`{"name":"PageView","id":"pv-2","url":"` + testPage + `"}]}`
+	res = bb.do(t, req{body: grant, header: map[string]string{"Cookie": "_cr_consent=denied"}})
+	if res.StatusCode != http.StatusNoContent {
+		t.Fatalf("grant: status = %d, want 204", res.StatusCode)
+	}
+	var ids []string
+	for _, it := range bb.items(t) {
+		ids = append(ids, it.EventID)
+	}
+	if len(ids) != 1 || ids[0] != "pv-2" {
+		t.Errorf("after the grant: stored events %v, want [pv-2]", ids)
+	}
+}

@@ -34,10 +34,18 @@ type visit struct {
 // visit gathers the request-wide facts into v and decides the cookies.
 func (b *Browser) visit(v *visit, r *http.Request, site *store.Site, body *browserBody, ip netip.Addr, ua string, now time.Time) {
 	*v = visit{site: site, now: now, ip: ip, ua: ua, consent: body.Consent, region: regionOf(body.Lang)}
+	decides := hasConsentEvent(body)
+	if !decides && v.consent != pipeline.ConsentDenied && cookieValue(r, ConsentCookie) == pipeline.ConsentDenied {
+		// The visitor said no in another tab: this page's tag started
+		// before that and still sends what it then thought allowed, but
+		// the browser's consent cookie, which the tag writes before it
+		// sends a decision, says no. A decision in the body itself wins.
+		v.consent = pipeline.ConsentDenied
+	}
 	// Spec §9: without the required consent no cookie is read, minted or
 	// refreshed and nothing typed is captured.
-	v.allowed = body.Consent == pipeline.ConsentGranted ||
-		(body.Consent != pipeline.ConsentDenied && site.Consent != store.ConsentRequired)
+	v.allowed = v.consent == pipeline.ConsentGranted ||
+		(v.consent != pipeline.ConsentDenied && site.Consent != store.ConsentRequired)
 	for i := range body.Events {
 		if v.pageURL = b.eventURL(&body.Events[i], body); v.pageURL != "" {
 			break
@@ -51,9 +59,9 @@ func (b *Browser) visit(v *visit, r *http.Request, site *store.Site, body *brows
 	}
 	_, pageHost := requestOrigin(r)
 	if !v.allowed {
-		// Denied: the relay's copies of the cookies go too (the tag
-		// removes the ones it can reach).
-		if body.Consent == pipeline.ConsentDenied && hasConsentEvent(body) {
+		// Denied now, or in another tab: the relay's copies of the
+		// cookies go too (the tag removes the ones it can reach).
+		if v.consent == pipeline.ConsentDenied && (decides || body.Consent != pipeline.ConsentDenied) {
 			v.domain, v.clear = fbcookie.FirstPartyDomain(r.Host, pageHost, nil)
 			v.secure = b.secure(r)
 		}

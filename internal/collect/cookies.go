@@ -18,6 +18,10 @@ const (
 	VisitorMaxAge = 365 * 24 * time.Hour
 )
 
+// ConsentCookie holds the visitor's decision ("granted" or "denied"), as
+// the tag writes it on the site's registrable domain.
+const ConsentCookie = "_cr_consent"
+
 // validVisitorID reports whether v looks like an id the tag or we minted:
 // 16 to 64 of A-Z a-z 0-9 _ - (the tag's /^[\w-]{16,64}$/).
 func validVisitorID(v string) bool {
