@@ -75,17 +75,20 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 //
 // It was 140 MiB while a request allocated 16 KB an event and identity's
 // cache held 20,000 records; lower limits then cost a seventh of ingest.
-// Since a request allocates about 9 KB an event in the relay and the live
+// Now a request allocates about 9 KB an event in the relay and the live
 // heap is about 50 MB at full load (the dedup index's 28 MB on top once it
-// is full), 104 MiB costs about 2 % of the relay's CPU (the GC's own
-// accounting, GODEBUG=gctrace=1: 5 % of it against 3 %) for 31 MiB less
-// resident. Measured with the binary on 2 CPUs, realistic /v1/events, 64
-// clients × 100 events, December 2026: 60 s at full load, with the dedup
-// index filling, 34.2k events/s and a peak RSS of 138.5 MiB (145 MB)
-// against 34.7k and 171.5 MiB at 140 MiB (913 collections against 392);
-// paced at 20,000 events/s, p99 22.8 and 24.1 ms against 38.3 and 20.7 ms,
-// peak RSS 132.5–133.4 against 165.6–166.4 MiB. Where memory is cheaper
-// than CPU, GOMEMLIMIT=140MiB buys those 2 % back.
+// is full). Measured on 2 CPUs, December 2026, alternating make bench runs:
+// realistic /v1/events at full load ingested 30.3–35.3k events/s at 104
+// MiB against 34.6–36.7k at 140 MiB (a tenth less; identity off 34.7–42.6k
+// against 41.5–43.4k), with a peak RSS of 138.4–139.7 MiB (145–147 MB)
+// against 171.6–172.3 MiB; at 20,000 events/s the p99 was 21.0–32.5 ms
+// against 24.4–39.3 ms, and delivery kept up as well (97.9–99.1 % of the
+// acknowledged against 96.6–99.3 %). The GC's own accounting
+// (GODEBUG=gctrace=1) is 5 % of the CPU against 3 %; the rest of the cost
+// is, presumably, the marks' share of the two CPUs while the one writer
+// that every request waits for needs one. Below saturation the limit costs
+// a little CPU and no latency. Where memory is cheaper than CPU,
+// GOMEMLIMIT=140MiB buys the tenth back.
 const defaultMemoryLimit = 104 << 20
 
 // defaultGCPercent is serve's GOGC when the variable is unset. Measured with
