@@ -73,23 +73,24 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 // what it costs: the GC runs each time the heap's headroom above the live
 // heap has been allocated.
 //
-// It was 140 MiB while a request allocated 16 KB an event and identity's
-// cache held 20,000 records; lower limits then cost a seventh of ingest.
-// Now a request allocates about 9 KB an event in the relay and the live
-// heap is about 50 MB at full load (the dedup index's 28 MB on top once it
-// is full). Measured on 2 CPUs, December 2026, alternating make bench runs:
-// realistic /v1/events at full load ingested 30.3–35.3k events/s at 104
-// MiB against 34.6–36.7k at 140 MiB (a tenth less; identity off 34.7–42.6k
-// against 41.5–43.4k), with a peak RSS of 138.4–139.7 MiB (145–147 MB)
-// against 171.6–172.3 MiB; at 20,000 events/s the p99 was 21.0–32.5 ms
-// against 24.4–39.3 ms, and delivery kept up as well (97.9–99.1 % of the
-// acknowledged against 96.6–99.3 %). The GC's own accounting
-// (GODEBUG=gctrace=1) is 5 % of the CPU against 3 %; the rest of the cost
-// is, presumably, the marks' share of the two CPUs while the one writer
-// that every request waits for needs one. Below saturation the limit costs
-// a little CPU and no latency. Where memory is cheaper than CPU,
-// GOMEMLIMIT=140MiB buys the tenth back.
-const defaultMemoryLimit = 104 << 20
+// Under 140 MiB peak RSS is about 172 MiB at full load, over the 150 MB
+// asked of the relay on 2 CPUs. A lower limit meets that and costs
+// throughput, most of it once the dedup index holds its 28 MB. Measured
+// on 2 CPUs, December 2026, with a request allocating about 9 KB an event
+// and a live heap of about 50 MB at full load besides the index: at 104
+// MiB, alternating make bench runs ingested 30.3–35.3k realistic events/s
+// against 34.6–36.7k at 140 MiB (a tenth less), with a peak RSS of
+// 138.4–139.7 against 171.6–172.3 MiB, and make soak, paced at half its
+// probe for 10 minutes (the index full after about 2), answered 15,549
+// events/s of the 17,567 it was paced at, p50 15.8 s, against all of
+// 20,335 at 140 MiB, p50 44 ms (peak RSS 144.6 against 175.2 MiB). The
+// GC's own accounting (GODEBUG=gctrace=1) was 5 % of the CPU against 3 %
+// in short runs; the rest is, presumably, the marks' share of the two CPUs
+// while the one writer every request waits for needs one. A quarter of
+// sustained capacity is too much for 33 MiB, so the limit stays 140 MiB;
+// on a host where memory is tighter than CPU, GOMEMLIMIT=104MiB keeps the
+// process under 150 MB.
+const defaultMemoryLimit = 140 << 20
 
 // defaultGCPercent is serve's GOGC when the variable is unset. Measured with
 // the binary on 2 CPUs: /v1/events used 37–41 µs of CPU per event at 400
