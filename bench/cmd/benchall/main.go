@@ -116,10 +116,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		rep.machine, rep.started, rep.finished, rep.loadEnd = info, started, time.Now(), machine.LoadAvg()
+		rep.machine, rep.started, rep.finished, rep.loadEnd, rep.goEnv = info, started, time.Now(), machine.LoadAvg(), goEnv(os.Getenv)
 		md, name = rep.markdown(), "postgres"
 	} else {
-		rep := &report{machine: info, started: started, opts: o}
+		rep := &report{machine: info, started: started, opts: o, goEnv: goEnv(os.Getenv)}
 		if err := r.suite(rep); err != nil {
 			return err
 		}

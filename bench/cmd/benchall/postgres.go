@@ -26,6 +26,7 @@ type pgReport struct {
 	loadEnd           string
 	server            string // PostgreSQL's version()
 	runs              []*pgRun
+	goEnv             []string // as report.goEnv
 }
 
 // pgRun is one measured load spread over nodes relays.
@@ -202,6 +203,7 @@ func (rep *pgReport) markdown() string {
 	p("# capirelay on PostgreSQL, %s\n\n", rep.started.UTC().Format("2006-01-02 15:04 MST"))
 	p("Produced by `make bench-postgres` (`go run ./bench/cmd/benchall -postgres URL -out bench/results`) in %s.\n\n", rep.finished.Sub(rep.started).Round(time.Second))
 	(&report{machine: rep.machine, loadEnd: rep.loadEnd}).machineSection(&b)
+	goEnvLine(&b, rep.goEnv)
 	p("- PostgreSQL: %s, on the same machine, a new database per run\n\n", rep.server)
 	p("## Realistic `/v1/events`, relay nodes sharing one PostgreSQL\n\n")
 	p("The realistic mix (every event a distinct customer, %.0f %% returning) from 64 clients × 100 events per request, split evenly over the nodes, each its own `capirelay serve` with the same `CAPIRELAY_DATABASE_URL` and `CAPIRELAY_SECRET_KEY`, all delivering to one local Graph sink. %s measured after %s of warm-up.\n\n",

@@ -30,6 +30,10 @@ type report struct {
 
 	peakRSS int64
 
+	// goEnv are the runtime's variables in this process's environment,
+	// which every serve inherits, as NAME=value (goEnv).
+	goEnv []string
+
 	dispatchBench    float64
 	dispatchBenchErr error
 
@@ -247,6 +251,7 @@ func (r *report) setupSection(b *strings.Builder) {
 	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
 	p("\n## Setup\n\n")
 	p("- Relay: the real binary (`go build ./cmd/capirelay`) run as `capirelay serve` in a subprocess, SQLite in WAL mode with `synchronous=FULL`, delivering to a local Graph API sink on loopback that accepts every batch, so dispatch runs during ingest. Every measurement starts a fresh relay on a new data directory, so none inherits another's backlog or dedup keys. Relay CPU per event is its `/proc/PID/stat` user + system time over the phase.\n")
+	goEnvLine(b, r.goEnv)
 	p("- Load: `bench/loadgen` in the benchall process on the same %d CPUs, over loopback HTTP/1.1 keep-alive; %s per measured phase after %s of warm-up (the delivery run: %s, no warm-up); latency is request start to the complete answer. Bodies are written per request by a splitmix64-driven generator into reused buffers (`BenchmarkRealisticServerBody`); \"load generator and sink\" is this process's CPU per request, which includes the Graph sink receiving the relay's batches. Events acknowledged are the answers' `events_received`; refused events would show.\n",
 		r.machine.NProc, r.opts.duration, r.opts.warmup, r.opts.delivery)
 	p("- Half rate: open-loop pacing at half of the targets' rates (%d events/s, i.e. %d requests/s of 100 events, and %d `/e` requests/s); latency counts from each request's scheduled start, so queueing shows. The relay's own latency over the same phase (handler start to answer, from its `capirelay_ingest_request_seconds` histogram, as bucket upper bounds) is given beside it. Both run on one relay, which delivers its backlog between them (%s, at most 30 s).\n",
@@ -276,4 +281,25 @@ func oneLine(err error) string {
 		s = s[:300] + "…"
 	}
 	return s
+}
+
+// goEnvLine writes the setup's line on the relays' Go runtime settings.
+func goEnvLine(b *strings.Builder, env []string) {
+	if len(env) == 0 {
+		b.WriteString("- The relay's Go runtime: `serve`'s own soft heap limit and GOGC (`GOMEMLIMIT` and `GOGC` unset; `cmd/capirelay/serve.go`).\n")
+		return
+	}
+	fmt.Fprintf(b, "- The relay's Go runtime: `%s` from the environment, in place of `serve`'s own settings (`cmd/capirelay/serve.go`); the benchall process, where the profile's relay runs, has them too.\n", strings.Join(env, "`, `"))
+}
+
+// goEnv lists the variables of getenv that tune Go's runtime in serve
+// (its heap limit and GC target), as NAME=value, in a fixed order.
+func goEnv(getenv func(string) string) []string {
+	var out []string
+	for _, k := range []string{"GOMEMLIMIT", "GOGC", "GOMAXPROCS"} {
+		if v := getenv(k); v != "" {
+			out = append(out, k+"="+v)
+		}
+	}
+	return out
 }

@@ -50,3 +50,27 @@ func TestReportRealisticFirst(t *testing.T) {
 		t.Error("the best-case figure appears before its section")
 	}
 }
+
+// TestReportNamesGoEnv: the setup says whether serve ran with its own
+// heap limit and GC target or with GOMEMLIMIT/GOGC from the environment,
+// which the report's figures depend on.
+func TestReportNamesGoEnv(t *testing.T) {
+	env := map[string]string{"GOMEMLIMIT": "104MiB", "GOGC": "200", "HOME": "/root"}
+	got := goEnv(func(k string) string { return env[k] })
+	if strings.Join(got, " ") != "GOMEMLIMIT=104MiB GOGC=200" {
+		t.Fatalf("goEnv = %q", got)
+	}
+	for _, tc := range []struct {
+		env  []string
+		want string
+	}{
+		{nil, "`serve`'s own soft heap limit and GOGC (`GOMEMLIMIT` and `GOGC` unset"},
+		{got, "`GOMEMLIMIT=104MiB`, `GOGC=200` from the environment, in place of `serve`'s own settings"},
+	} {
+		var b strings.Builder
+		(&report{goEnv: tc.env}).setupSection(&b)
+		if !strings.Contains(b.String(), tc.want) {
+			t.Errorf("setup with %q lacks %q:\n%s", tc.env, tc.want, b.String())
+		}
+	}
+}
