@@ -108,6 +108,14 @@ type Pipeline struct {
 	// Gate, if set, bounds the requests doing CPU-bound work (decoding,
 	// Prepare) at once; collectors hold it from decoding to Prepare.
 	Gate *Gate
+	// Work, if set, bounds the callers of Enter (the server endpoints'
+	// requests) from Enter until their Submit returns: each holds its
+	// decoded events and their sealed payloads until its commit, so
+	// without a bound the requests waiting for the one store writer, not
+	// the writer's pace, decide the live heap. Requests waiting for a
+	// place hold only their bodies, and the places go to the sites in
+	// turn. Submit's own entry (browser events, imports) does not take one.
+	Work *Gate
 	// Writes, if set, is told whether each commit was stored or refused
 	// (readiness, and one log line per interval instead of one per
 	// refusal).

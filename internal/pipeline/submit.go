@@ -69,7 +69,7 @@ func AllOrNothing(on bool) Option { return Option{allOrNothing: on} }
 // holds one (InSlot); prepares every input in it (validate, enrich,
 // normalize, hash, consent), yielding the slot to other sites' requests
 // between events; leaves the slot; and commits the events it kept in one
-// durable write, waiting for it. All inputs are of one site. A nil
+// durable write, waiting for it (then leaves the Work place Enter took). All inputs are of one site. A nil
 // p.Gate admits everyone at once.
 //
 // Per-event outcomes are in the Results (Summary counts them); the error
@@ -91,32 +91,49 @@ func (p *Pipeline) Submit(ctx context.Context, ins []Input, opts ...Option) (Res
 			return nil, err
 		}
 	}
+	defer slot.Leave() // the Work place, if Enter took one
 	prepared := p.prepareAll(ctx, ins, slot.yield)
-	slot.Leave()
+	slot.leaveGate()
 	if o.allOrNothing && prepared.withhold() {
 		return prepared.results, nil
 	}
 	return prepared.Commit(ctx)
 }
 
-// Slot is a place in p.Gate, held from Pipeline.Enter until Leave. Use it
-// through a pointer; Submit(InSlot) leaves it.
+// Slot is a place in p.Gate, held from Pipeline.Enter until Leave, and,
+// when Enter took it, a place in p.Work. Use it through a pointer;
+// Submit(InSlot) leaves both (the gate's before the commit).
 type Slot struct {
 	gate  *Gate
+	work  *Gate // the Work place's gate while held, else nil
 	site  string
 	since time.Time // when the slot was taken or last given back
 	held  bool
 }
 
-// Enter waits for a slot of p.Gate for a request of site ("" for one not
-// yet authenticated), for a caller that does CPU-bound work of its own
-// before Submit: decoding its request. Leave it when done, which Submit
-// does; a deferred Leave after Submit does nothing. On an error the slot
-// is not held. (Enter is small enough to inline, so that a caller's slot
-// needs no allocation.)
+// Enter waits for a place of p.Work, then for a slot of p.Gate, for a
+// request of site ("" for one not yet authenticated), for a caller that
+// does CPU-bound work of its own before Submit: decoding its request.
+// Leave it when done, which Submit does; a deferred Leave after Submit
+// does nothing. On an error nothing is held. (Enter is small enough to
+// inline, so that a caller's slot needs no allocation.)
 func (p *Pipeline) Enter(ctx context.Context, site string) (*Slot, error) {
 	s := new(Slot)
-	return s, p.enter(ctx, s, site)
+	return s, p.enterWork(ctx, s, site)
+}
+
+func (p *Pipeline) enterWork(ctx context.Context, s *Slot, site string) error {
+	if p.Work != nil {
+		if err := p.Work.Enter(ctx, site); err != nil {
+			return fmt.Errorf("wait for a place to work: %w", err)
+		}
+	}
+	if err := p.enter(ctx, s, site); err != nil {
+		p.Work.Leave()
+		return err
+	}
+	s.work = p.Work
+	return nil
 }
 
 func (p *Pipeline) enter(ctx context.Context, s *Slot, site string) error {
@@ -131,9 +148,23 @@ func (p *Pipeline) enter(ctx context.Context, s *Slot, site string) error {
 // quantum while they wait (Gate.Yield).
 func (s *Slot) yield() { s.gate.Yield(s.site, &s.since) }
 
-// Leave gives the slot back; once left (or nil) it does nothing.
+// Leave gives back what s holds: its slot of the gate and its Work place.
+// Once left (or nil) it does nothing.
 func (s *Slot) Leave() {
-	if s == nil || !s.held {
+	if s == nil {
+		return
+	}
+	s.leaveGate()
+	if s.work != nil {
+		w := s.work
+		s.work = nil
+		w.Leave()
+	}
+}
+
+// leaveGate gives back the slot of the gate only.
+func (s *Slot) leaveGate() {
+	if !s.held {
 		return
 	}
 	s.held = false

@@ -224,3 +224,67 @@ func TestSubmitGate(t *testing.T) {
 	}
 	again.Leave()
 }
+
+// TestEnterHoldsAWorkPlace checks that Enter takes a place of p.Work and
+// keeps it while the gate's slot is left for the commit, until Submit
+// returns; that a Leave without Submit (a request refused while decoding)
+// gives both back, once; and that Submit's own entry takes no place.
+func TestEnterHoldsAWorkPlace(t *testing.T) {
+	t.Parallel()
+	db, site := openStore(t, "")
+	p := pipeline.New(db)
+	p.Gate = pipeline.NewGate(2)
+	p.Work = pipeline.NewGate(1)
+	ended, cancel := context.WithCancel(t.Context())
+	cancel()
+	// A free place is taken without waiting, so an ended context fails
+	// Enter only when no place is free.
+	full := func(what string) {
+		t.Helper()
+		if s, err := p.Enter(ended, site.Key); !errors.Is(err, context.Canceled) {
+			s.Leave()
+			t.Fatalf("%s: Enter got a place (%v), want none free", what, err)
+		}
+	}
+
+	slot, err := p.Enter(t.Context(), site.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full("one request entered")
+	if res, err := p.Submit(t.Context(), inputs(site, "browser")); err != nil || res.Summary().Accepted != 1 {
+		t.Fatalf("Submit without a slot while Work is full = %v (%v), want accepted", statuses(res), err)
+	}
+	slot.Leave()
+	slot.Leave()
+	again, err := p.Enter(ended, site.Key)
+	if err != nil {
+		t.Fatalf("Leave did not give the place back: %v", err)
+	}
+	full("Leave gave the place back twice")
+
+	commits := 0
+	p.Writes = writeCounter(func() {
+		commits++
+		full("during the commit") // the gate's slot is left; the place is not
+	})
+	if res, err := p.Submit(t.Context(), inputs(site, "server"), pipeline.InSlot(again)); err != nil || res.Summary().Accepted != 1 {
+		t.Fatalf("Submit in the slot = %v (%v), want accepted", statuses(res), err)
+	}
+	if commits != 1 {
+		t.Fatalf("%d commits observed, want 1", commits)
+	}
+	again.Leave() // as a deferred Leave would: already given back
+	last, err := p.Enter(ended, site.Key)
+	if err != nil {
+		t.Fatalf("Submit kept its place: %v", err)
+	}
+	full("Submit gave the place back twice")
+	last.Leave()
+}
+
+// writeCounter is a WriteObserver calling itself for each stored commit.
+type writeCounter func()
+
+func (f writeCounter) Refused(error) {}
+func (f writeCounter) Stored()       { f() }
