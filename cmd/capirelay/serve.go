@@ -73,24 +73,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 // what it costs: the GC runs each time the heap's headroom above the live
 // heap has been allocated.
 //
-// Under 140 MiB peak RSS is about 172 MiB at full load, over the 150 MB
-// asked of the relay on 2 CPUs. A lower limit meets that and costs
-// throughput, most of it once the dedup index holds its 28 MB. Measured
-// on 2 CPUs, December 2026, with a request allocating about 9 KB an event
-// and a live heap of about 50 MB at full load besides the index: at 104
-// MiB, alternating make bench runs ingested 30.3–35.3k realistic events/s
-// against 34.6–36.7k at 140 MiB (a tenth less), with a peak RSS of
-// 138.4–139.7 against 171.6–172.3 MiB, and make soak, paced at half its
-// probe for 10 minutes (the index full after about 2), answered 15,549
-// events/s of the 17,567 it was paced at, p50 15.8 s, against all of
-// 20,335 at 140 MiB, p50 44 ms (peak RSS 144.6 against 175.2 MiB). The
-// GC's own accounting (GODEBUG=gctrace=1) was 5 % of the CPU against 3 %
-// in short runs; the rest is, presumably, the marks' share of the two CPUs
-// while the one writer every request waits for needs one. A quarter of
-// sustained capacity is too much for 33 MiB, so the limit stays 140 MiB;
-// on a host where memory is tighter than CPU, GOMEMLIMIT=104MiB keeps the
-// process under 150 MB.
-const defaultMemoryLimit = 140 << 20
+// 104 MiB keeps peak RSS under the 150 MB asked of the relay on 2 CPUs:
+// about 138 MiB at full load. It was 140 MiB (about 172 MiB) while all of
+// up to 64 server requests at once held their decoded events and sealed
+// payloads until their commit: then 104 MiB cost a tenth of make bench's
+// realistic ingest, and in make soak, once the dedup index held its 28
+// MB, a quarter of what the relay sustained (15,549 of 17,567 events/s
+// answered, p50 15.8 s). With 4 requests per CPU working at once
+// (pipeline.Pipeline.Work) the live heap is about 14 MB smaller, and on 2
+// CPUs, December 2026, 104 MiB held make soak's pace of 18,788 events/s
+// for 10 minutes (p50 16 ms) and answered 94 % of a pace of 20,335 that
+// 140 MiB answered 99 % of; docs/scaling.md ("Memory") has the figures.
+const defaultMemoryLimit = 104 << 20
 
 // defaultGCPercent is serve's GOGC when the variable is unset. Measured with
 // the binary on 2 CPUs: /v1/events used 37–41 µs of CPU per event at 400
