@@ -184,26 +184,31 @@ func benchStores(b *testing.B) []benchStore {
 	if base == "" {
 		return out
 	}
-	return append(out, benchStore{"postgres", func(b *testing.B) string {
-		ctx := context.Background()
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			b.Fatal(err)
+	return append(out, benchStore{"postgres", func(b *testing.B) string { return newPostgresDatabase(b, base) }})
+}
+
+// newPostgresDatabase creates an empty database on the server at base and
+// returns its URL; it is dropped when the test ends.
+func newPostgresDatabase(tb testing.TB, base string) string {
+	tb.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	name := fmt.Sprintf("t_bench_%d", time.Now().UnixNano())
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), base)
+		if err == nil {
+			c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name)
+			c.Close(context.Background())
 		}
-		defer conn.Close(ctx)
-		name := fmt.Sprintf("t_bench_%d", time.Now().UnixNano())
-		if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() {
-			c, err := pgx.Connect(context.Background(), base)
-			if err == nil {
-				c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name)
-				c.Close(context.Background())
-			}
-		})
-		u, _ := url.Parse(base)
-		u.Path = "/" + name
-		return u.String()
-	}})
+	})
+	u, _ := url.Parse(base)
+	u.Path = "/" + name
+	return u.String()
 }
