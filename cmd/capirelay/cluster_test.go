@@ -4,62 +4,18 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"fmt"
-	"net/url"
-	"os"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/capirelay/capirelay/internal/capitest"
+	"github.com/capirelay/capirelay/internal/store/storetest"
 )
 
 // freshPostgres creates an empty database for one test and returns its URL.
-func freshPostgres(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv("CAPIRELAY_TEST_DATABASE_URL")
-	if base == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CAPIRELAY_TEST_DATABASE_URL is not set; .ci/run starts PostgreSQL and sets it")
-		}
-		t.Skip("install postgresql and set CAPIRELAY_TEST_DATABASE_URL=postgres://… to run the multi-node test")
-	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("connect to %s: %v", base, err)
-	}
-	defer conn.Close(ctx)
-	var b [6]byte
-	rand.Read(b[:])
-	name := "t_cluster_" + hex.EncodeToString(b[:])
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), base)
-		if err != nil {
-			return
-		}
-		defer c.Close(context.Background())
-		for i := 0; i < 20; i++ {
-			if _, err := c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name); err == nil {
-				return
-			}
-			time.Sleep(250 * time.Millisecond)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
-}
+func freshPostgres(t *testing.T) string { return storetest.PostgresDatabase(t) }
 
 // TestTwoNodesOnePostgresKill9: two serve processes share one PostgreSQL;
 // events go to both; one is killed with kill -9 mid-load. Every

@@ -8,20 +8,18 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/capirelay/capirelay/internal/capi"
 	"github.com/capirelay/capirelay/internal/config"
 	"github.com/capirelay/capirelay/internal/dispatch"
 	"github.com/capirelay/capirelay/internal/sitecfg"
 	"github.com/capirelay/capirelay/internal/store"
+	"github.com/capirelay/capirelay/internal/store/storetest"
 )
 
 // benchBodies builds n request bodies of per events each, every event a
@@ -180,35 +178,8 @@ type benchStore struct {
 // names a server (each run gets a fresh database).
 func benchStores(b *testing.B) []benchStore {
 	out := []benchStore{{"sqlite", func(*testing.B) string { return "" }}}
-	base := os.Getenv("CAPIRELAY_TEST_DATABASE_URL")
-	if base == "" {
+	if os.Getenv(storetest.PostgresEnv) == "" {
 		return out
 	}
-	return append(out, benchStore{"postgres", func(b *testing.B) string { return newPostgresDatabase(b, base) }})
-}
-
-// newPostgresDatabase creates an empty database on the server at base and
-// returns its URL; it is dropped when the test ends.
-func newPostgresDatabase(tb testing.TB, base string) string {
-	tb.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	name := fmt.Sprintf("t_bench_%d", time.Now().UnixNano())
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), base)
-		if err == nil {
-			c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name)
-			c.Close(context.Background())
-		}
-	})
-	u, _ := url.Parse(base)
-	u.Path = "/" + name
-	return u.String()
+	return append(out, benchStore{"postgres", func(b *testing.B) string { return storetest.PostgresDatabase(b) }})
 }

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"os"
 	"testing"
 
 	"github.com/capirelay/capirelay/internal/config"
+	"github.com/capirelay/capirelay/internal/store/storetest"
 )
 
 // TestServerWorkOnSQLiteOnly: on SQLite, server requests work serverWork()
@@ -33,14 +33,7 @@ func TestServerWorkOnSQLiteOnly(t *testing.T) {
 		work.Leave()
 	}
 
-	base := os.Getenv("CAPIRELAY_TEST_DATABASE_URL")
-	if base == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("set CAPIRELAY_TEST_DATABASE_URL; .ci/run starts PostgreSQL")
-		}
-		t.Skip("PostgreSQL part: install postgresql and set CAPIRELAY_TEST_DATABASE_URL=postgres://user:password@localhost:5432/postgres?sslmode=disable")
-	}
-	cfg := config.Config{DataDir: t.TempDir(), GraphURL: "http://127.0.0.1:1", DatabaseURL: newPostgresDatabase(t, base)}
+	cfg := config.Config{DataDir: t.TempDir(), GraphURL: "http://127.0.0.1:1", DatabaseURL: storetest.PostgresDatabase(t)}
 	a, err := New(t.Context(), cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

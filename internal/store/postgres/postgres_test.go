@@ -3,19 +3,14 @@ package postgres_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/capirelay/capirelay/internal/secret"
 	"github.com/capirelay/capirelay/internal/store"
@@ -23,73 +18,10 @@ import (
 	"github.com/capirelay/capirelay/internal/store/storetest"
 )
 
-// envURL names the server the tests use; each test gets its own database
-// on it, dropped afterwards, so the role needs CREATEDB.
-const envURL = "CAPIRELAY_TEST_DATABASE_URL"
-
-// serverURL returns the test server's URL, skipping the test when none is
-// set, except in CI, where PostgreSQL is mandatory.
-func serverURL(tb testing.TB) string {
-	tb.Helper()
-	u := os.Getenv(envURL)
-	if u == "" {
-		if os.Getenv("CI") == "true" {
-			tb.Fatalf("set %s; .ci/run starts PostgreSQL", envURL)
-		}
-		tb.Skipf("install postgresql and set %s=postgres://user:password@localhost:5432/postgres?sslmode=disable", envURL)
-	}
-	return u
-}
-
-// newDatabase creates an empty database and returns its URL; it is
-// dropped when the test ends.
-func newDatabase(tb testing.TB) string {
-	tb.Helper()
-	server := serverURL(tb)
-	var b [6]byte
-	rand.Read(b[:])
-	name := "t_capirelay_" + hex.EncodeToString(b[:])
-	admin := func(q string) {
-		tb.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, server)
-		if err != nil {
-			tb.Fatalf("connect to %s: %v", envURL, err)
-		}
-		defer conn.Close(ctx)
-		for {
-			_, err := conn.Exec(ctx, q)
-			var pe *pgconn.PgError
-			// 55006: a session of a closed store is still going away.
-			if errors.As(err, &pe) && pe.Code == "55006" && ctx.Err() == nil {
-				time.Sleep(50 * time.Millisecond)
-				continue
-			}
-			if err != nil {
-				tb.Fatalf("%s: %v", q, err)
-			}
-			return
-		}
-	}
-	admin("CREATE DATABASE " + name)
-	// Not WITH (FORCE): that needs the right to signal autovacuum workers.
-	tb.Cleanup(func() { admin("DROP DATABASE IF EXISTS " + name) })
-	return withDatabase(tb, server, name)
-}
-
-// withDatabase points a URL or key=value DSN at database name.
-func withDatabase(tb testing.TB, server, name string) string {
-	if strings.HasPrefix(server, "postgres://") || strings.HasPrefix(server, "postgresql://") {
-		u, err := url.Parse(server)
-		if err != nil {
-			tb.Fatalf("parse %s: %v", envURL, err)
-		}
-		u.Path = "/" + name
-		return u.String()
-	}
-	return server + " dbname=" + name
-}
+// serverURL and newDatabase are storetest's: the test server's URL (a
+// skip without one, except in CI) and a fresh database on it.
+func serverURL(tb testing.TB) string   { return storetest.PostgresServer(tb) }
+func newDatabase(tb testing.TB) string { return storetest.PostgresDatabase(tb) }
 
 func testBox(tb testing.TB) *secret.Box {
 	tb.Helper()
