@@ -305,11 +305,11 @@ func observeCommits(db *sqlite.DB, reg prometheus.Registerer) {
 // serverWork is how many requests of /v1/events and the Graph alias work
 // at once past reading their bodies (pipeline.Pipeline.Work) on SQLite;
 // the others wait holding only their bodies. A working request holds its
-// decoded events and sealed payloads until its commit. With every one of make
-// bench's 64 clients working at once, in process at a 104 MiB heap limit
-// on 2 CPUs (20 s, December 2026), the live heap after each GC averaged
-// 55 MB and the GC ran 299 times; with 8 at once 41 MB and 222 times, and
-// 37.2k realistic events/s were ingested against 30.8k. Four per CPU keep
+// decoded events and sealed payloads until its commit. With every one of
+// make bench's 64 clients working at once, in process at a 104 MiB heap
+// limit on 2 CPUs (20 s, December 2026), the live heap after each GC
+// averaged 55 MB and the GC ran 299 times; with 8 at once 41 MB and 222
+// times, and 37.2k realistic events/s were ingested against 30.8k. Four per CPU keep
 // the CPUs and the writer busy: 4 at once on 2 CPUs ingested less (the
 // writer waited for the next request's events), 6 to 12 alike.
 //

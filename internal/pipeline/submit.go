@@ -69,8 +69,8 @@ func AllOrNothing(on bool) Option { return Option{allOrNothing: on} }
 // holds one (InSlot); prepares every input in it (validate, enrich,
 // normalize, hash, consent), yielding the slot to other sites' requests
 // between events; leaves the slot; and commits the events it kept in one
-// durable write, waiting for it (then leaves the Work place Enter took). All inputs are of one site. A nil
-// p.Gate admits everyone at once.
+// durable write, waiting for it, then leaves the Work place Enter took.
+// All inputs are of one site. A nil p.Gate admits everyone at once.
 //
 // Per-event outcomes are in the Results (Summary counts them); the error
 // is set only when nothing was stored: the gate's wait ended with ctx, or
