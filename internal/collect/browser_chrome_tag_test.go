@@ -330,7 +330,7 @@ func TestChromeOneCookieEach(t *testing.T) {
 		}
 	}
 	for _, c := range all {
-		if c.Name != "_cr_consent" && c.Domain != ".example.co.uk" {
+		if c.Name != ConsentCookie && c.Domain != ".example.co.uk" {
 			t.Errorf("cookie %s on %q, want .example.co.uk", c.Name, c.Domain)
 		}
 	}

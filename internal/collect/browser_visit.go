@@ -35,11 +35,12 @@ type visit struct {
 func (b *Browser) visit(v *visit, r *http.Request, site *store.Site, body *browserBody, ip netip.Addr, ua string, now time.Time) {
 	*v = visit{site: site, now: now, ip: ip, ua: ua, consent: body.Consent, region: regionOf(body.Lang)}
 	decides := hasConsentEvent(body)
-	if !decides && v.consent != pipeline.ConsentDenied && cookieValue(r, ConsentCookie) == pipeline.ConsentDenied {
-		// The visitor said no in another tab: this page's tag started
-		// before that and still sends what it then thought allowed, but
-		// the browser's consent cookie, which the tag writes before it
-		// sends a decision, says no. A decision in the body itself wins.
+	// The visitor said no in another tab: this page's tag started before
+	// that and still sends what it then thought allowed, but the
+	// browser's consent cookie, which the tag writes before it sends a
+	// decision, says no. A decision in the body itself wins.
+	deniedElsewhere := !decides && v.consent != pipeline.ConsentDenied && cookieValue(r, ConsentCookie) == pipeline.ConsentDenied
+	if deniedElsewhere {
 		v.consent = pipeline.ConsentDenied
 	}
 	// Spec §9: without the required consent no cookie is read, minted or
@@ -61,7 +62,7 @@ func (b *Browser) visit(v *visit, r *http.Request, site *store.Site, body *brows
 	if !v.allowed {
 		// Denied now, or in another tab: the relay's copies of the
 		// cookies go too (the tag removes the ones it can reach).
-		if v.consent == pipeline.ConsentDenied && (decides || body.Consent != pipeline.ConsentDenied) {
+		if (decides && v.consent == pipeline.ConsentDenied) || deniedElsewhere {
 			v.domain, v.clear = fbcookie.FirstPartyDomain(r.Host, pageHost, nil)
 			v.secure = b.secure(r)
 		}

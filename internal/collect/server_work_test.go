@@ -11,10 +11,10 @@ import (
 	"github.com/capirelay/capirelay/internal/pipeline"
 )
 
-// TestServerWorkBoundsRequests: while the pipeline's Work has no free place, a request of
-// /v1/events or of the Graph alias waits after reading its body and
-// stores nothing; it goes on once a place is free. One whose client gives
-// up while waiting is answered 503 and stores nothing.
+// TestServerWorkBoundsRequests: while the pipeline's Work has no free
+// place, a request of /v1/events or of the Graph alias waits after reading
+// its body and stores nothing; it goes on once a place is free. One whose
+// client gives up while waiting is answered 503 and stores nothing.
 func TestServerWorkBoundsRequests(t *testing.T) {
 	srv, bb := setupServer(t)
 	srv.Pipeline.Work = pipeline.NewGate(1)
