@@ -169,6 +169,15 @@ func TestBrowserEventsReachGraph(t *testing.T) {
 	if v := lud["ph"].([]any)[0]; v != sha("442079460958") {
 		t.Errorf("ph = %v, want the hash of 442079460958", v)
 	}
+	// The form is sent with GET: the thank-you page's URL holds every field,
+	// the password among them. Its PageView reaches Meta without them.
+	thanks := s.graphEvent(t, "109001", "thank-you PageView", func(ev map[string]any) bool {
+		u, _ := ev["event_source_url"].(string)
+		return ev["event_name"] == "PageView" && strings.HasPrefix(u, s.base+"/thanks")
+	})
+	if thanks["event_source_url"] != s.base+"/thanks" || thanks["referrer_url"] != landing {
+		t.Errorf("thank-you PageView: event_source_url %v, referrer_url %v", thanks["event_source_url"], thanks["referrer_url"])
+	}
 	for _, raw := range s.relay.graph.Events("109001") {
 		if bytes.Contains(raw, []byte("hunter2")) || bytes.Contains(raw, []byte("Grace")) {
 			t.Fatalf("raw personal data or a password reached Meta: %s", raw)

@@ -71,12 +71,14 @@ var eventPaths = func() (p [maxBrowserEvents]string) {
 	return p
 }()
 
-// eventURL is the page an event happened on: its own url, the body's, or
-// the Referer.
+// eventURL is the page an event happened on, its own url or the body's,
+// without the personal data a URL may carry (a form sent with GET puts its
+// fields, a password among them, in the next page's query): it is also a
+// partial lead's page.
 func (b *Browser) eventURL(e *browserEvent, body *browserBody) string {
 	for _, u := range []string{e.URL, body.URL} {
 		if u != "" {
-			return u
+			return event.ScrubURL(u)
 		}
 	}
 	return ""

@@ -450,14 +450,14 @@ func TestBrowserBotsAndLimits(t *testing.T) {
 func TestBrowserCaptureAndLead(t *testing.T) {
 	t.Parallel()
 	bb := setupBrowser(t)
-	capture := `{"vid":"abcdefghijklmnopq","fbp":"fb.2.1700000000000.1234567890","events":[{"type":"capture","form":"signup","url":"https://www.example.co.uk/form","fields":{"em":"Ada@Example.com","ph":"+44 20 7946 0958"}}]}`
+	capture := `{"vid":"abcdefghijklmnopq","fbp":"fb.2.1700000000000.1234567890","events":[{"type":"capture","form":"signup","url":"https://www.example.co.uk/form?step=2&email=Ada%40Example.com","fields":{"em":"Ada@Example.com","ph":"+44 20 7946 0958"}}]}`
 	if res := bb.do(t, req{body: capture}); res.StatusCode != http.StatusNoContent {
 		t.Fatalf("capture: status %d", res.StatusCode)
 	}
 	if n := len(bb.items(t)); n != 0 {
 		t.Errorf("a capture stored %d outbox items", n)
 	}
-	lead := `{"vid":"abcdefghijklmnopq","fbp":"fb.2.1700000000000.1234567890","events":[{"type":"event","name":"Lead","id":"lead-1","url":"https://www.example.co.uk/form","form":"signup","submit":true,"user":{"em":"Ada@Example.com","ph":"+44 20 7946 0958","fn":"Ada","ln":"Lovelace"}}]}`
+	lead := `{"vid":"abcdefghijklmnopq","fbp":"fb.2.1700000000000.1234567890","events":[{"type":"event","name":"Lead","id":"lead-1","url":"https://www.example.co.uk/form?step=2&email=Ada%40Example.com","form":"signup","submit":true,"user":{"em":"Ada@Example.com","ph":"+44 20 7946 0958","fn":"Ada","ln":"Lovelace"}}]}`
 	if res := bb.do(t, req{body: lead}); res.StatusCode != http.StatusNoContent {
 		t.Fatalf("lead: status %d", res.StatusCode)
 	}
@@ -472,8 +472,14 @@ func TestBrowserCaptureAndLead(t *testing.T) {
 			t.Errorf("user_data.%s = %v, want one SHA-256", k, ud[k])
 		}
 	}
-	if strings.Contains(string(items[0].Payload), "Lovelace") {
-		t.Error("raw PII in the outbox payload")
+	if p := string(items[0].Payload); strings.Contains(p, "Lovelace") || strings.Contains(p, "Ada") {
+		t.Errorf("raw PII in the outbox payload: %s", p)
+	}
+	// The page's query held the email: neither the event nor the lead
+	// keeps it.
+	const page = "https://www.example.co.uk/form?step=2"
+	if u := payload(t, items[0])["event_source_url"]; u != page {
+		t.Errorf("event_source_url = %v, want %s", u, page)
 	}
 	bb.mu.Lock()
 	defer bb.mu.Unlock()
@@ -486,6 +492,9 @@ func TestBrowserCaptureAndLead(t *testing.T) {
 	}
 	if !c1.Submitted || c1.Fields["ln"] != "Lovelace" || c1.Fbp != "fb.2.1700000000000.1234567890" {
 		t.Errorf("submit capture = %+v", c1)
+	}
+	if c0.PageURL != page || c1.PageURL != page {
+		t.Errorf("lead pages %q, %q, want %s", c0.PageURL, c1.PageURL, page)
 	}
 }
 

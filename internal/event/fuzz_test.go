@@ -3,6 +3,7 @@ package event_test
 import (
 	"encoding/json"
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -69,6 +70,33 @@ func FuzzDecode(f *testing.F) {
 				panic("BUG: Prepare left a future event_time")
 			}
 			_ = ev.CheckMatch("data[0]")
+		}
+	})
+}
+
+// FuzzScrubURL feeds arbitrary URLs to ScrubURL. Invariants: no panic; a
+// second pass leaves the result as it is; an absolute http(s) URL stays
+// one, on the same host.
+func FuzzScrubURL(f *testing.F) {
+	for _, s := range []string{
+		"https://shop.co.uk/thanks?email=g%40h.io&password=x&step=2#/p?phone=%2B44+20+7946+0958",
+		"https://bob:pw@a.example/unsubscribe/g%40h.io?fbclid=IwAR&c=4111+1111+1111+1111",
+		"http://a.example/%zz?%zz=1&&=&a@b.co#x@y.io",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		out := event.ScrubURL(in)
+		if again := event.ScrubURL(out); again != out {
+			t.Fatalf("ScrubURL(%q) = %q, then %q", in, out, again)
+		}
+		u, err := url.Parse(in)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return
+		}
+		v, err := url.Parse(out)
+		if err != nil || v.Scheme != u.Scheme || v.Host != u.Host {
+			t.Fatalf("ScrubURL(%q) = %q: %v", in, out, err)
 		}
 	})
 }

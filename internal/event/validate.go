@@ -22,7 +22,9 @@ const MaxFutureSkew = metarules.FutureSkew
 
 // Prepare checks the rules that do not depend on normalization and fixes
 // what may be fixed: a small future skew of event_time is clamped to now,
-// action_source and currency case are folded. path prefixes field names.
+// action_source and currency case are folded, personal data and secrets
+// are taken out of event_source_url and referrer_url (ScrubURL). path
+// prefixes field names.
 func (ev *Event) Prepare(now time.Time, path string) error {
 	return ev.PrepareSeen(now, path, nil)
 }
@@ -33,7 +35,8 @@ func (ev *Event) Prepare(now time.Time, path string) error {
 // cost more than comparing them with the last ones. A zero Seen is ready;
 // it is not safe for concurrent use.
 type Seen struct {
-	url        string
+	url        string // as sent …
+	scrubbed   string // … and without personal data (ScrubURL)
 	customData []byte // found valid and left as it was …
 	purchase   bool   // … for a Purchase, or for another event
 }
@@ -72,15 +75,22 @@ func (ev *Event) PrepareSeen(now time.Time, path string, s *Seen) error {
 	case metarules.TimeTooOld:
 		return &FieldError{Field: p("event_time"), Message: metarules.TooOldMessage(ev.ActionSource), Subcode: metarules.SubcodeTooOld}
 	}
-	if ev.EventSourceURL != "" && (s == nil || ev.EventSourceURL != s.url) {
-		u, err := url.Parse(ev.EventSourceURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return &FieldError{Field: p("event_source_url"), Message: "must be an absolute http(s) URL"}
-		}
-		if s != nil {
-			s.url = ev.EventSourceURL
+	if ev.EventSourceURL != "" {
+		if s != nil && ev.EventSourceURL == s.url {
+			ev.EventSourceURL = s.scrubbed
+		} else {
+			u, err := url.Parse(ev.EventSourceURL)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return &FieldError{Field: p("event_source_url"), Message: "must be an absolute http(s) URL"}
+			}
+			clean := ScrubURL(ev.EventSourceURL)
+			if s != nil {
+				s.url, s.scrubbed = ev.EventSourceURL, clean
+			}
+			ev.EventSourceURL = clean
 		}
 	}
+	ev.ReferrerURL = ScrubURL(ev.ReferrerURL)
 	for _, f := range metarules.RequiredFor(ev.ActionSource) {
 		if !ev.has(f) {
 			return &FieldError{Field: p(f), Message: "is required for " + ev.ActionSource + " events"}

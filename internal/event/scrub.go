@@ -1,0 +1,328 @@
+package event
+
+import (
+	"net/url"
+	"strings"
+)
+
+// ScrubURL returns a page URL without the personal data and secrets it may
+// carry, for event_source_url, referrer_url and a partial lead's page. A
+// form sent with GET puts its fields in the query (/thanks?email=…&
+// password=…), a link in a mailing names the address, a sign-in flow leaves
+// its token in the fragment. Meta gets customer data only hashed, in
+// user_data, and never a password or a card number, so:
+//
+//   - a query or fragment parameter goes when its name says what it holds
+//     (email, phone, first_name, password, token, card…, see personalName)
+//     or its value is an email address, a card number (13–19 digits that
+//     pass Luhn's check and start as cards do) or an international phone
+//     number (+ and 8–15 digits);
+//   - a path segment that is an email address becomes "redacted";
+//   - user:password@ before the host goes.
+//
+// fbclid is always kept: it is the click id, not personal data. Everything
+// else is kept byte for byte, in its order. A URL with nothing to remove is
+// returned as it is, without allocating.
+func ScrubURL(u string) string {
+	if !strings.ContainsAny(u, "?#@%") {
+		return u
+	}
+	orig := u
+	frag, hasFrag := "", false
+	if i := strings.IndexByte(u, '#'); i >= 0 {
+		u, frag, hasFrag = u[:i], u[i+1:], true
+	}
+	query, hasQuery := "", false
+	if i := strings.IndexByte(u, '?'); i >= 0 {
+		u, query, hasQuery = u[:i], u[i+1:], true
+	}
+	base := scrubBase(u)
+	var q string
+	if hasQuery {
+		q = scrubPairs(query)
+	}
+	f := frag
+	if hasFrag {
+		f = scrubFragment(frag)
+	}
+	if base == u && q == query && f == frag {
+		return orig
+	}
+	return joinURL(base, q, q != "", f, f != "")
+}
+
+func joinURL(base, query string, hasQuery bool, frag string, hasFrag bool) string {
+	if !hasQuery && !hasFrag {
+		return base
+	}
+	var b strings.Builder
+	b.Grow(len(base) + len(query) + len(frag) + 2)
+	b.WriteString(base)
+	if hasQuery {
+		b.WriteByte('?')
+		b.WriteString(query)
+	}
+	if hasFrag {
+		b.WriteByte('#')
+		b.WriteString(frag)
+	}
+	return b.String()
+}
+
+// scrubBase drops user information before the host and renames a path
+// segment that is an email address.
+func scrubBase(u string) string {
+	if !strings.ContainsAny(u, "@%") {
+		return u
+	}
+	rest, scheme := u, ""
+	if i := strings.Index(u, "://"); i >= 0 {
+		scheme, rest = u[:i+3], u[i+3:]
+	}
+	host, path := rest, ""
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		host, path = rest[:i], rest[i:]
+	}
+	if scheme != "" {
+		if i := strings.LastIndexByte(host, '@'); i >= 0 {
+			host = host[i+1:]
+		}
+	}
+	segs := strings.Split(path, "/")
+	changed := false
+	for i, s := range segs {
+		if v, err := url.PathUnescape(s); err == nil && hasEmail(v) {
+			segs[i], changed = "redacted", true
+		}
+	}
+	if changed {
+		path = strings.Join(segs, "/")
+	}
+	if scheme+host+path == u {
+		return u
+	}
+	return scheme + host + path
+}
+
+// scrubFragment treats a fragment as parameters when it has any: all of it
+// (#access_token=…&state=…) or what follows its '?' (#/thanks?email=…). A
+// fragment that holds an email address elsewhere goes.
+func scrubFragment(frag string) string {
+	i := strings.IndexByte(frag, '?')
+	if i < 0 && strings.IndexByte(frag, '=') >= 0 {
+		return scrubPairs(frag)
+	}
+	head := frag
+	if i >= 0 {
+		head = frag[:i]
+	}
+	if v, err := url.PathUnescape(head); err == nil && hasEmail(v) || hasEmail(head) {
+		return ""
+	}
+	if i < 0 {
+		return frag
+	}
+	switch rest := scrubPairs(frag[i+1:]); rest {
+	case frag[i+1:]:
+		return frag
+	case "":
+		return head
+	default:
+		return head + "?" + rest
+	}
+}
+
+// scrubPairs removes the personal name=value pairs of a query, keeping the
+// others as they are.
+func scrubPairs(query string) string {
+	drop := 0
+	for rest := query; rest != ""; {
+		var pair string
+		pair, rest, _ = strings.Cut(rest, "&")
+		if personalPair(pair) {
+			drop++
+		}
+	}
+	if drop == 0 {
+		return query
+	}
+	var b strings.Builder
+	b.Grow(len(query))
+	for rest := query; rest != ""; {
+		var pair string
+		pair, rest, _ = strings.Cut(rest, "&")
+		if pair == "" || personalPair(pair) {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(pair)
+	}
+	return b.String()
+}
+
+func personalPair(pair string) bool {
+	name, value, _ := strings.Cut(pair, "=")
+	if strings.ContainsAny(name, "%+") {
+		if n, err := url.QueryUnescape(name); err == nil {
+			name = n
+		}
+	}
+	if strings.EqualFold(name, "fbclid") {
+		return false
+	}
+	if personalName(name) || hasEmail(name) {
+		return true
+	}
+	if strings.ContainsAny(value, "%+") {
+		if v, err := url.QueryUnescape(value); err == nil {
+			value = v
+		}
+	}
+	return hasEmail(value) || isCardNumber(value) || isIntlPhone(value)
+}
+
+// Parameter names that say what they hold, compared with the name folded
+// to lower-case letters and digits (user[e-mail] becomes "useremail").
+var (
+	// personalWords are found anywhere in a name.
+	personalWords = []string{
+		"mail", "phone", "mobile", "passw", "passcode", "birth",
+		"postal", "postcode", "zipcode", "address", "street",
+		"surname", "firstname", "lastname", "fullname", "givenname", "familyname", "username",
+		"token", "secret", "session", "apikey", "auth",
+		"iban", "ccnum", "cardnum", "creditcard", "cvv", "cvc", "securitycode", "expiry",
+	}
+	// personalNames are whole names only: short, they occur inside
+	// harmless ones (hotel, pinned, classname).
+	personalNames = []string{
+		"name", "fname", "lname", "fn", "ln", "em", "ph", "tel", "db", "dob", "zip", "zp", "plz",
+		"pw", "pwd", "pass", "pin", "otp", "ssn", "sid", "cc", "card", "csc",
+	}
+)
+
+func personalName(name string) bool {
+	var buf [64]byte
+	n := 0
+	for i := 0; i < len(name) && n < len(buf); i++ {
+		c := name[i]
+		switch {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		default:
+			continue
+		}
+		buf[n] = c
+		n++
+	}
+	folded := buf[:n]
+	for _, w := range personalNames {
+		if string(folded) == w {
+			return true
+		}
+	}
+	for _, w := range personalWords {
+		if strings.Contains(string(folded), w) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasEmail reports whether s holds something@domain.tld.
+func hasEmail(s string) bool {
+	for i := strings.IndexByte(s, '@'); i >= 0; {
+		if i > 0 && !isSpaceOrAt(s[i-1]) && emailDomain(s[i+1:]) {
+			return true
+		}
+		j := strings.IndexByte(s[i+1:], '@')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return false
+}
+
+func isSpaceOrAt(c byte) bool { return c == ' ' || c == '@' || c == '\t' || c == '\n' }
+
+// emailDomain reports whether s starts with a domain of two or more labels
+// whose last is at least two letters.
+func emailDomain(s string) bool {
+	dots, label, letters := 0, 0, true
+	for i := 0; i < len(s); i++ {
+		c := s[i] | 0x20
+		switch {
+		case 'a' <= c && c <= 'z':
+			label++
+		case '0' <= s[i] && s[i] <= '9' || s[i] == '-':
+			label++
+			letters = false
+		case s[i] == '.':
+			if label == 0 {
+				return false
+			}
+			dots, label, letters = dots+1, 0, true
+		default:
+			return dots > 0 && label >= 2 && letters
+		}
+	}
+	return dots > 0 && label >= 2 && letters
+}
+
+// isCardNumber reports whether s is 13–19 digits (spaces and dashes
+// between them allowed) starting with 2–6, as card numbers do, that pass
+// Luhn's check. A millisecond timestamp starts with 1.
+func isCardNumber(s string) bool {
+	var d [19]byte
+	n := 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case '0' <= c && c <= '9':
+			if n == len(d) {
+				return false
+			}
+			d[n] = c - '0'
+			n++
+		case c == ' ' || c == '-':
+		default:
+			return false
+		}
+	}
+	if n < 13 || d[0] < 2 || d[0] > 6 {
+		return false
+	}
+	sum := 0
+	for i := 0; i < n; i++ {
+		v := int(d[n-1-i])
+		if i%2 == 1 {
+			if v *= 2; v > 9 {
+				v -= 9
+			}
+		}
+		sum += v
+	}
+	return sum%10 == 0
+}
+
+// isIntlPhone reports whether s is a phone number in international form:
+// '+', then 8–15 digits with spaces, dashes, dots or brackets between.
+func isIntlPhone(s string) bool {
+	s = strings.TrimSpace(s)
+	if len(s) < 9 || s[0] != '+' {
+		return false
+	}
+	n := 0
+	for i := 1; i < len(s); i++ {
+		switch c := s[i]; {
+		case '0' <= c && c <= '9':
+			n++
+		case c == ' ' || c == '-' || c == '.' || c == '(' || c == ')':
+		default:
+			return false
+		}
+	}
+	return n >= 8 && n <= 15
+}

@@ -1,0 +1,74 @@
+package event
+
+import (
+	"testing"
+	"time"
+)
+
+func TestScrubURL(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		// A form sent with GET: every field named for what it holds goes.
+		{"https://shop.co.uk/thanks?email=Grace.Hopper%40Example.com&phone=020+7946+0958&first_name=Grace&last_name=Hopper&password=hunter2",
+			"https://shop.co.uk/thanks"},
+		{"https://a.example/p?utm_source=news&e-mail=x&step=2&user%5Bpassword%5D=pw&fbclid=IwAR-Ab_9", "https://a.example/p?utm_source=news&step=2&fbclid=IwAR-Ab_9"},
+		{"https://a.example/p?Name=Grace&product_name=Lamp&FirstName=G&surName=H&zip=SW1A&dob=1990-01-02", "https://a.example/p?product_name=Lamp"},
+		{"https://a.example/p?access_token=abc&id_token=x&sessionid=1&api_key=k&cc_number=1&cvv=123&iban=DE89", "https://a.example/p"},
+		// Values that are personal whatever their name.
+		{"https://a.example/p?ref=grace%40example.com&x=1", "https://a.example/p?x=1"},
+		{"https://a.example/p?u=grace@example.co.uk", "https://a.example/p"},
+		{"https://a.example/p?c=4111+1111+1111+1111&o=4111111111111112", "https://a.example/p?o=4111111111111112"},
+		{"https://a.example/p?c=5500-0000-0000-0004&t=1796660947468", "https://a.example/p?t=1796660947468"},
+		{"https://a.example/p?who=%2B44+20+7946+0958&q=%2B1", "https://a.example/p?q=%2B1"},
+		// Path, user information and fragment.
+		{"https://a.example/unsubscribe/grace%40example.com/done", "https://a.example/unsubscribe/redacted/done"},
+		{"https://bob:secret@a.example/p", "https://a.example/p"},
+		{"https://a.example/cb#access_token=abc&state=s1", "https://a.example/cb#state=s1"},
+		{"https://a.example/#/thanks?email=g%40h.io&plan=pro", "https://a.example/#/thanks?plan=pro"},
+		{"https://a.example/#/thanks?email=g%40h.io", "https://a.example/#/thanks"},
+		{"https://a.example/p?email=x#grace@example.com", "https://a.example/p"},
+		// Kept as they are.
+		{"https://a.example/checkout/3f?step=2", "https://a.example/checkout/3f?step=2"},
+		{"https://a.example/p?hotel=Ritz&pinned=1&classname=x&tel-aviv=1", "https://a.example/p?hotel=Ritz&pinned=1&classname=x&tel-aviv=1"},
+		{"https://a.example/@handle/post?at=a@b&v=x@y.1", "https://a.example/@handle/post?at=a@b&v=x@y.1"},
+		{"https://a.example/p?fbclid=a@b.co", "https://a.example/p?fbclid=a@b.co"},
+		{"https://a.example/p?q=100%25&&x=1#section-2", "https://a.example/p?q=100%25&&x=1#section-2"},
+		{"https://a.example/p", "https://a.example/p"},
+		{"", ""},
+	} {
+		if got := ScrubURL(c.in); got != c.want {
+			t.Errorf("ScrubURL(%q)\n got %q\nwant %q", c.in, got, c.want)
+		}
+		if got := ScrubURL(c.want); got != c.want {
+			t.Errorf("ScrubURL(%q) = %q: not stable", c.want, got)
+		}
+	}
+}
+
+// TestScrubURLKeepsCleanURLs: the URL of nearly every event has nothing
+// to remove, and costs no allocation.
+func TestScrubURLKeepsCleanURLs(t *testing.T) {
+	u := "https://shop.example.com/checkout/3f9a?step=3&utm_source=meta&fbclid=IwAR-x#top"
+	if n := testing.AllocsPerRun(100, func() { ScrubURL(u) }); n != 0 {
+		t.Errorf("%v allocations", n)
+	}
+}
+
+// TestPrepareScrubsURLs: Prepare delivers event_source_url and
+// referrer_url without personal data, for every event of a request that
+// repeats one URL.
+func TestPrepareScrubsURLs(t *testing.T) {
+	now := time.Now()
+	var seen Seen
+	for i := range 2 {
+		ev := &Event{EventName: "PageView", EventTime: Time(now.Unix()), ActionSource: "website",
+			EventSourceURL: "https://shop.co.uk/thanks?email=g%40h.io&plan=pro",
+			ReferrerURL:    "https://shop.co.uk/offer?password=hunter2&fbclid=Ab"}
+		ev.UserData.ClientIPAddress, ev.UserData.ClientUserAgent = "203.0.113.9", "Mozilla/5.0"
+		if err := ev.PrepareSeen(now, "", &seen); err != nil {
+			t.Fatal(err)
+		}
+		if ev.EventSourceURL != "https://shop.co.uk/thanks?plan=pro" || ev.ReferrerURL != "https://shop.co.uk/offer?fbclid=Ab" {
+			t.Errorf("event %d: event_source_url %q, referrer_url %q", i, ev.EventSourceURL, ev.ReferrerURL)
+		}
+	}
+}
