@@ -24,7 +24,7 @@ import (
 // else is kept byte for byte, in its order. A URL with nothing to remove is
 // returned as it is, without allocating.
 func ScrubURL(u string) string {
-	if !strings.ContainsAny(u, "?#@%") {
+	if !mayCarry(u) {
 		return u
 	}
 	orig := u
@@ -51,6 +51,28 @@ func ScrubURL(u string) string {
 	return joinURL(base, q, q != "", f, f != "")
 }
 
+// mayCarry reports whether u has a query, a fragment, an '@' or an
+// escape: a URL without any has nothing to remove.
+func mayCarry(u string) bool {
+	for i := 0; i < len(u); i++ {
+		switch u[i] {
+		case '?', '#', '@', '%':
+			return true
+		}
+	}
+	return false
+}
+
+// escaped reports whether a query's name or value needs unescaping.
+func escaped(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' || s[i] == '+' {
+			return true
+		}
+	}
+	return false
+}
+
 func joinURL(base, query string, hasQuery bool, frag string, hasFrag bool) string {
 	if !hasQuery && !hasFrag {
 		return base
@@ -72,7 +94,7 @@ func joinURL(base, query string, hasQuery bool, frag string, hasFrag bool) strin
 // scrubBase drops user information before the host and renames a path
 // segment that is an email address.
 func scrubBase(u string) string {
-	if !strings.ContainsAny(u, "@%") {
+	if strings.IndexByte(u, '@') < 0 && strings.IndexByte(u, '%') < 0 {
 		return u
 	}
 	rest, scheme := u, ""
@@ -164,7 +186,7 @@ func scrubPairs(query string) string {
 
 func personalPair(pair string) bool {
 	name, value, _ := strings.Cut(pair, "=")
-	if strings.ContainsAny(name, "%+") {
+	if escaped(name) {
 		if n, err := url.QueryUnescape(name); err == nil {
 			name = n
 		}
@@ -175,7 +197,7 @@ func personalPair(pair string) bool {
 	if personalName(name) || hasEmail(name) {
 		return true
 	}
-	if strings.ContainsAny(value, "%+") {
+	if escaped(value) {
 		if v, err := url.QueryUnescape(value); err == nil {
 			value = v
 		}
@@ -183,25 +205,26 @@ func personalPair(pair string) bool {
 	return hasEmail(value) || isCardNumber(value) || isIntlPhone(value)
 }
 
-// Parameter names that say what they hold, compared with the name folded
-// to lower-case letters and digits (user[e-mail] becomes "useremail").
-var (
-	// personalWords are found anywhere in a name.
-	personalWords = []string{
-		"mail", "phone", "mobile", "passw", "passcode", "birth",
-		"postal", "postcode", "zipcode", "address", "street",
-		"surname", "firstname", "lastname", "fullname", "givenname", "familyname", "username",
-		"token", "secret", "session", "apikey", "auth",
-		"iban", "ccnum", "cardnum", "creditcard", "cvv", "cvc", "securitycode", "expiry",
-	}
-	// personalNames are whole names only: short, they occur inside
-	// harmless ones (hotel, pinned, classname).
-	personalNames = []string{
-		"name", "fname", "lname", "fn", "ln", "em", "ph", "tel", "db", "dob", "zip", "zp", "plz",
-		"pw", "pwd", "pass", "pin", "otp", "ssn", "sid", "cc", "card", "csc",
-	}
-)
+// personalWords are found anywhere in a parameter's name, folded to
+// lower-case letters and digits (user[e-mail] becomes "useremail").
+var personalWords = []string{
+	"mail", "phone", "mobile", "passw", "passcode", "birth",
+	"postal", "postcode", "zipcode", "address", "street",
+	"surname", "firstname", "lastname", "fullname", "givenname", "familyname", "username",
+	"token", "secret", "session", "apikey", "auth",
+	"iban", "ccnum", "cardnum", "creditcard", "cvv", "cvc", "securitycode", "expiry",
+}
 
+// personalNames are whole names: short, they occur inside harmless ones
+// (tel in hotel, pin in pinned).
+var personalNames = []string{
+	"name", "fname", "lname", "fn", "ln", "em", "ph", "tel", "db", "dob", "zip", "zp", "plz",
+	"pw", "pwd", "pass", "pin", "otp", "ssn", "sid", "cc", "card", "csc",
+}
+
+// personalName reports whether a parameter's name says it holds personal
+// data or a secret: it holds one of personalWords or is one of
+// personalNames. Names are compared folded, without allocating.
 func personalName(name string) bool {
 	var buf [64]byte
 	n := 0
@@ -219,13 +242,15 @@ func personalName(name string) bool {
 	}
 	folded := buf[:n]
 	for _, w := range personalNames {
-		if string(folded) == w {
+		if len(w) == n && string(folded) == w {
 			return true
 		}
 	}
 	for _, w := range personalWords {
-		if strings.Contains(string(folded), w) {
-			return true
+		for i := 0; i+len(w) <= n; i++ {
+			if folded[i] == w[0] && string(folded[i:i+len(w)]) == w {
+				return true
+			}
 		}
 	}
 	return false

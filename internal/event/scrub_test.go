@@ -47,7 +47,7 @@ func TestScrubURL(t *testing.T) {
 // TestScrubURLKeepsCleanURLs: the URL of nearly every event has nothing
 // to remove, and costs no allocation.
 func TestScrubURLKeepsCleanURLs(t *testing.T) {
-	u := "https://shop.example.com/checkout/3f9a?step=3&utm_source=meta&fbclid=IwAR-x#top"
+	u := "https://shop.example.com/checkout/3f9a?step=3&utm_source=meta&fbclid=IwAR-x&a_parameter_name_longer_than_thirty_two_bytes=1#top"
 	if n := testing.AllocsPerRun(100, func() { ScrubURL(u) }); n != 0 {
 		t.Errorf("%v allocations", n)
 	}
@@ -70,5 +70,21 @@ func TestPrepareScrubsURLs(t *testing.T) {
 		if ev.EventSourceURL != "https://shop.co.uk/thanks?plan=pro" || ev.ReferrerURL != "https://shop.co.uk/offer?fbclid=Ab" {
 			t.Errorf("event %d: event_source_url %q, referrer_url %q", i, ev.EventSourceURL, ev.ReferrerURL)
 		}
+	}
+}
+
+// BenchmarkScrubURL: a realistic page URL with a query and nothing to
+// remove (make bench's), and a GET form's thank-you page.
+func BenchmarkScrubURL(b *testing.B) {
+	for _, c := range []struct{ name, url string }{
+		{"clean", "https://shop.example.com/checkout/3f9a1c?step=3"},
+		{"form", "https://shop.co.uk/thanks?email=Grace.Hopper%40Example.com&phone=020+7946+0958&first_name=Grace&plan=pro"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				ScrubURL(c.url)
+			}
+		})
 	}
 }
