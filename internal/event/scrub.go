@@ -3,6 +3,8 @@ package event
 import (
 	"net/url"
 	"strings"
+
+	"github.com/capirelay/capirelay/internal/normalize"
 )
 
 // ScrubURL returns a page URL without the personal data and secrets it may
@@ -297,39 +299,13 @@ func emailDomain(s string) bool {
 	return dots > 0 && label >= 2 && letters
 }
 
-// isCardNumber reports whether s is 13–19 digits (spaces and dashes
-// between them allowed) starting with 2–6, as card numbers do, that pass
-// Luhn's check. A millisecond timestamp starts with 1.
+// isCardNumber reports whether s could be a card number
+// (normalize.LooksLikeCard: 13–19 digits, spaces and dashes between, that
+// pass Luhn's check) starting with 2–6, as card numbers do: a millisecond
+// timestamp starts with 1.
 func isCardNumber(s string) bool {
-	var d [19]byte
-	n := 0
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case '0' <= c && c <= '9':
-			if n == len(d) {
-				return false
-			}
-			d[n] = c - '0'
-			n++
-		case c == ' ' || c == '-':
-		default:
-			return false
-		}
-	}
-	if n < 13 || d[0] < 2 || d[0] > 6 {
-		return false
-	}
-	sum := 0
-	for i := 0; i < n; i++ {
-		v := int(d[n-1-i])
-		if i%2 == 1 {
-			if v *= 2; v > 9 {
-				v -= 9
-			}
-		}
-		sum += v
-	}
-	return sum%10 == 0
+	s = strings.TrimLeft(s, " -")
+	return s != "" && '2' <= s[0] && s[0] <= '6' && normalize.LooksLikeCard(s)
 }
 
 // isIntlPhone reports whether s is a phone number in international form:
