@@ -141,6 +141,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 	if local != nil {
 		a.Pipeline.Work = pipeline.NewGate(serverWork())
 	}
+	registerGates(a.Metrics.Registry, a.Pipeline)
 	a.Writes = &health.Writes{Logger: logger}
 	a.Pipeline.Writes = a.Writes
 	a.Identity = identity.New(st, logger)
@@ -322,4 +323,25 @@ func observeCommits(db *sqlite.DB, reg prometheus.Registerer) {
 // the smaller one anyway.
 func serverWork() int {
 	return 4 * runtime.GOMAXPROCS(0)
+}
+
+// registerGates shows how many ingest requests wait at the pipeline's
+// gates: for a CPU slot ("cpu", every ingest request) and, on SQLite, for a
+// place to work past reading their bodies ("work", server requests). A
+// queue that stays long says the relay is at capacity; requests past the
+// route's bound are refused with 503.
+func registerGates(r *prometheus.Registry, p *pipeline.Pipeline) {
+	for _, g := range []struct {
+		name string
+		gate *pipeline.Gate
+	}{{"cpu", p.Gate}, {"work", p.Work}} {
+		if g.gate == nil {
+			continue
+		}
+		r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "capirelay_ingest_waiting",
+			Help:        "Ingest requests waiting at a pipeline gate: for a CPU slot (cpu) or, on SQLite, for a place to work (work).",
+			ConstLabels: prometheus.Labels{"gate": g.name},
+		}, func() float64 { return float64(g.gate.Waiting()) }))
+	}
 }

@@ -1,12 +1,19 @@
 package app
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
+	"net/http"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/capirelay/capirelay/internal/config"
+	"github.com/capirelay/capirelay/internal/sharedtest"
 	"github.com/capirelay/capirelay/internal/store/storetest"
 )
 
@@ -41,5 +48,64 @@ func TestServerWorkOnSQLiteOnly(t *testing.T) {
 	defer a.Shutdown(context.Background())
 	if a.Pipeline.Work != nil {
 		t.Error("PostgreSQL: the pipeline has a Work bound")
+	}
+}
+
+// TestIngestWaitingGauge: /metrics shows the server requests waiting for a
+// place to work, and none waiting for a CPU slot.
+func TestIngestWaitingGauge(t *testing.T) {
+	r := newRelay(t, nil)
+	_, key := r.addSite(t, "10931", "EAAB-wait")
+	gauges := func() string {
+		resp, err := http.Get(r.srv.URL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		m, _ := io.ReadAll(resp.Body)
+		var lines []string
+		for l := range strings.Lines(string(m)) {
+			if strings.HasPrefix(l, "capirelay_ingest_waiting{") {
+				lines = append(lines, strings.TrimSpace(l))
+			}
+		}
+		return strings.Join(lines, "; ")
+	}
+	const idle = `capirelay_ingest_waiting{gate="cpu"} 0; capirelay_ingest_waiting{gate="work"} 0`
+	if g := gauges(); g != idle {
+		t.Fatalf("idle: %s", g)
+	}
+	work := r.app.Pipeline.Work
+	for range serverWork() {
+		if err := work.Enter(t.Context(), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	body, _ := json.Marshal(map[string]any{"data": []map[string]any{{"event_name": "Purchase", "event_time": time.Now().Unix(),
+		"event_id": "wait-1", "action_source": "system_generated", "user_data": map[string]any{"external_id": "c-1"},
+		"custom_data": map[string]any{"value": 5, "currency": "EUR"}}}})
+	status := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", r.srv.URL+"/v1/events", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			status <- 0
+			return
+		}
+		resp.Body.Close()
+		status <- resp.StatusCode
+	}()
+	const waiting = `capirelay_ingest_waiting{gate="cpu"} 0; capirelay_ingest_waiting{gate="work"} 1`
+	sharedtest.WaitFor(t, 5*time.Second, "the request waiting for a place", func() bool { return gauges() == waiting })
+	for range serverWork() {
+		work.Leave()
+	}
+	if s := <-status; s != http.StatusOK {
+		t.Fatalf("status %d", s)
+	}
+	if g := gauges(); g != idle {
+		t.Errorf("after: %s", g)
 	}
 }

@@ -44,6 +44,14 @@ func NewGate(n int) *Gate {
 	return &Gate{free: max(n, 1), queues: map[string][]*waiter{}, quantum: DefaultQuantum}
 }
 
+// Waiting is how many requests wait for a slot now (0 for a nil Gate).
+func (g *Gate) Waiting() int {
+	if g == nil {
+		return 0
+	}
+	return int(g.waiting.Load())
+}
+
 // Enter waits for a slot for a request of site.
 func (g *Gate) Enter(ctx context.Context, site string) error {
 	if g == nil {
