@@ -107,22 +107,25 @@ func scrubBase(u string) string {
 	if i := strings.IndexByte(rest, '/'); i >= 0 {
 		host, path = rest[:i], rest[i:]
 	}
+	changed := false
 	if scheme != "" {
 		if i := strings.LastIndexByte(host, '@'); i >= 0 {
-			host = host[i+1:]
+			host, changed = host[i+1:], true
 		}
 	}
-	segs := strings.Split(path, "/")
-	changed := false
-	for i, s := range segs {
-		if v, err := url.PathUnescape(s); err == nil && hasEmail(v) {
-			segs[i], changed = "redacted", true
+	if strings.IndexByte(path, '@') >= 0 || strings.Contains(path, "%40") {
+		segs := strings.Split(path, "/")
+		redacted := false
+		for i, s := range segs {
+			if v, err := url.PathUnescape(s); err == nil && hasEmail(v) {
+				segs[i], redacted = "redacted", true
+			}
+		}
+		if redacted {
+			path, changed = strings.Join(segs, "/"), true
 		}
 	}
-	if changed {
-		path = strings.Join(segs, "/")
-	}
-	if scheme+host+path == u {
+	if !changed {
 		return u
 	}
 	return scheme + host + path
@@ -186,6 +189,8 @@ func scrubPairs(query string) string {
 	return b.String()
 }
 
+// personalPair reports whether a query's name=value pair holds personal
+// data or a secret, by its name or by its value.
 func personalPair(pair string) bool {
 	name, value, _ := strings.Cut(pair, "=")
 	if escaped(name) {

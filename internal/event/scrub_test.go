@@ -33,6 +33,7 @@ func TestScrubURL(t *testing.T) {
 		{"https://a.example/p?fbclid=a@b.co", "https://a.example/p?fbclid=a@b.co"},
 		{"https://a.example/p?q=100%25&&x=1#section-2", "https://a.example/p?q=100%25&&x=1#section-2"},
 		{"https://a.example/p", "https://a.example/p"},
+		{"https://a.example/blue%20lamp/@home?x=%2F", "https://a.example/blue%20lamp/@home?x=%2F"},
 		{"", ""},
 	} {
 		if got := ScrubURL(c.in); got != c.want {
@@ -47,7 +48,7 @@ func TestScrubURL(t *testing.T) {
 // TestScrubURLKeepsCleanURLs: the URL of nearly every event has nothing
 // to remove, and costs no allocation.
 func TestScrubURLKeepsCleanURLs(t *testing.T) {
-	u := "https://shop.example.com/checkout/3f9a?step=3&utm_source=meta&fbclid=IwAR-x&a_parameter_name_longer_than_thirty_two_bytes=1#top"
+	u := "https://shop.example.com/checkout/3f9a/blue%20lamp?step=3&utm_source=meta&fbclid=IwAR-x&a_parameter_name_longer_than_thirty_two_bytes=1#top"
 	if n := testing.AllocsPerRun(100, func() { ScrubURL(u) }); n != 0 {
 		t.Errorf("%v allocations", n)
 	}
