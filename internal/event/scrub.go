@@ -99,19 +99,17 @@ func scrubBase(u string) string {
 	if strings.IndexByte(u, '@') < 0 && strings.IndexByte(u, '%') < 0 {
 		return u
 	}
-	rest, scheme := u, ""
+	// Without a scheme (a referrer_url is not checked) all of it is path.
+	scheme, host, path := "", "", u
 	if i := strings.Index(u, "://"); i >= 0 {
-		scheme, rest = u[:i+3], u[i+3:]
-	}
-	host, path := rest, ""
-	if i := strings.IndexByte(rest, '/'); i >= 0 {
-		host, path = rest[:i], rest[i:]
+		scheme, host, path = u[:i+3], u[i+3:], ""
+		if j := strings.IndexByte(host, '/'); j >= 0 {
+			host, path = host[:j], host[j:]
+		}
 	}
 	changed := false
-	if scheme != "" {
-		if i := strings.LastIndexByte(host, '@'); i >= 0 {
-			host, changed = host[i+1:], true
-		}
+	if i := strings.LastIndexByte(host, '@'); i >= 0 {
+		host, changed = host[i+1:], true
 	}
 	if strings.IndexByte(path, '@') >= 0 || strings.Contains(path, "%40") {
 		segs := strings.Split(path, "/")
@@ -131,31 +129,32 @@ func scrubBase(u string) string {
 	return scheme + host + path
 }
 
-// scrubFragment treats a fragment as parameters when it has any: all of it
-// (#access_token=…&state=…) or what follows its '?' (#/thanks?email=…). A
-// fragment that holds an email address elsewhere goes.
+// scrubFragment treats a fragment's parameters as a query's: the part
+// before its first '?' when that has any (#access_token=…&state=…), and the
+// part after it (#/thanks?email=…). A fragment whose part before the '?'
+// holds an email address, as a route or a word, goes whole.
 func scrubFragment(frag string) string {
-	i := strings.IndexByte(frag, '?')
-	if i < 0 && strings.IndexByte(frag, '=') >= 0 {
-		return scrubPairs(frag)
+	head, params, hasParams := frag, "", false
+	if i := strings.IndexByte(frag, '?'); i >= 0 {
+		head, params, hasParams = frag[:i], frag[i+1:], true
 	}
-	head := frag
-	if i >= 0 {
-		head = frag[:i]
-	}
-	if v, err := url.PathUnescape(head); err == nil && hasEmail(v) || hasEmail(head) {
+	h := head
+	if strings.IndexByte(head, '=') >= 0 {
+		h = scrubPairs(head)
+	} else if v, err := url.PathUnescape(head); err == nil && hasEmail(v) || hasEmail(head) {
 		return ""
 	}
-	if i < 0 {
-		return frag
+	if !hasParams {
+		return h
 	}
-	switch rest := scrubPairs(frag[i+1:]); rest {
-	case frag[i+1:]:
+	p := scrubPairs(params)
+	switch {
+	case h == head && p == params:
 		return frag
-	case "":
-		return head
+	case p == "":
+		return h
 	default:
-		return head + "?" + rest
+		return h + "?" + p
 	}
 }
 
@@ -263,10 +262,12 @@ func personalName(name string) bool {
 	return false
 }
 
-// hasEmail reports whether s holds something@domain.tld.
+// hasEmail reports whether s holds an address, x@domain.tld, whose local
+// part ends in a letter, digit or one of ._%+-' (so not in a URL's & = ?
+// # /, which would make the answer depend on how the URL is cut).
 func hasEmail(s string) bool {
 	for i := strings.IndexByte(s, '@'); i >= 0; {
-		if i > 0 && !isSpaceOrAt(s[i-1]) && emailDomain(s[i+1:]) {
+		if i > 0 && localChar(s[i-1]) && emailDomain(s[i+1:]) {
 			return true
 		}
 		j := strings.IndexByte(s[i+1:], '@')
@@ -278,7 +279,13 @@ func hasEmail(s string) bool {
 	return false
 }
 
-func isSpaceOrAt(c byte) bool { return c == ' ' || c == '@' || c == '\t' || c == '\n' }
+func localChar(c byte) bool {
+	switch {
+	case 'a' <= c|0x20 && c|0x20 <= 'z', '0' <= c && c <= '9':
+		return true
+	}
+	return c == '.' || c == '_' || c == '%' || c == '+' || c == '-' || c == '\''
+}
 
 // emailDomain reports whether s starts with a domain of two or more labels
 // whose last is at least two letters.

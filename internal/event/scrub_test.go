@@ -26,6 +26,9 @@ func TestScrubURL(t *testing.T) {
 		{"https://a.example/#/thanks?email=g%40h.io&plan=pro", "https://a.example/#/thanks?plan=pro"},
 		{"https://a.example/#/thanks?email=g%40h.io", "https://a.example/#/thanks"},
 		{"https://a.example/p?email=x#grace@example.com", "https://a.example/p"},
+		{"https://a.example/#state=1&token=x?email=a%40b.co&plan=2", "https://a.example/#state=1?plan=2"},
+		{"https://a.example/#=2000300000070?0@0.AA", "https://a.example/"},
+		{"grace@example.com", "redacted"},
 		// Kept as they are.
 		{"https://a.example/checkout/3f?step=2", "https://a.example/checkout/3f?step=2"},
 		{"https://a.example/p?hotel=Ritz&pinned=1&classname=x&tel-aviv=1", "https://a.example/p?hotel=Ritz&pinned=1&classname=x&tel-aviv=1"},
