@@ -144,6 +144,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 	registerGates(a.Metrics.Registry, a.Pipeline)
 	a.Writes = &health.Writes{Logger: logger}
 	a.Pipeline.Writes = a.Writes
+	a.Pipeline.Scrubbed = a.Metrics.URLsScrubbed
 	a.Identity = identity.New(st, logger)
 	a.Identity.Register(a.Metrics.Registry)
 	a.Pipeline.Enricher, a.Pipeline.Observer = a.Identity, a.Identity

@@ -109,3 +109,30 @@ func TestIngestWaitingGauge(t *testing.T) {
 		t.Errorf("after: %s", g)
 	}
 }
+
+// TestURLsScrubbedMetric: a server event whose page held an email is
+// counted in capirelay_urls_scrubbed_total, and delivered without it.
+func TestURLsScrubbedMetric(t *testing.T) {
+	r := newRelay(t, nil)
+	_, key := r.addSite(t, "10932", "EAAB-scrub")
+	ev := serverEvent("scrub-1", time.Now())
+	ev["event_source_url"] = "https://shop.example.com/thanks?email=john%40example.com&plan=pro"
+	if code, out := r.post(t, key, ev, serverEvent("scrub-2", time.Now())); code != 200 {
+		t.Fatalf("post: %d %v", code, out)
+	}
+	resp, err := http.Get(r.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(m), "\ncapirelay_urls_scrubbed_total 1\n") {
+		t.Error("/metrics lacks capirelay_urls_scrubbed_total 1")
+	}
+	sharedtest.WaitFor(t, 5*time.Second, "delivery", func() bool { return len(r.graph.Events("10932")) == 2 })
+	for _, raw := range r.graph.Events("10932") {
+		if strings.Contains(string(raw), "email=") || !strings.Contains(string(raw), "/thanks?plan=pro") && strings.Contains(string(raw), "/thanks") {
+			t.Errorf("delivered %s", raw)
+		}
+	}
+}

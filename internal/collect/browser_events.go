@@ -32,7 +32,10 @@ func (b *Browser) sortEvents(s *sorted, v *visit, body *browserBody) error {
 				continue
 			}
 			if v.allowed && v.consent != pipeline.ConsentDenied {
-				s.captures = append(s.captures, v.capture(e.Form, e.Fields, false, b.eventURL(e, body)))
+				raw := b.eventURL(e, body)
+				page := event.ScrubURL(raw)
+				b.countScrubbed(page != raw)
+				s.captures = append(s.captures, v.capture(e.Form, e.Fields, false, page))
 			}
 		case "consent":
 			s.consents = append(s.consents, *e)
@@ -41,10 +44,12 @@ func (b *Browser) sortEvents(s *sorted, v *visit, body *browserBody) error {
 				continue // the visitor said no: nothing is stored
 			}
 			b.countCards(dropCards(e.User))
-			ev, err := v.event(e, b.eventURL(e, body), path)
+			raw := b.eventURL(e, body)
+			ev, err := v.event(e, raw, path) // Prepare scrubs the URLs
 			if err != nil {
 				return err
 			}
+			b.countScrubbed(ev.EventSourceURL != raw || ev.ReferrerURL != "" && ev.ReferrerURL != e.Ref)
 			s.ins = append(s.ins, pipeline.Input{Site: v.site, Event: ev, Path: path, Source: pipeline.SourceBrowser,
 				VisitorID: v.vid, Consent: v.consent, Region: v.region})
 			if e.Submit && v.allowed {
@@ -72,16 +77,23 @@ var eventPaths = func() (p [maxBrowserEvents]string) {
 }()
 
 // eventURL is the page an event happened on, its own url or the body's,
-// without the personal data a URL may carry (a form sent with GET puts its
-// fields, a password among them, in the next page's query): it is also a
-// partial lead's page.
+// as sent: it may carry personal data (a form sent with GET puts its
+// fields, a password among them, in the next page's query), which
+// event.ScrubURL takes out before it is kept.
 func (b *Browser) eventURL(e *browserEvent, body *browserBody) string {
 	for _, u := range []string{e.URL, body.URL} {
 		if u != "" {
-			return event.ScrubURL(u)
+			return u
 		}
 	}
 	return ""
+}
+
+// countScrubbed counts an event or capture whose URLs lost personal data.
+func (b *Browser) countScrubbed(scrubbed bool) {
+	if scrubbed && b.Metrics != nil {
+		b.Metrics.URLsScrubbed.Inc()
+	}
 }
 
 // event builds the canonical event for one tag event.

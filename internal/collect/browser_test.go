@@ -481,6 +481,20 @@ func TestBrowserCaptureAndLead(t *testing.T) {
 	if u := payload(t, items[0])["event_source_url"]; u != page {
 		t.Errorf("event_source_url = %v, want %s", u, page)
 	}
+	if n := testutil.ToFloat64(bb.b.Metrics.URLsScrubbed); n != 2 {
+		t.Errorf("capirelay_urls_scrubbed_total = %v, want 2 (the capture and the Lead)", n)
+	}
+	// A clean page whose referrer held a password counts too; one with
+	// clean URLs does not.
+	for _, ref := range []string{"https://www.example.co.uk/login?password=hunter2", "https://www.example.co.uk/offer?fbclid=Ab"} {
+		pv := `{"vid":"abcdefghijklmnopq","events":[{"type":"event","name":"PageView","url":"https://www.example.co.uk/next","ref":"` + ref + `"}]}`
+		if res := bb.do(t, req{body: pv}); res.StatusCode != http.StatusNoContent {
+			t.Fatalf("page view: status %d", res.StatusCode)
+		}
+	}
+	if n := testutil.ToFloat64(bb.b.Metrics.URLsScrubbed); n != 3 {
+		t.Errorf("capirelay_urls_scrubbed_total = %v, want 3", n)
+	}
 	bb.mu.Lock()
 	defer bb.mu.Unlock()
 	if len(bb.captures) != 2 {

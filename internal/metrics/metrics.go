@@ -39,6 +39,10 @@ type Metrics struct {
 	// PaymentDropped counts values that looked like card numbers, dropped
 	// from browser captures and identify data before anything was stored.
 	PaymentDropped prometheus.Counter
+	// URLsScrubbed counts events (and partial leads' pages) whose page or
+	// referrer URL held personal data or a secret, taken out before
+	// anything was stored (event.ScrubURL).
+	URLsScrubbed prometheus.Counter
 	// UntrustedForwarded counts /e requests whose X-Forwarded-For came
 	// from a peer not in CAPIRELAY_TRUSTED_PROXIES (and was ignored).
 	UntrustedForwarded prometheus.Counter
@@ -85,7 +89,9 @@ func New() *Metrics {
 		Help: "Browser values that looked like card numbers, dropped before anything was stored."})
 	m.UntrustedForwarded = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "capirelay", Name: "untrusted_forwarded_for_total",
 		Help: "Browser requests with X-Forwarded-For from a peer outside CAPIRELAY_TRUSTED_PROXIES (the header was ignored)."})
-	r.MustRegister(m.PaymentDropped, m.UntrustedForwarded)
+	m.URLsScrubbed = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "capirelay", Name: "urls_scrubbed_total",
+		Help: "Events and partial leads whose page or referrer URL held personal data or a secret (a form sent with GET, say), removed before anything was stored."})
+	r.MustRegister(m.PaymentDropped, m.UntrustedForwarded, m.URLsScrubbed)
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

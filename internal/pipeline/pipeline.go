@@ -120,7 +120,13 @@ type Pipeline struct {
 	// (readiness, and one log line per interval instead of one per
 	// refusal).
 	Writes WriteObserver
+	// Scrubbed, if set, counts the events whose event_source_url or
+	// referrer_url Prepare took personal data out of (event.ScrubURL).
+	Scrubbed Counter
 }
+
+// Counter counts (a prometheus.Counter is one).
+type Counter interface{ Inc() }
 
 // WriteObserver learns the outcome of every commit.
 type WriteObserver interface {
@@ -313,9 +319,13 @@ func (p *Pipeline) prepare(ctx context.Context, in *Input, now time.Time, sh *sh
 		res.Status, res.Err = Rejected, &event.FieldError{Field: event.JoinPath(in.Path, "event_id"), Message: "is longer than 200 characters"}
 		return store.NewEvent{}, res
 	}
+	src, ref := ev.EventSourceURL, ev.ReferrerURL
 	if err := ev.PrepareSeen(now, in.Path, &sh.seen); err != nil {
 		res.Status, res.Err = Rejected, err
 		return store.NewEvent{}, res
+	}
+	if p.Scrubbed != nil && (ev.EventSourceURL != src || ev.ReferrerURL != ref) {
+		p.Scrubbed.Inc()
 	}
 	site := in.Site
 	held := false

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -288,3 +289,45 @@ type writeCounter func()
 
 func (f writeCounter) Refused(error) {}
 func (f writeCounter) Stored()       { f() }
+
+// count is a Counter.
+type count struct{ n atomic.Int64 }
+
+func (c *count) Inc() { c.n.Add(1) }
+
+// TestSubmitCountsScrubbedURLs: Submit stores events without the personal
+// data of their URLs and counts each event that had some, also those that
+// repeat the last event's URL.
+func TestSubmitCountsScrubbedURLs(t *testing.T) {
+	t.Parallel()
+	db, site := openStore(t, "")
+	p := pipeline.New(db)
+	var c count
+	p.Scrubbed = &c
+	ins := inputs(site, "clean", "form-1", "form-2", "ref")
+	ins[1].Event.EventSourceURL = "https://shop.example.com/thanks?email=a%40example.com&plan=pro"
+	ins[2].Event.EventSourceURL = ins[1].Event.EventSourceURL
+	ins[3].Event.ReferrerURL = "https://shop.example.com/offer?password=hunter2"
+	res, err := p.Submit(t.Context(), ins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := res.Summary(); s.Accepted != 4 {
+		t.Fatalf("summary %+v", s)
+	}
+	if n := c.n.Load(); n != 3 {
+		t.Errorf("counted %d events, want 3", n)
+	}
+	kept := 0
+	for _, it := range items(t, db, site.Key, "") {
+		if bytes.Contains(it.Payload, []byte("hunter2")) || bytes.Contains(it.Payload, []byte("email=")) {
+			t.Errorf("item %s stored %s", it.EventID, it.Payload)
+		}
+		if bytes.Contains(it.Payload, []byte(`"event_source_url":"https://shop.example.com/thanks?plan=pro"`)) {
+			kept++
+		}
+	}
+	if kept != 2 {
+		t.Errorf("%d items kept the page's other parameter, want 2", kept)
+	}
+}
