@@ -29,28 +29,16 @@ func ScrubURL(u string) string {
 	if !mayCarry(u) {
 		return u
 	}
-	orig := u
-	frag, hasFrag := "", false
-	if i := strings.IndexByte(u, '#'); i >= 0 {
-		u, frag, hasFrag = u[:i], u[i+1:], true
-	}
-	query, hasQuery := "", false
-	if i := strings.IndexByte(u, '?'); i >= 0 {
-		u, query, hasQuery = u[:i], u[i+1:], true
-	}
-	base := scrubBase(u)
-	var q string
-	if hasQuery {
-		q = scrubPairs(query)
-	}
-	f := frag
+	rest, frag, hasFrag := strings.Cut(u, "#")
+	base, query, _ := strings.Cut(rest, "?")
+	b, q, f := scrubBase(base), scrubPairs(query), frag
 	if hasFrag {
 		f = scrubFragment(frag)
 	}
-	if base == u && q == query && f == frag {
-		return orig
+	if b == base && q == query && f == frag {
+		return u
 	}
-	return joinURL(base, q, q != "", f, f != "")
+	return joinURL(b, q, f)
 }
 
 // mayCarry reports whether u has a query, a fragment, an '@' or an
@@ -65,28 +53,34 @@ func mayCarry(u string) bool {
 	return false
 }
 
-// escaped reports whether a query's name or value needs unescaping.
-func escaped(s string) bool {
+// unescapeQuery is a query's name or value unescaped, or as it is when it
+// has no escape (no allocation) or a broken one.
+func unescapeQuery(s string) string {
 	for i := 0; i < len(s); i++ {
 		if s[i] == '%' || s[i] == '+' {
-			return true
+			if v, err := url.QueryUnescape(s); err == nil {
+				return v
+			}
+			return s
 		}
 	}
-	return false
+	return s
 }
 
-func joinURL(base, query string, hasQuery bool, frag string, hasFrag bool) string {
-	if !hasQuery && !hasFrag {
+// joinURL puts a URL together again, leaving out an empty query or
+// fragment with its '?' or '#'.
+func joinURL(base, query, frag string) string {
+	if query == "" && frag == "" {
 		return base
 	}
 	var b strings.Builder
 	b.Grow(len(base) + len(query) + len(frag) + 2)
 	b.WriteString(base)
-	if hasQuery {
+	if query != "" {
 		b.WriteByte('?')
 		b.WriteString(query)
 	}
-	if hasFrag {
+	if frag != "" {
 		b.WriteByte('#')
 		b.WriteString(frag)
 	}
@@ -192,22 +186,14 @@ func scrubPairs(query string) string {
 // data or a secret, by its name or by its value.
 func personalPair(pair string) bool {
 	name, value, _ := strings.Cut(pair, "=")
-	if escaped(name) {
-		if n, err := url.QueryUnescape(name); err == nil {
-			name = n
-		}
-	}
+	name = unescapeQuery(name)
 	if strings.EqualFold(name, "fbclid") {
 		return false
 	}
 	if personalName(name) || hasEmail(name) {
 		return true
 	}
-	if escaped(value) {
-		if v, err := url.QueryUnescape(value); err == nil {
-			value = v
-		}
-	}
+	value = unescapeQuery(value)
 	return hasEmail(value) || isCardNumber(value) || isIntlPhone(value)
 }
 
