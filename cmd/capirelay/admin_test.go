@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/capirelay/capirelay/internal/admin"
+	"github.com/capirelay/capirelay/internal/store/storetest"
 )
 
 // TestAdminCommandsReachEitherStore: admin set-password and create-token
@@ -22,7 +23,7 @@ func TestAdminCommandsReachEitherStore(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			env := map[string]string{"CAPIRELAY_DATA_DIR": t.TempDir(), "CAPIRELAY_SECRET_KEY": secretKey}
 			if backend == "postgres" {
-				env["CAPIRELAY_DATABASE_URL"] = freshPostgres(t)
+				env["CAPIRELAY_DATABASE_URL"] = storetest.PostgresDatabase(t)
 			}
 			getenv := func(k string) string { return env[k] }
 			var out, errw bytes.Buffer

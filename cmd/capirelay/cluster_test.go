@@ -14,16 +14,13 @@ import (
 	"github.com/capirelay/capirelay/internal/store/storetest"
 )
 
-// freshPostgres creates an empty database for one test and returns its URL.
-func freshPostgres(t *testing.T) string { return storetest.PostgresDatabase(t) }
-
 // TestTwoNodesOnePostgresKill9: two serve processes share one PostgreSQL;
 // events go to both; one is killed with kill -9 mid-load. Every
 // acknowledged event is delivered; the claims of the dead node come back
 // after its lease, so duplicates are bounded by the batches it had in
 // flight; the live nodes never send one event twice.
 func TestTwoNodesOnePostgresKill9(t *testing.T) {
-	dbURL := freshPostgres(t)
+	dbURL := storetest.PostgresDatabase(t)
 	graph := capitest.New()
 	defer graph.Close()
 	graph.SetLatency(20 * time.Millisecond)

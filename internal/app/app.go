@@ -311,9 +311,9 @@ func observeCommits(db *sqlite.DB, reg prometheus.Registerer) {
 // make bench's 64 clients working at once, in process at a 104 MiB heap
 // limit on 2 CPUs (20 s, December 2026), the live heap after each GC
 // averaged 55 MB and the GC ran 299 times; with 8 at once 41 MB and 222
-// times, and 37.2k realistic events/s were ingested against 30.8k. Four per CPU keep
-// the CPUs and the writer busy: 4 at once on 2 CPUs ingested less (the
-// writer waited for the next request's events), 6 to 12 alike.
+// times, and 37.2k realistic events/s were ingested against 30.8k. Four
+// per CPU keep the CPUs and the writer busy: 4 at once on 2 CPUs ingested
+// less (the writer waited for the next request's events), 6 to 12 alike.
 //
 // PostgreSQL has no such bound beyond the route's 64: its four writers
 // commit at once, and each group needs requests to fill it. make

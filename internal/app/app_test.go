@@ -79,6 +79,21 @@ func serverEvent(id string, now time.Time) map[string]any {
 	}
 }
 
+// metrics is the relay's /metrics page.
+func (r *relay) metrics(t *testing.T) string {
+	t.Helper()
+	resp, err := http.Get(r.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	m, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(m)
+}
+
 func (r *relay) post(t *testing.T, key string, events ...map[string]any) (int, map[string]any) {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"data": events})
@@ -158,12 +173,7 @@ func TestDuplicateDeliveredOnce(t *testing.T) {
 	if n := len(r.graph.EventsByID("10111")["order-1"]); n != 2 {
 		t.Fatalf("order-1 delivered %d times, want 2 (Purchase and AddToCart once each)", n)
 	}
-	resp, err := http.Get(r.srv.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	m := r.metrics(t)
 	for _, want := range []string{"capirelay_events_received_total{source=\"server\"} 3", "capirelay_events_duplicate_total",
 		"capirelay_events_accepted_total", "capirelay_events_delivered_total", "capirelay_graph_request_seconds_bucket",
 		"capirelay_dedup_keys_in_memory 2",
@@ -171,7 +181,7 @@ func TestDuplicateDeliveredOnce(t *testing.T) {
 		"capirelay_store_commit_events_sum 3", "capirelay_store_commit_events_count 3",
 		"capirelay_store_commit_seconds_bucket", "capirelay_store_sync_seconds_bucket",
 		"capirelay_ingest_request_seconds_count{endpoint=\"events\"} 3"} {
-		if !strings.Contains(string(m), want) {
+		if !strings.Contains(m, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -57,14 +56,8 @@ func TestIngestWaitingGauge(t *testing.T) {
 	r := newRelay(t, nil)
 	_, key := r.addSite(t, "10931", "EAAB-wait")
 	gauges := func() string {
-		resp, err := http.Get(r.srv.URL + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		m, _ := io.ReadAll(resp.Body)
 		var lines []string
-		for l := range strings.Lines(string(m)) {
+		for l := range strings.Lines(r.metrics(t)) {
 			if strings.HasPrefix(l, "capirelay_ingest_waiting{") {
 				lines = append(lines, strings.TrimSpace(l))
 			}
@@ -120,13 +113,7 @@ func TestURLsScrubbedMetric(t *testing.T) {
 	if code, out := r.post(t, key, ev, serverEvent("scrub-2", time.Now())); code != 200 {
 		t.Fatalf("post: %d %v", code, out)
 	}
-	resp, err := http.Get(r.srv.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(m), "\ncapirelay_urls_scrubbed_total 1\n") {
+	if !strings.Contains(r.metrics(t), "\ncapirelay_urls_scrubbed_total 1\n") {
 		t.Error("/metrics lacks capirelay_urls_scrubbed_total 1")
 	}
 	sharedtest.WaitFor(t, 5*time.Second, "delivery", func() bool { return len(r.graph.Events("10932")) == 2 })

@@ -42,9 +42,9 @@ type dedup struct {
 // about 28 MB, inside serve's 104 MiB soft heap limit with ingest's
 // bounded working set and identity's bounded memory beside it. Past it,
 // new keys go to the overflow table (migration 00008), a B-tree keyed by
-// the event, until the index has room
-// again and the overflow table's keys have left the window. A site of up
-// to a million events a day stays within it.
+// the event, until the index has room again and the overflow table's keys
+// have left the window. A site of up to a million events a day stays
+// within it.
 const maxIndexed = 2 << 20
 
 // DedupKeyBytes is about what one key costs the index in memory.
