@@ -14,7 +14,8 @@ import (
 // currency in place.
 func checkCustomData(ev *Event, p func(string) string) error {
 	var cd customData
-	if !cd.scan(ev.CustomData) {
+	scanned := cd.scan(ev.CustomData)
+	if !scanned {
 		// Anything the scan does not take on goes through encoding/json,
 		// whose verdict the scan reproduces where it does. Start afresh:
 		// a half-done scan leaves cd.Value pointing into CustomData, which
@@ -41,17 +42,15 @@ func checkCustomData(ev *Event, p func(string) string) error {
 			coerced = strconv.AppendFloat(nil, f, 'f', -1, 64)
 		}
 	}
-	if coerced != nil {
-		ev.CustomData = replaceKey(ev.CustomData, "value", coerced)
-	}
+	var upper json.RawMessage // the currency, when it was not upper case
 	if cd.Currency != nil {
 		c := strings.ToUpper(strings.TrimSpace(*cd.Currency))
 		if !metarules.IsCurrency(c) {
 			return &FieldError{Field: p("custom_data.currency"), Message: "must be an ISO 4217 code such as USD or EUR"}
 		}
 		if c != *cd.Currency {
-			q, _ := json.Marshal(c)
-			ev.CustomData = replaceKey(ev.CustomData, "currency", q)
+			// Letters only (IsCurrency): quoting needs no escapes.
+			upper = append(append(append(make([]byte, 0, len(c)+2), '"'), c...), '"')
 		}
 	}
 	if hasValue && cd.Currency == nil {
@@ -60,14 +59,97 @@ func checkCustomData(ev *Event, p func(string) string) error {
 	if requiresValue(ev.EventName) && (!hasValue || cd.Currency == nil) {
 		return &FieldError{Field: p("custom_data"), Message: ev.EventName + " requires value and currency"}
 	}
+	if coerced != nil || upper != nil {
+		ev.CustomData = rewrite(ev.CustomData, scanned, cd.valueAt, cd.currencyAt, coerced, upper)
+	}
 	return nil
+}
+
+// rewrite is raw with value replaced by coerced and currency by upper
+// (each when not nil). A member the scan found once, under its own name,
+// is replaced where it stands, keeping the rest of raw byte for byte;
+// otherwise replaceKey rebuilds the object.
+func rewrite(raw json.RawMessage, scanned bool, valueAt, currencyAt member, coerced, upper json.RawMessage) json.RawMessage {
+	var edits [2]edit
+	n := 0
+	var valueKey, currencyKey bool // left for replaceKey
+	if coerced != nil {
+		if scanned && valueAt.simple() {
+			edits[n], n = edit{valueAt.lo, valueAt.hi, coerced}, n+1
+		} else {
+			valueKey = true
+		}
+	}
+	if upper != nil {
+		if scanned && currencyAt.simple() {
+			edits[n], n = edit{currencyAt.lo, currencyAt.hi, upper}, n+1
+		} else {
+			currencyKey = true
+		}
+	}
+	if n > 0 {
+		raw = splice(raw, edits[:n])
+	}
+	if valueKey {
+		raw = replaceKey(raw, "value", coerced)
+	}
+	if currencyKey {
+		raw = replaceKey(raw, "currency", upper)
+	}
+	return raw
+}
+
+// edit replaces raw[lo:hi] by val.
+type edit struct {
+	lo, hi int
+	val    []byte
+}
+
+// splice applies edits (of disjoint spans, in any order) to a copy of raw.
+func splice(raw []byte, edits []edit) []byte {
+	if len(edits) == 2 && edits[1].lo < edits[0].lo {
+		edits[0], edits[1] = edits[1], edits[0]
+	}
+	size := len(raw)
+	for _, e := range edits {
+		size += len(e.val) - (e.hi - e.lo)
+	}
+	out := make([]byte, 0, size)
+	at := 0
+	for _, e := range edits {
+		out = append(append(out, raw[at:e.lo]...), e.val...)
+		at = e.hi
+	}
+	return append(out, raw[at:]...)
 }
 
 // customData is what checkCustomData reads of custom_data.
 type customData struct {
 	Value    json.RawMessage `json:"value"`
 	Currency *string         `json:"currency"`
+
+	// Where the scan found the two members' values.
+	valueAt, currencyAt member
 }
+
+// member is where an object's member of some name stands: the span of its
+// last value in the object's bytes, how many members matched the name
+// (case-insensitively, as encoding/json does), and whether the last one
+// was spelled exactly so.
+type member struct {
+	lo, hi  int
+	matches int
+	exact   bool
+}
+
+func (m *member) found(lo, hi int, exact bool) {
+	m.lo, m.hi, m.exact = lo, hi, exact
+	m.matches++
+}
+
+// simple reports whether the name appears once, spelled exactly: its value
+// can be replaced where it stands.
+func (m *member) simple() bool { return m.matches == 1 && m.exact }
 
 // scan fills cd from raw as json.Unmarshal would, without reflection and
 // with no allocation beyond the currency, for the common case: valid JSON,
@@ -84,10 +166,13 @@ func (cd *customData) scan(raw []byte) bool {
 		// encoding/json matches keys case-insensitively; for these two
 		// ASCII names that is ASCII case folding (no other rune folds to
 		// one of their letters). The last one wins.
+		lo := c.I - len(val)
 		switch {
 		case equalFoldASCII(key, "value"):
 			cd.Value = val
+			cd.valueAt.found(lo, c.I, string(key) == "value")
 		case equalFoldASCII(key, "currency"):
+			cd.currencyAt.found(lo, c.I, string(key) == "currency")
 			switch val[0] {
 			case 'n':
 				cd.Currency = nil
