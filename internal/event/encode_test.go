@@ -50,6 +50,34 @@ func FuzzAppendString(f *testing.F) {
 	})
 }
 
+// FuzzAppendCompact compares appendCompact with json.Compact on valid
+// JSON (what it is given: raw objects the decoder checked).
+func FuzzAppendCompact(f *testing.F) {
+	for _, s := range []string{`{}`, ` { "a" : [ 1 , "x y" , {"b":"\\\" \t"} ] } `, "{\"a\":\"\u00e9 \"\r\n}", `[true, false, null]`, `"  "`, `{"value":49.9,"currency":"USD"}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !json.Valid([]byte(s)) {
+			return
+		}
+		var want bytes.Buffer
+		if err := json.Compact(&want, []byte(s)); err != nil {
+			t.Fatal(err)
+		}
+		if got := appendCompact([]byte("x"), []byte(s)); string(got) != "x"+want.String() {
+			t.Fatalf("appendCompact(%q) = %q, want %q", s, got[1:], want.Bytes())
+		}
+	})
+}
+
+func BenchmarkAppendCompact(b *testing.B) {
+	raw := []byte(`{"value":129.5,"currency":"USD","content_type":"product","content_ids":["sku-1841","sku-77"],"num_items":2,"order_id":"k3j9x2"}`)
+	buf := make([]byte, 0, 256)
+	for b.Loop() {
+		buf = appendCompact(buf[:0], raw)
+	}
+}
+
 // BenchmarkAppendJSON encodes the realistic event (user_data walks
 // userDataFields).
 func BenchmarkAppendJSON(b *testing.B) {
