@@ -2,6 +2,7 @@ package jsonscan
 
 import (
 	"bytes"
+	"encoding/binary"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -165,12 +166,9 @@ func (c *Cursor) VerbatimString() ([]byte, bool) {
 	}
 	start := c.I + 1
 	ascii := true
-	for j := start; j < len(b); j++ {
-		ch := b[j]
-		if Plain[ch] { // most bytes: one look-up
-			continue
-		}
-		switch {
+	// Most bytes are Plain: eight at a time.
+	for j := PlainRun(b, start); j < len(b); j = PlainRun(b, j+1) {
+		switch ch := b[j]; {
 		case ch == '"':
 			v := b[start:j]
 			if !ascii && !utf8.Valid(v) {
@@ -245,10 +243,7 @@ func (c *Cursor) stringBytes() (v []byte, decoded, ok bool) {
 		return nil, false, false
 	}
 	start := c.I + 1
-	j := start
-	for j < len(b) && Plain[b[j]] {
-		j++
-	}
+	j := PlainRun(b, start)
 	if j < len(b) && b[j] == '"' {
 		c.I = j + 1
 		return b[start:j], false, true
@@ -428,4 +423,50 @@ func Uint(num []byte, maxDigits int) (uint64, bool) {
 		n = n*10 + uint64(ch-'0')
 	}
 	return n, true
+}
+
+// The SWAR masks of PlainRun: a byte's low bit and high bit in each of
+// a word's eight bytes.
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+// plainWord reports whether the eight bytes of w (little-endian) may all
+// be Plain. It is exact but for borrows, which start only at a byte that
+// is not Plain: a false report sends the caller to look at each byte.
+func plainWord(w uint64) bool {
+	// A byte's high bit is set after subtracting 0x20 when it is below
+	// 0x20, after subtracting 1 from its XOR with '"' or '\' when it is
+	// that byte, and in w itself when it is not ASCII.
+	return (w|(w-lsb*0x20)|((w^lsb*'"')-lsb)|((w^lsb*'\\')-lsb))&msb == 0
+}
+
+// PlainRun returns the index of the first byte of b at or after i that is
+// not Plain, or len(b): eight bytes at a time, then one by one.
+func PlainRun(b []byte, i int) int {
+	for ; i+8 <= len(b); i += 8 {
+		if !plainWord(binary.LittleEndian.Uint64(b[i:])) {
+			break
+		}
+	}
+	for i < len(b) && Plain[b[i]] {
+		i++
+	}
+	return i
+}
+
+// PlainRunString is PlainRun of a string.
+func PlainRunString(s string, i int) int {
+	for ; i+8 <= len(s); i += 8 {
+		w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		if !plainWord(w) {
+			break
+		}
+	}
+	for i < len(s) && Plain[s[i]] {
+		i++
+	}
+	return i
 }

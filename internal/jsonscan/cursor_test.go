@@ -187,3 +187,32 @@ func FuzzCursorString(f *testing.F) {
 		}
 	})
 }
+
+// TestPlainRun puts every byte at every place of runs of plain bytes,
+// started at every offset: PlainRun and PlainRunString stop exactly at
+// the first byte that is not Plain, also when another follows it (whose
+// SWAR borrow must not matter).
+func TestPlainRun(t *testing.T) {
+	for _, tail := range []string{"", "\x00", "\xff\"", "zz"} {
+		for n := range 20 {
+			for pos := range n {
+				for c := range 256 {
+					b := []byte(strings.Repeat("a", n) + tail)
+					b[pos] = byte(c)
+					for from := range min(len(b), 9) {
+						want := from
+						for want < len(b) && Plain[b[want]] {
+							want++
+						}
+						if got := PlainRun(b, from); got != want {
+							t.Fatalf("PlainRun(%q, %d) = %d, want %d", b, from, got, want)
+						}
+						if got := PlainRunString(string(b), from); got != want {
+							t.Fatalf("PlainRunString(%q, %d) = %d, want %d", b, from, got, want)
+						}
+					}
+				}
+			}
+		}
+	}
+}

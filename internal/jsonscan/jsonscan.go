@@ -86,9 +86,7 @@ func String(b []byte, i int) int {
 		return -1
 	}
 	for i++; i < len(b); i++ {
-		for i < len(b) && Plain[b[i]] { // most bytes: one look-up
-			i++
-		}
+		i = PlainRun(b, i) // most bytes: eight at a time
 		if i == len(b) {
 			break
 		}
