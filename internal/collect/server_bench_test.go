@@ -41,6 +41,21 @@ func (s serverBenchSites) SiteByAPIKeyHash(_ context.Context, hash string) (*sto
 	return s.site, nil
 }
 
+// benchKey is the API key of benchServer's site.
+const benchKey = APIKeyPrefix + "bench"
+
+// benchServer is a server of one site (benchKey) with identity stitching
+// (running until ctx ends) and a store that accepts at once.
+func benchServer(ctx context.Context) (*Server, *identity.Service) {
+	site := &store.Site{Key: "sbench", APIKeyHash: HashAPIKey(benchKey), DefaultRegion: "US"}
+	ids := identity.New(&identitytest.Mem{}, slog.New(slog.DiscardHandler))
+	go ids.Run(ctx)
+	p := pipeline.New(serverBenchOutbox{})
+	p.Enricher, p.Observer = ids, ids
+	p.Gate = pipeline.NewGate(2)
+	return &Server{Sites: serverBenchSites{site: site}, Pipeline: p, Logger: slog.New(slog.DiscardHandler)}, ids
+}
+
 // BenchmarkServeEvents measures POST /v1/events in process, one request of
 // 100 returning customers' raw Purchases at a time, with identity
 // stitching and a store that accepts at once. One op is one event, so
@@ -48,14 +63,7 @@ func (s serverBenchSites) SiteByAPIKeyHash(_ context.Context, hash string) (*sto
 func BenchmarkServeEvents(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	const key = APIKeyPrefix + "bench"
-	site := &store.Site{Key: "sbench", APIKeyHash: HashAPIKey(key), DefaultRegion: "US"}
-	ids := identity.New(&identitytest.Mem{}, slog.New(slog.DiscardHandler))
-	go ids.Run(ctx)
-	p := pipeline.New(serverBenchOutbox{})
-	p.Enricher, p.Observer = ids, ids
-	p.Gate = pipeline.NewGate(2)
-	s := &Server{Sites: serverBenchSites{site: site}, Pipeline: p, Logger: slog.New(slog.DiscardHandler)}
+	s, ids := benchServer(ctx)
 	const per = 100
 	const marker = "bench-000-000000000000"
 	body := loadgen.ServerBody(marker, per)
@@ -77,7 +85,7 @@ func BenchmarkServeEvents(b *testing.B) {
 		}
 		r := httptest.NewRequest(http.MethodPost, "/v1/events", bytes.NewReader(body))
 		r.Header.Set("Content-Type", "application/json")
-		r.Header.Set("Authorization", "Bearer "+key)
+		r.Header.Set("Authorization", "Bearer "+benchKey)
 		w := httptest.NewRecorder()
 		s.ServeEvents(w, r)
 		if w.Code != http.StatusOK {
@@ -102,14 +110,7 @@ func BenchmarkServeEvents(b *testing.B) {
 func BenchmarkServeEventsRealistic(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	const key = APIKeyPrefix + "bench"
-	site := &store.Site{Key: "sbench", APIKeyHash: HashAPIKey(key), DefaultRegion: "US"}
-	ids := identity.New(&identitytest.Mem{}, slog.New(slog.DiscardHandler))
-	go ids.Run(ctx)
-	p := pipeline.New(serverBenchOutbox{})
-	p.Enricher, p.Observer = ids, ids
-	p.Gate = pipeline.NewGate(2)
-	s := &Server{Sites: serverBenchSites{site: site}, Pipeline: p, Logger: slog.New(slog.DiscardHandler)}
+	s, _ := benchServer(ctx)
 	const per = 100
 	b.ReportAllocs()
 	for i := 0; i < b.N; i += per {
@@ -117,7 +118,7 @@ func BenchmarkServeEventsRealistic(b *testing.B) {
 		body := loadgen.RealisticServerBody(fmt.Sprintf("r%d", i), uint64(i), per)
 		r := httptest.NewRequest(http.MethodPost, "/v1/events", bytes.NewReader(body))
 		r.Header.Set("Content-Type", "application/json")
-		r.Header.Set("Authorization", "Bearer "+key)
+		r.Header.Set("Authorization", "Bearer "+benchKey)
 		w := httptest.NewRecorder()
 		b.StartTimer()
 		s.ServeEvents(w, r)
