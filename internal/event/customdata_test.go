@@ -160,6 +160,87 @@ func TestLowerCaseCurrencyAllocations(t *testing.T) {
 	}
 }
 
+func TestCheckCustomDataAgreesWithJSON(t *testing.T) {
+	t.Parallel()
+	for _, raw := range customDataSeeds {
+		for _, name := range []string{"Purchase", "Lead"} {
+			sameCheck(t, name, raw)
+		}
+	}
+}
+
+// TestCustomDataScan checks that the scan takes on the usual shapes (so the
+// agreement above is not with itself) and reads them as encoding/json does.
+func TestCustomDataScan(t *testing.T) {
+	t.Parallel()
+	for _, raw := range []string{
+		`{"value":49.9,"currency":"USD","content_ids":["sku-1","sku-2"],"num_items":2}`,
+		` { "value" : 1 , "currency" : "eur" } `,
+		`{"Value":1,"CURRENCY":"USD","value":2}`,
+		`{"currency":"usd","currency":null}`,
+		`{"contents":[{"id":"a\"b","quantity":1}],"value":"2","currency":"GBP"}`,
+		`{}`,
+	} {
+		var got, want customData
+		if !got.scan([]byte(raw)) {
+			t.Errorf("scan(%s) fell back", raw)
+			continue
+		}
+		if err := json.Unmarshal([]byte(raw), &want); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got.Currency, want.Currency) || string(got.Value) != string(want.Value) {
+			t.Errorf("scan(%s) = %s/%v, encoding/json %s/%v", raw, got.Value, got.Currency, want.Value, want.Currency)
+		}
+	}
+	for _, raw := range []string{`null`, `{"currency":5}`, `{"val\u0075e":1}`, `{"value":1,}`, `{"currency":"\u0055SD"}`} {
+		var cd customData
+		if cd.scan([]byte(raw)) {
+			t.Errorf("scan(%s) took on what encoding/json must decide", raw)
+		}
+	}
+}
+
+// FuzzCheckCustomData compares checkCustomData with the encoding/json
+// version on arbitrary custom_data.
+func FuzzCheckCustomData(f *testing.F) {
+	for _, s := range customDataSeeds {
+		f.Add(s, true)
+	}
+	f.Fuzz(func(t *testing.T, raw string, purchase bool) {
+		name := "Lead"
+		if purchase {
+			name = "Purchase"
+		}
+		sameCheck(t, name, raw)
+	})
+}
+
+func BenchmarkCheckCustomData(b *testing.B) {
+	raw := json.RawMessage(`{"value":49.9,"currency":"USD","content_ids":["sku-1","sku-2"],"num_items":2}`)
+	p := func(f string) string { return f }
+	b.ReportAllocs()
+	for b.Loop() {
+		ev := Event{EventName: "Purchase", CustomData: raw}
+		if err := checkCustomData(&ev, p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCheckCustomDataJSON is the encoding/json version, for comparison.
+func BenchmarkCheckCustomDataJSON(b *testing.B) {
+	raw := json.RawMessage(`{"value":49.9,"currency":"USD","content_ids":["sku-1","sku-2"],"num_items":2}`)
+	p := func(f string) string { return f }
+	b.ReportAllocs()
+	for b.Loop() {
+		ev := Event{EventName: "Purchase", CustomData: raw}
+		if err := checkCustomDataJSON(&ev, p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkCheckCustomDataLowerCase is a currency in lower case and a
 // value sent as a string: both replaced.
 func BenchmarkCheckCustomDataLowerCase(b *testing.B) {
