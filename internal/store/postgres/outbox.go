@@ -150,6 +150,8 @@ type dedupKey struct{ site, name, id string }
 //     cannot deadlock.
 //   - the outbox insert takes the events whose key came back, in arrival
 //     order, so ids follow the order of the calls.
+//   - their payloads go to outbox_payload under the same ids (a key is
+//     in the input once: the group's repeats were left out).
 const insertGroupSQL = `
 WITH input AS (
 	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bytea[], $6::text[], $7::text[], $8::text[],
@@ -160,14 +162,19 @@ WITH input AS (
 	SELECT site_key, event_name, event_id, $9 FROM input ORDER BY site_key, event_name, event_id
 	ON CONFLICT (site_key, event_name, event_id) DO UPDATE SET seen_at = excluded.seen_at WHERE seen.seen_at < $10
 	RETURNING site_key, event_name, event_id
+), added AS (
+	INSERT INTO outbox (site_key, event_name, event_id, event_time, state, next_attempt, source, visitor_id,
+		test_event_code, params, created_at, enriched)
+	SELECT i.site_key, i.event_name, i.event_id, i.event_time, i.state, $9, i.source, i.visitor_id,
+		i.test_event_code, i.params, $9, i.enriched
+	FROM input i JOIN fresh f USING (site_key, event_name, event_id)
+	ORDER BY i.ord
+	RETURNING id, site_key, event_name, event_id
+), payloads AS (
+	INSERT INTO outbox_payload (id, payload)
+	SELECT a.id, i.payload FROM added a JOIN input i USING (site_key, event_name, event_id)
 )
-INSERT INTO outbox (site_key, event_name, event_id, event_time, payload, state, next_attempt, source, visitor_id,
-	test_event_code, params, created_at, enriched)
-SELECT i.site_key, i.event_name, i.event_id, i.event_time, i.payload, i.state, $9, i.source, i.visitor_id,
-	i.test_event_code, i.params, $9, i.enriched
-FROM input i JOIN fresh f USING (site_key, event_name, event_id)
-ORDER BY i.ord
-RETURNING id, site_key, event_name, event_id`
+SELECT id, site_key, event_name, event_id FROM added`
 
 func (db *DB) insertGroup(ctx context.Context, batch []*enqueueReq) error {
 	var (
@@ -226,11 +233,16 @@ func (db *DB) insertGroup(ctx context.Context, batch []*enqueueReq) error {
 	return nil
 }
 
-// itemCols lists the columns scanItem reads, each prefixed with p.
+// itemCols lists the columns scanItem reads, each prefixed with p; the
+// payload comes from outbox_payload.
 func itemCols(p string) string {
 	cols := []string{"id", "site_key", "event_name", "event_id", "event_time", "payload", "state", "attempts",
 		"next_attempt", "last_error", "trace_id", "source", "visitor_id", "test_event_code", "params", "created_at", "delivered_at", "enriched"}
 	for i, c := range cols {
+		if c == "payload" {
+			cols[i] = "(SELECT payload FROM outbox_payload WHERE outbox_payload.id = " + p + "id)"
+			continue
+		}
 		cols[i] = p + c
 	}
 	return strings.Join(cols, ", ")
@@ -446,8 +458,8 @@ func (db *DB) ReleaseHeld(ctx context.Context, siteKey, visitorID string, grante
 // fillHeld rewrites the sealed payloads of a visitor's held events with
 // fill.
 func (db *DB) fillHeld(ctx context.Context, tx pgx.Tx, siteKey, visitorID string, fill store.HeldFill) error {
-	rows, err := tx.Query(ctx, `SELECT id, payload FROM outbox WHERE state = 'held' AND site_key = $1 AND visitor_id = $2 FOR UPDATE`,
-		siteKey, visitorID)
+	rows, err := tx.Query(ctx, `SELECT o.id, p.payload FROM outbox o JOIN outbox_payload p ON p.id = o.id
+		WHERE o.state = 'held' AND o.site_key = $1 AND o.visitor_id = $2 FOR UPDATE`, siteKey, visitorID)
 	if err != nil {
 		return err
 	}
@@ -457,7 +469,7 @@ func (db *DB) fillHeld(ctx context.Context, tx pgx.Tx, siteKey, visitorID string
 		return err
 	}
 	for _, u := range ups {
-		if _, err := tx.Exec(ctx, `UPDATE outbox SET payload = $1 WHERE id = $2`, u.Payload, u.ID); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE outbox_payload SET payload = $1 WHERE id = $2`, u.Payload, u.ID); err != nil {
 			return err
 		}
 	}
@@ -473,7 +485,7 @@ func (db *DB) Replay(ctx context.Context, id int64, now time.Time) error {
 
 // Item returns one outbox item, or store.ErrNotFound.
 func (db *DB) Item(ctx context.Context, id int64) (*store.Item, error) {
-	it, err := db.scanItem(db.pool.QueryRow(ctx, `SELECT `+itemCols("")+` FROM outbox WHERE id = $1`, id))
+	it, err := db.scanItem(db.pool.QueryRow(ctx, `SELECT `+itemCols("o.")+` FROM outbox o WHERE id = $1`, id))
 	if err != nil {
 		return nil, fmt.Errorf("item %d: %w", id, err)
 	}
@@ -482,7 +494,7 @@ func (db *DB) Item(ctx context.Context, id int64) (*store.Item, error) {
 
 // Items lists the newest items, optionally of one site and state.
 func (db *DB) Items(ctx context.Context, siteKey, state string, limit int) ([]store.Item, error) {
-	q := `SELECT ` + itemCols("") + ` FROM outbox WHERE true`
+	q := `SELECT ` + itemCols("o.") + ` FROM outbox o WHERE true`
 	var args []any
 	if siteKey != "" {
 		args = append(args, siteKey)

@@ -80,7 +80,7 @@ func TestSealedAtRest(t *testing.T) {
 	box := testBox(t)
 	for _, c := range []struct{ query, ad, plain string }{
 		{`SELECT access_token FROM sites WHERE key = 'k'`, "site-token:k", token},
-		{`SELECT payload FROM outbox`, "outbox", payload},
+		{`SELECT payload FROM outbox_payload`, "outbox", payload},
 		{`SELECT payload FROM sandbox`, "sandbox", sandbox},
 	} {
 		var raw []byte
@@ -100,7 +100,7 @@ func TestSealedAtRest(t *testing.T) {
 	var hits int
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM (
 		SELECT s::text AS t FROM sites s UNION ALL SELECT o::text FROM outbox o UNION ALL SELECT x::text FROM sandbox x
-		UNION ALL SELECT e::text FROM seen e) r WHERE t LIKE '%plaintext%' OR t LIKE '%198.51.100.213%'`).Scan(&hits); err != nil {
+		UNION ALL SELECT e::text FROM seen e UNION ALL SELECT p::text FROM outbox_payload p) r WHERE t LIKE '%plaintext%' OR t LIKE '%198.51.100.213%'`).Scan(&hits); err != nil {
 		t.Fatal(err)
 	}
 	if hits != 0 {
@@ -321,7 +321,7 @@ func TestForgetLeavesNoRows(t *testing.T) {
 		t.Helper()
 		var n int
 		if err := conn.QueryRow(ctx, `SELECT count(*) FROM (
-			SELECT o::text AS t FROM outbox o UNION ALL SELECT e::text FROM seen e
+			SELECT o::text AS t FROM outbox o UNION ALL SELECT e::text FROM seen e UNION ALL SELECT p::text FROM outbox_payload p
 			UNION ALL SELECT i::text FROM identities i UNION ALL SELECT k::text FROM identity_keys k
 			UNION ALL SELECT l::text FROM leads l) r WHERE strpos(t, $1) > 0`, mark).Scan(&n); err != nil {
 			t.Fatal(err)
@@ -343,4 +343,100 @@ func TestForgetLeavesNoRows(t *testing.T) {
 	if rowsHolding(m.Kept[0]) == 0 {
 		t.Error("the other person's event is gone too")
 	}
+}
+
+// Payloads live in outbox_payload (migration 11). Each way an outbox row
+// goes takes its payload with it, and a held event's refill rewrites it.
+func TestPayloadsGoWithTheirRows(t *testing.T) {
+	ctx := t.Context()
+	dbURL := newDatabase(t)
+	db := mustOpen(t, dbURL)
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, key := range []string{"a", "b"} {
+		if err := db.CreateSite(ctx, &store.Site{Key: key, Name: key, APIKeyHash: "h" + key, PixelID: "1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now()
+	event := func(site, id, visitor string, held bool) store.NewEvent {
+		return store.NewEvent{SiteKey: site, EventName: "Lead", EventID: id, EventTime: now, VisitorID: visitor, Held: held,
+			Payload: []byte(`{"event_name":"Lead","event_id":"` + id + `","user_data":{}}`)}
+	}
+	res, err := db.Enqueue(ctx, []store.NewEvent{
+		event("a", "1", "v1", false), event("a", "2", "v1", false),
+		event("a", "3", "v2", true), event("a", "4", "v3", true),
+		event("b", "5", "v4", false), event("b", "6", "v4", false),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		if r.Status != store.Accepted {
+			t.Fatalf("event %d: %s", i, r.Status)
+		}
+	}
+	// payloads checks that every row has its payload and every payload its
+	// row, and that there are want of them.
+	payloads := func(step string, want int) {
+		t.Helper()
+		var rows, stored, orphans, missing int
+		if err := conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM outbox), (SELECT count(*) FROM outbox_payload),
+			(SELECT count(*) FROM outbox_payload p WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.id = p.id)),
+			(SELECT count(*) FROM outbox o WHERE NOT EXISTS (SELECT 1 FROM outbox_payload p WHERE p.id = o.id))`).
+			Scan(&rows, &stored, &orphans, &missing); err != nil {
+			t.Fatal(err)
+		}
+		if rows != want || stored != want || orphans != 0 || missing != 0 {
+			t.Errorf("after %s: %d rows, %d payloads (%d without a row, %d rows without one); want %d of each",
+				step, rows, stored, orphans, missing, want)
+		}
+	}
+	payloads("enqueue", 6)
+
+	// Consent denied deletes the held event; granted refills it.
+	if n, err := db.ReleaseHeld(ctx, "a", "v2", false, nil); err != nil || n != 1 {
+		t.Fatalf("ReleaseHeld(denied) = %d, %v", n, err)
+	}
+	payloads("consent denied", 5)
+	fill := func(pt []byte) []byte { return bytes.Replace(pt, []byte(`{}`), []byte(`{"fbp":"fb.1.1.2"}`), 1) }
+	if n, err := db.ReleaseHeld(ctx, "a", "v3", true, fill); err != nil || n != 1 {
+		t.Fatalf("ReleaseHeld(granted) = %d, %v", n, err)
+	}
+	payloads("consent granted", 5)
+	items, err := db.Claim(ctx, "a", "o", 10, now.Add(time.Second), time.Minute)
+	if err != nil || len(items) != 3 {
+		t.Fatalf("Claim = %d items, %v; want 3", len(items), err)
+	}
+	if got := string(items[2].Payload); got != `{"event_name":"Lead","event_id":"4","user_data":{"fbp":"fb.1.1.2"}}` {
+		t.Errorf("the granted event's payload is %s; want the refilled one", got)
+	}
+	if got := string(items[0].Payload); got != `{"event_name":"Lead","event_id":"1","user_data":{}}` {
+		t.Errorf("the first event's payload is %s", got)
+	}
+
+	// Pruned once delivered.
+	outs := []store.Outcome{{ID: items[0].ID, Kind: store.OutcomeDelivered}, {ID: items[1].ID, Kind: store.OutcomeDelivered}}
+	if err := db.Complete(ctx, "o", outs, now.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.Prune(ctx, now.Add(time.Minute), now.Add(-time.Hour)); err != nil || n != 2 {
+		t.Fatalf("Prune = %d, %v; want 2", n, err)
+	}
+	payloads("prune", 3)
+
+	// Forgotten by visitor id.
+	if _, err := db.Forget(ctx, store.ForgetRequest{SiteKey: "b", VisitorIDs: []string{"v4"}}); err != nil {
+		t.Fatal(err)
+	}
+	payloads("forget", 1)
+
+	// Gone with the site.
+	if err := db.DeleteSite(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	payloads("site deleted", 0)
 }
