@@ -3,7 +3,9 @@ package postgres
 import (
 	"bytes"
 	"database/sql"
+	"fmt"
 	"io/fs"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,5 +76,93 @@ func TestPayloadMigration(t *testing.T) {
 	}
 	if got, err := box.Open(sealed, []byte(store.PayloadAD)); err != nil || string(got) != plain {
 		t.Errorf("payload after Down = %q, %v; want it back in its row", got, err)
+	}
+}
+
+// planRows runs EXPLAIN (ANALYZE, FORMAT JSON) of q in a transaction it
+// rolls back, and sums over the plan's scans of outbox the rows they
+// returned and the rows their filters removed.
+func planRows(t *testing.T, db *DB, q string, args ...any) (returned, removed float64) {
+	t.Helper()
+	ctx := t.Context()
+	tx, err := db.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	var plan []struct{ Plan map[string]any }
+	if err := tx.QueryRow(ctx, "EXPLAIN (ANALYZE, FORMAT JSON) "+q, args...).Scan(&plan); err != nil {
+		t.Fatal(err)
+	}
+	var walk func(n map[string]any)
+	walk = func(n map[string]any) {
+		if n["Relation Name"] == "outbox" && strings.HasSuffix(fmt.Sprint(n["Node Type"]), "Scan") {
+			loops, _ := n["Actual Loops"].(float64)
+			rows, _ := n["Actual Rows"].(float64)
+			gone, _ := n["Rows Removed by Filter"].(float64)
+			returned += rows * loops
+			removed += gone * loops
+		}
+		kids, _ := n["Plans"].([]any)
+		for _, k := range kids {
+			walk(k.(map[string]any))
+		}
+	}
+	walk(plan[0].Plan)
+	return returned, removed
+}
+
+// A claim reads the pending rows it takes, not the rows leased to batches
+// still in flight, and DueSites reads one row per site, not every queued
+// row.
+func TestClaimAndDueSitesReadLittle(t *testing.T) {
+	ctx := t.Context()
+	db, err := Open(ctx, storetest.PostgresDatabase(t), newBox(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	now := time.Now()
+	for _, site := range []string{"a", "b", "c"} {
+		evs := make([]store.NewEvent, 1000)
+		for n := range 10 {
+			for i := range evs {
+				evs[i] = store.NewEvent{SiteKey: site, EventName: "Lead", EventID: fmt.Sprint(n, "-", i), EventTime: now, Payload: []byte(`{}`)}
+			}
+			if _, err := db.Enqueue(ctx, evs); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Of site a's 10,000 events, 8,000 delivered, 1,000 in flight and
+	// 1,000 pending.
+	now = time.Now().Add(time.Second)
+	for n := range 9 {
+		items, err := db.Claim(ctx, "a", "o", 1000, now, time.Hour)
+		if err != nil || len(items) != 1000 {
+			t.Fatalf("Claim = %d items, %v", len(items), err)
+		}
+		if n == 8 {
+			break
+		}
+		outs := make([]store.Outcome, len(items))
+		for i, it := range items {
+			outs[i] = store.Outcome{ID: it.ID, Kind: store.OutcomeDelivered}
+		}
+		if err := db.Complete(ctx, "o", outs, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.pool.Exec(ctx, "VACUUM ANALYZE outbox"); err != nil {
+		t.Fatal(err)
+	}
+
+	returned, removed := planRows(t, db, claimSQL+"o.id", "a", now, 100, "p", now.Add(time.Hour))
+	if removed > 0 || returned > 300 {
+		t.Errorf("a claim of 100 read %.0f rows of outbox and its filters removed %.0f; want about 100 read, none removed", returned, removed)
+	}
+	returned, removed = planRows(t, db, dueSitesSQL)
+	if returned+removed > 10 {
+		t.Errorf("DueSites of 3 sites read %.0f rows of outbox and its filters removed %.0f; want about one a site", returned, removed)
 	}
 }
