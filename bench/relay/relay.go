@@ -557,11 +557,11 @@ type Binary struct {
 
 // StartBinary builds ./cmd/capirelay into a temporary directory named
 // after prefix, starts a sink and runs the binary against it.
-func StartBinary(ctx context.Context, prefix string) (b *Binary, err error) {
-	b = &Binary{}
+func StartBinary(ctx context.Context, prefix string) (_ *Binary, err error) {
+	b := &Binary{}
 	defer func() {
 		if err != nil {
-			b.Close()
+			b.Close() // b, not the nil a failure returns
 		}
 	}()
 	if b.Root, err = ModuleRoot(); err != nil {

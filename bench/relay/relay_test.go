@@ -132,3 +132,13 @@ func chunks(b []byte, n int) []io.Reader {
 	}
 	return out
 }
+
+// Outside the module StartBinary fails with an error: it once closed the
+// nil it was about to return and panicked.
+func TestStartBinaryOutsideModule(t *testing.T) {
+	t.Chdir(t.TempDir())
+	b, err := StartBinary(t.Context(), "capirelay-bench-")
+	if err == nil || b != nil {
+		t.Fatalf("StartBinary outside the module = %v, %v; want an error", b, err)
+	}
+}
