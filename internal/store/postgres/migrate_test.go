@@ -113,8 +113,8 @@ func planRows(t *testing.T, db *DB, q string, args ...any) (returned, removed fl
 }
 
 // A claim reads the pending rows it takes, not the rows leased to batches
-// still in flight, and DueSites reads one row per site, not every queued
-// row.
+// still in flight nor those to retry later, and DueSites reads a row or
+// two per site, not every queued row.
 func TestClaimAndDueSitesReadLittle(t *testing.T) {
 	ctx := t.Context()
 	db, err := Open(ctx, storetest.PostgresDatabase(t), newBox(t))
@@ -134,8 +134,8 @@ func TestClaimAndDueSitesReadLittle(t *testing.T) {
 			}
 		}
 	}
-	// Of site a's 10,000 events, 8,000 delivered, 1,000 in flight and
-	// 1,000 pending.
+	// Of site a's 10,000 events, 7,000 delivered, 1,000 to retry in an
+	// hour, 1,000 in flight and 1,000 pending.
 	now = time.Now().Add(time.Second)
 	for n := range 9 {
 		items, err := db.Claim(ctx, "a", "o", 1000, now, time.Hour)
@@ -148,6 +148,9 @@ func TestClaimAndDueSitesReadLittle(t *testing.T) {
 		outs := make([]store.Outcome, len(items))
 		for i, it := range items {
 			outs[i] = store.Outcome{ID: it.ID, Kind: store.OutcomeDelivered}
+			if n == 0 {
+				outs[i] = store.Outcome{ID: it.ID, Kind: store.OutcomeRetry, RetryAt: now.Add(time.Hour)}
+			}
 		}
 		if err := db.Complete(ctx, "o", outs, now); err != nil {
 			t.Fatal(err)
