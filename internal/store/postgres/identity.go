@@ -328,8 +328,8 @@ func collectRefs(ctx context.Context, tx pgx.Tx, q string, args []any, refs map[
 // carries one of the set's hashes, in every state, and adds their dedup
 // keys to the set. Payloads are sealed, so each is opened.
 func (db *DB) forgetOutbox(ctx context.Context, tx pgx.Tx, siteKey string, refs map[visitorRef]bool, set *store.ForgetSet) (int, error) {
-	rows, err := tx.Query(ctx, `SELECT o.id, o.site_key, o.visitor_id, o.event_name, o.event_id, p.payload
-		FROM outbox o JOIN outbox_payload p ON p.id = o.id WHERE $1 = '' OR o.site_key = $1`, siteKey)
+	rows, err := tx.Query(ctx, `SELECT o.id, o.site_key, o.visitor_id, o.event_name, o.event_id, `+payloadOf("o.")+`
+		FROM outbox o WHERE $1 = '' OR o.site_key = $1`, siteKey)
 	if err != nil {
 		return 0, err
 	}

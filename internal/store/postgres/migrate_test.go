@@ -26,8 +26,10 @@ func newBox(t *testing.T) *secret.Box {
 	return box
 }
 
-// Migration 11 moves the payloads of a database's queued events into
-// outbox_payload, and its Down puts them back in their rows.
+// Migration 11 leaves the payloads of events already queued in their rows
+// (and a node of the version before, during a rolling upgrade, goes on
+// writing them there): each way of reading or rewriting a payload finds
+// them. Its Down puts every payload back in its row.
 func TestPayloadMigration(t *testing.T) {
 	ctx := t.Context()
 	dbURL := storetest.PostgresDatabase(t)
@@ -48,20 +50,62 @@ func TestPayloadMigration(t *testing.T) {
 	if _, err := p.UpTo(ctx, 10); err != nil {
 		t.Fatal(err)
 	}
-	const plain = `{"event_name":"Lead","event_id":"old-1","user_data":{"client_ip_address":"203.0.113.9"}}`
-	now := time.Now()
-	if _, err := sqlDB.ExecContext(ctx, `INSERT INTO outbox (site_key, event_name, event_id, event_time, payload, state, next_attempt, created_at)
-		VALUES ('k', 'Lead', 'old-1', $1, $2, 'pending', $1, $1)`, now, box.Seal([]byte(plain), []byte(store.PayloadAD))); err != nil {
-		t.Fatal(err)
+	payload := func(id string) string {
+		return `{"event_name":"Lead","event_id":"` + id + `","user_data":{"client_ip_address":"203.0.113.9"}}`
 	}
+	now := time.Now()
+	// insertOld writes an event as the version before did, its payload in
+	// the row.
+	insertOld := func(id, state, visitor string) {
+		t.Helper()
+		if _, err := sqlDB.ExecContext(ctx, `INSERT INTO outbox (site_key, event_name, event_id, event_time, payload, state,
+			next_attempt, created_at, visitor_id) VALUES ('k', 'Lead', $1, $2, $3, $4, $2, $2, $5)`,
+			id, now, box.Seal([]byte(payload(id)), []byte(store.PayloadAD)), state, visitor); err != nil {
+			t.Fatal(err)
+		}
+	}
+	insertOld("a", store.StatePending, "")
+	insertOld("b", store.StateHeld, "v")
+	insertOld("c", store.StatePending, "w")
 
 	db, err := Open(ctx, dbURL, box) // migrates to the newest
 	if err != nil {
 		t.Fatal(err)
 	}
-	items, err := db.Claim(ctx, "k", "o", 10, now.Add(time.Second), time.Minute)
-	if err != nil || len(items) != 1 || string(items[0].Payload) != plain {
-		t.Fatalf("Claim after migrating = %+v, %v; want the event with its payload", items, err)
+	defer db.Close()
+	insertOld("e", store.StatePending, "") // a node not yet upgraded
+	if _, err := db.Enqueue(ctx, []store.NewEvent{{SiteKey: "k", EventName: "Lead", EventID: "d", EventTime: now,
+		Payload: []byte(payload("d"))}}); err != nil {
+		t.Fatal(err)
+	}
+	refilled := strings.Replace(payload("b"), `{"client`, `{"fbp":"fb.1.1.2","client`, 1)
+	fill := func(pt []byte) []byte {
+		return bytes.Replace(pt, []byte(`{"client`), []byte(`{"fbp":"fb.1.1.2","client`), 1)
+	}
+	if n, err := db.ReleaseHeld(ctx, "k", "v", true, fill); err != nil || n != 1 {
+		t.Fatalf("ReleaseHeld = %d, %v", n, err)
+	}
+	if _, err := db.Forget(ctx, store.ForgetRequest{SiteKey: "k", VisitorIDs: []string{"w"}}); err != nil {
+		t.Fatal(err)
+	}
+	items, err := db.Claim(ctx, "k", "o", 10, time.Now().Add(time.Second), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, it := range items {
+		got[it.EventID] = string(it.Payload)
+	}
+	want := map[string]string{"a": payload("a"), "b": refilled, "d": payload("d"), "e": payload("e")}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("claimed payloads after migrating:\n%v\nwant (c forgotten, b refilled)\n%v", got, want)
+	}
+	var inRows int
+	if err := sqlDB.QueryRowContext(ctx, `SELECT count(*) FROM outbox WHERE payload IS NOT NULL`).Scan(&inRows); err != nil {
+		t.Fatal(err)
+	}
+	if inRows != 2 { // a and e; b's refill moved it
+		t.Errorf("%d payloads in their rows, want 2 (a, e)", inRows)
 	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
@@ -70,12 +114,26 @@ func TestPayloadMigration(t *testing.T) {
 	if _, err := p.DownTo(ctx, 10); err != nil {
 		t.Fatal(err)
 	}
-	var sealed []byte
-	if err := sqlDB.QueryRowContext(ctx, `SELECT payload FROM outbox WHERE event_id = 'old-1'`).Scan(&sealed); err != nil {
+	rows, err := sqlDB.QueryContext(ctx, `SELECT event_id, payload FROM outbox`)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := box.Open(sealed, []byte(store.PayloadAD)); err != nil || string(got) != plain {
-		t.Errorf("payload after Down = %q, %v; want it back in its row", got, err)
+	defer rows.Close()
+	back := map[string]string{}
+	for rows.Next() {
+		var id string
+		var sealed []byte
+		if err := rows.Scan(&id, &sealed); err != nil {
+			t.Fatal(err)
+		}
+		pt, err := box.Open(sealed, []byte(store.PayloadAD))
+		if err != nil {
+			t.Fatalf("event %s after Down: %v", id, err)
+		}
+		back[id] = string(pt)
+	}
+	if fmt.Sprint(back) != fmt.Sprint(want) {
+		t.Errorf("payloads after Down:\n%v\nwant them back in their rows\n%v", back, want)
 	}
 }
 

@@ -233,14 +233,21 @@ func (db *DB) insertGroup(ctx context.Context, batch []*enqueueReq) error {
 	return nil
 }
 
+// payloadOf is the sealed payload of the outbox row prefixed with p: in
+// outbox_payload, or for a row written before migration 11 (or during a
+// rolling upgrade, by a node of the version before) in the row itself.
+func payloadOf(p string) string {
+	return "coalesce((SELECT payload FROM outbox_payload WHERE outbox_payload.id = " + p + "id), " + p + "payload)"
+}
+
 // itemCols lists the columns scanItem reads, each prefixed with p; the
-// payload comes from outbox_payload.
+// payload comes from outbox_payload (see payloadOf).
 func itemCols(p string) string {
 	cols := []string{"id", "site_key", "event_name", "event_id", "event_time", "payload", "state", "attempts",
 		"next_attempt", "last_error", "trace_id", "source", "visitor_id", "test_event_code", "params", "created_at", "delivered_at", "enriched"}
 	for i, c := range cols {
 		if c == "payload" {
-			cols[i] = "(SELECT payload FROM outbox_payload WHERE outbox_payload.id = " + p + "id)"
+			cols[i] = payloadOf(p)
 			continue
 		}
 		cols[i] = p + c
@@ -488,7 +495,7 @@ func (db *DB) ReleaseHeld(ctx context.Context, siteKey, visitorID string, grante
 // fillHeld rewrites the sealed payloads of a visitor's held events with
 // fill.
 func (db *DB) fillHeld(ctx context.Context, tx pgx.Tx, siteKey, visitorID string, fill store.HeldFill) error {
-	rows, err := tx.Query(ctx, `SELECT o.id, p.payload FROM outbox o JOIN outbox_payload p ON p.id = o.id
+	rows, err := tx.Query(ctx, `SELECT o.id, `+payloadOf("o.")+` FROM outbox o
 		WHERE o.state = 'held' AND o.site_key = $1 AND o.visitor_id = $2 FOR UPDATE`, siteKey, visitorID)
 	if err != nil {
 		return err
@@ -499,7 +506,12 @@ func (db *DB) fillHeld(ctx context.Context, tx pgx.Tx, siteKey, visitorID string
 		return err
 	}
 	for _, u := range ups {
-		if _, err := tx.Exec(ctx, `UPDATE outbox_payload SET payload = $1 WHERE id = $2`, u.Payload, u.ID); err != nil {
+		// A payload still in its row moves to outbox_payload.
+		if _, err := tx.Exec(ctx, `INSERT INTO outbox_payload (id, payload) VALUES ($2, $1)
+			ON CONFLICT (id) DO UPDATE SET payload = excluded.payload`, u.Payload, u.ID); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE outbox SET payload = NULL WHERE id = $1 AND payload IS NOT NULL`, u.ID); err != nil {
 			return err
 		}
 	}
