@@ -233,24 +233,25 @@ func (db *DB) insertGroup(ctx context.Context, batch []*enqueueReq) error {
 	return nil
 }
 
-// payloadOf is the sealed payload of the outbox row prefixed with p: in
+// payloadOf is the sealed payload of the outbox row prefixed with p (an
+// alias and its dot: unqualified, id would name outbox_payload's): in
 // outbox_payload, or for a row written before migration 11 (or during a
 // rolling upgrade, by a node of the version before) in the row itself.
 func payloadOf(p string) string {
 	return "coalesce((SELECT payload FROM outbox_payload WHERE outbox_payload.id = " + p + "id), " + p + "payload)"
 }
 
-// itemCols lists the columns scanItem reads, each prefixed with p; the
+// itemCols lists the columns scanItem reads of the outbox row "o"; the
 // payload comes from outbox_payload (see payloadOf).
-func itemCols(p string) string {
+func itemCols() string {
 	cols := []string{"id", "site_key", "event_name", "event_id", "event_time", "payload", "state", "attempts",
 		"next_attempt", "last_error", "trace_id", "source", "visitor_id", "test_event_code", "params", "created_at", "delivered_at", "enriched"}
 	for i, c := range cols {
 		if c == "payload" {
-			cols[i] = payloadOf(p)
+			cols[i] = payloadOf("o.")
 			continue
 		}
-		cols[i] = p + c
+		cols[i] = "o." + c
 	}
 	return strings.Join(cols, ", ")
 }
@@ -321,7 +322,7 @@ func (db *DB) Claim(ctx context.Context, siteKey, owner string, limit int, now t
 	if limit <= 0 {
 		return nil, nil
 	}
-	rows, err := db.pool.Query(ctx, claimSQL+itemCols("o."), siteKey, now, limit, owner, now.Add(lease))
+	rows, err := db.pool.Query(ctx, claimSQL+itemCols(), siteKey, now, limit, owner, now.Add(lease))
 	if err != nil {
 		return nil, fmt.Errorf("claim for site %s: %w", siteKey, mapErr(err))
 	}
@@ -527,7 +528,7 @@ func (db *DB) Replay(ctx context.Context, id int64, now time.Time) error {
 
 // Item returns one outbox item, or store.ErrNotFound.
 func (db *DB) Item(ctx context.Context, id int64) (*store.Item, error) {
-	it, err := db.scanItem(db.pool.QueryRow(ctx, `SELECT `+itemCols("o.")+` FROM outbox o WHERE id = $1`, id))
+	it, err := db.scanItem(db.pool.QueryRow(ctx, `SELECT `+itemCols()+` FROM outbox o WHERE id = $1`, id))
 	if err != nil {
 		return nil, fmt.Errorf("item %d: %w", id, err)
 	}
@@ -536,7 +537,7 @@ func (db *DB) Item(ctx context.Context, id int64) (*store.Item, error) {
 
 // Items lists the newest items, optionally of one site and state.
 func (db *DB) Items(ctx context.Context, siteKey, state string, limit int) ([]store.Item, error) {
-	q := `SELECT ` + itemCols("o.") + ` FROM outbox o WHERE true`
+	q := `SELECT ` + itemCols() + ` FROM outbox o WHERE true`
 	var args []any
 	if siteKey != "" {
 		args = append(args, siteKey)
