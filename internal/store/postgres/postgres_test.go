@@ -305,18 +305,26 @@ func BenchmarkClaimComplete(b *testing.B) {
 	storetest.BenchClaimComplete(b, mustOpen(b, newDatabase(b)))
 }
 
+// openWithConn opens a store on a new database, and a connection of its
+// own to that database.
+func openWithConn(t *testing.T) (*postgres.DB, *pgx.Conn) {
+	t.Helper()
+	dbURL := newDatabase(t)
+	db := mustOpen(t, dbURL)
+	conn, err := pgx.Connect(t.Context(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return db, conn
+}
+
 // TestForgetLeavesNoRows searches a text dump of every row of every table
 // that holds personal data: after forget, none names the person's visitor,
 // email hash or event ids (dedup keys included).
 func TestForgetLeavesNoRows(t *testing.T) {
 	ctx := t.Context()
-	dbURL := newDatabase(t)
-	db := mustOpen(t, dbURL)
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	db, conn := openWithConn(t)
 	rowsHolding := func(mark string) int {
 		t.Helper()
 		var n int
@@ -349,13 +357,7 @@ func TestForgetLeavesNoRows(t *testing.T) {
 // goes takes its payload with it, and a held event's refill rewrites it.
 func TestPayloadsGoWithTheirRows(t *testing.T) {
 	ctx := t.Context()
-	dbURL := newDatabase(t)
-	db := mustOpen(t, dbURL)
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	db, conn := openWithConn(t)
 	for _, key := range []string{"a", "b"} {
 		if err := db.CreateSite(ctx, &store.Site{Key: key, Name: key, APIKeyHash: "h" + key, PixelID: "1"}); err != nil {
 			t.Fatal(err)
