@@ -345,53 +345,92 @@ func cmpInt(a, b int64) int {
 	return 0
 }
 
-// Complete records outcomes for items leased to owner, one statement per
-// kind of outcome, all in one transaction. Outcomes for items that owner
-// no longer holds (lease lost, already completed) change nothing.
-func (db *DB) Complete(ctx context.Context, owner string, outs []store.Outcome, now time.Time) error {
-	var (
-		delIDs, retryIDs, deadIDs, relIDs []int64
-		delTrace, retryReason, retryTrace []string
-		deadReason, deadTrace             []string
-		retryAt                           []time.Time
-	)
+// The outcome statements find their rows by id in outbox_pkey, each for
+// the outcomes that share their values (a batch's outcomes mostly share
+// one Graph trace, and one retry time and reason): joined to an unnest of
+// per-row values, a prepared statement's generic plan counted 10 rows of
+// it and compared each of 1,000 rows with each of 1,000 values (235–347 ms
+// a batch, seen with auto_explain). They do not name the state: a lease
+// owner is set only by a claim and cleared by every way out of flight, so
+// the owner alone says the row is still leased to owner; named, it let
+// the planner take outbox_leased, whose entries of rows no longer in
+// flight stay until a vacuum (a batch of 1,000 read 31,000 of them).
+const (
+	deliveredSQL = `UPDATE outbox SET state = 'delivered', trace_id = $2, delivered_at = $3, last_error = '', lease_owner = ''
+	WHERE id = ANY($1) AND lease_owner = $4`
+	retrySQL = `UPDATE outbox SET state = 'pending', next_attempt = $2, last_error = $3, trace_id = $4, lease_owner = ''
+	WHERE id = ANY($1) AND lease_owner = $5`
+	deadSQL = `UPDATE outbox SET state = 'dead', last_error = $2, trace_id = $3, lease_owner = '', delivered_at = $4
+	WHERE id = ANY($1) AND lease_owner = $5`
+	releaseSQL = `UPDATE outbox SET state = 'pending', next_attempt = $2, attempts = greatest(attempts - 1, 0), lease_owner = ''
+	WHERE id = ANY($1) AND lease_owner = $3`
+)
+
+// outcomeGroup is the ids of outcomes of one kind that share their values.
+type outcomeGroup struct {
+	kind          store.OutcomeKind
+	trace, reason string
+	at            time.Time
+	ids           []int64
+}
+
+// groupOutcomes groups outs by kind and values, in the order each group
+// first appears.
+func groupOutcomes(outs []store.Outcome) ([]*outcomeGroup, error) {
+	type key struct {
+		kind          store.OutcomeKind
+		trace, reason string
+		at            int64
+	}
+	var groups []*outcomeGroup
+	index := map[key]*outcomeGroup{}
 	for _, o := range outs {
+		g := outcomeGroup{kind: o.Kind}
 		switch o.Kind {
 		case store.OutcomeDelivered:
-			delIDs, delTrace = append(delIDs, o.ID), append(delTrace, cleanText(o.TraceID))
+			g.trace = cleanText(o.TraceID)
 		case store.OutcomeRetry:
-			retryIDs, retryAt = append(retryIDs, o.ID), append(retryAt, o.RetryAt)
-			retryReason, retryTrace = append(retryReason, cleanText(o.Reason)), append(retryTrace, cleanText(o.TraceID))
+			g.trace, g.reason, g.at = cleanText(o.TraceID), cleanText(o.Reason), o.RetryAt
 		case store.OutcomeDead:
-			deadIDs = append(deadIDs, o.ID)
-			deadReason, deadTrace = append(deadReason, cleanText(o.Reason)), append(deadTrace, cleanText(o.TraceID))
+			g.trace, g.reason = cleanText(o.TraceID), cleanText(o.Reason)
 		case store.OutcomeRelease:
-			relIDs = append(relIDs, o.ID)
 		default:
-			return fmt.Errorf("complete item %d: unknown outcome kind %d", o.ID, o.Kind)
+			return nil, fmt.Errorf("complete item %d: unknown outcome kind %d", o.ID, o.Kind)
 		}
+		k := key{g.kind, g.trace, g.reason, g.at.UnixNano()}
+		found := index[k]
+		if found == nil {
+			found = &g
+			index[k] = found
+			groups = append(groups, found)
+		}
+		found.ids = append(found.ids, o.ID)
+	}
+	return groups, nil
+}
+
+// Complete records outcomes for items leased to owner, one statement per
+// kind of outcome and its values, all in one transaction. Outcomes for
+// items that owner no longer holds (lease lost, already completed) change
+// nothing.
+func (db *DB) Complete(ctx context.Context, owner string, outs []store.Outcome, now time.Time) error {
+	groups, err := groupOutcomes(outs)
+	if err != nil {
+		return err
 	}
 	b := &pgx.Batch{}
-	if len(delIDs) > 0 {
-		b.Queue(`UPDATE outbox o SET state = 'delivered', trace_id = u.trace, delivered_at = $3, last_error = '', lease_owner = ''
-			FROM unnest($1::bigint[], $2::text[]) AS u(id, trace)
-			WHERE o.id = u.id AND o.lease_owner = $4 AND o.state = 'inflight'`, delIDs, delTrace, now, owner)
+	for _, g := range groups {
+		switch g.kind {
+		case store.OutcomeDelivered:
+			b.Queue(deliveredSQL, g.ids, g.trace, now, owner)
+		case store.OutcomeRetry:
+			b.Queue(retrySQL, g.ids, g.at, g.reason, g.trace, owner)
+		case store.OutcomeDead:
+			b.Queue(deadSQL, g.ids, g.reason, g.trace, now, owner)
+		case store.OutcomeRelease:
+			b.Queue(releaseSQL, g.ids, now, owner)
+		}
 	}
-	if len(retryIDs) > 0 {
-		b.Queue(`UPDATE outbox o SET state = 'pending', next_attempt = u.at, last_error = u.reason, trace_id = u.trace, lease_owner = ''
-			FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[]) AS u(id, at, reason, trace)
-			WHERE o.id = u.id AND o.lease_owner = $5 AND o.state = 'inflight'`, retryIDs, retryAt, retryReason, retryTrace, owner)
-	}
-	if len(deadIDs) > 0 {
-		b.Queue(`UPDATE outbox o SET state = 'dead', last_error = u.reason, trace_id = u.trace, lease_owner = '', delivered_at = $4
-			FROM unnest($1::bigint[], $2::text[], $3::text[]) AS u(id, reason, trace)
-			WHERE o.id = u.id AND o.lease_owner = $5 AND o.state = 'inflight'`, deadIDs, deadReason, deadTrace, now, owner)
-	}
-	if len(relIDs) > 0 {
-		b.Queue(`UPDATE outbox SET state = 'pending', next_attempt = $2, attempts = greatest(attempts - 1, 0), lease_owner = ''
-			WHERE id = ANY($1) AND lease_owner = $3 AND state = 'inflight'`, relIDs, now, owner)
-	}
-	var err error
 	switch b.Len() {
 	case 0:
 		return nil
