@@ -213,6 +213,17 @@ func planRows(t *testing.T, db *DB, generic bool, q string, args ...any) plan {
 	return p
 }
 
+// openNew opens a store on a new database.
+func openNew(t *testing.T) *DB {
+	t.Helper()
+	db, err := Open(t.Context(), storetest.PostgresDatabase(t), newBox(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
 // literal writes a test's parameter as an SQL literal.
 func literal(t *testing.T, v any) string {
 	switch v := v.(type) {
@@ -236,11 +247,7 @@ func literal(t *testing.T, v any) string {
 // two per site, not every queued row.
 func TestClaimAndDueSitesReadLittle(t *testing.T) {
 	ctx := t.Context()
-	db, err := Open(ctx, storetest.PostgresDatabase(t), newBox(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openNew(t)
 	now := time.Now()
 	for _, site := range []string{"a", "b", "c"} {
 		evs := make([]store.NewEvent, 1000)
@@ -292,11 +299,7 @@ func TestClaimAndDueSitesReadLittle(t *testing.T) {
 // stay until a vacuum: there a batch of 1,000 read every row leased since.
 func TestOutcomesReadTheirRows(t *testing.T) {
 	ctx := t.Context()
-	db, err := Open(ctx, storetest.PostgresDatabase(t), newBox(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openNew(t)
 	const batch = 1000
 	evs := make([]store.NewEvent, batch)
 	var items []store.Item
@@ -307,6 +310,7 @@ func TestOutcomesReadTheirRows(t *testing.T) {
 		if _, err := db.Enqueue(ctx, evs); err != nil {
 			t.Fatal(err)
 		}
+		var err error
 		if items, err = db.Claim(ctx, "a", "o", batch, time.Now().Add(time.Second), time.Hour); err != nil || len(items) != batch {
 			t.Fatalf("Claim = %d items, %v", len(items), err)
 		}
