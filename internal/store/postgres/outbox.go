@@ -358,7 +358,8 @@ func cmpInt(a, b int64) int {
 const (
 	deliveredSQL = `UPDATE outbox SET state = 'delivered', trace_id = $2, delivered_at = $3, last_error = '', lease_owner = ''
 	WHERE id = ANY($1) AND lease_owner = $4`
-	retrySQL = `UPDATE outbox SET state = 'pending', next_attempt = $2, last_error = $3, trace_id = $4, lease_owner = ''
+	retrySQL = `UPDATE outbox SET state = 'pending', next_attempt = ($2::timestamptz[])[array_position($1::bigint[], id)],
+		last_error = $3, trace_id = $4, lease_owner = ''
 	WHERE id = ANY($1) AND lease_owner = $5`
 	deadSQL = `UPDATE outbox SET state = 'dead', last_error = $2, trace_id = $3, lease_owner = '', delivered_at = $4
 	WHERE id = ANY($1) AND lease_owner = $5`
@@ -366,12 +367,14 @@ const (
 	WHERE id = ANY($1) AND lease_owner = $3`
 )
 
-// outcomeGroup is the ids of outcomes of one kind that share their values.
+// outcomeGroup is the ids of outcomes of one kind that share their values
+// and, for retries, each one's time (the dispatcher's backoff has jitter;
+// array_position finds it, a scan of the group's ids in C).
 type outcomeGroup struct {
 	kind          store.OutcomeKind
 	trace, reason string
-	at            time.Time
 	ids           []int64
+	at            []time.Time
 }
 
 // groupOutcomes groups outs by kind and values, in the order each group
@@ -380,7 +383,6 @@ func groupOutcomes(outs []store.Outcome) ([]*outcomeGroup, error) {
 	type key struct {
 		kind          store.OutcomeKind
 		trace, reason string
-		at            int64
 	}
 	var groups []*outcomeGroup
 	index := map[key]*outcomeGroup{}
@@ -390,14 +392,14 @@ func groupOutcomes(outs []store.Outcome) ([]*outcomeGroup, error) {
 		case store.OutcomeDelivered:
 			g.trace = cleanText(o.TraceID)
 		case store.OutcomeRetry:
-			g.trace, g.reason, g.at = cleanText(o.TraceID), cleanText(o.Reason), o.RetryAt
+			g.trace, g.reason = cleanText(o.TraceID), cleanText(o.Reason)
 		case store.OutcomeDead:
 			g.trace, g.reason = cleanText(o.TraceID), cleanText(o.Reason)
 		case store.OutcomeRelease:
 		default:
 			return nil, fmt.Errorf("complete item %d: unknown outcome kind %d", o.ID, o.Kind)
 		}
-		k := key{g.kind, g.trace, g.reason, g.at.UnixNano()}
+		k := key{g.kind, g.trace, g.reason}
 		found := index[k]
 		if found == nil {
 			found = &g
@@ -405,6 +407,9 @@ func groupOutcomes(outs []store.Outcome) ([]*outcomeGroup, error) {
 			groups = append(groups, found)
 		}
 		found.ids = append(found.ids, o.ID)
+		if o.Kind == store.OutcomeRetry {
+			found.at = append(found.at, o.RetryAt)
+		}
 	}
 	return groups, nil
 }

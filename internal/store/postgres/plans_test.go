@@ -231,6 +231,12 @@ func literal(t *testing.T, v any) string {
 		return "'" + strings.ReplaceAll(v, "'", "''") + "'"
 	case time.Time:
 		return "'" + v.UTC().Format(time.RFC3339Nano) + "'"
+	case []time.Time:
+		ts := make([]string, len(v))
+		for i, at := range v {
+			ts[i] = `"` + at.UTC().Format(time.RFC3339Nano) + `"`
+		}
+		return "'{" + strings.Join(ts, ",") + "}'"
 	case []int64:
 		ids := make([]string, len(v))
 		for i, id := range v {
@@ -326,8 +332,9 @@ func TestOutcomesReadTheirRows(t *testing.T) {
 		}
 	}
 	ids := make([]int64, batch)
+	times := make([]time.Time, batch)
 	for i, it := range items {
-		ids[i] = it.ID
+		ids[i], times[i] = it.ID, time.Now().Add(time.Duration(i)*time.Second)
 	}
 	for _, c := range []struct {
 		name string
@@ -335,7 +342,7 @@ func TestOutcomesReadTheirRows(t *testing.T) {
 		args []any
 	}{
 		{"delivered", deliveredSQL, []any{ids, "t", time.Now(), "o"}},
-		{"retry", retrySQL, []any{ids, time.Now(), "r", "t", "o"}},
+		{"retry", retrySQL, []any{ids, times, "r", "t", "o"}},
 		{"dead", deadSQL, []any{ids, "r", "t", time.Now(), "o"}},
 		{"release", releaseSQL, []any{ids, time.Now(), "o"}},
 	} {

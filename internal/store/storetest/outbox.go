@@ -618,6 +618,30 @@ func testCompleteMany(t *testing.T, s store.Store) {
 	}
 }
 
+// testCompleteManyRetries retries a batch whose items each have their own
+// retry time (the dispatcher's backoff has jitter), sharing the error.
+func testCompleteManyRetries(t *testing.T, s store.Store) {
+	mustEnqueue(t, s, events("a", 500)...)
+	now := time.Now()
+	items := mustClaim(t, s, "a", "o", 500, now, lease)
+	outs := make([]store.Outcome, len(items))
+	at := func(i int) time.Time { return now.Add(time.Hour + time.Duration(i)*time.Second) }
+	for i, it := range items {
+		outs[i] = store.Outcome{ID: it.ID, Kind: store.OutcomeRetry, RetryAt: at(i), Reason: "HTTP 503", TraceID: "t"}
+	}
+	mustComplete(t, s, "o", now, outs...)
+	for i, it := range items {
+		if i%97 != 0 && i != len(items)-1 {
+			continue
+		}
+		got := wantState(t, s, it.ID, store.StatePending)
+		wantTime(t, fmt.Sprintf("item %d NextAttempt", i), got.NextAttempt, at(i))
+		if got.LastError != "HTTP 503" || got.TraceID != "t" {
+			t.Errorf("item %d: LastError %q, TraceID %q", i, got.LastError, got.TraceID)
+		}
+	}
+}
+
 func testRelease(t *testing.T, s store.Store) {
 	ids := mustEnqueue(t, s, ev("a", "P", "1"), ev("a", "P", "2"), ev("b", "P", "1"))
 	now := time.Now()
