@@ -361,20 +361,24 @@ const (
 	retrySQL = `UPDATE outbox SET state = 'pending', next_attempt = ($2::timestamptz[])[array_position($1::bigint[], id)],
 		last_error = $3, trace_id = $4, lease_owner = ''
 	WHERE id = ANY($1) AND lease_owner = $5`
-	deadSQL = `UPDATE outbox SET state = 'dead', last_error = $2, trace_id = $3, lease_owner = '', delivered_at = $4
+	deadSQL = `UPDATE outbox SET state = 'dead', last_error = ($2::text[])[array_position($1::bigint[], id)], trace_id = $3,
+		lease_owner = '', delivered_at = $4
 	WHERE id = ANY($1) AND lease_owner = $5`
 	releaseSQL = `UPDATE outbox SET state = 'pending', next_attempt = $2, attempts = greatest(attempts - 1, 0), lease_owner = ''
 	WHERE id = ANY($1) AND lease_owner = $3`
 )
 
 // outcomeGroup is the ids of outcomes of one kind that share their values
-// and, for retries, each one's time (the dispatcher's backoff has jitter;
-// array_position finds it, a scan of the group's ids in C).
+// and, for retries, each one's time (the dispatcher's backoff has jitter)
+// and, for dead letters, each one's reason (an event isolated from its
+// batch has its own); array_position finds them, a scan of the group's
+// ids in C.
 type outcomeGroup struct {
 	kind          store.OutcomeKind
 	trace, reason string
 	ids           []int64
 	at            []time.Time
+	reasons       []string
 }
 
 // groupOutcomes groups outs by kind and values, in the order each group
@@ -394,7 +398,7 @@ func groupOutcomes(outs []store.Outcome) ([]*outcomeGroup, error) {
 		case store.OutcomeRetry:
 			g.trace, g.reason = cleanText(o.TraceID), cleanText(o.Reason)
 		case store.OutcomeDead:
-			g.trace, g.reason = cleanText(o.TraceID), cleanText(o.Reason)
+			g.trace = cleanText(o.TraceID)
 		case store.OutcomeRelease:
 		default:
 			return nil, fmt.Errorf("complete item %d: unknown outcome kind %d", o.ID, o.Kind)
@@ -407,8 +411,11 @@ func groupOutcomes(outs []store.Outcome) ([]*outcomeGroup, error) {
 			groups = append(groups, found)
 		}
 		found.ids = append(found.ids, o.ID)
-		if o.Kind == store.OutcomeRetry {
+		switch o.Kind {
+		case store.OutcomeRetry:
 			found.at = append(found.at, o.RetryAt)
+		case store.OutcomeDead:
+			found.reasons = append(found.reasons, cleanText(o.Reason))
 		}
 	}
 	return groups, nil
@@ -431,7 +438,7 @@ func (db *DB) Complete(ctx context.Context, owner string, outs []store.Outcome, 
 		case store.OutcomeRetry:
 			b.Queue(retrySQL, g.ids, g.at, g.reason, g.trace, owner)
 		case store.OutcomeDead:
-			b.Queue(deadSQL, g.ids, g.reason, g.trace, now, owner)
+			b.Queue(deadSQL, g.ids, g.reasons, g.trace, now, owner)
 		case store.OutcomeRelease:
 			b.Queue(releaseSQL, g.ids, now, owner)
 		}

@@ -237,6 +237,12 @@ func literal(t *testing.T, v any) string {
 			ts[i] = `"` + at.UTC().Format(time.RFC3339Nano) + `"`
 		}
 		return "'{" + strings.Join(ts, ",") + "}'"
+	case []string:
+		quoted := make([]string, len(v))
+		for i, x := range v {
+			quoted[i] = `"` + strings.ReplaceAll(strings.ReplaceAll(x, `\`, `\\`), `"`, `\"`) + `"`
+		}
+		return "'{" + strings.ReplaceAll(strings.Join(quoted, ","), "'", "''") + "}'"
 	case []int64:
 		ids := make([]string, len(v))
 		for i, id := range v {
@@ -333,8 +339,9 @@ func TestOutcomesReadTheirRows(t *testing.T) {
 	}
 	ids := make([]int64, batch)
 	times := make([]time.Time, batch)
+	reasons := make([]string, batch)
 	for i, it := range items {
-		ids[i], times[i] = it.ID, time.Now().Add(time.Duration(i)*time.Second)
+		ids[i], times[i], reasons[i] = it.ID, time.Now().Add(time.Duration(i)*time.Second), fmt.Sprint("reason ", i)
 	}
 	for _, c := range []struct {
 		name string
@@ -343,7 +350,7 @@ func TestOutcomesReadTheirRows(t *testing.T) {
 	}{
 		{"delivered", deliveredSQL, []any{ids, "t", time.Now(), "o"}},
 		{"retry", retrySQL, []any{ids, times, "r", "t", "o"}},
-		{"dead", deadSQL, []any{ids, "r", "t", time.Now(), "o"}},
+		{"dead", deadSQL, []any{ids, reasons, "t", time.Now(), "o"}},
 		{"release", releaseSQL, []any{ids, time.Now(), "o"}},
 	} {
 		for _, generic := range []bool{false, true} {

@@ -618,9 +618,10 @@ func testCompleteMany(t *testing.T, s store.Store) {
 	}
 }
 
-// testCompleteManyRetries retries a batch whose items each have their own
-// retry time (the dispatcher's backoff has jitter), sharing the error.
-func testCompleteManyRetries(t *testing.T, s store.Store) {
+// testCompleteManyOwnValues retries a batch whose items each have their own
+// retry time (the dispatcher's backoff has jitter), sharing the error, and
+// dead-letters another whose items each have their own reason.
+func testCompleteManyOwnValues(t *testing.T, s store.Store) {
 	mustEnqueue(t, s, events("a", 500)...)
 	now := time.Now()
 	items := mustClaim(t, s, "a", "o", 500, now, lease)
@@ -638,6 +639,20 @@ func testCompleteManyRetries(t *testing.T, s store.Store) {
 		wantTime(t, fmt.Sprintf("item %d NextAttempt", i), got.NextAttempt, at(i))
 		if got.LastError != "HTTP 503" || got.TraceID != "t" {
 			t.Errorf("item %d: LastError %q, TraceID %q", i, got.LastError, got.TraceID)
+		}
+	}
+
+	mustEnqueue(t, s, events("b", 300)...)
+	items = mustClaim(t, s, "b", "o", 300, now, lease)
+	outs = make([]store.Outcome, len(items))
+	for i, it := range items {
+		outs[i] = store.Outcome{ID: it.ID, Kind: store.OutcomeDead, Reason: fmt.Sprintf("event %d: \"bad\" value", i), TraceID: "t2"}
+	}
+	mustComplete(t, s, "o", now, outs...)
+	for i, it := range items {
+		got := wantState(t, s, it.ID, store.StateDead)
+		if want := fmt.Sprintf("event %d: \"bad\" value", i); got.LastError != want || got.TraceID != "t2" {
+			t.Errorf("dead item %d: LastError %q, TraceID %q; want %q, t2", i, got.LastError, got.TraceID, want)
 		}
 	}
 }

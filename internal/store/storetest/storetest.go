@@ -63,7 +63,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CompleteNotInflight", testCompleteNotInflight},
 		{"CompleteUnknownKind", testCompleteUnknownKind},
 		{"CompleteMany", testCompleteMany},
-		{"CompleteManyRetries", testCompleteManyRetries},
+		{"CompleteManyOwnValues", testCompleteManyOwnValues},
 		{"Release", testRelease},
 		{"DueSites", testDueSites},
 		{"Depth", testDepth},
