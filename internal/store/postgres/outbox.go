@@ -611,9 +611,18 @@ func (db *DB) Items(ctx context.Context, siteKey, state string, limit int) ([]st
 	return items, nil
 }
 
+// depthSQL counts each state apart, so that each count reads its own
+// index (outbox_pending, outbox_leased): neither serves state IN (…), and
+// the outbox, delivered history included, would be read whole.
+const depthSQL = `SELECT site_key, sum(n)::bigint FROM (
+	SELECT site_key, count(*) AS n FROM outbox WHERE state = 'pending' GROUP BY site_key
+	UNION ALL
+	SELECT site_key, count(*) FROM outbox WHERE state = 'inflight' GROUP BY site_key
+) q GROUP BY site_key`
+
 // Depth counts pending and in-flight items per site.
 func (db *DB) Depth(ctx context.Context) (map[string]int, error) {
-	rows, err := db.pool.Query(ctx, `SELECT site_key, count(*) FROM outbox WHERE state IN ('pending', 'inflight') GROUP BY site_key`)
+	rows, err := db.pool.Query(ctx, depthSQL)
 	if err != nil {
 		return nil, fmt.Errorf("queue depth: %w", mapErr(err))
 	}

@@ -224,6 +224,29 @@ func openNew(t *testing.T) *DB {
 	return db
 }
 
+// claimRounds claims site a's items at now for owner "o", limits[i] in
+// round i, and completes each round's items with outcome but the last
+// round's, which stay in flight.
+func claimRounds(t *testing.T, db *DB, now time.Time, limits []int, outcome func(round int, id int64) store.Outcome) {
+	t.Helper()
+	for round, limit := range limits {
+		items, err := db.Claim(t.Context(), "a", "o", limit, now, time.Hour)
+		if err != nil || len(items) != limit {
+			t.Fatalf("Claim = %d items, %v; want %d", len(items), err, limit)
+		}
+		if round == len(limits)-1 {
+			return
+		}
+		outs := make([]store.Outcome, len(items))
+		for i, it := range items {
+			outs[i] = outcome(round, it.ID)
+		}
+		if err := db.Complete(t.Context(), "o", outs, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // literal writes a test's parameter as an SQL literal.
 func literal(t *testing.T, v any) string {
 	switch v := v.(type) {
@@ -275,25 +298,12 @@ func TestClaimAndDueSitesReadLittle(t *testing.T) {
 	// Of site a's 10,000 events, 7,000 delivered, 1,000 to retry in an
 	// hour, 1,000 in flight and 1,000 pending.
 	now = time.Now().Add(time.Second)
-	for n := range 9 {
-		items, err := db.Claim(ctx, "a", "o", 1000, now, time.Hour)
-		if err != nil || len(items) != 1000 {
-			t.Fatalf("Claim = %d items, %v", len(items), err)
+	claimRounds(t, db, now, []int{1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000}, func(round int, id int64) store.Outcome {
+		if round == 0 {
+			return store.Outcome{ID: id, Kind: store.OutcomeRetry, RetryAt: now.Add(time.Hour)}
 		}
-		if n == 8 {
-			break
-		}
-		outs := make([]store.Outcome, len(items))
-		for i, it := range items {
-			outs[i] = store.Outcome{ID: it.ID, Kind: store.OutcomeDelivered}
-			if n == 0 {
-				outs[i] = store.Outcome{ID: it.ID, Kind: store.OutcomeRetry, RetryAt: now.Add(time.Hour)}
-			}
-		}
-		if err := db.Complete(ctx, "o", outs, now); err != nil {
-			t.Fatal(err)
-		}
-	}
+		return store.Outcome{ID: id, Kind: store.OutcomeDelivered}
+	})
 	if _, err := db.pool.Exec(ctx, "VACUUM ANALYZE outbox"); err != nil {
 		t.Fatal(err)
 	}
@@ -363,5 +373,33 @@ func TestOutcomesReadTheirRows(t *testing.T) {
 					c.name, generic, batch, 10*batch, p.returned, p.indexes, p.removed)
 			}
 		}
+	}
+}
+
+// Depth reads the queued rows, not the outbox's delivered history.
+func TestDepthReadsQueuedRows(t *testing.T) {
+	ctx := t.Context()
+	db := openNew(t)
+	evs := make([]store.NewEvent, 1000)
+	for n := range 10 {
+		for i := range evs {
+			evs[i] = store.NewEvent{SiteKey: "a", EventName: "Lead", EventID: fmt.Sprint(n, "-", i), EventTime: time.Now(), Payload: []byte(`{}`)}
+		}
+		if _, err := db.Enqueue(ctx, evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 9,000 delivered, 500 in flight, 500 pending.
+	claimRounds(t, db, time.Now().Add(time.Second), []int{1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 500},
+		func(_ int, id int64) store.Outcome { return store.Outcome{ID: id, Kind: store.OutcomeDelivered} })
+	if _, err := db.pool.Exec(ctx, "VACUUM ANALYZE outbox"); err != nil {
+		t.Fatal(err)
+	}
+	depth, err := db.Depth(ctx)
+	if err != nil || depth["a"] != 1000 {
+		t.Fatalf("Depth = %v, %v; want a: 1000", depth, err)
+	}
+	if p := planRows(t, db, false, depthSQL); p.removed > 0 || p.returned > 1000 {
+		t.Errorf("Depth read %.0f rows of outbox and its filters removed %.0f; want the 1,000 queued read, none removed", p.returned, p.removed)
 	}
 }
