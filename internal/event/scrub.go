@@ -183,18 +183,21 @@ func scrubPairs(query string) string {
 }
 
 // personalPair reports whether a query's name=value pair holds personal
-// data or a secret, by its name or by its value.
+// data or a secret, by its name or by its value. An address is looked for
+// as written too: unescaped, a '+' before the '@' is a space, and a
+// fragment left without a pair (#+@b.io) is read as written, so a pair
+// kept here would go in a second pass.
 func personalPair(pair string) bool {
-	name, value, _ := strings.Cut(pair, "=")
-	name = unescapeQuery(name)
+	rawName, rawValue, _ := strings.Cut(pair, "=")
+	name := unescapeQuery(rawName)
 	if strings.EqualFold(name, "fbclid") {
 		return false
 	}
-	if personalName(name) || hasEmail(name) {
+	if personalName(name) || hasEmail(name) || hasEmail(rawName) {
 		return true
 	}
-	value = unescapeQuery(value)
-	return hasEmail(value) || isCardNumber(value) || isIntlPhone(value)
+	value := unescapeQuery(rawValue)
+	return hasEmail(value) || hasEmail(rawValue) || isCardNumber(value) || isIntlPhone(value)
 }
 
 // personalWords are found anywhere in a parameter's name, folded to
