@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"bytes"
+	"context"
 	"database/sql"
 	"fmt"
 	"io/fs"
@@ -18,11 +19,13 @@ import (
 	"github.com/capirelay/capirelay/internal/store/storetest"
 )
 
-func newBox(t *testing.T) *secret.Box {
-	t.Helper()
+// SealingBox is the box the store's tests seal with, here and in package
+// postgres_test.
+func SealingBox(tb testing.TB) *secret.Box {
+	tb.Helper()
 	box, err := secret.New(bytes.Repeat([]byte{7}, secret.KeySize))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return box
 }
@@ -34,7 +37,7 @@ func newBox(t *testing.T) *secret.Box {
 func TestPayloadMigration(t *testing.T) {
 	ctx := t.Context()
 	dbURL := storetest.PostgresDatabase(t)
-	box := newBox(t)
+	box := SealingBox(t)
 	sqlDB, err := sql.Open("pgx", dbURL)
 	if err != nil {
 		t.Fatal(err)
@@ -213,16 +216,20 @@ func planRows(t *testing.T, db *DB, generic bool, q string, args ...any) plan {
 	return p
 }
 
-// openNew opens a store on a new database.
-func openNew(t *testing.T) *DB {
-	t.Helper()
-	db, err := Open(t.Context(), storetest.PostgresDatabase(t), newBox(t))
+// OpenForTest opens the store on dbURL with SealingBox, closed when the
+// test ends (package postgres_test's mustOpen too).
+func OpenForTest(tb testing.TB, dbURL string) *DB {
+	tb.Helper()
+	db, err := Open(context.Background(), dbURL, SealingBox(tb))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatalf("Open = %v", err)
 	}
-	t.Cleanup(func() { db.Close() })
+	tb.Cleanup(func() { db.Close() })
 	return db
 }
+
+// openNew opens a store on a new database.
+func openNew(t *testing.T) *DB { return OpenForTest(t, storetest.PostgresDatabase(t)) }
 
 // claimRounds claims site a's items at now for owner "o", limits[i] in
 // round i, and completes each round's items with outcome but the last

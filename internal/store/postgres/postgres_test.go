@@ -12,7 +12,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/capirelay/capirelay/internal/secret"
 	"github.com/capirelay/capirelay/internal/store"
 	"github.com/capirelay/capirelay/internal/store/postgres"
 	"github.com/capirelay/capirelay/internal/store/storetest"
@@ -23,24 +22,7 @@ import (
 func serverURL(tb testing.TB) string   { return storetest.PostgresServer(tb) }
 func newDatabase(tb testing.TB) string { return storetest.PostgresDatabase(tb) }
 
-func testBox(tb testing.TB) *secret.Box {
-	tb.Helper()
-	box, err := secret.New(bytes.Repeat([]byte{7}, secret.KeySize))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return box
-}
-
-func mustOpen(tb testing.TB, dbURL string) *postgres.DB {
-	tb.Helper()
-	db, err := postgres.Open(context.Background(), dbURL, testBox(tb))
-	if err != nil {
-		tb.Fatalf("Open = %v", err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	return db
-}
+func mustOpen(tb testing.TB, dbURL string) *postgres.DB { return postgres.OpenForTest(tb, dbURL) }
 
 func TestStore(t *testing.T) {
 	serverURL(t)
@@ -77,7 +59,7 @@ func TestSealedAtRest(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	box := testBox(t)
+	box := postgres.SealingBox(t)
 	for _, c := range []struct{ query, ad, plain string }{
 		{`SELECT access_token FROM sites WHERE key = 'k'`, "site-token:k", token},
 		{`SELECT payload FROM outbox_payload`, "outbox", payload},
@@ -115,7 +97,7 @@ func TestConcurrentOpen(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
-			db, err := postgres.Open(context.Background(), dbURL, testBox(t))
+			db, err := postgres.Open(context.Background(), dbURL, postgres.SealingBox(t))
 			if err != nil {
 				t.Errorf("Open = %v", err)
 				return
@@ -247,7 +229,7 @@ func TestUnavailable(t *testing.T) {
 	serverURL(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	_, err := postgres.Open(ctx, "postgres://nobody:x@127.0.0.1:1/none?sslmode=disable&connect_timeout=2", testBox(t))
+	_, err := postgres.Open(ctx, "postgres://nobody:x@127.0.0.1:1/none?sslmode=disable&connect_timeout=2", postgres.SealingBox(t))
 	if !errors.Is(err, store.ErrUnavailable) {
 		t.Errorf("Open(closed port) = %v, want ErrUnavailable", err)
 	}
