@@ -14,12 +14,12 @@ import (
 // currency in place.
 func checkCustomData(ev *Event, p func(string) string) error {
 	var cd customData
-	scanned := cd.scan(ev.CustomData)
-	if !scanned {
+	if !cd.scan(ev.CustomData) {
 		// Anything the scan does not take on goes through encoding/json,
 		// whose verdict the scan reproduces where it does. Start afresh:
 		// a half-done scan leaves cd.Value pointing into CustomData, which
-		// json.RawMessage would overwrite while it is being decoded.
+		// json.RawMessage would overwrite while it is being decoded, and
+		// spans that encoding/json does not fill (so rewrite rebuilds).
 		cd = customData{}
 		if err := json.Unmarshal(ev.CustomData, &cd); err != nil {
 			return &FieldError{Field: p("custom_data"), Message: "must be an object"}
@@ -60,7 +60,7 @@ func checkCustomData(ev *Event, p func(string) string) error {
 		return &FieldError{Field: p("custom_data"), Message: ev.EventName + " requires value and currency"}
 	}
 	if coerced != nil || upper != nil {
-		ev.CustomData = rewrite(ev.CustomData, scanned, cd.valueAt, cd.currencyAt, coerced, upper)
+		ev.CustomData = rewrite(ev.CustomData, cd.valueAt, cd.currencyAt, coerced, upper)
 	}
 	return nil
 }
@@ -68,20 +68,21 @@ func checkCustomData(ev *Event, p func(string) string) error {
 // rewrite is raw with value replaced by coerced and currency by upper
 // (each when not nil). A member the scan found once, under its own name,
 // is replaced where it stands, keeping the rest of raw byte for byte;
-// otherwise replaceKey rebuilds the object.
-func rewrite(raw json.RawMessage, scanned bool, valueAt, currencyAt member, coerced, upper json.RawMessage) json.RawMessage {
+// otherwise (also when encoding/json read raw instead, which records no
+// spans) replaceKey rebuilds the object.
+func rewrite(raw json.RawMessage, valueAt, currencyAt member, coerced, upper json.RawMessage) json.RawMessage {
 	var edits [2]edit
 	n := 0
 	var valueKey, currencyKey bool // left for replaceKey
 	if coerced != nil {
-		if scanned && valueAt.simple() {
+		if valueAt.simple() {
 			edits[n], n = edit{valueAt.lo, valueAt.hi, coerced}, n+1
 		} else {
 			valueKey = true
 		}
 	}
 	if upper != nil {
-		if scanned && currencyAt.simple() {
+		if currencyAt.simple() {
 			edits[n], n = edit{currencyAt.lo, currencyAt.hi, upper}, n+1
 		} else {
 			currencyKey = true
