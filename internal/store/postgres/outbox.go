@@ -346,8 +346,8 @@ func cmpInt(a, b int64) int {
 }
 
 // The outcome statements find their rows by id in outbox_pkey, each for
-// the outcomes that share their values (a batch's outcomes mostly share
-// one Graph trace, and one retry time and reason): joined to an unnest of
+// the outcomes of one kind that share a Graph trace (and, for retries, a
+// reason), as a batch's mostly do; see outcomeGroup. Joined to an unnest of
 // per-row values, a prepared statement's generic plan counted 10 rows of
 // it and compared each of 1,000 rows with each of 1,000 values (235–347 ms
 // a batch, seen with auto_explain). They do not name the state: a lease
