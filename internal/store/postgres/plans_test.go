@@ -14,21 +14,9 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver
 	"github.com/pressly/goose/v3"
 
-	"github.com/capirelay/capirelay/internal/secret"
 	"github.com/capirelay/capirelay/internal/store"
 	"github.com/capirelay/capirelay/internal/store/storetest"
 )
-
-// SealingBox is the box the store's tests seal with, here and in package
-// postgres_test.
-func SealingBox(tb testing.TB) *secret.Box {
-	tb.Helper()
-	box, err := secret.New(bytes.Repeat([]byte{7}, secret.KeySize))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return box
-}
 
 // Migration 11 leaves the payloads of events already queued in their rows
 // (and a node of the version before, during a rolling upgrade, goes on
@@ -37,7 +25,7 @@ func SealingBox(tb testing.TB) *secret.Box {
 func TestPayloadMigration(t *testing.T) {
 	ctx := t.Context()
 	dbURL := storetest.PostgresDatabase(t)
-	box := SealingBox(t)
+	box := storetest.Box(t)
 	sqlDB, err := sql.Open("pgx", dbURL)
 	if err != nil {
 		t.Fatal(err)
@@ -216,11 +204,11 @@ func planRows(t *testing.T, db *DB, generic bool, q string, args ...any) plan {
 	return p
 }
 
-// OpenForTest opens the store on dbURL with SealingBox, closed when the
+// OpenForTest opens the store on dbURL with storetest.Box, closed when the
 // test ends (package postgres_test's mustOpen too).
 func OpenForTest(tb testing.TB, dbURL string) *DB {
 	tb.Helper()
-	db, err := Open(context.Background(), dbURL, SealingBox(tb))
+	db, err := Open(context.Background(), dbURL, storetest.Box(tb))
 	if err != nil {
 		tb.Fatalf("Open = %v", err)
 	}

@@ -59,7 +59,7 @@ func TestSealedAtRest(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	box := postgres.SealingBox(t)
+	box := storetest.Box(t)
 	for _, c := range []struct{ query, ad, plain string }{
 		{`SELECT access_token FROM sites WHERE key = 'k'`, "site-token:k", token},
 		{`SELECT payload FROM outbox_payload`, "outbox", payload},
@@ -97,7 +97,7 @@ func TestConcurrentOpen(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
-			db, err := postgres.Open(context.Background(), dbURL, postgres.SealingBox(t))
+			db, err := postgres.Open(context.Background(), dbURL, storetest.Box(t))
 			if err != nil {
 				t.Errorf("Open = %v", err)
 				return
@@ -229,7 +229,7 @@ func TestUnavailable(t *testing.T) {
 	serverURL(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	_, err := postgres.Open(ctx, "postgres://nobody:x@127.0.0.1:1/none?sslmode=disable&connect_timeout=2", postgres.SealingBox(t))
+	_, err := postgres.Open(ctx, "postgres://nobody:x@127.0.0.1:1/none?sslmode=disable&connect_timeout=2", storetest.Box(t))
 	if !errors.Is(err, store.ErrUnavailable) {
 		t.Errorf("Open(closed port) = %v, want ErrUnavailable", err)
 	}

@@ -11,22 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/capirelay/capirelay/internal/secret"
 	"github.com/capirelay/capirelay/internal/store"
 	"github.com/capirelay/capirelay/internal/store/sqlite"
 	"github.com/capirelay/capirelay/internal/store/storetest"
 )
 
 var keep = flag.Bool("keep", false, "keep test databases and print their paths")
-
-func testBox(tb testing.TB) *secret.Box {
-	tb.Helper()
-	box, err := secret.New(bytes.Repeat([]byte{7}, secret.KeySize))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return box
-}
 
 // mustOpen opens a fresh database in a temporary directory and returns it
 // with that directory.
@@ -40,7 +30,7 @@ func mustOpen(tb testing.TB) (*sqlite.DB, string) {
 		}
 		tb.Logf("database kept in %s", dir)
 	}
-	db, err := sqlite.Open(context.Background(), filepath.Join(dir, sqlite.FileName), testBox(tb))
+	db, err := sqlite.Open(context.Background(), filepath.Join(dir, sqlite.FileName), storetest.Box(tb))
 	if err != nil {
 		tb.Fatalf("Open = %v", err)
 	}
@@ -129,7 +119,7 @@ func BenchmarkClaimFromFile(b *testing.B) {
 	ctx := context.Background()
 	path := filepath.Join(b.TempDir(), sqlite.FileName)
 	open := func() *sqlite.DB {
-		db, err := sqlite.Open(ctx, path, testBox(b))
+		db, err := sqlite.Open(ctx, path, storetest.Box(b))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"bytes"
 	"crypto/rand"
 	"path/filepath"
 	"testing"
@@ -25,4 +26,15 @@ func OpenSQLite(tb testing.TB) *sqlite.DB {
 	}
 	tb.Cleanup(func() { db.Close() })
 	return db
+}
+
+// Box is a box under a fixed key, for tests that open again, or read, what
+// a store sealed.
+func Box(tb testing.TB) *secret.Box {
+	tb.Helper()
+	box, err := secret.New(bytes.Repeat([]byte{7}, secret.KeySize))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return box
 }
