@@ -99,16 +99,32 @@ func Open(ctx context.Context, url string, box *secret.Box) (*DB, error) {
 // migrateLock is the advisory lock key held while migrating.
 var migrateLock = lockKey("migrate")
 
-// migrate applies the embedded migrations. Nodes starting together queue on
-// a session advisory lock; the later ones find nothing left to do.
+// migrate applies the embedded migrations. Nodes starting together take
+// turns with a session advisory lock; the later ones find nothing left to
+// do.
 func (db *DB) migrate(ctx context.Context) error {
 	conn, err := db.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", mapErr(err))
 	}
 	defer conn.Release()
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrateLock); err != nil {
-		return fmt.Errorf("migrate: take lock: %w", mapErr(err))
+	// Waiting inside pg_advisory_lock would hold a snapshot the whole
+	// time, and a migration that builds an index CONCURRENTLY waits for
+	// every older snapshot: the nodes waiting for it. So a node asks, and
+	// asks again after a pause, holding nothing in between.
+	for pause := 10 * time.Millisecond; ; pause = min(2*pause, time.Second) {
+		var ok bool
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, migrateLock).Scan(&ok); err != nil {
+			return fmt.Errorf("migrate: take lock: %w", mapErr(err))
+		}
+		if ok {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("migrate: take lock: %w", ctx.Err())
+		case <-time.After(pause):
+		}
 	}
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
