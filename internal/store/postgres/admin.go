@@ -158,22 +158,28 @@ func (db *DB) RevokeAdminToken(ctx context.Context, id int64, now time.Time) err
 	return db.exec1(ctx, "revoke admin token", `UPDATE admin_tokens SET revoked_at = coalesce(revoked_at, $1) WHERE id = $2`, now, id)
 }
 
+// activitySQL counts the outbox per minute of [$1, $2) (Activity).
+const activitySQL = `
+	WITH b AS (
+		SELECT m, greatest(m, $1) AS a, least(m + interval '1 minute', $2) AS z
+		FROM generate_series(date_trunc('minute', $1::timestamptz), $2::timestamptz, interval '1 minute') m
+	), c AS MATERIALIZED (
+		SELECT m, (SELECT count(*) FROM outbox WHERE created_at >= a AND created_at < z) AS n,
+			(SELECT count(*) FROM outbox WHERE delivered_at >= a AND delivered_at < z) AS done,
+			(SELECT count(*) FROM outbox WHERE delivered_at >= a AND delivered_at < z AND state = 'dead') AS dead
+		FROM b WHERE a < z
+	)
+	SELECT m, n, done - dead, dead FROM c WHERE n > 0 OR done > 0 ORDER BY m`
+
 // Activity counts outbox items per minute in [since, until): stored by
-// created_at, delivered and dead by delivered_at; oldest first.
+// created_at, delivered and dead by delivered_at; oldest first. Each minute
+// is three counts of index ranges: stored in outbox_created, delivered or
+// dead in outbox_delivered (delivered_at is set by both outcomes and
+// cleared by a replay), dead in outbox_dead; none reads a row that is all
+// visible (vacuumed). Grouping by minute read every row of the day: 1.8–2.0
+// s for two million rows, against 0.36–0.57 s (bench/cmd/overview).
 func (db *DB) Activity(ctx context.Context, since, until time.Time) ([]store.MinuteCount, error) {
-	rows, err := db.pool.Query(ctx, `
-		WITH stored AS (
-			SELECT date_trunc('minute', created_at) AS m, count(*) AS n FROM outbox
-			WHERE created_at >= $1 AND created_at < $2 GROUP BY 1
-		), done AS (
-			SELECT date_trunc('minute', delivered_at) AS m,
-				count(*) FILTER (WHERE state = 'delivered') AS delivered,
-				count(*) FILTER (WHERE state = 'dead') AS dead
-			FROM outbox
-			WHERE delivered_at >= $1 AND delivered_at < $2 AND state IN ('delivered', 'dead') GROUP BY 1
-		)
-		SELECT m, coalesce(s.n, 0), coalesce(d.delivered, 0), coalesce(d.dead, 0)
-		FROM stored s FULL JOIN done d USING (m) ORDER BY m`, since, until)
+	rows, err := db.pool.Query(ctx, activitySQL, since, until)
 	if err != nil {
 		return nil, fmt.Errorf("activity: %w", mapErr(err))
 	}
@@ -207,13 +213,17 @@ func (db *DB) DeliveryLatencies(ctx context.Context, since time.Time, limit int)
 	return out, nil
 }
 
-// Errors groups items created since that carry a last error, by site,
-// state and reason, most frequent first.
-func (db *DB) Errors(ctx context.Context, since time.Time, limit int) ([]store.ErrorCount, error) {
-	rows, err := db.pool.Query(ctx, `SELECT site_key, CASE state WHEN 'dead' THEN 'dead' ELSE 'pending' END, last_error,
+// errorsSQL groups the items created since $1 that carry a last error
+// (Errors), at most $2 groups.
+const errorsSQL = `SELECT site_key, CASE state WHEN 'dead' THEN 'dead' ELSE 'pending' END, last_error,
 		count(*), max(created_at) FROM outbox
 		WHERE created_at >= $1 AND last_error <> '' AND state IN ('pending', 'inflight', 'dead')
-		GROUP BY 1, 2, 3 ORDER BY count(*) DESC, max(created_at) DESC LIMIT $2`, since, max(limit, 0))
+		GROUP BY 1, 2, 3 ORDER BY count(*) DESC, max(created_at) DESC LIMIT $2`
+
+// Errors groups items created since that carry a last error, by site,
+// state and reason, most frequent first; outbox_errors holds only those.
+func (db *DB) Errors(ctx context.Context, since time.Time, limit int) ([]store.ErrorCount, error) {
+	rows, err := db.pool.Query(ctx, errorsSQL, since, max(limit, 0))
 	if err != nil {
 		return nil, fmt.Errorf("errors: %w", mapErr(err))
 	}

@@ -134,10 +134,13 @@ func TestPayloadMigration(t *testing.T) {
 // removed (a bitmap scan's index entries count as rows returned: they
 // include those of dead row versions, which its heap scan then passes
 // over without counting them), with the rows any join's filter removed,
-// and the outbox indexes they used.
+// the outbox indexes they used, the scans' node types and the heap
+// fetches of its index-only scans.
 type plan struct {
 	returned, removed float64
 	indexes           []string
+	scans             []string
+	heapFetches       float64
 }
 
 // planRows runs EXPLAIN (ANALYZE, FORMAT JSON) of q in a transaction it
@@ -188,6 +191,11 @@ func planRows(t *testing.T, db *DB, generic bool, q string, args ...any) plan {
 			gone, _ := n["Rows Removed by Filter"].(float64)
 			p.returned += rows * loops
 			p.removed += gone * loops
+			if n["Relation Name"] == "outbox" {
+				p.scans = append(p.scans, fmt.Sprint(n["Node Type"]))
+				fetched, _ := n["Heap Fetches"].(float64)
+				p.heapFetches += fetched * loops
+			}
 		}
 		if outboxIndex {
 			p.indexes = append(p.indexes, index)
@@ -247,6 +255,8 @@ func literal(t *testing.T, v any) string {
 	switch v := v.(type) {
 	case string:
 		return "'" + strings.ReplaceAll(v, "'", "''") + "'"
+	case int:
+		return fmt.Sprint(v)
 	case time.Time:
 		return "'" + v.UTC().Format(time.RFC3339Nano) + "'"
 	case []time.Time:
@@ -396,5 +406,58 @@ func TestDepthReadsQueuedRows(t *testing.T) {
 	}
 	if p := planRows(t, db, false, depthSQL); p.removed > 0 || p.returned > 1000 {
 		t.Errorf("Depth read %.0f rows of outbox and its filters removed %.0f; want the 1,000 queued read, none removed", p.returned, p.removed)
+	}
+}
+
+// The overview reads indexes, not the day's rows: Errors only the rows
+// that carry an error (outbox_errors), Activity index ranges it counts
+// without a visit to the table (outbox_created, outbox_delivered,
+// outbox_dead). Before, Errors read every row created since, and Activity
+// visited each delivered row for its state.
+func TestOverviewReadsIndexes(t *testing.T) {
+	ctx := t.Context()
+	db := openNew(t)
+	evs := make([]store.NewEvent, 1000)
+	for n := range 10 {
+		for i := range evs {
+			evs[i] = store.NewEvent{SiteKey: "a", EventName: "Lead", EventID: fmt.Sprint(n, "-", i), EventTime: time.Now(), Payload: []byte(`{}`)}
+		}
+		if _, err := db.Enqueue(ctx, evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 9,800 delivered, 100 to retry, 100 dead.
+	claimRounds(t, db, time.Now().Add(time.Second), []int{1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 0},
+		func(_ int, id int64) store.Outcome {
+			switch id % 100 {
+			case 7:
+				return store.Outcome{ID: id, Kind: store.OutcomeRetry, RetryAt: time.Now().Add(time.Hour), Reason: "HTTP 500"}
+			case 8:
+				return store.Outcome{ID: id, Kind: store.OutcomeDead, Class: store.DeadRejected, Reason: "rejected: bad"}
+			}
+			return store.Outcome{ID: id, Kind: store.OutcomeDelivered}
+		})
+	if _, err := db.pool.Exec(ctx, "VACUUM ANALYZE outbox"); err != nil {
+		t.Fatal(err)
+	}
+	since, until := time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+	act, err := db.Activity(ctx, since, until)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in, delivered, dead int
+	for _, m := range act {
+		in, delivered, dead = in+m.In, delivered+m.Delivered, dead+m.Dead
+	}
+	if in != 10000 || delivered != 9800 || dead != 100 {
+		t.Fatalf("Activity: %d in, %d delivered, %d dead; want 10000, 9800, 100", in, delivered, dead)
+	}
+	if p := planRows(t, db, false, activitySQL, since, until); p.removed > 0 || p.heapFetches > 0 || slices.ContainsFunc(p.scans, func(s string) bool { return s != "Index Only Scan" }) {
+		t.Errorf("Activity scanned outbox by %v (%.0f heap fetches, %.0f rows removed by filters); want index-only scans, no fetch, none removed", p.scans, p.heapFetches, p.removed)
+	}
+	for _, generic := range []bool{false, true} {
+		if p := planRows(t, db, generic, errorsSQL, since, 10); p.removed > 0 || p.returned > 200 {
+			t.Errorf("Errors (generic plan %v) read %.0f rows of outbox and its filters removed %.0f; want the 200 with an error, none removed", generic, p.returned, p.removed)
+		}
 	}
 }

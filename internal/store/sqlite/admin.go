@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/capirelay/capirelay/internal/store"
@@ -147,65 +146,44 @@ func (db *DB) RevokeAdminToken(ctx context.Context, id int64, now time.Time) err
 	return db.exec1(ctx, "revoke admin token", `UPDATE admin_tokens SET revoked_at=CASE WHEN revoked_at=0 THEN ? ELSE revoked_at END WHERE id=?`, ms(now), id)
 }
 
-// Activity counts outbox items per minute. It reads two index ranges
-// (outbox_created, outbox_delivered), so 24 hours cost one pass over that
-// day's rows.
+// activitySQL counts the outbox per minute of [?1, ?2) (Activity).
+const activitySQL = `WITH RECURSIVE m(lo) AS (
+			SELECT ?1 / 60000 * 60000 UNION ALL SELECT lo + 60000 FROM m WHERE lo + 60000 < ?2
+		), b(lo, a, z) AS (SELECT lo, max(lo, ?1), min(lo + 60000, ?2) FROM m)
+		SELECT lo, (SELECT count(*) FROM outbox WHERE created_at >= a AND created_at < z),
+			(SELECT count(*) FROM outbox WHERE delivered_at >= a AND delivered_at < z AND delivered_at > 0),
+			(SELECT count(*) FROM outbox WHERE delivered_at >= a AND delivered_at < z AND state = 'dead')
+		FROM b WHERE a < z`
+
+// Activity counts outbox items per minute. Each minute of [since, until)
+// is three counts of index ranges, none of which reads a row: stored in
+// outbox_created, delivered or dead in outbox_delivered (delivered_at is
+// set by both outcomes and cleared by a replay, so a row that has one is
+// delivered or dead), dead in outbox_dead. Grouping by minute sorted every
+// row of the day first: 2.7–3.0 s for two million rows, against
+// 0.23–0.35 s (bench/cmd/overview).
 func (db *DB) Activity(ctx context.Context, since, until time.Time) ([]store.MinuteCount, error) {
-	byMinute := map[int64]*store.MinuteCount{}
-	get := func(m int64) *store.MinuteCount {
-		c := byMinute[m]
-		if c == nil {
-			c = &store.MinuteCount{Minute: time.UnixMilli(m * 60000)}
-			byMinute[m] = c
-		}
-		return c
-	}
-	rows, err := db.r.QueryContext(ctx, `SELECT created_at/60000, count(*) FROM outbox
-		WHERE created_at >= ? AND created_at < ? GROUP BY 1`, ms(since), ms(until))
-	if err != nil {
-		return nil, fmt.Errorf("activity: %w", mapErr(err))
-	}
-	for rows.Next() {
-		var m int64
-		var n int
-		if err := rows.Scan(&m, &n); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("activity: %w", mapErr(err))
-		}
-		get(m).In = n
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("activity: %w", mapErr(err))
-	}
-	rows, err = db.r.QueryContext(ctx, `SELECT delivered_at/60000, state, count(*) FROM outbox
-		WHERE delivered_at >= ? AND delivered_at < ? AND delivered_at > 0 AND state IN ('delivered','dead') GROUP BY 1, 2`,
-		ms(since), ms(until))
+	rows, err := db.r.QueryContext(ctx, activitySQL, ms(since), ms(until))
 	if err != nil {
 		return nil, fmt.Errorf("activity: %w", mapErr(err))
 	}
 	defer rows.Close()
+	var out []store.MinuteCount
 	for rows.Next() {
-		var m int64
-		var state string
-		var n int
-		if err := rows.Scan(&m, &state, &n); err != nil {
+		var lo int64
+		var c store.MinuteCount
+		if err := rows.Scan(&lo, &c.In, &c.Delivered, &c.Dead); err != nil {
 			return nil, fmt.Errorf("activity: %w", mapErr(err))
 		}
-		if state == store.StateDead {
-			get(m).Dead = n
-		} else {
-			get(m).Delivered = n
+		if c.In == 0 && c.Delivered == 0 {
+			continue
 		}
+		c.Minute, c.Delivered = time.UnixMilli(lo), c.Delivered-c.Dead
+		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("activity: %w", mapErr(err))
 	}
-	out := make([]store.MinuteCount, 0, len(byMinute))
-	for _, c := range byMinute {
-		out = append(out, *c)
-	}
-	slices.SortFunc(out, func(a, b store.MinuteCount) int { return a.Minute.Compare(b.Minute) })
 	return out, nil
 }
 
@@ -228,11 +206,16 @@ func (db *DB) DeliveryLatencies(ctx context.Context, since time.Time, limit int)
 	return out, mapErr(rows.Err())
 }
 
-// Errors groups recent items that carry an error.
-func (db *DB) Errors(ctx context.Context, since time.Time, limit int) ([]store.ErrorCount, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT site_key, CASE state WHEN 'dead' THEN 'dead' ELSE 'pending' END, last_error, count(*),
+// errorsSQL groups the items created since ?1 that carry an error
+// (Errors), at most ?2 groups.
+const errorsSQL = `SELECT site_key, CASE state WHEN 'dead' THEN 'dead' ELSE 'pending' END, last_error, count(*),
 		max(created_at) FROM outbox WHERE created_at >= ? AND last_error <> '' AND state IN ('pending','inflight','dead')
-		GROUP BY 1, 2, 3 ORDER BY count(*) DESC, max(created_at) DESC LIMIT ?`, ms(since), limit)
+		GROUP BY 1, 2, 3 ORDER BY count(*) DESC, max(created_at) DESC LIMIT ?`
+
+// Errors groups recent items that carry an error, found in outbox_errors,
+// which holds only those.
+func (db *DB) Errors(ctx context.Context, since time.Time, limit int) ([]store.ErrorCount, error) {
+	rows, err := db.r.QueryContext(ctx, errorsSQL, ms(since), limit)
 	if err != nil {
 		return nil, fmt.Errorf("errors: %w", mapErr(err))
 	}

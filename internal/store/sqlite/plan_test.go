@@ -24,6 +24,27 @@ func TestHousekeepingUsesIndexes(t *testing.T) {
 	}
 }
 
+// The dashboard's overview reads indexes, not the day's rows: Activity
+// counts index ranges without a visit to the table and without sorting the
+// day's rows by minute, and Errors reads only the rows with an error.
+func TestOverviewUsesIndexes(t *testing.T) {
+	db := openTestDB(t)
+	p := queryPlan(t, db.r, activitySQL, 0, 86400000)
+	for _, step := range strings.Split(p, "; ") {
+		if strings.Contains(step, "TEMP B-TREE") || strings.Contains(step, "outbox") && !strings.Contains(step, "COVERING INDEX") {
+			t.Errorf("Activity's plan %q: step %q sorts or reads rows of outbox", p, step)
+		}
+	}
+	for _, index := range []string{"outbox_created", "outbox_delivered", "outbox_dead"} {
+		if !strings.Contains(p, "COVERING INDEX "+index) {
+			t.Errorf("Activity's plan %q does not count in %s", p, index)
+		}
+	}
+	if p := queryPlan(t, db.r, errorsSQL, 0, 10); !strings.Contains(p, "outbox_errors") {
+		t.Errorf("Errors' plan %q does not use outbox_errors", p)
+	}
+}
+
 // queryPlan is SQLite's plan for q (with args bound), its steps joined by "; ".
 func queryPlan(t *testing.T, db *sql.DB, q string, args ...any) string {
 	t.Helper()

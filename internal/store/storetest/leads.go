@@ -434,6 +434,49 @@ func testAdminAggregates(t *testing.T, s store.Store) {
 	}
 }
 
+// testActivityMinutes: Activity puts each delivery and dead letter in the
+// minute it happened, counts only [since, until) (to the millisecond, not
+// to the minute), leaves out minutes with nothing, and no longer counts a
+// dead letter once it is replayed.
+func testActivityMinutes(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	// Outcomes an hour ahead, so no event stored now falls in the window.
+	m0 := time.Now().Add(time.Hour).Truncate(time.Minute)
+	ids := mustEnqueue(t, s, events("a", 4)...)
+	mustClaim(t, s, "a", "o", 10, time.Now(), 3*time.Hour)
+	mustComplete(t, s, "o", m0.Add(10*time.Second), store.Outcome{ID: ids[0], Kind: store.OutcomeDelivered})
+	mustComplete(t, s, "o", m0.Add(20*time.Second), store.Outcome{ID: ids[1], Kind: store.OutcomeDead, Class: store.DeadRejected, Reason: "rejected: bad"})
+	mustComplete(t, s, "o", m0.Add(70*time.Second), store.Outcome{ID: ids[2], Kind: store.OutcomeDelivered})
+	mustComplete(t, s, "o", m0.Add(130*time.Second), store.Outcome{ID: ids[3], Kind: store.OutcomeDelivered})
+	m1 := m0.Add(time.Minute)
+	check := func(what string, since, until time.Time, want ...store.MinuteCount) {
+		t.Helper()
+		got, err := s.Activity(ctx, since, until)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%s: Activity = %+v, want %+v", what, got, want)
+		}
+		for i := range got {
+			if !got[i].Minute.Equal(want[i].Minute) || got[i].In != want[i].In || got[i].Delivered != want[i].Delivered || got[i].Dead != want[i].Dead {
+				t.Fatalf("%s: Activity = %+v, want %+v", what, got, want)
+			}
+		}
+	}
+	check("two minutes", m0.Add(5*time.Second), m0.Add(125*time.Second),
+		store.MinuteCount{Minute: m0, Delivered: 1, Dead: 1}, store.MinuteCount{Minute: m1, Delivered: 1})
+	check("from mid-minute", m0.Add(15*time.Second), m0.Add(125*time.Second),
+		store.MinuteCount{Minute: m0, Dead: 1}, store.MinuteCount{Minute: m1, Delivered: 1})
+	check("to mid-minute", m0, m0.Add(15*time.Second), store.MinuteCount{Minute: m0, Delivered: 1})
+	check("an empty window", m0.Add(-10*time.Minute), m0)
+	if err := s.Replay(ctx, ids[1], time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	check("after the replay", m0.Add(5*time.Second), m0.Add(125*time.Second),
+		store.MinuteCount{Minute: m0, Delivered: 1}, store.MinuteCount{Minute: m1, Delivered: 1})
+}
+
 // testForgetByPhone erases a person known by a phone alone, which has no
 // index row (a phone links no one), and leaves another alone.
 func testForgetByPhone(t *testing.T, s store.Store) {

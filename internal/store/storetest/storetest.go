@@ -83,6 +83,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ForgetByPhone", testForgetByPhone},
 		{"AdminAccess", testAdminAccess},
 		{"AdminAggregates", testAdminAggregates},
+		{"ActivityMinutes", testActivityMinutes},
 		{"ForgetEverywhere", testForgetEverywhere},
 		{"AdminTokens", testAdminTokens},
 	} {
