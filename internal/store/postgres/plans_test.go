@@ -381,19 +381,25 @@ func TestOutcomesReadTheirRows(t *testing.T) {
 	}
 }
 
+// enqueueLeads enqueues rounds × 1,000 Lead events of site a.
+func enqueueLeads(t *testing.T, db *DB, rounds int) {
+	t.Helper()
+	evs := make([]store.NewEvent, 1000)
+	for n := range rounds {
+		for i := range evs {
+			evs[i] = store.NewEvent{SiteKey: "a", EventName: "Lead", EventID: fmt.Sprint(n, "-", i), EventTime: time.Now(), Payload: []byte(`{}`)}
+		}
+		if _, err := db.Enqueue(t.Context(), evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // Depth reads the queued rows, not the outbox's delivered history.
 func TestDepthReadsQueuedRows(t *testing.T) {
 	ctx := t.Context()
 	db := openNew(t)
-	evs := make([]store.NewEvent, 1000)
-	for n := range 10 {
-		for i := range evs {
-			evs[i] = store.NewEvent{SiteKey: "a", EventName: "Lead", EventID: fmt.Sprint(n, "-", i), EventTime: time.Now(), Payload: []byte(`{}`)}
-		}
-		if _, err := db.Enqueue(ctx, evs); err != nil {
-			t.Fatal(err)
-		}
-	}
+	enqueueLeads(t, db, 10)
 	// 9,000 delivered, 500 in flight, 500 pending.
 	claimRounds(t, db, time.Now().Add(time.Second), []int{1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 500},
 		func(_ int, id int64) store.Outcome { return store.Outcome{ID: id, Kind: store.OutcomeDelivered} })
@@ -417,15 +423,7 @@ func TestDepthReadsQueuedRows(t *testing.T) {
 func TestOverviewReadsIndexes(t *testing.T) {
 	ctx := t.Context()
 	db := openNew(t)
-	evs := make([]store.NewEvent, 1000)
-	for n := range 10 {
-		for i := range evs {
-			evs[i] = store.NewEvent{SiteKey: "a", EventName: "Lead", EventID: fmt.Sprint(n, "-", i), EventTime: time.Now(), Payload: []byte(`{}`)}
-		}
-		if _, err := db.Enqueue(ctx, evs); err != nil {
-			t.Fatal(err)
-		}
-	}
+	enqueueLeads(t, db, 10)
 	// 9,800 delivered, 100 to retry, 100 dead.
 	claimRounds(t, db, time.Now().Add(time.Second), []int{1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 0},
 		func(_ int, id int64) store.Outcome {
@@ -441,16 +439,8 @@ func TestOverviewReadsIndexes(t *testing.T) {
 		t.Fatal(err)
 	}
 	since, until := time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
-	act, err := db.Activity(ctx, since, until)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var in, delivered, dead int
-	for _, m := range act {
-		in, delivered, dead = in+m.In, delivered+m.Delivered, dead+m.Dead
-	}
-	if in != 10000 || delivered != 9800 || dead != 100 {
-		t.Fatalf("Activity: %d in, %d delivered, %d dead; want 10000, 9800, 100", in, delivered, dead)
+	if got := storetest.ActivityTotal(t, db, since, until); got != (store.MinuteCount{In: 10000, Delivered: 9800, Dead: 100}) {
+		t.Fatalf("Activity's total = %+v; want 10000 in, 9800 delivered, 100 dead", got)
 	}
 	if p := planRows(t, db, false, activitySQL, since, until); p.removed > 0 || p.heapFetches > 0 || slices.ContainsFunc(p.scans, func(s string) bool { return s != "Index Only Scan" }) {
 		t.Errorf("Activity scanned outbox by %v (%.0f heap fetches, %.0f rows removed by filters); want index-only scans, no fetch, none removed", p.scans, p.heapFetches, p.removed)

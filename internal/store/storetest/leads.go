@@ -403,16 +403,8 @@ func testAdminAggregates(t *testing.T, s store.Store) {
 		store.Outcome{ID: ids[2], Kind: store.OutcomeDead, Class: store.DeadRejected, Reason: "rejected: bad"})
 	after := time.Now().Add(time.Minute)
 
-	act, err := s.Activity(ctx, before, after)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var in, delivered, dead int
-	for _, m := range act {
-		in, delivered, dead = in+m.In, delivered+m.Delivered, dead+m.Dead
-	}
-	if in != 3 || delivered != 1 || dead != 1 {
-		t.Fatalf("Activity = %+v; want 3 in, 1 delivered, 1 dead", act)
+	if got := ActivityTotal(t, s, before, after); got != (store.MinuteCount{In: 3, Delivered: 1, Dead: 1}) {
+		t.Fatalf("Activity's total = %+v; want 3 in, 1 delivered, 1 dead", got)
 	}
 	errs, err := s.Errors(ctx, before, 10)
 	if err != nil || len(errs) != 2 {
@@ -432,6 +424,20 @@ func testAdminAggregates(t *testing.T, s store.Store) {
 	if err != nil || len(lat) != 1 || lat[0] < 0 || lat[0] > after.Sub(before) {
 		t.Fatalf("DeliveryLatencies = %v, %v; want one latency", lat, err)
 	}
+}
+
+// ActivityTotal sums s's Activity over [since, until) (Minute left zero).
+func ActivityTotal(t testing.TB, s store.Admin, since, until time.Time) store.MinuteCount {
+	t.Helper()
+	act, err := s.Activity(t.Context(), since, until)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum store.MinuteCount
+	for _, m := range act {
+		sum.In, sum.Delivered, sum.Dead = sum.In+m.In, sum.Delivered+m.Delivered, sum.Dead+m.Dead
+	}
+	return sum
 }
 
 // testActivityMinutes: Activity puts each delivery and dead letter in the
