@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -13,7 +12,7 @@ import (
 // names every call, and -at's minutes add up to the events written (all
 // but the few waiting to retry delivered or dead), oldest first.
 func TestDayOnSQLite(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	dir := t.TempDir()
 	var out, errs bytes.Buffer
 	if err := run(ctx, []string{"-rows", "3000", "-dir", dir, "-rounds", "1"}, &out, &errs); err != nil {
@@ -62,7 +61,7 @@ func TestFlags(t *testing.T) {
 		{"-dir", "x", "-postgres", "postgres://localhost/x"},
 		{"-dir", "x", "-rows", "0"},
 	} {
-		if err := run(context.Background(), args, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
+		if err := run(t.Context(), args, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
 			t.Errorf("run(%q) accepted, want refused", args)
 		}
 	}
