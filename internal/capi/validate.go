@@ -2,7 +2,6 @@ package capi
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -446,7 +445,7 @@ func (v *validator) userData(raw []byte, website bool) (hasIP bool) {
 		if !ok {
 			continue
 		}
-		if !isCookieValue(s) {
+		if !metarules.IsCookieValue(s) {
 			v.add("user_data."+c.key, c.subcode, "is not in the fb.<subdomain index>.<creation time>.<value>[.<appendix>] format")
 			continue
 		}
@@ -677,71 +676,9 @@ func isHashed(s []byte) bool {
 	case len(s) == 64:
 		return isLowerHex(s)
 	case len(s) > 65 && s[64] == '.':
-		return isLowerHex(s[:64]) && isAppendix(s[65:])
+		return isLowerHex(s[:64]) && metarules.IsAppendix(s[65:])
 	}
 	return false
-}
-
-// IsAppendix reports whether s is a Parameter Builder appendix (§5.3): a
-// legacy 2-character language token (AQ Ag Aw BA BQ Bg), or 8 base64url
-// characters decoding to 6 bytes with format byte 0x01 and a language index
-// 1..6.
-func IsAppendix(s string) bool { return isAppendix([]byte(s)) }
-
-func isAppendix(s []byte) bool {
-	switch len(s) {
-	case 2:
-		switch string(s) {
-		case "AQ", "Ag", "Aw", "BA", "BQ", "Bg":
-			return true
-		}
-		return false
-	case 8:
-		var b [6]byte
-		n, err := base64.RawURLEncoding.Decode(b[:], s)
-		return err == nil && n == 6 && b[0] == 0x01 && b[1] >= 1 && b[1] <= 6
-	}
-	return false
-}
-
-// IsCookieValue reports whether s has the fbp/fbc shape
-// fb.<subdomain index digit>.<creation time digits>.<value>[.<appendix>]
-// (§5.1, §5.3). The value (random number or fbclid) is case-sensitive and
-// only checked to be non-empty and free of dots.
-func IsCookieValue(s string) bool { return isCookieValue([]byte(s)) }
-
-func isCookieValue(s []byte) bool {
-	var parts [5][]byte
-	n := 0
-	for {
-		i := bytes.IndexByte(s, '.')
-		if n == len(parts) {
-			return false
-		}
-		if i < 0 {
-			parts[n] = s
-			n++
-			break
-		}
-		parts[n] = s[:i]
-		s = s[i+1:]
-		n++
-	}
-	if n != 4 && n != 5 {
-		return false
-	}
-	if string(parts[0]) != "fb" || len(parts[1]) != 1 || !isDigit(parts[1][0]) {
-		return false
-	}
-	if len(parts[2]) == 0 || len(parts[3]) == 0 {
-		return false
-	}
-	for _, c := range parts[2] {
-		if !isDigit(c) {
-			return false
-		}
-	}
-	return n == 4 || isAppendix(parts[4])
 }
 
 func isWebURL(s string) bool {

@@ -17,6 +17,7 @@
 package metarules
 
 import (
+	"encoding/base64"
 	"strconv"
 	"strings"
 	"time"
@@ -378,3 +379,75 @@ const (
 	MaxEventNameLen = 100
 	MaxEventIDLen   = 200
 )
+
+// IsCookieValue reports whether s has the fbp/fbc shape
+// fb.<subdomain index digit>.<creation time digits>.<value>[.<appendix>]
+// (§5.1, §5.3). The value (random number or fbclid) is case-sensitive and
+// only checked to be non-empty and free of dots. Graph refuses an fbc of
+// another shape (SubcodeBadClickID).
+func IsCookieValue[T ~string | ~[]byte](s T) bool {
+	var parts [5]T
+	n := 0
+	for {
+		i := indexDot(s)
+		if n == len(parts) {
+			return false
+		}
+		if i < 0 {
+			parts[n] = s
+			n++
+			break
+		}
+		parts[n] = s[:i]
+		s = s[i+1:]
+		n++
+	}
+	if n != 4 && n != 5 {
+		return false
+	}
+	if string(parts[0]) != "fb" || len(parts[1]) != 1 || !isDigit(parts[1][0]) {
+		return false
+	}
+	if len(parts[2]) == 0 || len(parts[3]) == 0 {
+		return false
+	}
+	for i := range len(parts[2]) {
+		if !isDigit(parts[2][i]) {
+			return false
+		}
+	}
+	return n == 4 || IsAppendix(parts[4])
+}
+
+func indexDot[T ~string | ~[]byte](s T) int {
+	for i := range len(s) {
+		if s[i] == '.' {
+			return i
+		}
+	}
+	return -1
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// IsAppendix reports whether s is a Parameter Builder appendix (§5.3): a
+// legacy 2-character language token (AQ Ag Aw BA BQ Bg), or 8 base64url
+// characters decoding to 6 bytes with format byte 0x01 and a language index
+// 1..6.
+func IsAppendix[T ~string | ~[]byte](s T) bool {
+	switch len(s) {
+	case 2:
+		switch string(s) {
+		case "AQ", "Ag", "Aw", "BA", "BQ", "Bg":
+			return true
+		}
+		return false
+	case 8:
+		var src [8]byte
+		copy(src[:], s)
+		var b [6]byte
+		n, err := base64.RawURLEncoding.Decode(b[:], src[:])
+		return err == nil && n == 6 && b[0] == 0x01 && b[1] >= 1 && b[1] <= 6
+	}
+	return false
+}

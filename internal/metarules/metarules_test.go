@@ -104,3 +104,28 @@ func TestFieldListsDisjoint(t *testing.T) {
 		t.Errorf("UserDataFields has %d keys, the lists %d", len(UserDataFields), len(seen))
 	}
 }
+
+func TestIsCookieValue(t *testing.T) {
+	t.Parallel()
+	for s, want := range map[string]bool{
+		"fb.1.1596403881668.1116446470":          true,
+		"fb.0.1596403881668.AbC-_x":              true,
+		"fb.2.1596403881668.1116446470.AQQAAQMC": true,
+		"fb.1.1596403881668.1116446470.BA":       true,
+		"fb.1.1596403881668.1116446470.XX":       false,
+		"fb.1.1596403881668.1116446470.AQcAAQMC": false, // language index 7
+		"fb.1.1596403881668":                     false,
+		"fb.1.1596403881668.":                    false,
+		"fb..1596403881668.x":                    false,
+		"FB.1.1596403881668.x":                   false,
+		"fb.1.1596403881668.a.b.c":               false,
+		"":                                       false,
+	} {
+		if got := IsCookieValue(s); got != want {
+			t.Errorf("IsCookieValue(%q) = %v, want %v", s, got, want)
+		}
+		if got := IsCookieValue([]byte(s)); got != want {
+			t.Errorf("IsCookieValue([]byte(%q)) = %v, want %v", s, got, want)
+		}
+	}
+}
