@@ -177,7 +177,7 @@ func TestValidateEventProblems(t *testing.T) {
 		{"fbc non-digit time", func(ev map[string]any) { ud(ev)["fbc"] = "fb.1.abc.IwAR2F4" }, "user_data.fbc", capi.SubcodeBadClickID},
 		{"fbc bad appendix", func(ev map[string]any) { ud(ev)["fbc"] = "fb.1.1554763741205.IwAR2F4.toolongappendix" }, "user_data.fbc", capi.SubcodeBadClickID},
 		{"fbc wrong prefix", func(ev map[string]any) { ud(ev)["fbc"] = "fc.1.1554763741205.IwAR2F4" }, "user_data.fbc", capi.SubcodeBadClickID},
-		{"fbp subdomain not a digit", func(ev map[string]any) { ud(ev)["fbp"] = "fb.12.1596403881668.1116446470" }, "user_data.fbp", 0},
+		{"fbp subdomain not a number", func(ev map[string]any) { ud(ev)["fbp"] = "fb.a.1596403881668.1116446470" }, "user_data.fbp", 0},
 		{"thin: location and UA", func(ev map[string]any) {
 			ev["user_data"] = map[string]any{"client_user_agent": "Mozilla/5.0", "ct": []any{hashCT}, "st": []any{hashCA}, "country": []any{hashUS}}
 		}, "user_data", capi.SubcodeThinMatch},

@@ -37,7 +37,8 @@ func serverEventJSON(extra string) string {
 // TestServerRefusesUnboundedOrInvalidInput: events over the decode limits
 // or holding bytes that are not UTF-8 are refused as a whole request with
 // the field named, and nothing is stored; a Purchase without value is
-// refused whether or not it has custom_data.
+// refused whether or not it has custom_data, and so is an fbc or
+// client_ip_address that is not one (Meta would get it unhashed).
 func TestServerRefusesUnboundedOrInvalidInput(t *testing.T) {
 	emails := make([]string, 40000)
 	for i := range emails {
@@ -54,6 +55,8 @@ func TestServerRefusesUnboundedOrInvalidInput(t *testing.T) {
 		{"user_data not UTF-8", "application/json", `{"data":[` + serverEventJSON(",\"fn\":\"J\xc3\"}") + `]}`, 400, "data[0].user_data.fn"},
 		{"form data not UTF-8", "application/x-www-form-urlencoded", "data=" + url.QueryEscape(`[`+serverEventJSON("},\"custom_data\":{\"a\":\"\xff\"}")+`]`), 400, "data[0].custom_data.a"},
 		{"form test_event_code not UTF-8", "application/x-www-form-urlencoded", "test_event_code=%ff&data=" + url.QueryEscape(`[`+serverEventJSON(`}`)+`]`), 400, "test_event_code"},
+		{"fbc an address", "application/json", `{"data":[` + serverEventJSON(`,"fbc":"john@example.com"}`) + `]}`, 422, "data[0].user_data.fbc"},
+		{"client_ip_address an address", "application/json", `{"data":[` + serverEventJSON(`,"client_ip_address":"john@example.com"}`) + `]}`, 422, "data[0].user_data.client_ip_address"},
 		{"Purchase without custom_data", "application/json", `{"data":[` + strings.Replace(serverEventJSON(`}`), "Lead", "Purchase", 1) + `]}`, 422, "data[0].custom_data"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

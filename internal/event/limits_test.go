@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/capirelay/capirelay/internal/metarules"
 )
 
 // eventWith is a valid website event with extra members spliced in.
@@ -138,4 +140,46 @@ func FuzzDecodeLimits(f *testing.F) {
 		}
 		agree(t, eventWith(`,"ph":`+list(ph)+`,"em":`+list(em)+`}`))
 	})
+}
+
+// TestDeviceFieldsAreChecked: client_ip_address, fbc and fbp go to Meta as
+// they are, so one of another shape (an address put in the wrong field)
+// is refused at ingest, naming the field, instead of being stored and sent.
+func TestDeviceFieldsAreChecked(t *testing.T) {
+	now := time.Unix(1760000000, 0)
+	for _, c := range []struct {
+		user    string
+		field   string // "" when valid
+		subcode int
+	}{
+		{`"client_ip_address":"203.0.113.7","fbc":"fb.1.1759999000000.IwAR2F4-x_Y","fbp":"fb.1.1759999000000.1116446470"`, "", 0},
+		{`"client_ip_address":"2001:db8::1","fbc":"fb.1.1759999000000.IwAR2F4.AQQCAQAA","fbp":"fb.2.1759999000000.1116446470.BA"`, "", 0},
+		{`"client_ip_address":"john@example.com"`, "client_ip_address", 0},
+		{`"client_ip_address":"999.1.1.1"`, "client_ip_address", 0},
+		{`"client_ip_address":" 203.0.113.7"`, "client_ip_address", 0},
+		{`"fbc":"john@example.com"`, "fbc", metarules.SubcodeBadClickID},
+		{`"fbc":"fb.1.1759999000000"`, "fbc", metarules.SubcodeBadClickID},
+		{`"fbc":"IwAR2F4-x_Y"`, "fbc", metarules.SubcodeBadClickID},
+		{`"fbp":"Jane Doe +1 555 0100"`, "fbp", 0},
+		{`"fbp":"fb.1.1759999000000.1116446470.XX"`, "fbp", 0},
+	} {
+		raw := `{"event_name":"Lead","event_time":1760000000,"action_source":"system_generated","user_data":{"em":"a@b.co",` + c.user + `}}`
+		ev, err := Decode([]byte(raw), "data[3]")
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = ev.Prepare(now, "data[3]")
+		if c.field == "" {
+			if err != nil {
+				t.Errorf("%s: refused: %v", c.user, err)
+			}
+			continue
+		}
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != "data[3].user_data."+c.field || fe.Subcode != c.subcode {
+			t.Errorf("%s: error %v, want one naming data[3].user_data.%s with subcode %d", c.user, err, c.field, c.subcode)
+		} else if strings.Contains(fe.Message, "example.com") || strings.Contains(fe.Message, "555") {
+			t.Errorf("%s: the message %q repeats the value", c.user, fe.Message)
+		}
+	}
 }

@@ -3,6 +3,7 @@ package event
 import (
 	"bytes"
 	"encoding/json"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -160,6 +161,9 @@ func (ev *Event) has(f string) bool {
 // checkExtras checks the fields few events carry: Limited Data Use (§9),
 // app_data's keys and advertiser_tracking_enabled's type.
 func (ev *Event) checkExtras(p func(string) string) error {
+	if err := ev.UserData.checkDevice(p); err != nil {
+		return err
+	}
 	for i, o := range ev.DataProcessingOptions {
 		if o != metarules.LDU {
 			return &FieldError{Field: p("data_processing_options[" + strconv.Itoa(i) + "]"), Message: `must be "LDU"`}
@@ -189,6 +193,29 @@ func (ev *Event) checkExtras(p func(string) string) error {
 		}
 	}
 	return nil
+}
+
+// checkDevice refuses the user_data fields sent to Meta as they are
+// (client_ip_address, fbc, fbp) unless they have their documented shape
+// (§4, §5.1): Graph would refuse the event, and a value of another shape,
+// an email address put in the wrong field say, would reach Meta unhashed.
+func (u *UserData) checkDevice(p func(string) string) error {
+	if ip := u.ClientIPAddress; ip != "" {
+		if _, err := netip.ParseAddr(ip); err != nil {
+			return &FieldError{Field: p("user_data.client_ip_address"), Message: "is not a valid IPv4 or IPv6 address"}
+		}
+	}
+	if u.Fbc != "" && !metarules.IsCookieValue(u.Fbc) {
+		return &FieldError{Field: p("user_data.fbc"), Message: cookieShape("click id"), Subcode: metarules.SubcodeBadClickID}
+	}
+	if u.Fbp != "" && !metarules.IsCookieValue(u.Fbp) {
+		return &FieldError{Field: p("user_data.fbp"), Message: cookieShape("random number")}
+	}
+	return nil
+}
+
+func cookieShape(value string) string {
+	return "is not in the fb.<subdomain index>.<creation time>.<" + value + ">[.<appendix>] format"
 }
 
 // strongKey reports whether u carries a key that is in no thin set (em, ph,

@@ -6,11 +6,13 @@ import (
 	"time"
 
 	"github.com/capirelay/capirelay/internal/fbcookie"
+	"github.com/capirelay/capirelay/internal/metarules"
 )
 
 // FuzzParseEnvelope checks the envelope rules on arbitrary strings: no panic;
 // anything accepted has 4 or 5 segments, starts "fb.", has digit index and
-// time segments and a non-empty payload without a dot.
+// time segments and a non-empty payload without a dot, and ingest, which
+// judges events with metarules.IsCookieValue, takes it.
 func FuzzParseEnvelope(f *testing.F) {
 	for _, s := range []string{
 		"fb.1.1596403881668.1116446470", "fb.2.1554763741205.IwAR2F4-dbP0l7Mn1IawQQGCINEz7PYXQvwjNwB",
@@ -23,6 +25,9 @@ func FuzzParseEnvelope(f *testing.F) {
 		v, ok := fbcookie.Parse(s)
 		if ok != fbcookie.Valid(s) {
 			t.Fatalf("Parse and Valid disagree on %q", s)
+		}
+		if ok && !metarules.IsCookieValue(s) {
+			t.Fatalf("Parse accepted %q, which ingest refuses", s)
 		}
 		if !ok {
 			return

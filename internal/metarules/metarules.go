@@ -381,10 +381,11 @@ const (
 )
 
 // IsCookieValue reports whether s has the fbp/fbc shape
-// fb.<subdomain index digit>.<creation time digits>.<value>[.<appendix>]
-// (§5.1, §5.3). The value (random number or fbclid) is case-sensitive and
-// only checked to be non-empty and free of dots. Graph refuses an fbc of
-// another shape (SubcodeBadClickID).
+// fb.<subdomain index digits>.<creation time digits>.<value>[.<appendix>]
+// (§5.1, §5.3), the rule of Meta's Parameter Builder (§5.4 step 4) and of
+// package fbcookie, which keeps the browser's cookies. The value (random
+// number or fbclid) is case-sensitive and only checked to be non-empty and
+// free of dots. Graph refuses an fbc of another shape (SubcodeBadClickID).
 func IsCookieValue[T ~string | ~[]byte](s T) bool {
 	var parts [5]T
 	n := 0
@@ -405,18 +406,20 @@ func IsCookieValue[T ~string | ~[]byte](s T) bool {
 	if n != 4 && n != 5 {
 		return false
 	}
-	if string(parts[0]) != "fb" || len(parts[1]) != 1 || !isDigit(parts[1][0]) {
+	if string(parts[0]) != "fb" || !allDigits(parts[1]) || !allDigits(parts[2]) || len(parts[3]) == 0 {
 		return false
 	}
-	if len(parts[2]) == 0 || len(parts[3]) == 0 {
-		return false
-	}
-	for i := range len(parts[2]) {
-		if !isDigit(parts[2][i]) {
+	return n == 4 || IsAppendix(parts[4])
+}
+
+// allDigits reports whether s is one or more ASCII digits.
+func allDigits[T ~string | ~[]byte](s T) bool {
+	for i := range len(s) {
+		if !isDigit(s[i]) {
 			return false
 		}
 	}
-	return n == 4 || IsAppendix(parts[4])
+	return len(s) > 0
 }
 
 func indexDot[T ~string | ~[]byte](s T) int {

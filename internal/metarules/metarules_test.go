@@ -117,6 +117,9 @@ func TestIsCookieValue(t *testing.T) {
 		"fb.1.1596403881668":                     false,
 		"fb.1.1596403881668.":                    false,
 		"fb..1596403881668.x":                    false,
+		"fb.12.1596403881668.1116446470":         true, // as Meta's Parameter Builder and package fbcookie read it
+		"fb.a.1596403881668.1116446470":          false,
+		"fb.1.1596403881668.IwAR2F4 x":           true, // the click id's characters are never judged
 		"FB.1.1596403881668.x":                   false,
 		"fb.1.1596403881668.a.b.c":               false,
 		"":                                       false,
