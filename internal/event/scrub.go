@@ -19,6 +19,7 @@ import (
 //     or its value is an email address, a card number (13–19 digits that
 //     pass Luhn's check and start as cards do) or an international phone
 //     number (+ and 8–15 digits);
+//   - a path segment's parameter (;jsessionid=…) goes by the same rules;
 //   - a path segment that is an email address becomes "redacted";
 //   - user:password@ before the host goes.
 //
@@ -41,12 +42,12 @@ func ScrubURL(u string) string {
 	return joinURL(b, q, f)
 }
 
-// mayCarry reports whether u has a query, a fragment, an '@' or an
-// escape: a URL without any has nothing to remove.
+// mayCarry reports whether u has a query, a fragment, an '@', an escape
+// or a path parameter: a URL without any has nothing to remove.
 func mayCarry(u string) bool {
 	for i := 0; i < len(u); i++ {
 		switch u[i] {
-		case '?', '#', '@', '%':
+		case '?', '#', '@', '%', ';':
 			return true
 		}
 	}
@@ -87,10 +88,11 @@ func joinURL(base, query, frag string) string {
 	return b.String()
 }
 
-// scrubBase drops user information before the host and renames a path
-// segment that is an email address.
+// scrubBase drops user information before the host and a path segment's
+// personal parameters (;jsessionid=…), and renames a path segment that is
+// an email address.
 func scrubBase(u string) string {
-	if strings.IndexByte(u, '@') < 0 && strings.IndexByte(u, '%') < 0 {
+	if strings.IndexByte(u, '@') < 0 && strings.IndexByte(u, '%') < 0 && strings.IndexByte(u, ';') < 0 {
 		return u
 	}
 	// Without a scheme (a referrer_url is not checked) all of it is path.
@@ -104,6 +106,11 @@ func scrubBase(u string) string {
 	changed := false
 	if i := strings.LastIndexByte(host, '@'); i >= 0 {
 		host, changed = host[i+1:], true
+	}
+	if strings.IndexByte(path, ';') >= 0 {
+		if p := scrubPathParams(path); p != path {
+			path, changed = p, true
+		}
 	}
 	if strings.IndexByte(path, '@') >= 0 || strings.Contains(path, "%40") {
 		segs := strings.Split(path, "/")
@@ -121,6 +128,32 @@ func scrubBase(u string) string {
 		return u
 	}
 	return scheme + host + path
+}
+
+// scrubPathParams drops the personal name=value parameters of a path's
+// segments (/cart;jsessionid=…/item), by the rules of a query's pairs.
+func scrubPathParams(path string) string {
+	segs := strings.Split(path, "/")
+	changed := false
+	for i, seg := range segs {
+		head, params, ok := strings.Cut(seg, ";")
+		if !ok {
+			continue
+		}
+		kept := head
+		for _, p := range strings.Split(params, ";") {
+			if personalPair(p) {
+				changed = true
+				continue
+			}
+			kept += ";" + p
+		}
+		segs[i] = kept
+	}
+	if !changed {
+		return path
+	}
+	return strings.Join(segs, "/")
 }
 
 // scrubFragment treats a fragment's parameters as a query's: the part
@@ -206,15 +239,19 @@ var personalWords = []string{
 	"mail", "phone", "mobile", "passw", "passcode", "birth",
 	"postal", "postcode", "zipcode", "address", "street",
 	"surname", "firstname", "lastname", "fullname", "givenname", "familyname", "username",
-	"token", "secret", "session", "apikey", "auth",
+	"token", "secret", "session", "sessid", "apikey", "auth", "signature", "credential",
 	"iban", "ccnum", "cardnum", "creditcard", "cvv", "cvc", "securitycode", "expiry",
+	// the tag's other languages
+	"courriel", "correo", "telefon", "vorname", "nachname", "prenom", "apellido", "geburt",
 }
 
 // personalNames are whole names: short, they occur inside harmless ones
 // (tel in hotel, pin in pinned).
 var personalNames = []string{
 	"name", "fname", "lname", "fn", "ln", "em", "ph", "tel", "db", "dob", "zip", "zp", "plz",
-	"pw", "pwd", "pass", "pin", "otp", "ssn", "sid", "cc", "card", "csc",
+	"first", "last", "nom", "nome", "nombre", "cell", "telno", "handy", "bday", "city", "ct", "gender", "ge",
+	"user", "login", "pw", "pwd", "pass", "pin", "otp", "ssn", "sid", "cc", "card", "csc",
+	"code", "key", "jwt",
 }
 
 // personalName reports whether a parameter's name says it holds personal

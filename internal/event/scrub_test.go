@@ -13,6 +13,10 @@ func TestScrubURL(t *testing.T) {
 		{"https://a.example/p?utm_source=news&e-mail=x&step=2&user%5Bpassword%5D=pw&fbclid=IwAR-Ab_9", "https://a.example/p?utm_source=news&step=2&fbclid=IwAR-Ab_9"},
 		{"https://a.example/p?Name=Grace&product_name=Lamp&FirstName=G&surName=H&zip=SW1A&dob=1990-01-02", "https://a.example/p?product_name=Lamp"},
 		{"https://a.example/p?access_token=abc&id_token=x&sessionid=1&api_key=k&cc_number=1&cvv=123&iban=DE89", "https://a.example/p"},
+		{"https://a.example/p?first=Grace&last=Hopper&vorname=G&Nachname=H&nome=G&prenom=G&city=Arlington&ct=arlington&gender=f&bday=1906&cell=555&tel_no=555&user=grace&login=g&step=2",
+			"https://a.example/p?step=2"},
+		{"https://a.example/cb;jsessionid=1?PHPSESSID=abc&code=oauth&key=k&X-Amz-Credential=c&X-Amz-Signature=s&plan=pro", "https://a.example/cb?plan=pro"},
+		{"https://a.example/shop;jsessionid=A1;v=2/item;sid=3;color=red?x=1", "https://a.example/shop;v=2/item;color=red?x=1"},
 		// Values that are personal whatever their name.
 		{"https://a.example/p?ref=grace%40example.com&x=1", "https://a.example/p?x=1"},
 		{"https://a.example/p?u=grace@example.co.uk", "https://a.example/p"},
@@ -40,6 +44,7 @@ func TestScrubURL(t *testing.T) {
 		{"https://a.example/p?fbclid=a@b.co", "https://a.example/p?fbclid=a@b.co"},
 		{"https://a.example/p?q=100%25&&x=1#section-2", "https://a.example/p?q=100%25&&x=1#section-2"},
 		{"https://a.example/p", "https://a.example/p"},
+		{"https://a.example/p;v=2/q;", "https://a.example/p;v=2/q;"},
 		{"https://a.example/blue%20lamp/@home?x=%2F", "https://a.example/blue%20lamp/@home?x=%2F"},
 		{"", ""},
 	} {
