@@ -52,6 +52,8 @@ func TestSiteCommandsFollowTheSiteRules(t *testing.T) {
 		want string
 	}{
 		{[]string{"set", "--site", e.site, "--domain", "10.0.0.1"}, "--domain: "},
+		{[]string{"set", "--site", e.site, "--domain", "co.uk"}, "--domain: \"co.uk\" is a public suffix"},
+		{[]string{"set", "--site", e.site, "--domain", "github.io"}, "--domain: \"github.io\" is a public suffix"},
 		{[]string{"set", "--site", e.site, "--default-region", "ZZ"}, "--default-region: "},
 		{[]string{"set", "--site", e.site, "--identity", "phone"}, "--identity: "},
 		{[]string{"set", "--site", e.site, "--click-window", "0"}, "--click-window: "},

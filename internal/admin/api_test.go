@@ -48,6 +48,7 @@ func TestAPISites(t *testing.T) {
 		// sitecfg's rules, shared with the CLI and the app.
 		{"short pixel", "PATCH", "/api/admin/sites/" + s.Key, `{"pixel_id":"1234"}`, 400, "pixel_id"},
 		{"IP domain", "PATCH", "/api/admin/sites/" + s.Key, `{"domains":["shop.example","127.0.0.1"]}`, 400, "domains"},
+		{"public suffix domain", "PATCH", "/api/admin/sites/" + s.Key, `{"domains":["github.io"]}`, 400, "domains"},
 		{"unknown region", "PATCH", "/api/admin/sites/" + s.Key, `{"default_region":"ZZ"}`, 400, "default_region"},
 		{"unknown identity mode", "PATCH", "/api/admin/sites/" + s.Key, `{"identity":"phone"}`, 400, "identity"},
 		{"click window too long", "PATCH", "/api/admin/sites/" + s.Key, `{"click_window_days":365}`, 400, "click_window_days"},

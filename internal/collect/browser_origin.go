@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/capirelay/capirelay/internal/fbcookie"
 	"github.com/capirelay/capirelay/internal/store"
 )
 
@@ -44,11 +45,15 @@ func requestOrigin(r *http.Request) (origin, host string) {
 }
 
 // originAllowed: a site domain admits itself and its subdomains; ports are
-// ignored. The demo site also admits localhost and loopback addresses.
+// ignored. A domain that is a public suffix (co.uk, github.io), which
+// sitecfg refuses but a site stored before may have, admits only itself:
+// its subdomains are anyone's sites, as its cookies would be
+// (fbcookie.CookieDomain passes over it too). The demo site also admits
+// localhost and loopback addresses.
 func originAllowed(site *store.Site, host string) bool {
 	for _, d := range site.Domains {
 		d = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
-		if d != "" && isDomainOrSub(host, d) {
+		if d != "" && (host == d || isDomainOrSub(host, d) && !fbcookie.IsPublicSuffix(d)) {
 			return true
 		}
 	}

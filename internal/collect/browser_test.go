@@ -360,6 +360,39 @@ func TestBrowserPreflight(t *testing.T) {
 	}
 }
 
+// TestBrowserPublicSuffixDomain: a site stored with a public suffix as its
+// domain (sitecfg refuses one now; older sites may have it) does not admit
+// every page under that suffix: attacker.co.uk gets no CORS, no cookies
+// and nothing stored.
+func TestBrowserPublicSuffixDomain(t *testing.T) {
+	t.Parallel()
+	bb := setupBrowser(t)
+	mustCreateSite(t, bb.db, "suffix", store.ConsentNone, "co.uk", "github.io")
+	for _, q := range []req{
+		{target: "/e?site=suffix", origin: "https://attacker.co.uk", host: "attacker.co.uk", body: pageView("")},
+		{target: "/e?site=suffix", origin: "https://www.attacker.co.uk", body: pageView("")},
+		{target: "/e?site=suffix", origin: "https://anyone.github.io", host: "anyone.github.io", body: pageView("")},
+		{target: "/e?site=suffix", origin: "-", header: map[string]string{"Referer": "https://attacker.co.uk/"}, body: pageView("")},
+		{target: "/e?site=suffix", method: http.MethodOptions, origin: "https://attacker.co.uk"},
+	} {
+		res := bb.do(t, q)
+		var eb struct{ Error, Field string }
+		json.NewDecoder(res.Body).Decode(&eb)
+		if res.StatusCode != http.StatusForbidden || eb.Field != "Origin" {
+			t.Errorf("%s origin %q: %d %+v, want 403 naming Origin", q.method, q.origin, res.StatusCode, eb)
+		}
+		if got := res.Header.Get("Access-Control-Allow-Origin"); got != "" {
+			t.Errorf("origin %q: Access-Control-Allow-Origin = %q", q.origin, got)
+		}
+		if c := res.Header.Values("Set-Cookie"); len(c) != 0 {
+			t.Errorf("origin %q: cookies set: %q", q.origin, c)
+		}
+	}
+	if items := bb.items(t); len(items) != 0 {
+		t.Errorf("stored %d items from strangers' pages", len(items))
+	}
+}
+
 // gateOutbox holds Enqueue until the test opens the gate.
 type gateOutbox struct {
 	store.Outbox

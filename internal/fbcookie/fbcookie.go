@@ -168,7 +168,7 @@ func CookieDomain(host string, configured []string) Domain {
 		if d == "" || !strings.Contains(d, ".") || !isDomainOrSub(h, d) {
 			continue
 		}
-		if isPublicSuffix(d) {
+		if IsPublicSuffix(d) {
 			continue
 		}
 		return Domain{Name: d, Index: strings.Count(d, ".")}
@@ -219,11 +219,14 @@ func lastTwoLabels(s string) string {
 	return s[strings.LastIndexByte(s[:i], '.')+1:]
 }
 
-// isPublicSuffix reports whether d is a public suffix (co.uk, github.io),
-// which no cookie may be set on. The answers for configured domains (a
+// IsPublicSuffix reports whether d is a public suffix of the Public Suffix
+// List, ICANN or private section (co.uk, github.io), which no cookie may be
+// set on; a single label is one by the list's default rule. sitecfg refuses
+// such a site domain and the /e Origin check does not let one admit its
+// subdomains. The answers for configured domains (a
 // few per site, so suffixMemoMax is far) are kept: the list is compiled
 // in and the lookup costs a microsecond on every request.
-func isPublicSuffix(d string) bool {
+func IsPublicSuffix(d string) bool {
 	if v, ok := suffixMemo.Load(d); ok {
 		return v.(bool)
 	}

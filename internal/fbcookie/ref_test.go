@@ -292,8 +292,8 @@ func FuzzFirstPartyDomain(f *testing.F) {
 func TestIsPublicSuffixMemo(t *testing.T) {
 	for range 2 { // the second time from the memo
 		for d, want := range map[string]bool{"co.uk": true, "github.io": true, "example.co.uk": false, "com": true, "shop.example.com": false} {
-			if got := isPublicSuffix(d); got != want {
-				t.Errorf("isPublicSuffix(%q) = %v, want %v", d, got, want)
+			if got := IsPublicSuffix(d); got != want {
+				t.Errorf("IsPublicSuffix(%q) = %v, want %v", d, got, want)
 			}
 		}
 	}

@@ -36,6 +36,7 @@ import (
 
 	"golang.org/x/net/idna"
 
+	"github.com/capirelay/capirelay/internal/fbcookie"
 	"github.com/capirelay/capirelay/internal/netguard"
 	"github.com/capirelay/capirelay/internal/normalize"
 	"github.com/capirelay/capirelay/internal/store"
@@ -299,7 +300,9 @@ var errIP = errors.New("is an IP address: a site is identified by its domain nam
 // ("shop.example.com"): lower case, no scheme, port, path, trailing dot or
 // leading "www." / "*.". A domain admits its subdomains, so dropping "www."
 // loses nothing. Internationalized names are stored in punycode, the form
-// browsers send in the Origin header; IP addresses are refused.
+// browsers send in the Origin header; IP addresses are refused, and so are
+// public suffixes (com, co.uk, github.io): anyone may register a name under
+// one, so as a site's domain it would admit strangers' pages.
 func Domain(raw string) (string, error) {
 	d := strings.ToLower(strings.TrimSpace(raw))
 	if i := strings.Index(d, "://"); i >= 0 {
@@ -316,12 +319,15 @@ func Domain(raw string) (string, error) {
 		return "", bad("domains", "%q %v", d, errIP)
 	}
 	d = strings.TrimPrefix(d, "*.")
-	if rest, ok := strings.CutPrefix(d, "www."); ok && strings.Contains(rest, ".") {
-		d = rest
-	}
 	ascii, err := idna.Lookup.ToASCII(d)
 	if err != nil || !domainRe.MatchString(ascii) {
 		return "", bad("domains", "%q is not a domain name (write it as example.com)", d)
+	}
+	if rest, ok := strings.CutPrefix(ascii, "www."); ok && !fbcookie.IsPublicSuffix(rest) {
+		ascii = rest
+	}
+	if ascii != "localhost" && fbcookie.IsPublicSuffix(ascii) {
+		return "", bad("domains", "%q is a public suffix, shared by unrelated sites (like com, co.uk or github.io): give the site's own domain, such as shop.%s", d, d)
 	}
 	return ascii, nil
 }

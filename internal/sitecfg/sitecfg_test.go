@@ -34,6 +34,17 @@ func TestDomain(t *testing.T) {
 		{"-shop.example.com", "", "not a domain"},
 		{"shop..example.com", "", "not a domain"},
 		{"shop.example.123", "", "not a domain"},
+		// A public suffix, ICANN or private section, would admit every
+		// page under it (attacker.co.uk, anyone.github.io).
+		{"co.uk", "", "public suffix"},
+		{"https://CO.UK./", "", "public suffix"},
+		{"*.co.uk", "", "public suffix"},
+		{"github.io", "", "public suffix"},
+		{"com", "", "not a domain"},
+		{"рф", "", "not a domain"},
+		{"www.co.uk", "www.co.uk", ""}, // kept whole, like www.com
+		{"shop.github.io", "shop.github.io", ""},
+		{"www.shop.github.io", "shop.github.io", ""},
 	} {
 		got, err := Domain(tc.in)
 		if tc.errPart != "" {
@@ -87,6 +98,8 @@ func TestApply(t *testing.T) {
 		{name: "domains refuse IPs (the app took them)", u: Update{Domains: &[]string{"shop.example", "192.168.1.1"}}, field: "domains"},
 		{name: "domains in punycode (the dashboard refused non-ASCII, the app stored it raw)", u: Update{Domains: &[]string{"bücher.de"}}, check: func(s *store.Site) bool { return s.Domains[0] == "xn--bcher-kva.de" }},
 		{name: "domains emptied", u: Update{Domains: &[]string{}}, field: "domains"},
+		{name: "domains refuse a public suffix (only com was refused)", u: Update{Domains: &[]string{"shop.example", "co.uk"}}, field: "domains"},
+		{name: "domains refuse a private-section suffix", u: Update{Domains: &[]string{"github.io"}}, field: "domains"},
 		{name: "name trimmed", u: Update{Name: new("  Shop ")}, check: func(s *store.Site) bool { return s.Name == "Shop" }},
 		{name: "name blank", u: Update{Name: new(" ")}, field: "name"},
 		{name: "name too long", u: Update{Name: new(strings.Repeat("n", MaxNameLen+1))}, field: "name"},
