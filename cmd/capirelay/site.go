@@ -161,11 +161,9 @@ func siteSetToken(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		return fmt.Errorf("site set-token: %w", err)
 	}
 	wasPaused := site.Paused
+	// Apply refuses a token on a site without a pixel id (--pixel-id).
 	if err := in.Apply(site); err != nil {
 		return fmt.Errorf("site set-token: %w", sitecfg.FlagError(err))
-	}
-	if site.PixelID == "" {
-		return errors.New("site set-token: the site has no pixel id; add --pixel-id")
 	}
 	if in.PixelID != nil {
 		if err := st.UpdateSite(ctx, site); err != nil {

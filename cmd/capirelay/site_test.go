@@ -58,6 +58,7 @@ func TestSiteCommandsFollowTheSiteRules(t *testing.T) {
 		{[]string{"set", "--site", e.site, "--identity", "phone"}, "--identity: "},
 		{[]string{"set", "--site", e.site, "--click-window", "0"}, "--click-window: "},
 		{[]string{"set-token", "--site", e.site, "--access-token", "EAAB", "--pixel-id", "1234"}, "--pixel-id: "},
+		{[]string{"set-token", "--site", e.site, "--access-token", "EAAB"}, "--pixel-id: a pixel id is required with an access token"},
 		{[]string{"add", "--name", "Other", "--domain", "other.example", "--pixel-id", "12", "--access-token", "EAAB"}, "--pixel-id: "},
 		{[]string{"add", "--name", "Other", "--domain", "192.168.0.1"}, "IP address"},
 		{[]string{"set", "--site", e.site, "--webhook-url", "http://hooks.example.com/l"}, "--webhook-url: "},

@@ -118,6 +118,51 @@ func TestAPISites(t *testing.T) {
 	}
 }
 
+// TestSetTokenNeedsPixel: the API's token call refuses a token for a site
+// without a pixel id, as the CLI and the dashboard do, and stores nothing;
+// clearing the token is still allowed.
+func TestSetTokenNeedsPixel(t *testing.T) {
+	b := setup(t)
+	tok := b.mustToken(t)
+	c := b.client(t)
+	s := b.mustSite(t, "No pixel")
+
+	res, body := b.do(t, c, "PUT", "/api/admin/sites/"+s.Key+"/token", `{"access_token":"EAABnewtokennewtoken"}`, bearer(tok))
+	e := decode[map[string]any](t, body)
+	if res.StatusCode != http.StatusBadRequest || e["field"] != "pixel_id" || !strings.Contains(body, "pixel id is required") {
+		t.Fatalf("API token without a pixel id = %d %s, want 400 naming pixel_id", res.StatusCode, body)
+	}
+	if got, _ := b.db.Site(t.Context(), s.Key); got.AccessToken != "" {
+		t.Fatalf("the refused token was stored: %q", got.AccessToken)
+	}
+	if res, body := b.do(t, c, "PUT", "/api/admin/sites/"+s.Key+"/token", `{"access_token":""}`, bearer(tok)); res.StatusCode != http.StatusOK {
+		t.Fatalf("clearing the token = %d %s", res.StatusCode, body)
+	}
+
+	dc := b.client(t)
+	csrf := b.login(t, dc)
+	fbody, hdr := form(csrf, "access_token", "EAABnewtokennewtoken")
+	if res, page := b.do(t, dc, "POST", "/admin/sites/"+s.Key+"/token", fbody, hdr); res.StatusCode != http.StatusBadRequest || !strings.Contains(page, "pixel id is required") {
+		t.Fatalf("dashboard token without a pixel id = %d, want 400 saying a pixel id is required", res.StatusCode)
+	}
+	if got, _ := b.db.Site(t.Context(), s.Key); got.AccessToken != "" {
+		t.Fatalf("the refused token was stored: %q", got.AccessToken)
+	}
+
+	res, body = b.do(t, c, "PATCH", "/api/admin/sites/"+s.Key, `{"pixel_id":"123456"}`, bearer(tok))
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("set pixel = %d %s", res.StatusCode, body)
+	}
+	res, body = b.do(t, c, "PUT", "/api/admin/sites/"+s.Key+"/token", `{"access_token":"EAABnewtokennewtoken"}`, bearer(tok))
+	if got := decode[siteJSON](t, body); res.StatusCode != http.StatusOK || !got.AccessTokenSet || got.Sandbox {
+		t.Fatalf("token with a pixel id = %d %s", res.StatusCode, body)
+	}
+	res, body = b.do(t, c, "PATCH", "/api/admin/sites/"+s.Key, `{"pixel_id":""}`, bearer(tok))
+	if e := decode[map[string]any](t, body); res.StatusCode != http.StatusBadRequest || e["field"] != "pixel_id" {
+		t.Fatalf("clearing the pixel id under a token = %d %s, want 400 naming pixel_id", res.StatusCode, body)
+	}
+}
+
 func TestAPIEventsAndReplay(t *testing.T) {
 	b := setup(t)
 	tok := b.mustToken(t)

@@ -182,12 +182,15 @@ func (h *Handler) updateSiteForm(w http.ResponseWriter, r *http.Request) error {
 
 func (h *Handler) setTokenForm(w http.ResponseWriter, r *http.Request) error {
 	key := r.PathValue("key")
-	tok, err := sitecfg.AccessToken(r.PostFormValue("access_token"))
-	if err != nil {
-		return settingError(err)
-	}
-	if r.PostFormValue("clear") == "" && tok == "" {
+	raw := r.PostFormValue("access_token")
+	if r.PostFormValue("clear") != "" {
+		raw = ""
+	} else if strings.TrimSpace(raw) == "" {
 		return errorf(http.StatusBadRequest, "access_token", "paste the access token from Events Manager, or use Clear to go back to the sandbox")
+	}
+	tok, err := h.checkToken(r.Context(), key, raw)
+	if err != nil {
+		return err
 	}
 	if err := h.store.SetAccessToken(r.Context(), key, tok); err != nil {
 		return err
@@ -195,6 +198,20 @@ func (h *Handler) setTokenForm(w http.ResponseWriter, r *http.Request) error {
 	h.log.Info("site access token changed", "site", key, "cleared", tok == "")
 	http.Redirect(w, r, "/admin/sites/"+url.PathEscape(key)+"?done=token", http.StatusSeeOther)
 	return nil
+}
+
+// checkToken checks raw as the new access token of site key with sitecfg's
+// rules, the CLI's: a token needs the site's pixel id. It returns the token
+// to store ("" goes back to the sandbox).
+func (h *Handler) checkToken(ctx context.Context, key, raw string) (string, error) {
+	s, err := h.store.Site(ctx, key)
+	if err != nil {
+		return "", err
+	}
+	if err := (&sitecfg.Update{AccessToken: &raw}).Apply(s); err != nil {
+		return "", settingError(err)
+	}
+	return s.AccessToken, nil
 }
 
 func (h *Handler) rotateKeyForm(w http.ResponseWriter, r *http.Request) error {
@@ -407,9 +424,9 @@ func (h *Handler) apiSetToken(w http.ResponseWriter, r *http.Request) error {
 	if in.AccessToken == nil {
 		return errorf(http.StatusBadRequest, "access_token", `send {"access_token": "..."} ("" goes back to the sandbox)`)
 	}
-	tok, err := sitecfg.AccessToken(*in.AccessToken)
+	tok, err := h.checkToken(r.Context(), key, *in.AccessToken)
 	if err != nil {
-		return settingError(err)
+		return err
 	}
 	if err := h.store.SetAccessToken(r.Context(), key, tok); err != nil {
 		return err

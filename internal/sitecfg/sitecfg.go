@@ -115,23 +115,30 @@ func (u *Update) NewSite() (*store.Site, error) {
 	if err := u.Apply(s); err != nil {
 		return nil, err
 	}
-	if s.AccessToken != "" && s.PixelID == "" {
-		return nil, bad("pixel_id", "a pixel id is required with an access token")
-	}
 	return s, nil
 }
 
 // Apply checks every field of u and, only if all are valid, writes them
-// into s in their canonical form and fills s's defaults.
+// into s in their canonical form and fills s's defaults. An access token
+// needs a pixel id: setting one on a site without, or clearing the pixel id
+// of a site with one, is refused (a site stored so before is left alone
+// by edits that touch neither).
 func (u *Update) Apply(s *store.Site) error {
 	next := *s
 	if err := u.apply(&next); err != nil {
 		return err
 	}
+	if next.AccessToken != "" && next.PixelID == "" && (u.AccessToken != nil || u.PixelID != nil && s.PixelID != "") {
+		return errTokenNeedsPixel
+	}
 	store.SiteDefaults(&next)
 	*s = next
 	return nil
 }
+
+// errTokenNeedsPixel: a token without a pixel would leave the site in the
+// sandbox (store.Site.Sandbox) while it looks set up.
+var errTokenNeedsPixel = bad("pixel_id", "a pixel id is required with an access token")
 
 func (u *Update) apply(s *store.Site) error {
 	if u.Name != nil {
@@ -246,6 +253,8 @@ func (u *Update) apply(s *store.Site) error {
 }
 
 // AccessToken returns a pasted access token trimmed; "" means the sandbox.
+// It checks the token alone: to set one on a site, Apply an Update with
+// AccessToken, which also asks for the site's pixel id.
 func AccessToken(raw string) (string, error) {
 	t := strings.TrimSpace(raw)
 	if strings.ContainsAny(t, " \t\r\n") {

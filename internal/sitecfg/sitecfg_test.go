@@ -148,6 +148,47 @@ func TestApply(t *testing.T) {
 	}
 }
 
+// TestApplyTokenNeedsPixel: an access token needs a pixel id whichever
+// door sets it (the admin API's token call stored one without).
+func TestApplyTokenNeedsPixel(t *testing.T) {
+	noPixel := store.Site{Name: "Shop", Domains: []string{"shop.example"}}
+	full := store.Site{Name: "Shop", Domains: []string{"shop.example"}, PixelID: "123456", AccessToken: "EAAB"}
+	legacy := store.Site{Name: "Shop", Domains: []string{"shop.example"}, AccessToken: "EAAB"} // stored before the rule
+	for _, tc := range []struct {
+		name   string
+		site   store.Site
+		u      Update
+		refuse bool
+	}{
+		{"token on a site without a pixel id", noPixel, Update{AccessToken: new("EAAB")}, true},
+		{"token with a pixel id", noPixel, Update{AccessToken: new("EAAB"), PixelID: new("123456")}, false},
+		{"token cleared without a pixel id", noPixel, Update{AccessToken: new("")}, false},
+		{"pixel id cleared under a token", full, Update{PixelID: new(" ")}, true},
+		{"pixel id and token cleared", full, Update{PixelID: new(""), AccessToken: new("")}, false},
+		{"another token", full, Update{AccessToken: new("EAAC")}, false},
+		{"an unrelated edit of a site stored without a pixel id", legacy, Update{Name: new("Shop 2")}, false},
+		{"a new token for a site stored without a pixel id", legacy, Update{AccessToken: new("EAAC")}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := tc.site
+			err := tc.u.Apply(&s)
+			if !tc.refuse {
+				if err != nil {
+					t.Fatalf("Apply = %v, want it accepted", err)
+				}
+				return
+			}
+			var se *Error
+			if !errors.As(err, &se) || se.Field != "pixel_id" || !strings.Contains(se.Message, "pixel id is required") {
+				t.Fatalf("Apply = %v, want a pixel_id error", err)
+			}
+			if !reflect.DeepEqual(s, tc.site) {
+				t.Errorf("a refused update changed the site: %+v", s)
+			}
+		})
+	}
+}
+
 func TestApplyFillsDefaults(t *testing.T) {
 	var s store.Site
 	if err := (&Update{}).Apply(&s); err != nil {
