@@ -262,7 +262,8 @@ type siteJSON struct {
 	PartialLeadTimeoutMinutes int       `json:"partial_lead_timeout_minutes"`
 	PartialLeadForward        bool      `json:"partial_lead_forward"`
 	PartialLeadEvent          string    `json:"partial_lead_event"`
-	WebhookURL                string    `json:"webhook_url"`
+	WebhookURL                string    `json:"webhook_url"` // redacted without the webhooks scope
+	WebhookURLRedacted        bool      `json:"webhook_url_redacted,omitempty"`
 	WebhookAllowHTTP          bool      `json:"webhook_allow_http"`
 	WebhookAllowPrivate       bool      `json:"webhook_allow_private"`
 	RetentionDays             int       `json:"retention_days"`
@@ -276,8 +277,10 @@ type siteJSON struct {
 	APIKey                    string    `json:"api_key,omitempty"` // only right after creation or rotation
 }
 
-func toJSON(s *store.Site) siteJSON {
-	return siteJSON{
+// toJSON is s as the API shows it to the request's principal: the webhook
+// URL in full only to one that may change it (see webhookURL).
+func toJSON(ctx context.Context, s *store.Site) siteJSON {
+	out := siteJSON{
 		Key: s.Key, Name: s.Name, Domains: s.Domains, PixelID: s.PixelID,
 		AccessToken: maskToken(s.AccessToken), AccessTokenSet: s.AccessToken != "", Sandbox: s.Sandbox(),
 		TestEventCode: s.TestEventCode, Consent: s.Consent, DefaultRegion: s.DefaultRegion,
@@ -287,6 +290,25 @@ func toJSON(s *store.Site) siteJSON {
 		WebhookAllowHTTP: s.WebhookAllowHTTP, WebhookAllowPrivate: s.WebhookAllowPrivate, Paused: s.Paused, PauseReason: s.PauseReason, Demo: s.Demo,
 		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
 	}
+	out.WebhookURL, out.WebhookURLRedacted = webhookURL(ctx, s.WebhookURL)
+	return out
+}
+
+// webhookURL is a site's webhook URL as the request's principal may see
+// it. Hook URLs often carry a bearer secret in their path or query, and
+// the URL decides where raw leads go, so only a principal with the
+// webhooks scope (or a dashboard session) sees it whole; the others see
+// its scheme and host and a marked redaction ("https://hooks.example/…(hidden)"),
+// as the webhook sender's log lines do (leads.redact).
+func webhookURL(ctx context.Context, raw string) (shown string, redacted bool) {
+	if raw == "" || principalFrom(ctx).may(ScopeWebhooks) {
+		return raw, false
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "…(hidden)", true
+	}
+	return u.Scheme + "://" + u.Host + "/…(hidden)", true
 }
 
 // decodeJSON reads a small JSON body, refusing unknown fields.
@@ -314,7 +336,7 @@ func (h *Handler) apiListSites(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := []siteJSON{}
 	for _, s := range sites {
-		out = append(out, toJSON(s))
+		out = append(out, toJSON(r.Context(), s))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"sites": out})
 	return nil
@@ -344,7 +366,7 @@ func (h *Handler) apiCreateSite(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := toJSON(s)
+	out := toJSON(r.Context(), s)
 	out.APIKey = key
 	writeJSON(w, http.StatusCreated, out)
 	return nil
@@ -355,7 +377,7 @@ func (h *Handler) apiGetSite(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, toJSON(s))
+	writeJSON(w, http.StatusOK, toJSON(r.Context(), s))
 	return nil
 }
 
@@ -384,7 +406,7 @@ func (h *Handler) apiPatchSite(w http.ResponseWriter, r *http.Request) error {
 	if s, err = h.store.Site(ctx, s.Key); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, toJSON(s))
+	writeJSON(w, http.StatusOK, toJSON(r.Context(), s))
 	return nil
 }
 
@@ -436,6 +458,6 @@ func (h *Handler) apiSetToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, toJSON(s))
+	writeJSON(w, http.StatusOK, toJSON(r.Context(), s))
 	return nil
 }

@@ -91,3 +91,64 @@ func TestAPITokenScopes(t *testing.T) {
 		t.Fatalf("session PATCH webhook = %d %s, want 200", res.StatusCode, body)
 	}
 }
+
+// TestWebhookURLRedacted: a hook URL often embeds a bearer secret, and only
+// a principal that may change it (scope webhooks, or a dashboard session)
+// sees it whole; read and write tokens see its scheme and host, marked.
+func TestWebhookURLRedacted(t *testing.T) {
+	b := setup(t)
+	s := b.mustSite(t, "Hooked Shop")
+	const secret = "s3cr3tHookToken"
+	hook := "https://user:pw@hooks.example.com:8443/lead/" + secret + "?key=" + secret
+	s.WebhookURL = hook
+	if err := b.db.UpdateSite(t.Context(), s); err != nil {
+		t.Fatal(err)
+	}
+	read, _ := b.tokenWith(t, ScopeRead, time.Time{})
+	write, _ := b.tokenWith(t, ScopeWrite, time.Time{})
+	hooks, _ := b.tokenWith(t, ScopeWebhooks, time.Time{})
+	path := "/api/admin/sites/" + s.Key
+	for _, tc := range []struct {
+		name, tok, method, path, body string
+		full                          bool
+	}{
+		{"read GET", read, "GET", path, "", false},
+		{"read list", read, "GET", "/api/admin/sites", "", false},
+		{"write PATCH", write, "PATCH", path, `{"name":"Renamed"}`, false},
+		{"write token", write, "PUT", path + "/token", `{"access_token":""}`, false},
+		{"webhooks GET", hooks, "GET", path, "", true},
+		{"webhooks list", hooks, "GET", "/api/admin/sites", "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, body := b.do(t, b.client(t), tc.method, tc.path, tc.body, bearer(tc.tok))
+			if res.StatusCode != http.StatusOK {
+				t.Fatalf("%s %s = %d %s", tc.method, tc.path, res.StatusCode, body)
+			}
+			if tc.full {
+				if !strings.Contains(body, hook) || strings.Contains(body, "webhook_url_redacted") {
+					t.Fatalf("body %s: want the webhook URL whole", body)
+				}
+				return
+			}
+			if strings.Contains(body, secret) || strings.Contains(body, "user:pw") {
+				t.Fatalf("body %s shows the webhook URL's secret to scope %s", body, tc.name)
+			}
+			if !strings.Contains(body, `"webhook_url": "https://hooks.example.com:8443/…(hidden)"`) || !strings.Contains(body, `"webhook_url_redacted": true`) {
+				t.Fatalf("body %s: want the scheme and host, marked hidden", body)
+			}
+		})
+	}
+	// A dashboard session is a full admin: the API and the site page show
+	// the URL it may edit.
+	c := b.client(t)
+	b.login(t, c)
+	if res, body := b.get(t, c, path); res.StatusCode != http.StatusOK || !strings.Contains(body, hook) {
+		t.Fatalf("session GET = %d %s, want the webhook URL whole", res.StatusCode, body)
+	}
+	if res, page := b.get(t, c, "/admin/sites/"+s.Key); res.StatusCode != http.StatusOK || !strings.Contains(page, secret) {
+		t.Fatalf("site page = %d, want the webhook URL in its form", res.StatusCode)
+	}
+	if got, _ := b.db.Site(t.Context(), s.Key); got.WebhookURL != hook {
+		t.Fatalf("stored webhook URL = %q, want it unchanged", got.WebhookURL)
+	}
+}
