@@ -286,7 +286,7 @@ func (b *Browser) capture(ctx context.Context, site *store.Site, s *sorted) erro
 }
 
 var (
-	errBrowserTooLarge = &httpError{Kind: errTooLarge, Message: fmt.Sprintf("request body is larger than %d bytes", MaxBrowserBody)}
+	errBrowserTooLarge = &httpError{Kind: errTooLarge, Field: "body", Message: fmt.Sprintf("is larger than %d bytes", MaxBrowserBody)}
 	errBrowserStore    = &httpError{Kind: errUnavailable, Message: "events could not be stored; retry later"}
 	// errBrowserRefused is errBrowserStore for a store that refuses
 	// writes, which is not logged per request (see pipeline.WriteObserver).

@@ -26,13 +26,15 @@ func (b *Browser) site(r *http.Request, key string) (*store.Site, string, error)
 	}
 	origin, host := requestOrigin(r)
 	if host == "" {
-		return nil, "", &httpError{Kind: errForbidden, Field: "Origin", Message: "missing Origin and Referer"}
+		return nil, "", errNoOrigin
 	}
 	if !originAllowed(site, host) {
 		return nil, "", &httpError{Kind: errForbidden, Field: "Origin", Message: "is not one of the site's domains"}
 	}
 	return site, origin, nil
 }
+
+var errNoOrigin = &httpError{Kind: errForbidden, Field: "Origin", Message: "missing Origin and Referer"}
 
 // requestOrigin returns the Origin header (or the origin of the Referer
 // when there is no Origin) and its host name without port, lower case.

@@ -61,8 +61,10 @@ const maxValueLen = 1000
 
 // readRequest finds the request's site and reads its body into buf. The
 // site named in the query string is checked before the body is read, so
-// a stranger is refused early; else the body names it. CORS admits the
-// page's origin once it is known to be one of the site's.
+// a stranger is refused early; else the body names it, and the page's
+// Origin is still judged before anything the body does wrong is told
+// (namedSite). CORS admits the page's origin once it is known to be one
+// of the site's.
 func (b *Browser) readRequest(w http.ResponseWriter, r *http.Request, buf *[]byte) (*store.Site, *browserBody, error) {
 	var (
 		site   *store.Site
@@ -75,31 +77,61 @@ func (b *Browser) readRequest(w http.ResponseWriter, r *http.Request, buf *[]byt
 		}
 		cors(w, origin)
 	}
+	body, err := readBrowserBody(w, r, buf)
+	if site != nil {
+		return site, body, err
+	}
+	var key string
+	if err == nil {
+		key = body.Site
+	} else if key = namedSite(*buf); key == "" {
+		// No site to judge the Origin by: only its absence.
+		if _, host := requestOrigin(r); host == "" {
+			return nil, nil, errNoOrigin
+		}
+		return nil, nil, err
+	}
+	site, origin, serr := b.site(r, key)
+	if serr != nil {
+		return nil, nil, serr
+	}
+	cors(w, origin)
+	if err != nil {
+		return nil, nil, err
+	}
+	return site, body, nil
+}
+
+// readBrowserBody reads r's body into buf and decodes it; buf keeps what
+// was read also when that is refused.
+func readBrowserBody(w http.ResponseWriter, r *http.Request, buf *[]byte) (*browserBody, error) {
 	if r.ContentLength > MaxBrowserBody {
-		return nil, nil, errBrowserTooLarge
+		*buf = (*buf)[:0]
+		return nil, errBrowserTooLarge
 	}
 	raw, err := readBody(w, r, (*buf)[:0])
 	*buf = raw
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	// The tag sends UTF-8 (JSON.stringify escapes lone surrogates), so a
 	// body that is not is refused, not repaired: bytes kept raw in
 	// custom_data would make Meta's request invalid JSON.
 	if err := event.CheckUTF8(raw, ""); err != nil {
-		return nil, nil, fieldHTTPError(err)
+		return nil, fieldHTTPError(err)
 	}
-	body, err := parseBrowserBody(r, raw)
-	if err != nil {
-		return nil, nil, err
+	return parseBrowserBody(r, raw)
+}
+
+// namedSite is the site key of a body that could not be decoded, when it
+// can still be read: the refusal of a page that is not the site's is about
+// its Origin, not about the body (a stranger learns nothing of the rules).
+func namedSite(raw []byte) string {
+	var named struct {
+		Site string `json:"site"`
 	}
-	if site == nil {
-		if site, origin, err = b.site(r, body.Site); err != nil {
-			return nil, nil, err
-		}
-		cors(w, origin)
-	}
-	return site, body, nil
+	_ = json.Unmarshal(raw, &named) // "" when it cannot be read
+	return named.Site
 }
 
 // bodyBufs holds the buffers /e bodies are read into: nothing decoded from
@@ -205,7 +237,7 @@ func slowBrowserBody(raw []byte) (*browserBody, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(&body); err != nil {
 		var fe *event.FieldError
-		if errors.As(event.DescribeJSONError(err, ""), &fe) {
+		if errors.As(describeBrowserBody(raw, err), &fe) {
 			return nil, &httpError{Kind: errBadRequest, Field: fe.Field, Message: fe.Message}
 		}
 		return nil, &httpError{Kind: errBadRequest, Message: "malformed JSON"}
@@ -214,6 +246,28 @@ func slowBrowserBody(raw []byte) (*browserBody, error) {
 		return nil, &httpError{Kind: errBadRequest, Message: "malformed JSON: trailing data after the object"}
 	}
 	return &body, nil
+}
+
+// describeBrowserBody names the field of a body encoding/json refused.
+// Its paths have no array indices ("events.name"), so a wrong type inside
+// an event is looked for again event by event, to name the one at fault
+// as every other refusal does ("events[0].name").
+func describeBrowserBody(raw []byte, err error) error {
+	var ute *json.UnmarshalTypeError
+	if errors.As(err, &ute) && strings.HasPrefix(ute.Field, "events.") {
+		var all struct {
+			Events []json.RawMessage `json:"events"`
+		}
+		if json.Unmarshal(raw, &all) == nil {
+			for i, raw := range all.Events {
+				var e browserEvent
+				if err := json.Unmarshal(raw, &e); err != nil {
+					return event.DescribeJSONError(err, eventPath(i))
+				}
+			}
+		}
+	}
+	return event.DescribeJSONError(err, "")
 }
 
 // validateBrowserBody refuses a request with a bad field before anything is
