@@ -262,6 +262,40 @@ func TestAPIOverviewAndMatchQuality(t *testing.T) {
 	}
 }
 
+// TestUnknownSiteFilter: every admin endpoint that takes site= answers a
+// key no site has with a 404 naming site, not an empty list; a known key
+// and no key still answer.
+func TestUnknownSiteFilter(t *testing.T) {
+	b := setup(t)
+	tok := b.mustToken(t)
+	s := b.mustSite(t, "Shop")
+	c := b.client(t)
+	b.login(t, c)
+	api := []string{"/api/admin/events", "/api/admin/dead-letters", "/api/admin/match-quality"}
+	pages := []string{"/admin/events", "/admin/dead-letters", "/admin/match-quality", "/admin/leads", "/admin/leads.csv"}
+	for _, path := range append(api, pages...) {
+		isAPI := strings.HasPrefix(path, "/api/")
+		get := func(q string) (*http.Response, string) {
+			if isAPI {
+				return b.do(t, c, "GET", path+q, "", bearer(tok))
+			}
+			return b.get(t, c, path+q)
+		}
+		res, body := get("?site=nosuch")
+		if res.StatusCode != http.StatusNotFound || !strings.Contains(body, "unknown site key") {
+			t.Errorf("GET %s?site=nosuch = %d %s, want 404 saying unknown site key", path, res.StatusCode, body)
+		}
+		if isAPI && decode[map[string]any](t, body)["field"] != "site" {
+			t.Errorf("GET %s?site=nosuch = %s, want field site", path, body)
+		}
+		for _, q := range []string{"?site=" + s.Key, ""} {
+			if res, body := get(q); res.StatusCode != http.StatusOK {
+				t.Errorf("GET %s%s = %d %s, want 200", path, q, res.StatusCode, body)
+			}
+		}
+	}
+}
+
 func TestNiceCeil(t *testing.T) {
 	for _, tc := range []struct{ in, want int }{{0, 4}, {3, 4}, {5, 8}, {7, 8}, {9, 20}, {11, 20}, {37, 40}, {99, 100}, {101, 200}, {999, 1000}, {1234, 2000}} {
 		if got := niceCeil(tc.in); got != tc.want || got%4 != 0 {

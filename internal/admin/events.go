@@ -119,11 +119,30 @@ type eventsView struct {
 	Items  []*itemRow
 }
 
+// checkSiteFilter checks a site= filter: "" means every site, and a key
+// no site has is a 404 naming site, not an empty list that looks like a
+// quiet site.
+func (h *Handler) checkSiteFilter(ctx context.Context, key string) error {
+	if key == "" {
+		return nil
+	}
+	_, err := h.store.Site(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return errUnknownSite
+	}
+	return err
+}
+
+var errUnknownSite = &Error{Status: http.StatusNotFound, Field: "site", Msg: "unknown site key"}
+
 func (h *Handler) items(ctx context.Context, site, state string, limit int) ([]*itemRow, error) {
 	switch state {
 	case "", store.StatePending, store.StateInflight, store.StateDelivered, store.StateDead, store.StateHeld:
 	default:
 		return nil, errorf(http.StatusBadRequest, "state", "state must be pending, inflight, delivered, dead or held")
+	}
+	if err := h.checkSiteFilter(ctx, site); err != nil {
+		return nil, err
 	}
 	its, err := h.store.Items(ctx, site, state, limit)
 	if err != nil {

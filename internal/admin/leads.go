@@ -40,6 +40,9 @@ func (h *Handler) leadFilter(r *http.Request, sites []*store.Site) (store.LeadFi
 	if f.SiteKey == "" && len(sites) > 0 {
 		f.SiteKey = sites[0].Key
 	}
+	if f.SiteKey != "" && !slices.ContainsFunc(sites, func(s *store.Site) bool { return s.Key == f.SiteKey }) {
+		return f, "", errUnknownSite
+	}
 	switch st := q.Get("state"); {
 	case st == "":
 	case slices.Contains(leadStates, st):

@@ -100,6 +100,9 @@ func userDataKeys(payload []byte) map[string]bool {
 }
 
 func (h *Handler) quality(ctx context.Context, site string) (*qualityView, error) {
+	if err := h.checkSiteFilter(ctx, site); err != nil {
+		return nil, err
+	}
 	now := h.now()
 	since := now.Add(-qualityWindow)
 	its, err := h.store.Items(ctx, site, "", qualitySample)
