@@ -22,6 +22,7 @@ import (
 
 	"github.com/capirelay/capirelay/internal/capi"
 	"github.com/capirelay/capirelay/internal/event"
+	"github.com/capirelay/capirelay/internal/metarules"
 	"github.com/capirelay/capirelay/internal/metrics"
 	"github.com/capirelay/capirelay/internal/pipeline"
 	"github.com/capirelay/capirelay/internal/store"
@@ -330,7 +331,7 @@ func (s *Server) count(site string, sum pipeline.Summary) {
 func response(results pipeline.Results, sum pipeline.Summary) *Response {
 	resp := &Response{EventsReceived: sum.Accepted + sum.Duplicates, Results: make([]Result, len(results))}
 	for i, res := range results {
-		out := Result{EventID: res.EventID, Status: res.Status}
+		out := Result{EventID: echoID(res.EventID), Status: res.Status}
 		if res.Status == pipeline.Rejected && res.Err != nil {
 			var fe *event.FieldError
 			if errors.As(res.Err, &fe) {
@@ -342,6 +343,21 @@ func response(results pipeline.Results, sum pipeline.Summary) *Response {
 		resp.Results[i] = out
 	}
 	return resp
+}
+
+// echoID is an event id as an answer repeats it: at most
+// metarules.MaxEventIDLen bytes, cut on a UTF-8 boundary. An id over the
+// limit is refused, and its result need not carry all of it back (a client
+// sending 5,000 characters would get them all again in the 422).
+func echoID(id string) string {
+	if len(id) <= metarules.MaxEventIDLen {
+		return id
+	}
+	n := metarules.MaxEventIDLen
+	for n > 0 && !utf8.RuneStart(id[n]) {
+		n--
+	}
+	return id[:n]
 }
 
 // bigBody is the size past which a body needs one of bigBodySlots.

@@ -11,7 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
+	"github.com/capirelay/capirelay/internal/metarules"
 	"github.com/capirelay/capirelay/internal/pipeline"
 	"github.com/capirelay/capirelay/internal/store"
 )
@@ -75,6 +77,41 @@ func TestServerRefusesUnboundedOrInvalidInput(t *testing.T) {
 			}
 			if items := bb.items(t); len(items) != 0 {
 				t.Errorf("stored %d items of a refused request", len(items))
+			}
+		})
+	}
+}
+
+// TestLongEventIDEchoCapped: an event_id over metarules.MaxEventIDLen is
+// refused, and the 422 repeats at most that many bytes of it, cut on a
+// UTF-8 boundary.
+func TestLongEventIDEchoCapped(t *testing.T) {
+	for _, c := range []struct{ name, id, want string }{
+		{"5000 ASCII characters", strings.Repeat("x", 5000), strings.Repeat("x", metarules.MaxEventIDLen)},
+		// 199 bytes, then "é" (2 bytes) across the limit: it is left out whole.
+		{"a rune across the limit", strings.Repeat("a", metarules.MaxEventIDLen-1) + strings.Repeat("é", 100), strings.Repeat("a", metarules.MaxEventIDLen-1)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv, _ := setupServer(t)
+			body := `{"data":[` + strings.Replace(serverEventJSON(`}`), `"event_name"`, `"event_id":"`+c.id+`","event_name"`, 1) + `]}`
+			r := httptest.NewRequest("POST", "/v1/events", strings.NewReader(body))
+			r.Header.Set("Content-Type", "application/json")
+			r.Header.Set("Authorization", "Bearer crk_test")
+			w := httptest.NewRecorder()
+			srv.ServeEvents(w, r)
+			var resp Response
+			if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil || w.Code != 422 || len(resp.Results) != 1 {
+				t.Fatalf("answer %d %.300s: %v, want a 422 with one result", w.Code, w.Body, err)
+			}
+			got := resp.Results[0]
+			if got.Status != pipeline.Rejected || got.Field != "data[0].event_id" {
+				t.Fatalf("result %+v, want event_id refused", got)
+			}
+			if got.EventID != c.want || !utf8.ValidString(got.EventID) {
+				t.Errorf("echoed event_id of %d bytes (%.20q…), want the first %d bytes", len(got.EventID), got.EventID, len(c.want))
+			}
+			if w.Body.Len() > 1000 {
+				t.Errorf("answer of %d bytes for one event", w.Body.Len())
 			}
 		})
 	}
