@@ -289,9 +289,12 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 		if n := h.logins.refused(h.now()); n > 0 {
 			h.log.Warn("admin logins refused by the rate limit", "count", n, "last_client_ip", ip, "interval", refusalLogInterval)
 		}
-		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Round(time.Second)/time.Second)))
+		// The page and the header give the same wait: 12 s for one
+		// address past its burst, up to 15 minutes in a lockout.
+		secs := retryAfter(wait)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		return h.render(w, r, http.StatusTooManyRequests, "login", "Log in",
-			loginView{Error: "Too many login attempts. Wait a few minutes and try again."})
+			loginView{Error: "Too many login attempts. Try again in " + waitText(secs) + "."})
 	}
 	wrong := false // only a wrong password spends the global failure budget
 	defer func() { done(wrong) }()

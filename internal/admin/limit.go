@@ -3,6 +3,7 @@ package admin
 import (
 	"container/list"
 	"net/netip"
+	"strconv"
 	"sync"
 	"time"
 
@@ -84,8 +85,8 @@ func (g *loginGuard) admit(ip string, now time.Time) (done func(wrong bool), wai
 	if now.Before(g.lockUntil) {
 		return nil, g.lockUntil.Sub(now)
 	}
-	if !g.entry(guardKey(ip)).AllowN(now, 1) {
-		return nil, loginEvery
+	if lim := g.entry(guardKey(ip)); !lim.AllowN(now, 1) {
+		return nil, tokenWait(lim, now)
 	}
 	select {
 	case g.checking <- struct{}{}:
@@ -98,6 +99,34 @@ func (g *loginGuard) admit(ip string, now time.Time) (done func(wrong bool), wai
 			g.fail(now)
 		}
 	}, 0
+}
+
+// tokenWait is how long from now until lim has a token again (at most
+// loginEvery for the per-address limiter).
+func tokenWait(lim *rate.Limiter, now time.Time) time.Duration {
+	missing := 1 - lim.TokensAt(now)
+	if missing <= 0 || lim.Limit() <= 0 {
+		return 0
+	}
+	return time.Duration(missing / float64(lim.Limit()) * float64(time.Second))
+}
+
+// retryAfter is a refused login's wait in whole seconds, rounded up and at
+// least one: the Retry-After header and the message both say it.
+func retryAfter(wait time.Duration) int {
+	return max(1, int((wait+time.Second-1)/time.Second))
+}
+
+// waitText says a wait of secs seconds: in seconds under two minutes,
+// else in minutes rounded up ("15 minutes"), never less than the header.
+func waitText(secs int) string {
+	switch {
+	case secs == 1:
+		return "1 second"
+	case secs < 120:
+		return strconv.Itoa(secs) + " seconds"
+	}
+	return strconv.Itoa((secs+59)/60) + " minutes"
 }
 
 // fail spends the global budget; an empty budget locks every login out.

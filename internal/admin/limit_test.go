@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -139,5 +140,76 @@ func TestLoginRefusalsLoggedOncePerInterval(t *testing.T) {
 	// 25 s of refusals: the first at once, then one line per 10 s.
 	if len(logged) != 3 || logged[0] != 1 || logged[1] != 400 || logged[2] != 400 {
 		t.Fatalf("logged counts %v, want [1 400 400]", logged)
+	}
+}
+
+// TestLoginRefusalSaysItsWait: a refused login's message gives the wait
+// its Retry-After header does (it said "a few minutes" with Retry-After:
+// 12), for one address past its burst, in a lockout and during another
+// check.
+func TestLoginRefusalSaysItsWait(t *testing.T) {
+	b := setup(t)
+	now := time.Now()
+	b.h.now = func() time.Time { return now }
+	refused := func(addr string) (retry, msg string) {
+		t.Helper()
+		req := httptest.NewRequest("POST", "/admin/login", strings.NewReader(url.Values{"password": {testPassword}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.RemoteAddr = addr
+		rec := httptest.NewRecorder()
+		b.h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusTooManyRequests {
+			t.Fatalf("login from %s = %d, want 429", addr, rec.Code)
+		}
+		m := regexp.MustCompile(`id="login-error">([^<]*)<`).FindStringSubmatch(rec.Body.String())
+		if m == nil {
+			t.Fatalf("no message on the refused login page")
+		}
+		return rec.Header().Get("Retry-After"), m[1]
+	}
+	for range loginBurst {
+		b.loginFrom(t, "192.0.2.1:1", "wrong password!")
+	}
+	for _, tc := range []struct {
+		after       time.Duration
+		retry, text string
+	}{
+		{0, "12", "Try again in 12 seconds."},
+		{4500 * time.Millisecond, "8", "Try again in 8 seconds."},
+		{11500 * time.Millisecond, "1", "Try again in 1 second."},
+	} {
+		now = now.Add(tc.after)
+		retry, msg := refused("192.0.2.1:1")
+		if retry != tc.retry || !strings.HasSuffix(msg, tc.text) {
+			t.Errorf("%v on: Retry-After %s, message %q; want %s and %q", tc.after, retry, msg, tc.retry, tc.text)
+		}
+		now = now.Add(-tc.after)
+	}
+
+	b.h.logins.lockUntil = now.Add(lockoutDuration)
+	if retry, msg := refused("192.0.2.2:1"); retry != "900" || !strings.HasSuffix(msg, "Try again in 15 minutes.") {
+		t.Errorf("lockout: Retry-After %s, message %q; want 900 and 15 minutes", retry, msg)
+	}
+	b.h.logins.lockUntil = time.Time{}
+
+	b.h.logins.checking <- struct{}{}
+	if retry, msg := refused("192.0.2.3:1"); retry != "1" || !strings.HasSuffix(msg, "Try again in 1 second.") {
+		t.Errorf("during another check: Retry-After %s, message %q; want 1 and 1 second", retry, msg)
+	}
+	<-b.h.logins.checking
+}
+
+func TestWaitText(t *testing.T) {
+	for _, tc := range []struct {
+		wait time.Duration
+		want string
+	}{
+		{0, "1 second"}, {time.Millisecond, "1 second"}, {time.Second, "1 second"}, {1001 * time.Millisecond, "2 seconds"},
+		{12 * time.Second, "12 seconds"}, {119 * time.Second, "119 seconds"}, {120 * time.Second, "2 minutes"},
+		{14*time.Minute + time.Second, "15 minutes"}, {15 * time.Minute, "15 minutes"},
+	} {
+		if got := waitText(retryAfter(tc.wait)); got != tc.want {
+			t.Errorf("waitText(retryAfter(%v)) = %q, want %q", tc.wait, got, tc.want)
+		}
 	}
 }
