@@ -43,10 +43,14 @@ var ErrInvalid = errors.New("invalid lead capture")
 
 // Capture is what the browser collector reports for one form of a visitor:
 // the raw field values typed so far, and whether the form was submitted.
+// Fields merge into the session's: a value sets its key, an empty value
+// erases it (the visitor blanked the field), and an absent key keeps what
+// the session has, since a capture from a later page load carries only
+// that page's fields.
 type Capture struct {
 	VisitorID string
 	FormID    string
-	Fields    map[string]string // em ph fn ln ct st zp country db: raw values
+	Fields    map[string]string // em ph fn ln ct st zp country db: raw values, "" erases
 	Submitted bool
 	At        time.Time // zero means now
 	PageURL   string
@@ -156,10 +160,11 @@ func (s *Service) Capture(ctx context.Context, site *store.Site, c Capture) erro
 	if retention <= 0 {
 		retention = store.DefaultRetention
 	}
-	fields := cleanFields(c.Fields)
+	fields, cleared := cleanFields(c.Fields)
 	_, err := s.Store.UpsertLead(ctx, site.Key, c.VisitorID, c.FormID, func(l *store.Lead) error {
 		if l.ID == 0 {
-			if len(fields) == 0 && c.PageURL == "" {
+			// A capture that only clears has nothing to erase yet.
+			if len(fields) == 0 && (c.PageURL == "" || len(cleared) > 0) {
 				return errNothing
 			}
 			l.State, l.StartedAt, l.UpdatedAt = store.LeadOpen, at, at
@@ -169,6 +174,9 @@ func (s *Service) Capture(ctx context.Context, site *store.Site, c Capture) erro
 		}
 		for k, v := range fields {
 			l.Data.Fields[k] = v
+		}
+		for _, k := range cleared {
+			delete(l.Data.Fields, k)
 		}
 		setIf(&l.Data.PageURL, c.PageURL)
 		setIf(&l.Data.Fbp, c.Fbp)
@@ -214,20 +222,25 @@ func setIf(dst *string, v string) {
 	}
 }
 
-// cleanFields keeps the known, non-empty fields, trimmed and bounded.
-func cleanFields(in map[string]string) map[string]string {
-	out := make(map[string]string, len(in))
+// cleanFields returns the known fields of in with a value, trimmed and
+// bounded, and the known keys whose value is empty: those the visitor
+// erased.
+func cleanFields(in map[string]string) (set map[string]string, cleared []string) {
+	set = make(map[string]string, len(in))
 	for _, k := range FieldNames {
-		v := strings.TrimSpace(in[k])
-		if v == "" {
+		v, ok := in[k]
+		if v = strings.TrimSpace(v); v == "" {
+			if ok {
+				cleared = append(cleared, k)
+			}
 			continue
 		}
 		if len(v) > maxValueLen {
 			v = strings.ToValidUTF8(v[:maxValueLen], "")
 		}
-		out[k] = v
+		set[k] = v
 	}
-	return out
+	return set, cleared
 }
 
 // contactHashes returns the user_data hashes of the em and ph fields, as

@@ -197,6 +197,57 @@ func TestSessionBecomesPartialAfterTimeout(t *testing.T) {
 	}
 }
 
+// TestBlankedFieldIsErased: an empty value erases its key, with its hash;
+// a key absent from a capture (one from a later page load) is kept; the
+// partial lead forwarded afterwards has no phone either.
+func TestBlankedFieldIsErased(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(s *store.Site) { s.PartialLeadForward = true })
+	wantEm, _ := normalize.Hash(normalize.Email, rawEmail, normalize.Options{})
+	wantPh, _ := normalize.Hash(normalize.Phone, rawPhone, normalize.Options{Region: "US"})
+	b.capture(t, b.t0, false, map[string]string{"em": rawEmail, "ph": rawPhone}, "")
+	if l := b.leads(t)[0]; l.Data.Fields["ph"] != rawPhone || l.EmailHash != wantEm || l.PhoneHash != wantPh {
+		t.Fatalf("after {em, ph}: fields %v, hashes %q %q", l.Data.Fields, l.EmailHash, l.PhoneHash)
+	}
+	b.capture(t, b.t0.Add(time.Minute), false, map[string]string{"em": rawEmail, "ph": " "}, "")
+	l := b.leads(t)[0]
+	if _, ok := l.Data.Fields["ph"]; ok || l.PhoneHash != "" {
+		t.Errorf("after {em, ph: blank}: fields %v, phone hash %q, want no phone", l.Data.Fields, l.PhoneHash)
+	}
+	if l.Data.Fields["em"] != rawEmail || l.EmailHash != wantEm {
+		t.Errorf("after {em, ph: blank}: fields %v, email hash %q, want the email kept", l.Data.Fields, l.EmailHash)
+	}
+	// The name split: a blanked full name clears both halves.
+	b.capture(t, b.t0.Add(2*time.Minute), false, map[string]string{"fn": "Jane", "ln": "Doe"}, "")
+	b.capture(t, b.t0.Add(3*time.Minute), false, map[string]string{"fn": "", "ln": ""}, "")
+	if l := b.leads(t)[0]; len(l.Data.Fields) != 1 || l.Data.Fields["em"] != rawEmail {
+		t.Errorf("after a blanked name: fields %v, want em only", l.Data.Fields)
+	}
+	// Only clearing opens no session.
+	if err := b.svc.Capture(t.Context(), b.site, leads.Capture{VisitorID: "v-2", FormID: "signup",
+		Fields: map[string]string{"ph": ""}, PageURL: "https://shop.example/signup"}); err != nil {
+		t.Fatal(err)
+	}
+	if ls := b.leads(t); len(ls) != 1 {
+		t.Errorf("leads = %d after a capture that only clears, want 1", len(ls))
+	}
+
+	b.sweep(t, b.t0.Add(time.Hour))
+	items := b.outbox(t)
+	if len(items) != 1 {
+		t.Fatalf("outbox = %d events, want the partial lead", len(items))
+	}
+	var ev struct {
+		UserData map[string]any `json:"user_data"`
+	}
+	if err := json.Unmarshal(items[0].Payload, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.UserData["ph"] != nil || ev.UserData["fn"] != nil || ev.UserData["em"] == nil {
+		t.Errorf("partial lead user_data = %v, want em and no ph or fn", ev.UserData)
+	}
+}
+
 func TestShortTimeout(t *testing.T) {
 	t.Parallel()
 	b := setup(t, func(s *store.Site) { s.PartialLeadTimeout = 3 * time.Second })
