@@ -67,7 +67,8 @@ type Browser struct {
 
 // Capture is what a visitor typed into one form so far, or the whole form
 // at submit. Field names are Meta's user_data keys: em ph fn ln ct st zp
-// country db. Values are raw (never logged, never sent to Meta unhashed).
+// country db. Values are raw (never logged, never sent to Meta unhashed);
+// an empty value means the visitor erased the field.
 type Capture struct {
 	VisitorID string
 	FormID    string

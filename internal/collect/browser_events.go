@@ -161,8 +161,10 @@ func (v *visit) capture(form string, fields map[string]string, submitted bool, p
 		c.IP = v.ip.String()
 	}
 	for k, val := range fields {
+		// An empty value erases the key; it does not override a value
+		// sent under an alias (phone and ph).
 		if k = userKeys[k]; captureKeys[k] {
-			if val = strings.TrimSpace(val); val != "" {
+			if val = strings.TrimSpace(val); val != "" || c.Fields[k] == "" {
 				c.Fields[k] = val
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -556,6 +557,44 @@ func TestBrowserCaptureAndLead(t *testing.T) {
 	}
 	if c0.PageURL != page || c1.PageURL != page {
 		t.Errorf("lead pages %q, %q, want %s", c0.PageURL, c1.PageURL, page)
+	}
+}
+
+// TestBrowserCaptureErase: a field the visitor blanked reaches OnCapture
+// as an empty value (the lead erases it), at capture and at submit; keys
+// that are not capture fields, and a blank alias of a sent value, do not.
+func TestBrowserCaptureErase(t *testing.T) {
+	t.Parallel()
+	bb := setupBrowser(t)
+	const page = "https://www.example.co.uk/form"
+	for _, body := range []string{
+		`{"vid":"abcdefghijklmnopq","events":[{"type":"capture","form":"f","url":"` + page + `","fields":{"em":"ada@example.com","ph":" ","fn":""}}]}`,
+		`{"vid":"abcdefghijklmnopq","events":[{"type":"event","name":"Lead","url":"` + page + `","form":"f","submit":true,"user":{"em":"ada@example.com","ph":"","phone":"+44 20 7946 0958","ln":"","ge":"","external_id":""}}]}`,
+	} {
+		if res := bb.do(t, req{body: body}); res.StatusCode != http.StatusNoContent {
+			t.Fatalf("status %d for %s", res.StatusCode, body)
+		}
+	}
+	items := bb.items(t)
+	if len(items) != 1 {
+		t.Fatalf("items = %+v, want the Lead", items)
+	}
+	if ud := payload(t, items[0])["user_data"].(map[string]any); ud["em"] == nil || ud["ph"] == nil || ud["ln"] != nil || ud["ge"] != nil {
+		t.Errorf("Lead user_data = %v, want em and ph, no blanks", ud)
+	}
+	bb.mu.Lock()
+	defer bb.mu.Unlock()
+	if len(bb.captures) != 2 {
+		t.Fatalf("OnCapture calls = %d, want 2", len(bb.captures))
+	}
+	want := []map[string]string{
+		{"em": "ada@example.com", "ph": "", "fn": ""},
+		{"em": "ada@example.com", "ph": "+44 20 7946 0958", "ln": ""},
+	}
+	for i, c := range bb.captures {
+		if !maps.Equal(c.Fields, want[i]) {
+			t.Errorf("capture %d fields = %q, want %q", i, c.Fields, want[i])
+		}
 	}
 }
 
