@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/capirelay/capirelay/internal/browsertest"
 	"github.com/capirelay/capirelay/internal/capitest"
@@ -338,6 +339,52 @@ func TestBrowserPartialLead(t *testing.T) {
 				t.Errorf("PartialLead em/ph = %v/%v", ud["em"], ud["ph"])
 			}
 		})
+	}
+}
+
+// TestBrowserErasedField: a visitor types a phone, then deletes it; the
+// lead keeps no phone, nor its hash.
+func TestBrowserErasedField(t *testing.T) {
+	s := newShop(t, "109003", nil)
+	ctx := browsertest.New(t, browsertest.Options{HostRules: shopHostRules, Timeout: 60 * time.Second})
+	const phone = "+44 20 7946 0000"
+	lead := func(ok func(l store.Lead) bool) (l store.Lead) {
+		sharedtest.WaitFor(t, 20*time.Second, "the lead", func() bool {
+			all, err := s.relay.app.Store.ListLeads(context.Background(), store.LeadFilter{SiteKey: s.site.Key})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(all) == 1 {
+				l = all[0]
+			}
+			return len(all) == 1 && ok(l)
+		})
+		return l
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(s.base+"/quote"),
+		chromedp.SendKeys(chromedp.ID("em"), "Alan.Turing@Example.com"),
+		chromedp.SendKeys(chromedp.ID("ph"), phone),
+		chromedp.Click(chromedp.ID("fn")), // blur: the capture is sent
+	); err != nil {
+		t.Fatal(err)
+	}
+	if l := lead(func(l store.Lead) bool { return l.Data.Fields["ph"] == phone }); l.PhoneHash == "" {
+		t.Errorf("lead with a phone has no phone hash")
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.ID("ph"), kb.End+strings.Repeat(kb.Backspace, len(phone))),
+		chromedp.SendKeys(chromedp.ID("fn"), "Alan"),
+		chromedp.Click(chromedp.ID("em")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	l := lead(func(l store.Lead) bool { return l.Data.Fields["fn"] == "Alan" })
+	if _, ok := l.Data.Fields["ph"]; ok || l.PhoneHash != "" {
+		t.Errorf("after the phone was deleted: fields %q, phone hash %q", l.Data.Fields, l.PhoneHash)
+	}
+	if l.Data.Fields["em"] != "Alan.Turing@Example.com" || l.EmailHash == "" {
+		t.Errorf("the email was lost: fields %q, email hash %q", l.Data.Fields, l.EmailHash)
 	}
 }
 

@@ -3,6 +3,7 @@ package collect
 import (
 	"context"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/capirelay/capirelay/internal/browsertest"
 	"github.com/capirelay/capirelay/internal/store"
@@ -143,6 +145,49 @@ func TestChromeNoPaymentData(t *testing.T) {
 	}
 	if contact.User["em"] != "id@example.com" || contact.User["ph"] != "" {
 		t.Errorf("identify with a card-like phone: user = %v, want the email only", contact.User)
+	}
+}
+
+// TestChromeErasedField: a phone and a name the visitor typed and then
+// deleted are sent as "" (the relay erases them); the Lead still carries
+// the phone given to identify.
+func TestChromeErasedField(t *testing.T) {
+	cs := startChromeSite(t)
+	cs.setPage("/contact", "shop", "", `
+<form id="contact" action="/c" target="sink"><label>Email <input id="em" type="email"></label>
+<label>Phone <input id="ph" type="tel"></label><label>Full name <input id="nm" name="name"></label>
+<button id="go">Send</button></form>`)
+	ctx := browsertest.New(t, browsertest.Options{HostRules: chromeHostRules})
+	open(t, ctx, cs.base+"/contact")
+	const phone = "+44 20 7946 0958"
+	if err := chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.ID("em"), "ada@example.com"),
+		chromedp.SendKeys(chromedp.ID("ph"), phone),
+		chromedp.SendKeys(chromedp.ID("nm"), "Ada Lovelace"),
+		chromedp.Click(chromedp.ID("em")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	cs.waitCapture(t, "the typed fields", func(c Capture) bool { return c.Fields["ph"] == phone && c.Fields["ln"] == "Lovelace" })
+	if err := chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.ID("ph"), kb.End+strings.Repeat(kb.Backspace, len(phone))),
+		chromedp.SendKeys(chromedp.ID("nm"), kb.End+strings.Repeat(kb.Backspace, len("Ada Lovelace"))),
+		chromedp.Click(chromedp.ID("em")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	cs.waitCapture(t, "the erased fields", func(c Capture) bool {
+		want := map[string]string{"em": "ada@example.com", "ph": "", "fn": "", "ln": ""}
+		return maps.Equal(c.Fields, want) && !c.Submitted
+	})
+
+	run(t, ctx, `capirelay('identify', {phone: '+44 20 7946 0000'})`)
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("go"))); err != nil {
+		t.Fatal(err)
+	}
+	lead := cs.waitEvent(t, "Lead", func(e browserEvent) bool { return e.Name == "Lead" })
+	if lead.User["em"] != "ada@example.com" || lead.User["ph"] != "+44 20 7946 0000" {
+		t.Errorf("Lead user = %v, want the email and identify's phone", lead.User)
 	}
 }
 

@@ -65,7 +65,9 @@ if(queue.length)post(JSON.stringify({v:1,vid:visitorID,fbp:browserID,fbc:clickCo
 queue=[]}
 function push(e){if(consentState=='denied'&&e.type!='consent')return
 e.url=loc.href;queue.push(e);timer=timer||setTimeout(safe(flush))}
-function track(name,data,opt,x,ref){let id=''+(opt&&opt.eventID||randomDigits(4)),e={type:'event',name:String(name),id,ref},u={...identity,...x&&x.user}
+// a form's erased field ('') does not hide identify's value
+function track(name,data,opt,x,ref){let id=''+(opt&&opt.eventID||randomDigits(4)),e={type:'event',name:String(name),id,ref},u={...x&&x.user}
+for(let k in identity)u[k]=u[k]||identity[k]
 if(data&&typeof data=='object')e.data=data
 if(x){e.form=x.form;e.submit=!0}
 if(Object.keys(u).length)e.user=u
@@ -96,9 +98,10 @@ return r&&r[0]}
 let formID=f=>f?(f.getAttribute('id')||f.getAttribute('name')||f.getAttribute('action')||'form'+[].indexOf.call(d.forms,f)).slice(0,100):'_'
 let fieldValue=el=>(el.value||'').trim().slice(0,500)
 // a full name is split: first word fn, the rest ln; a blank (or card-like) value
-// erases only what the same field put there
+// erases only what the same field put there, as '' so the relay erases it too
+// (a capture carries only this page's fields: a key it lacks is kept there)
 function putField(o,k,v,el){if(k=='nm'){v=v.split(/\s+/);putField(o,'fn',v.shift(),el);k='ln';v=v.join(' ')}
-if(v&&!looksLikeCard(v))o[k]=el['_cr'+k]=v;else if(o[k]==el['_cr'+k])delete o[k]}
+if(v&&!looksLikeCard(v))o[k]=el['_cr'+k]=v;else if(o[k]==el['_cr'+k])o[k]=''}
 function captureField(el){let k=allowed()&&fieldKind(el)
 if(!k)return
 let id=formID(el.form),o=forms[id]=forms[id]||{},was=JSON.stringify(o)
