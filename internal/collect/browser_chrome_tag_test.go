@@ -148,6 +148,62 @@ func TestChromeNoPaymentData(t *testing.T) {
 	}
 }
 
+// TestChromeCardFieldNames: a form with a card field named the way
+// checkout forms often name it (cc_number, cc_exp, exp_month, "Security
+// code", a card number placeholder on a tel input) is a payment form: none
+// of it leaves the browser. Ordinary lead forms, one with a captcha
+// labelled "Security code" and one asking for years of experience
+// (exp_years), are still captured.
+func TestChromeCardFieldNames(t *testing.T) {
+	cs := startChromeSite(t)
+	cs.setPage("/checkout", "shop", "", `
+<form id="num"><label>Email <input id="num-em" type="email"></label><input id="num-cc" type="tel" name="cc_number"></form>
+<form id="exp"><label>Email <input id="exp-em" type="email"></label><input id="exp-cc" name="billing_cc_exp"></form>
+<form id="sec"><label>Email <input id="sec-em" type="email"></label><label>Security code <input id="sec-cc" type="tel"></label></form>
+<form id="month"><label>Email <input id="month-em" type="email"></label><select name="exp_month"><option>01</option></select>
+<input id="month-cc" name="exp_year"></form>
+<form id="holder"><label>Email <input id="holder-em" type="email"></label><input id="holder-cc" type="tel" name="number" placeholder="1234 1234 1234 1234"></form>
+<form id="captcha"><label>Email <input id="captcha-em" type="email"></label><img alt="">
+<label>Security code <input id="captcha-code" name="captcha_code"></label></form>
+<form id="plain"><label>Email <input id="pl-em" type="email"></label><label>Phone <input id="pl-ph" type="tel" placeholder="0123 456 7890"></label>
+<label>Name <input id="pl-nm" name="name"></label><label>City <input id="pl-ct" name="city"></label>
+<label>Years of experience <input id="pl-exp" name="exp_years"></label></form>`)
+	ctx := browsertest.New(t, browsertest.Options{HostRules: chromeHostRules})
+	open(t, ctx, cs.base+"/checkout")
+	payment := []string{"num", "exp", "sec", "month", "holder"}
+	var typing []chromedp.Action[chromedp.Void]
+	for _, id := range payment {
+		typing = append(typing, chromedp.SendKeys(chromedp.ID(id+"-em"), id+"@example.com"), chromedp.SendKeys(chromedp.ID(id+"-cc"), "12"))
+	}
+	typing = append(typing,
+		chromedp.SendKeys(chromedp.ID("captcha-em"), "captcha@example.com"),
+		chromedp.SendKeys(chromedp.ID("captcha-code"), "x7k2"),
+		chromedp.SendKeys(chromedp.ID("pl-em"), "plain@example.com"),
+		chromedp.SendKeys(chromedp.ID("pl-ph"), "+44 20 7946 0958"),
+		chromedp.SendKeys(chromedp.ID("pl-nm"), "Ada Lovelace"),
+		chromedp.SendKeys(chromedp.ID("pl-ct"), "London"),
+		chromedp.SendKeys(chromedp.ID("pl-exp"), "7"),
+		chromedp.Click(chromedp.ID("pl-em")), // blur: the last capture is sent
+	)
+	if err := chromedp.Do(ctx, typing...); err != nil {
+		t.Fatal(err)
+	}
+	cs.waitEvent(t, "captcha form capture", func(e browserEvent) bool {
+		return e.Type == "capture" && e.Form == "captcha" && e.Fields["em"] == "captcha@example.com"
+	})
+	plain := cs.waitEvent(t, "plain form capture", func(e browserEvent) bool { return e.Type == "capture" && e.Fields["ct"] == "London" })
+	want := map[string]string{"em": "plain@example.com", "ph": "+44 20 7946 0958", "fn": "Ada", "ln": "Lovelace", "ct": "London"}
+	if !maps.Equal(plain.Fields, want) {
+		t.Errorf("plain form fields = %q, want %q", plain.Fields, want)
+	}
+	time.Sleep(300 * time.Millisecond)
+	for _, e := range cs.tagEvents(t) {
+		if slices.Contains(payment, e.Form) {
+			t.Errorf("a payment form was sent: %+v", e)
+		}
+	}
+}
+
 // TestChromeErasedField: a phone and a name the visitor typed and then
 // deleted are sent as "" (the relay erases them); the Lead still carries
 // the phone given to identify.

@@ -14,8 +14,10 @@ KINDS=[['em',/mail|courriel|correo/],['ph',/tel|phone|mobil|cell|handy|portable/
 ['ct',/city|level2|town|stadt|ville|ciudad/],['st',/state|level1|province|region|bundesland/],['country',/country|\bland\b|pays|pa[ií]s/],['nm',/name/]],
 // never captured: these types, secrets, non-personal fields
 NEVER=/^(hidden|checkbox|radio|submit|button|file)\b|one-time|passw|ssn|account|secur|\bpin\b|token|username|login|company|search|coupon|promo/,
-// payment fields (a form with one is never captured): card, CVC, expiry, IBAN in the tag's languages
-PAYMENT=/cc-|card|cv[vc]|csc|iban|kart|tarjeta|carte\b|ccnum|expir|ablauf|caducidad|vencim|pr[uü]fn|cryptogram/,
+// payment fields (a form with one is never captured): card, CVC, expiry, IBAN in the tag's languages;
+// cc_number, cc_exp, exp_month (not a recruiter's exp_years), a security code that is no captcha
+// ([^] spans a label's line breaks), a card number placeholder (1234 1234 1234 1234)
+PAYMENT=/cc-|(\b|_)(cc[_\s]?(num|no\b|exp|name|type)|exp[\W_]{0,2}(date|month|year(?!s)|mm|yy))|card|cv[vc]|csc|iban|kart|tarjeta|carte\b|expir|^(?![^]*captcha)[^]*security.?code|(\d{4}[\s-]){3}\d|ablauf|caducidad|vencim|pr[uü]fn|cryptogram/,
 // Meta's advanced-matching names for identify
 META_NAMES={email:'em',phone:'ph',first_name:'fn',last_name:'ln',date_of_birth:'db',gender:'ge',city:'ct',state:'st',zip:'zp'}
 let consentState=readCookie('_cr_consent'),cookieDomain='',domainIndex=0,visitorID='',browserID='',clickCookie='',identity={},forms={},queue=[],timer=0,lastURL=loc.href
