@@ -145,6 +145,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 	a.Writes = &health.Writes{Logger: logger}
 	a.Pipeline.Writes = a.Writes
 	a.Pipeline.Scrubbed = a.Metrics.URLsScrubbed
+	a.Pipeline.CustomScrubbed = a.Metrics.CustomDataScrubbed
 	a.Identity = identity.New(st, logger)
 	a.Identity.Register(a.Metrics.Registry)
 	a.Pipeline.Enricher, a.Pipeline.Observer = a.Identity, a.Identity

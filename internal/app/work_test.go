@@ -123,3 +123,32 @@ func TestURLsScrubbedMetric(t *testing.T) {
 		}
 	}
 }
+
+// TestCustomDataScrubbedMetric: a server event whose custom_data held an
+// email address, a phone number and a card number is counted in
+// capirelay_custom_data_scrubbed_total and delivered without them, the
+// rest of its custom_data as sent.
+func TestCustomDataScrubbedMetric(t *testing.T) {
+	r := newRelay(t, nil)
+	_, key := r.addSite(t, "10933", "EAAB-scrub")
+	ev := serverEvent("custom-1", time.Now())
+	ev["custom_data"] = map[string]any{"value": 49.9, "currency": "USD", "customer_email": "john@example.com",
+		"note": "gift wrap", "contact": "+1 650 555 1212", "paid_with": "4111 1111 1111 1111",
+		"contents": []any{map[string]any{"id": "4111111111111111", "quantity": 1}}}
+	if code, out := r.post(t, key, ev, serverEvent("custom-2", time.Now())); code != 200 {
+		t.Fatalf("post: %d %v", code, out)
+	}
+	if !strings.Contains(r.metrics(t), "\ncapirelay_custom_data_scrubbed_total 1\n") {
+		t.Error("/metrics lacks capirelay_custom_data_scrubbed_total 1")
+	}
+	sharedtest.WaitFor(t, 5*time.Second, "delivery", func() bool { return len(r.graph.Events("10933")) == 2 })
+	for _, raw := range r.graph.Events("10933") {
+		s := string(raw)
+		if strings.Contains(s, "john@") || strings.Contains(s, "4111 1111") || strings.Contains(s, `"contact"`) {
+			t.Errorf("delivered %s", raw)
+		}
+		if strings.Contains(s, "custom-1") && (!strings.Contains(s, `"note":"gift wrap"`) || !strings.Contains(s, `"id":"4111111111111111"`)) {
+			t.Errorf("delivered %s: lost what was no personal data", raw)
+		}
+	}
+}

@@ -10,8 +10,8 @@ import (
 	"github.com/capirelay/capirelay/internal/metarules"
 )
 
-// checkCustomData checks value and currency (spec §4) and upper-cases the
-// currency in place.
+// checkCustomData checks value and currency (spec §4), upper-cases the
+// currency in place and takes personal data out (scrubCustomData).
 func checkCustomData(ev *Event, p func(string) string) error {
 	var cd customData
 	if !cd.scan(ev.CustomData) {
@@ -61,6 +61,10 @@ func checkCustomData(ev *Event, p func(string) string) error {
 	}
 	if coerced != nil || upper != nil {
 		ev.CustomData = rewrite(ev.CustomData, cd.valueAt, cd.currencyAt, coerced, upper)
+	}
+	var scrubbed bool
+	if ev.CustomData, scrubbed = scrubCustomData(ev.CustomData); scrubbed {
+		ev.CustomDataScrubbed = true
 	}
 	return nil
 }

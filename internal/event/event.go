@@ -45,6 +45,10 @@ type Event struct {
 	// (metarules.EventFields); they are kept as sent.
 	AdvertiserTrackingEnabled json.RawMessage `json:"advertiser_tracking_enabled,omitempty"`
 	AdvancedMeasurementTable  string          `json:"advanced_measurement_table,omitempty"`
+
+	// CustomDataScrubbed is set by Prepare when it took personal data or
+	// a card number out of CustomData (scrubCustomData); it is not sent.
+	CustomDataScrubbed bool `json:"-"`
 }
 
 // UserData is Meta's user_data object. The hashable keys are lists; before

@@ -278,15 +278,25 @@ func personalName(name string) bool {
 			return true
 		}
 	}
-	for _, w := range personalWords {
-		for i := 0; i+len(w) <= n; i++ {
-			if folded[i] == w[0] && string(folded[i:i+len(w)]) == w {
+	for i, c := range folded {
+		for _, w := range wordsFrom[c] {
+			if i+len(w) <= n && string(folded[i:i+len(w)]) == w {
 				return true
 			}
 		}
 	}
 	return false
 }
+
+// wordsFrom are personalWords by their first byte, so that personalName
+// compares at each position only the words that may start there: it runs
+// for every parameter of a URL and every member of custom_data.
+var wordsFrom = func() (t [256][]string) {
+	for _, w := range personalWords {
+		t[w[0]] = append(t[w[0]], w)
+	}
+	return t
+}()
 
 // hasEmail reports whether s holds an address, x@domain.tld, whose local
 // part ends in a letter, digit or one of ._%+-' (so not in a URL's & = ?

@@ -43,6 +43,9 @@ type Metrics struct {
 	// referrer URL held personal data or a secret, taken out before
 	// anything was stored (event.ScrubURL).
 	URLsScrubbed prometheus.Counter
+	// CustomDataScrubbed counts events whose custom_data held personal
+	// data or a card number, taken out before anything was stored.
+	CustomDataScrubbed prometheus.Counter
 	// UntrustedForwarded counts /e requests whose X-Forwarded-For came
 	// from a peer not in CAPIRELAY_TRUSTED_PROXIES (and was ignored).
 	UntrustedForwarded prometheus.Counter
@@ -91,7 +94,9 @@ func New() *Metrics {
 		Help: "Browser requests with X-Forwarded-For from a peer outside CAPIRELAY_TRUSTED_PROXIES (the header was ignored)."})
 	m.URLsScrubbed = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "capirelay", Name: "urls_scrubbed_total",
 		Help: "Events and partial leads whose page or referrer URL held personal data or a secret (a form sent with GET, say), removed before anything was stored."})
-	r.MustRegister(m.PaymentDropped, m.UntrustedForwarded, m.URLsScrubbed)
+	m.CustomDataScrubbed = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "capirelay", Name: "custom_data_scrubbed_total",
+		Help: "Events whose custom_data held personal data or a card number (a member named for it, an email address, an international phone number), removed before anything was stored."})
+	r.MustRegister(m.PaymentDropped, m.UntrustedForwarded, m.URLsScrubbed, m.CustomDataScrubbed)
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

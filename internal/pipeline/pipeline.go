@@ -123,6 +123,9 @@ type Pipeline struct {
 	// Scrubbed, if set, counts the events whose event_source_url or
 	// referrer_url Prepare took personal data out of (event.ScrubURL).
 	Scrubbed Counter
+	// CustomScrubbed, if set, counts the events whose custom_data Prepare
+	// took personal data or a card number out of.
+	CustomScrubbed Counter
 }
 
 // Counter counts (a prometheus.Counter is one).
@@ -326,6 +329,9 @@ func (p *Pipeline) prepare(ctx context.Context, in *Input, now time.Time, sh *sh
 	}
 	if p.Scrubbed != nil && (ev.EventSourceURL != src || ev.ReferrerURL != ref) {
 		p.Scrubbed.Inc()
+	}
+	if p.CustomScrubbed != nil && ev.CustomDataScrubbed {
+		p.CustomScrubbed.Inc()
 	}
 	site := in.Site
 	held := false
