@@ -216,8 +216,18 @@ func TestChromeErasedField(t *testing.T) {
 	ctx := browsertest.New(t, browsertest.Options{HostRules: chromeHostRules})
 	open(t, ctx, cs.base+"/contact")
 	const phone = "+44 20 7946 0958"
+	// Passing through blank fields erases nothing: a capture from a later
+	// page load must not erase what the visitor typed on an earlier one.
 	if err := chromedp.Do(ctx,
+		chromedp.Click(chromedp.ID("ph")),
+		chromedp.Click(chromedp.ID("nm")),
 		chromedp.SendKeys(chromedp.ID("em"), "ada@example.com"),
+		chromedp.Click(chromedp.ID("ph")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	cs.waitCapture(t, "the email alone", func(c Capture) bool { return maps.Equal(c.Fields, map[string]string{"em": "ada@example.com"}) })
+	if err := chromedp.Do(ctx,
 		chromedp.SendKeys(chromedp.ID("ph"), phone),
 		chromedp.SendKeys(chromedp.ID("nm"), "Ada Lovelace"),
 		chromedp.Click(chromedp.ID("em")),

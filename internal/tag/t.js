@@ -101,9 +101,10 @@ let formID=f=>f?(f.getAttribute('id')||f.getAttribute('name')||f.getAttribute('a
 let fieldValue=el=>(el.value||'').trim().slice(0,500)
 // a full name is split: first word fn, the rest ln; a blank (or card-like) value
 // erases only what the same field put there, as '' so the relay erases it too
-// (a capture carries only this page's fields: a key it lacks is kept there)
+// (a capture carries only this page's fields: a key it lacks is kept there, and
+// a blank field the visitor never typed in erases nothing)
 function putField(o,k,v,el){if(k=='nm'){v=v.split(/\s+/);putField(o,'fn',v.shift(),el);k='ln';v=v.join(' ')}
-if(v&&!looksLikeCard(v))o[k]=el['_cr'+k]=v;else if(o[k]==el['_cr'+k])o[k]=''}
+if(v&&!looksLikeCard(v))o[k]=el['_cr'+k]=v;else if(el['_cr'+k]&&o[k]==el['_cr'+k])o[k]=''}
 function captureField(el){let k=allowed()&&fieldKind(el)
 if(!k)return
 let id=formID(el.form),o=forms[id]=forms[id]||{},was=JSON.stringify(o)
