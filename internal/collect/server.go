@@ -222,6 +222,11 @@ func (s *Server) handle(r *http.Request, key, pixel string, graph bool) (*Respon
 	if r.Method != http.MethodPost {
 		return nil, &httpError{Kind: errMethod, Message: "use POST"}
 	}
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		// Read as it is, a compressed body would be refused as bytes that
+		// are not UTF-8, which says nothing of the cause.
+		return nil, &httpError{Kind: errMediaType, Field: "Content-Encoding", Message: "is not supported: send the body uncompressed"}
+	}
 	body, release, err := readServerBody(r)
 	defer release()
 	if err != nil {

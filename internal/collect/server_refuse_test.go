@@ -2,6 +2,7 @@ package collect
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -146,5 +147,28 @@ func TestClientGoneIsNotAnError(t *testing.T) {
 		if !strings.Contains(logs.String(), `level=ERROR msg="store events" site=shop`) {
 			t.Errorf("store failure: logged %q, want an error", logs.String())
 		}
+	}
+}
+
+// TestServerRefusesCompressedBodies: a compressed body is refused for its
+// Content-Encoding, not as bytes that are not UTF-8.
+func TestServerRefusesCompressedBodies(t *testing.T) {
+	srv, bb := setupServer(t)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(`{"data":[` + serverEventJSON(`}`) + `]}`))
+	zw.Close()
+	r := httptest.NewRequest("POST", "/v1/events", &gz)
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Content-Encoding", "gzip")
+	r.Header.Set("Authorization", "Bearer crk_test")
+	w := httptest.NewRecorder()
+	srv.ServeEvents(w, r)
+	var eb ErrorBody
+	if err := json.Unmarshal(w.Body.Bytes(), &eb); err != nil || w.Code != 415 || eb.Field != "Content-Encoding" {
+		t.Errorf("answer %d %s, want 415 naming Content-Encoding", w.Code, w.Body)
+	}
+	if items := bb.items(t); len(items) != 0 {
+		t.Errorf("stored %d items", len(items))
 	}
 }
