@@ -345,7 +345,9 @@ func (p *Pipeline) prepare(ctx context.Context, in *Input, now time.Time, sh *sh
 			held = true
 		}
 	}
-	if site.Consent == store.ConsentLDU && ev.DataProcessingOptions == nil {
+	// A site in LDU mode limits every event: an event's own [] (which
+	// Meta reads as "not limited") does not undo the operator's choice.
+	if site.Consent == store.ConsentLDU && len(ev.DataProcessingOptions) == 0 {
 		ev.DataProcessingOptions = []string{"LDU"}
 		zero := 0
 		if ev.DPOCountry == nil {

@@ -331,3 +331,42 @@ func TestSubmitCountsScrubbedURLs(t *testing.T) {
 		t.Errorf("%d items kept the page's other parameter, want 2", kept)
 	}
 }
+
+// TestSubmitLimitsDataUseOnLDUSites: on a site in LDU mode every event
+// goes with ["LDU"] (Meta geolocating, unless the event says where),
+// also one that sent [] (Meta's "not limited"); a site in another mode
+// sends what the event sent.
+func TestSubmitLimitsDataUseOnLDUSites(t *testing.T) {
+	t.Parallel()
+	one, ca := 1, 1000
+	for _, c := range []struct {
+		consent string
+		dpo     []string
+		country *int
+		want    string
+	}{
+		{store.ConsentLDU, nil, nil, `"data_processing_options":["LDU"],"data_processing_options_country":0,"data_processing_options_state":0`},
+		{store.ConsentLDU, []string{}, nil, `"data_processing_options":["LDU"],"data_processing_options_country":0,"data_processing_options_state":0`},
+		{store.ConsentLDU, []string{"LDU"}, &one, `"data_processing_options":["LDU"],"data_processing_options_country":1,"data_processing_options_state":1000`},
+		{store.ConsentNone, nil, nil, ``},
+		{store.ConsentNone, []string{}, nil, ``}, // omitted and [] are one to Meta
+	} {
+		db, site := openStore(t, c.consent)
+		in := input(site, 0, "e")
+		in.Event.DataProcessingOptions, in.Event.DPOCountry = c.dpo, c.country
+		if c.country != nil {
+			in.Event.DPOState = &ca
+		}
+		if _, err := pipeline.New(db).Submit(t.Context(), []pipeline.Input{in}); err != nil {
+			t.Fatal(err)
+		}
+		its := items(t, db, site.Key, "")
+		if len(its) != 1 {
+			t.Fatalf("%d items", len(its))
+		}
+		p := string(its[0].Payload)
+		if c.want == "" && strings.Contains(p, "data_processing") || !strings.Contains(p, c.want) {
+			t.Errorf("%s site, options %v: stored %s, want %s", c.consent, c.dpo, p, c.want)
+		}
+	}
+}
