@@ -21,7 +21,9 @@ import (
 	"github.com/capirelay/capirelay/internal/pipeline"
 	"github.com/capirelay/capirelay/internal/secret"
 	"github.com/capirelay/capirelay/internal/store"
+	"github.com/capirelay/capirelay/internal/store/postgres"
 	"github.com/capirelay/capirelay/internal/store/sqlite"
+	"github.com/capirelay/capirelay/internal/store/storetest"
 )
 
 const (
@@ -36,7 +38,8 @@ var fbc = fmt.Sprintf("fb.1.%d.IwAR-click", time.Now().Add(-time.Hour).UnixMilli
 
 type bundle struct {
 	dir  string
-	db   *sqlite.DB
+	db   *sqlite.DB  // nil on PostgreSQL
+	st   store.Store // the store in use: db, or PostgreSQL's
 	ids  *identity.Service
 	pipe *pipeline.Pipeline
 	site *store.Site
@@ -54,20 +57,41 @@ func setup(t *testing.T) *bundle {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.db.Close() })
-	b.site = &store.Site{Key: "shop", Name: "Shop", APIKeyHash: "h", DefaultRegion: "US", PartialLeads: true}
-	if err := b.db.CreateSite(t.Context(), b.site); err != nil {
+	b.start(t, b.db)
+	return b
+}
+
+// setupPostgres is setup on a new PostgreSQL database (skipped without
+// one, except in CI).
+func setupPostgres(t *testing.T) *bundle {
+	t.Helper()
+	db, err := postgres.Open(t.Context(), storetest.PostgresDatabase(t), storetest.Box(t))
+	if err != nil {
 		t.Fatal(err)
 	}
-	b.ids = identity.New(b.db, slog.New(slog.DiscardHandler))
+	t.Cleanup(func() { db.Close() })
+	b := &bundle{dir: t.TempDir()}
+	b.start(t, db)
+	return b
+}
+
+// start creates the site on st and runs identity and the pipeline over it.
+func (b *bundle) start(t *testing.T, st store.Store) {
+	t.Helper()
+	b.st = st
+	b.site = &store.Site{Key: "shop", Name: "Shop", APIKeyHash: "h", DefaultRegion: "US", PartialLeads: true}
+	if err := st.CreateSite(t.Context(), b.site); err != nil {
+		t.Fatal(err)
+	}
+	b.ids = identity.New(st, slog.New(slog.DiscardHandler))
 	b.reg = prometheus.NewRegistry()
 	b.ids.Register(b.reg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { b.ids.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	b.pipe = pipeline.New(b.db)
+	b.pipe = pipeline.New(st)
 	b.pipe.Enricher, b.pipe.Observer = b.ids, b.ids
-	return b
 }
 
 func hash(t *testing.T, f normalize.Field, raw string) string {
@@ -98,7 +122,7 @@ func (b *bundle) submit(t *testing.T, in pipeline.Input) event.UserData {
 	if res[0].Status != pipeline.Accepted {
 		t.Fatalf("Submit = %s (%v), want accepted", res[0].Status, res[0].Err)
 	}
-	it, err := b.db.Item(t.Context(), res[0].ID)
+	it, err := b.st.Item(t.Context(), res[0].ID)
 	if err != nil {
 		t.Fatal(err)
 	}
