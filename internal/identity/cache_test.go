@@ -162,7 +162,9 @@ func TestKnownAlreadyAgreesWithWrite(t *testing.T) {
 		for range r.IntN(4) {
 			k := store.StrongKeys[r.IntN(len(store.StrongKeys))]
 			h := hashes[r.IntN(len(hashes))]
-			vs := [][]string{nil, {"v1"}, {"v2"}, {ExternalPrefix + hashes[r.IntN(len(hashes))]}, {"v1", "v2"}}[r.IntN(5)]
+			em := EmailPrefix + hashes[r.IntN(len(hashes))]
+			vs := [][]string{nil, {"v1"}, {"v2"}, {ExternalPrefix + hashes[r.IntN(len(hashes))]}, {"v1", "v2"},
+				{em}, {"v1", em}}[r.IntN(7)]
 			s.cache.putOwners(site.Key, k, h, vs)
 			if r.IntN(3) > 0 {
 				s.filter.add(site.Key, k, h)
@@ -175,7 +177,7 @@ func TestKnownAlreadyAgreesWithWrite(t *testing.T) {
 		if r.IntN(3) == 0 {
 			in.VisitorID = []string{"v1", "v2", "v3"}[r.IntN(3)]
 		}
-		for _, v := range []string{"v1", "v2", "v3", ExternalPrefix + hashes[r.IntN(len(hashes))]} {
+		for _, v := range []string{"v1", "v2", "v3", ExternalPrefix + hashes[r.IntN(len(hashes))], EmailPrefix + hashes[r.IntN(len(hashes))]} {
 			switch r.IntN(4) {
 			case 0:
 				s.cache.putIdentity(site.Key, v, nil)

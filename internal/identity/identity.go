@@ -1,9 +1,10 @@
 // Package identity stitches events of one person together. It learns from
 // accepted events (Learn, a pipeline.Observer): per person record — a
 // browser's visitor id, or for a person known only from server events a
-// pseudo visitor named by their external_id — the SHA-256 hashes of the
-// match keys (em, ph, fn, ln, db, ge, ct, st, zp, country, external_id) and
-// the latest fbp, fbc and, from website events, IP address and user agent.
+// pseudo visitor named by their external_id, else by their em — the
+// SHA-256 hashes of the match keys (em, ph, fn, ln, db, ge, ct, st, zp,
+// country, external_id) and the latest fbp, fbc and, from website events,
+// IP address and user agent.
 // Before hashing (Enrich, a pipeline.Enricher) it adds what one record
 // knows to a later event of the same person that lacks it.
 //
@@ -42,8 +43,17 @@ import (
 // from server events, by the hash of their external_id.
 const ExternalPrefix = store.PseudoPrefix
 
+// EmailPrefix prefixes the pseudo visitor id of a person known only from
+// server events that named no external_id, by the hash of their em.
+const EmailPrefix = store.EmailPseudoPrefix
+
 // isPseudo reports whether a record's visitor id names no browser.
-func isPseudo(visitor string) bool { return strings.HasPrefix(visitor, ExternalPrefix) }
+func isPseudo(visitor string) bool {
+	return strings.HasPrefix(visitor, ExternalPrefix) || isEmailPseudo(visitor)
+}
+
+// isEmailPseudo reports whether a record's visitor id is an email's.
+func isEmailPseudo(visitor string) bool { return strings.HasPrefix(visitor, EmailPrefix) }
 
 // Service implements pipeline.Enricher and pipeline.Observer. It is safe
 // for concurrent use.
@@ -290,7 +300,7 @@ func (s *Service) current(ctx context.Context, obs *store.Identity) (*store.Iden
 // external_id; a phone links nothing).
 func (s *Service) know(site, kind, value string) {
 	switch {
-	case kind == "visitor" && isPseudo(value):
+	case kind == "visitor" && strings.HasPrefix(value, ExternalPrefix):
 		// Found by its external_id, which has no index row of its own.
 		s.filter.add(site, store.KeyExternalID, value[len(ExternalPrefix):])
 	case kind == "visitor" || slices.Contains(store.StrongKeys, kind):
@@ -562,15 +572,31 @@ func (s *Service) person(ctx context.Context, site, visitor string, hs []lookup)
 // withoutLinkedPseudo drops from cands the pseudo record of an external_id
 // that another, a browser's, also holds: both are the person with that
 // external_id (server events named it before the browser did), and the
-// browser's record is the one that knows the browser.
+// browser's record is the one that knows the browser. Then it drops the
+// pseudo record of an email (server events named it, with no external_id,
+// before anything else did) that another record, not an email's, could
+// take in whole (it holds no other value of a strong key the email's
+// record holds): with it the event's keys find what they found before
+// there was an email's record. An email's record that such a record could
+// not take in is someone else's: both stay, and the event is ambiguous.
 func withoutLinkedPseudo(cands []*store.Identity) []*store.Identity {
 	if len(cands) < 2 {
 		return cands
 	}
-	return slices.DeleteFunc(cands, func(c *store.Identity) bool {
+	// Each pass keeps every record its test looks at (DeleteFunc moves
+	// the kept ones while it tests).
+	cands = slices.DeleteFunc(cands, func(c *store.Identity) bool {
 		ext, ok := strings.CutPrefix(c.VisitorID, ExternalPrefix)
 		return ok && slices.ContainsFunc(cands, func(d *store.Identity) bool {
 			return !isPseudo(d.VisitorID) && slices.Contains(d.Hashes[store.KeyExternalID], ext)
+		})
+	})
+	if len(cands) < 2 {
+		return cands
+	}
+	return slices.DeleteFunc(cands, func(c *store.Identity) bool {
+		return isEmailPseudo(c.VisitorID) && slices.ContainsFunc(cands, func(d *store.Identity) bool {
+			return !isEmailPseudo(d.VisitorID) && !d.ConflictsWith(c)
 		})
 	})
 }
@@ -580,7 +606,8 @@ func withoutLinkedPseudo(cands []*store.Identity) []*store.Identity {
 // copied out of it now and recorded by the returned func once the event is
 // accepted (nil when it teaches nothing). The person is the event's
 // visitor; else (identity mode full) the one record its external_id or em
-// point at; else, with an external_id, a pseudo visitor for it. Failures
+// point at; else a pseudo visitor for its first external_id, or without
+// one for its first em. An event with neither teaches nothing. Failures
 // are logged: the event is already stored.
 func (s *Service) Learn(in *pipeline.Input) func(context.Context) {
 	if in.Event == nil || in.Site == nil || held(in) {
@@ -735,6 +762,11 @@ func (s *Service) cachedOwner(site string, ud *event.UserData) (visitor string, 
 			return ExternalPrefix + h, true
 		}
 	}
+	for _, h := range ud.Em {
+		if isHash(h) {
+			return EmailPrefix + h, true
+		}
+	}
 	return "", true
 }
 
@@ -779,8 +811,9 @@ func observation(in *pipeline.Input) packed {
 
 // owner finds the record an observation of an event that names no visitor
 // belongs to: the one record its strong keys point at; else, with an
-// external_id, the pseudo visitor of the first; "" when it points at
-// several people or at someone else's record (nothing is learned).
+// external_id, the pseudo visitor of the first; else, with an em, the
+// pseudo visitor of the first; "" when it points at several people or at
+// someone else's record, or names no strong key (nothing is learned).
 func (s *Service) owner(ctx context.Context, obs *store.Identity) (string, error) {
 	var lbuf [8]lookup
 	hs := lbuf[:0]
@@ -803,6 +836,9 @@ func (s *Service) owner(ctx context.Context, obs *store.Identity) (string, error
 	}
 	if ext := obs.Hashes[store.KeyExternalID]; len(ext) > 0 {
 		return ExternalPrefix + ext[0], nil
+	}
+	if em := obs.Hashes[store.KeyEmail]; len(em) > 0 {
+		return EmailPrefix + em[0], nil
 	}
 	return "", nil
 }

@@ -170,6 +170,12 @@ var ForgetKeys = []string{KeyEmail, KeyPhone, KeyExternalID}
 // events: PseudoPrefix + the hash of their external_id.
 const PseudoPrefix = "ext:"
 
+// EmailPseudoPrefix prefixes the visitor id of a person known only from
+// server events that named no external_id: EmailPseudoPrefix + the hash of
+// their em. Unlike PseudoPrefix's, its em keeps its index row: the record is
+// found as any other owner of the email.
+const EmailPseudoPrefix = "em:"
+
 // IndexRows calls fn for each indexed hash of id: those of IndexedKeys,
 // but for the external_id that names a pseudo visitor (PseudoPrefix + it),
 // which the visitor id itself finds, so a person known only from server
