@@ -14,12 +14,18 @@ import (
 // loginFrom posts a login from addr (host:port) and returns the status.
 func (b *bundle) loginFrom(t *testing.T, addr, pw string) int {
 	t.Helper()
+	return b.loginAnswer(t, addr, pw).Code
+}
+
+// loginAnswer posts a login from addr (host:port) and returns the answer.
+func (b *bundle) loginAnswer(t *testing.T, addr, pw string) *httptest.ResponseRecorder {
+	t.Helper()
 	req := httptest.NewRequest("POST", "/admin/login", strings.NewReader(url.Values{"password": {pw}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.RemoteAddr = addr
 	rec := httptest.NewRecorder()
 	b.h.ServeHTTP(rec, req)
-	return rec.Code
+	return rec
 }
 
 // TestLoginLimitIPv6Prefix: one host holds a whole /64, so its addresses
@@ -153,11 +159,7 @@ func TestLoginRefusalSaysItsWait(t *testing.T) {
 	b.h.now = func() time.Time { return now }
 	refused := func(addr string) (retry, msg string) {
 		t.Helper()
-		req := httptest.NewRequest("POST", "/admin/login", strings.NewReader(url.Values{"password": {testPassword}}.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.RemoteAddr = addr
-		rec := httptest.NewRecorder()
-		b.h.ServeHTTP(rec, req)
+		rec := b.loginAnswer(t, addr, testPassword)
 		if rec.Code != http.StatusTooManyRequests {
 			t.Fatalf("login from %s = %d, want 429", addr, rec.Code)
 		}

@@ -63,9 +63,7 @@ func TestEmailOnlyEventsLink(t *testing.T) {
 		if got := b.submit(t, serverEvent(event.UserData{Em: event.List{"someone@else.example"}})); got.Fbp != "" || len(got.Ph) != 0 {
 			t.Errorf("stranger: user_data = %+v, want nothing added", got)
 		}
-		if n := ambiguous(t, b.reg); n != 0 {
-			t.Errorf("capirelay_identity_ambiguous_total = %v, want 0", n)
-		}
+		wantAmbiguous(t, b.reg, 0)
 	})
 }
 
@@ -81,9 +79,7 @@ func TestEmailRecordYieldsToBrowser(t *testing.T) {
 		if got.Fbp != fbp || !slices.Equal(got.ExternalID, []string{hash(t, normalize.ExternalID, "cust-42")}) {
 			t.Errorf("user_data = %+v, want the browser's record", got)
 		}
-		if n := ambiguous(t, b.reg); n != 0 {
-			t.Errorf("capirelay_identity_ambiguous_total = %v, want 0", n)
-		}
+		wantAmbiguous(t, b.reg, 0)
 	})
 }
 
@@ -100,9 +96,7 @@ func TestEmailRecordThenExternalID(t *testing.T) {
 		if !slices.Equal(got.Ln, []string{hash(t, normalize.LastName, "Doe")}) {
 			t.Errorf("ln = %v, want the external_id's record's", got.Ln)
 		}
-		if n := ambiguous(t, b.reg); n != 0 {
-			t.Errorf("capirelay_identity_ambiguous_total = %v, want 0", n)
-		}
+		wantAmbiguous(t, b.reg, 0)
 
 		// Ann's email record learns her customer id; Bob's record is by
 		// another: an event with Ann's email and Bob's id gets nothing.
@@ -113,9 +107,7 @@ func TestEmailRecordThenExternalID(t *testing.T) {
 		if got.Fbp != "" || len(got.Ln) != 0 {
 			t.Errorf("user_data = %+v, want nothing added from Ann's or Bob's record", got)
 		}
-		if n := ambiguous(t, b.reg); n != 1 {
-			t.Errorf("capirelay_identity_ambiguous_total = %v, want 1", n)
-		}
+		wantAmbiguous(t, b.reg, 1)
 		if got := b.submit(t, serverEvent(event.UserData{ExternalID: event.List{"cust-ann"}})); got.Fbp != "fb.1.1700000000000.111" {
 			t.Errorf("Ann by customer id: fbp = %q, want hers", got.Fbp)
 		}
@@ -133,9 +125,7 @@ func TestTwoEmailRecordsAddNothing(t *testing.T) {
 		if got.Fbp != "" {
 			t.Errorf("fbp = %q, want none", got.Fbp)
 		}
-		if n := ambiguous(t, b.reg); n != 1 {
-			t.Errorf("capirelay_identity_ambiguous_total = %v, want 1", n)
-		}
+		wantAmbiguous(t, b.reg, 1)
 	})
 }
 

@@ -281,9 +281,7 @@ func TestAmbiguousAddsNothing(t *testing.T) {
 	if len(got.Ln) != 0 || len(got.Fn) != 0 || len(got.Ph) != 0 || got.Fbp != "" {
 		t.Errorf("user_data = %+v, want nothing added from either person", got)
 	}
-	if n := ambiguous(t, b.reg); n != 1 {
-		t.Errorf("capirelay_identity_ambiguous_total = %v, want 1", n)
-	}
+	wantAmbiguous(t, b.reg, 1)
 }
 
 // TestConflictingKeyAddsNothing: the record found by external_id holds
@@ -296,9 +294,7 @@ func TestConflictingKeyAddsNothing(t *testing.T) {
 	if len(got.Fn) != 0 || len(got.Ph) != 0 || got.Fbp != "" || got.Fbc != "" {
 		t.Errorf("user_data = %+v, want nothing added", got)
 	}
-	if n := ambiguous(t, b.reg); n != 1 {
-		t.Errorf("capirelay_identity_ambiguous_total = %v, want 1", n)
-	}
+	wantAmbiguous(t, b.reg, 1)
 	// Nor was the other email learned into Jane's record.
 	got = b.submit(t, serverEvent(event.UserData{ExternalID: event.List{"cust-42"}}))
 	if !slices.Equal(got.Em, []string{hash(t, normalize.Email, rawEmail)}) {
@@ -333,9 +329,7 @@ func TestServerFirstThenBrowser(t *testing.T) {
 	if got.Fbp != fbp || !slices.Equal(got.Em, []string{hash(t, normalize.Email, rawEmail)}) {
 		t.Errorf("user_data = %+v, want the browser's record", got)
 	}
-	if n := ambiguous(t, b.reg); n != 0 {
-		t.Errorf("capirelay_identity_ambiguous_total = %v, want 0", n)
-	}
+	wantAmbiguous(t, b.reg, 0)
 }
 
 func TestClickWindow(t *testing.T) {
@@ -392,6 +386,14 @@ func TestIdentityModes(t *testing.T) {
 }
 
 // ambiguous reads capirelay_identity_ambiguous_total from reg.
+// wantAmbiguous checks capirelay_identity_ambiguous_total.
+func wantAmbiguous(t *testing.T, reg *prometheus.Registry, want float64) {
+	t.Helper()
+	if n := ambiguous(t, reg); n != want {
+		t.Errorf("capirelay_identity_ambiguous_total = %v, want %v", n, want)
+	}
+}
+
 func ambiguous(t *testing.T, reg *prometheus.Registry) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
