@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -102,8 +103,23 @@ var Env = []struct{ Name, Default, Help string }{
 	{"CAPIRELAY_DEDUP_INDEX_KEYS", strconv.Itoa(DefaultDedupIndexKeys), "dedup keys held in memory with SQLite (about 14 bytes each)"},
 }
 
+// A SettingError is a setting Load or Validate refused. Name is where the
+// value came from: the flag when one was given, else the environment
+// variable.
+type SettingError struct {
+	Name string // "--batch-linger" or "CAPIRELAY_BATCH_LINGER"
+	Msg  string
+}
+
+func (e *SettingError) Error() string { return e.Name + ": " + e.Msg }
+
+func settingErrorf(name, format string, args ...any) error {
+	return &SettingError{Name: name, Msg: fmt.Sprintf(format, args...)}
+}
+
 // Load reads flags (args, without the subcommand) over the environment.
-// Flags win over the environment.
+// Flags win over the environment. A duration given as 0 is refused: only
+// an unset one means the default.
 func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
 	if getenv == nil {
 		getenv = os.Getenv
@@ -117,27 +133,46 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 		}
 		return def
 	}
-	fs.StringVar(&c.Addr, "addr", env("CAPIRELAY_ADDR", DefaultAddr), "listen address (CAPIRELAY_ADDR)")
-	fs.StringVar(&c.DataDir, "data-dir", env("CAPIRELAY_DATA_DIR", DefaultDataDir), "data directory (CAPIRELAY_DATA_DIR)")
-	fs.StringVar(&c.DatabaseURL, "database-url", env("CAPIRELAY_DATABASE_URL", ""), "postgres://… or empty for SQLite (CAPIRELAY_DATABASE_URL)")
-	fs.StringVar(&c.GraphURL, "graph-url", env("CAPIRELAY_GRAPH_URL", DefaultGraphURL), "Graph API base URL (CAPIRELAY_GRAPH_URL)")
-	fs.StringVar(&c.GraphVersion, "graph-version", env("CAPIRELAY_GRAPH_VERSION", capi.DefaultVersion), "Graph API version (CAPIRELAY_GRAPH_VERSION)")
-	fs.StringVar(&c.PublicURL, "public-url", env("CAPIRELAY_PUBLIC_URL", ""), "public base URL (CAPIRELAY_PUBLIC_URL)")
-	fs.StringVar(&c.LogLevel, "log-level", env("CAPIRELAY_LOG_LEVEL", "info"), "log level (CAPIRELAY_LOG_LEVEL)")
-	proxies := fs.String("trusted-proxies", env("CAPIRELAY_TRUSTED_PROXIES", ""), "comma-separated CIDRs (CAPIRELAY_TRUSTED_PROXIES)")
-	linger := fs.String("batch-linger", env("CAPIRELAY_BATCH_LINGER", DefaultBatchLinger.String()), "batch linger (CAPIRELAY_BATCH_LINGER)")
-	timeout := fs.String("graph-timeout", env("CAPIRELAY_GRAPH_TIMEOUT", DefaultGraphTimeout.String()), "Graph request timeout (CAPIRELAY_GRAPH_TIMEOUT)")
-	retention := fs.String("retention", env("CAPIRELAY_RETENTION", DefaultRetention.String()), "delivered event retention (CAPIRELAY_RETENTION)")
-	lease := fs.String("dispatch-lease", env("CAPIRELAY_DISPATCH_LEASE", DefaultDispatchLease.String()), "claim lease (CAPIRELAY_DISPATCH_LEASE)")
-	parallel := fs.String("dispatch-parallel", env("CAPIRELAY_DISPATCH_PARALLEL", strconv.Itoa(DefaultDispatchParallel)), "batches of one site in flight (CAPIRELAY_DISPATCH_PARALLEL)")
-	demo := fs.String("demo", env("CAPIRELAY_DEMO", "true"), "create the demo site (CAPIRELAY_DEMO)")
-	dedupKeys := fs.String("dedup-index-keys", env("CAPIRELAY_DEDUP_INDEX_KEYS", strconv.Itoa(DefaultDedupIndexKeys)), "dedup keys held in memory (CAPIRELAY_DEDUP_INDEX_KEYS)")
-	allowExpired := fs.String("allow-expired-version", env("CAPIRELAY_ALLOW_EXPIRED_VERSION", "false"), "start on an expired Graph API version")
+	// flagOf is the flag of each variable, to name the one a value came from.
+	flagOf := map[string]string{}
+	str := func(p *string, flagName, envName, def, usage string) *string {
+		flagOf[envName] = flagName
+		if p == nil {
+			p = new(string)
+		}
+		fs.StringVar(p, flagName, env(envName, def), usage+" ("+envName+")")
+		return p
+	}
+	str(&c.Addr, "addr", "CAPIRELAY_ADDR", DefaultAddr, "listen address")
+	str(&c.DataDir, "data-dir", "CAPIRELAY_DATA_DIR", DefaultDataDir, "data directory")
+	str(&c.DatabaseURL, "database-url", "CAPIRELAY_DATABASE_URL", "", "postgres://… or empty for SQLite")
+	str(&c.GraphURL, "graph-url", "CAPIRELAY_GRAPH_URL", DefaultGraphURL, "Graph API base URL")
+	str(&c.GraphVersion, "graph-version", "CAPIRELAY_GRAPH_VERSION", capi.DefaultVersion, "Graph API version")
+	str(&c.PublicURL, "public-url", "CAPIRELAY_PUBLIC_URL", "", "public base URL, http:// or https://")
+	str(&c.LogLevel, "log-level", "CAPIRELAY_LOG_LEVEL", "info", "log level")
+	proxies := str(nil, "trusted-proxies", "CAPIRELAY_TRUSTED_PROXIES", "", "comma-separated CIDRs")
+	linger := str(nil, "batch-linger", "CAPIRELAY_BATCH_LINGER", DefaultBatchLinger.String(), "batch linger, more than 0")
+	timeout := str(nil, "graph-timeout", "CAPIRELAY_GRAPH_TIMEOUT", DefaultGraphTimeout.String(), "Graph request timeout, more than 0")
+	retention := str(nil, "retention", "CAPIRELAY_RETENTION", DefaultRetention.String(), "delivered event retention, more than 0")
+	lease := str(nil, "dispatch-lease", "CAPIRELAY_DISPATCH_LEASE", DefaultDispatchLease.String(), "claim lease, more than 0")
+	parallel := str(nil, "dispatch-parallel", "CAPIRELAY_DISPATCH_PARALLEL", strconv.Itoa(DefaultDispatchParallel), "batches of one site in flight")
+	demo := str(nil, "demo", "CAPIRELAY_DEMO", "true", "create the demo site")
+	dedupKeys := str(nil, "dedup-index-keys", "CAPIRELAY_DEDUP_INDEX_KEYS", strconv.Itoa(DefaultDedupIndexKeys), "dedup keys held in memory")
+	allowExpired := str(nil, "allow-expired-version", "CAPIRELAY_ALLOW_EXPIRED_VERSION", "false", "start on an expired Graph API version")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	// source names where the value of envName came from.
+	source := func(envName string) string {
+		if given[flagOf[envName]] {
+			return "--" + flagOf[envName]
+		}
+		return envName
 	}
 	c.SecretKey = getenv("CAPIRELAY_SECRET_KEY")
 	c.AdminPassword = getenv("CAPIRELAY_ADMIN_PASSWORD")
@@ -145,12 +180,16 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	var errs []error
 	var err error
 	if c.TrustedProxies, err = ParsePrefixes(*proxies); err != nil {
-		errs = append(errs, fmt.Errorf("CAPIRELAY_TRUSTED_PROXIES: %w", err))
+		errs = append(errs, settingErrorf(source("CAPIRELAY_TRUSTED_PROXIES"), "%v", err))
 	}
 	dur := func(name, v string) time.Duration {
 		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
-			errs = append(errs, fmt.Errorf("%s: %q is not a duration such as 200ms or 1s", name, v))
+		switch {
+		case err != nil:
+			errs = append(errs, settingErrorf(source(name), "%q is not a duration such as 200ms or 1s", v))
+		case d <= 0:
+			// Only an unset duration means the default: 0 is no setting of its own.
+			errs = append(errs, settingErrorf(source(name), "%q must be more than 0 (leave it unset for the default)", v))
 		}
 		return d
 	}
@@ -165,16 +204,16 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 		case "0", "false", "no", "off":
 			return false
 		}
-		errs = append(errs, fmt.Errorf("%s: %q is not true or false", name, v))
+		errs = append(errs, settingErrorf(source(name), "%q is not true or false", v))
 		return false
 	}
 	if n, err := strconv.Atoi(*dedupKeys); err != nil || n < 1 || n > MaxDedupIndexKeys {
-		errs = append(errs, fmt.Errorf("CAPIRELAY_DEDUP_INDEX_KEYS: %q is not a number of keys from 1 to %d", *dedupKeys, MaxDedupIndexKeys))
+		errs = append(errs, settingErrorf(source("CAPIRELAY_DEDUP_INDEX_KEYS"), "%q is not a number of keys from 1 to %d", *dedupKeys, MaxDedupIndexKeys))
 	} else {
 		c.DedupIndexKeys = n
 	}
 	if n, err := strconv.Atoi(*parallel); err != nil || n < 1 || n > MaxDispatchParallel {
-		errs = append(errs, fmt.Errorf("CAPIRELAY_DISPATCH_PARALLEL: %q is not a number of batches from 1 to %d", *parallel, MaxDispatchParallel))
+		errs = append(errs, settingErrorf(source("CAPIRELAY_DISPATCH_PARALLEL"), "%q is not a number of batches from 1 to %d", *parallel, MaxDispatchParallel))
 	} else {
 		c.DispatchParallel = n
 	}
@@ -183,10 +222,15 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	if len(errs) > 0 {
 		return c, errors.Join(errs...)
 	}
-	return c, c.Validate()
+	err = c.Validate()
+	if se := (*SettingError)(nil); errors.As(err, &se) {
+		se.Name = source(se.Name)
+	}
+	return c, err
 }
 
-// Validate checks the settings and fills defaults.
+// Validate checks the settings and fills defaults. Its errors are
+// *SettingError naming the environment variable.
 func (c *Config) Validate() error {
 	if c.Addr == "" {
 		c.Addr = DefaultAddr
@@ -200,23 +244,28 @@ func (c *Config) Validate() error {
 	if c.GraphVersion == "" {
 		c.GraphVersion = capi.DefaultVersion
 	}
-	if c.BatchLinger == 0 {
-		c.BatchLinger = DefaultBatchLinger
-	}
-	if c.GraphTimeout == 0 {
-		c.GraphTimeout = DefaultGraphTimeout
-	}
-	if c.Retention == 0 {
-		c.Retention = DefaultRetention
-	}
-	if c.DispatchLease == 0 {
-		c.DispatchLease = DefaultDispatchLease
+	for _, d := range []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"CAPIRELAY_BATCH_LINGER", &c.BatchLinger, DefaultBatchLinger},
+		{"CAPIRELAY_GRAPH_TIMEOUT", &c.GraphTimeout, DefaultGraphTimeout},
+		{"CAPIRELAY_RETENTION", &c.Retention, DefaultRetention},
+		{"CAPIRELAY_DISPATCH_LEASE", &c.DispatchLease, DefaultDispatchLease},
+	} {
+		if *d.v < 0 {
+			return settingErrorf(d.name, "%s must be more than 0", *d.v)
+		}
+		if *d.v == 0 {
+			*d.v = d.def
+		}
 	}
 	if c.DedupIndexKeys == 0 {
 		c.DedupIndexKeys = DefaultDedupIndexKeys
 	}
 	if c.DedupIndexKeys < 0 || c.DedupIndexKeys > MaxDedupIndexKeys {
-		return fmt.Errorf("CAPIRELAY_DEDUP_INDEX_KEYS: %d is not from 1 to %d", c.DedupIndexKeys, MaxDedupIndexKeys)
+		return settingErrorf("CAPIRELAY_DEDUP_INDEX_KEYS", "%d is not from 1 to %d", c.DedupIndexKeys, MaxDedupIndexKeys)
 	}
 	if c.PublicURL == "" {
 		host := c.Addr
@@ -226,22 +275,27 @@ func (c *Config) Validate() error {
 		c.PublicURL = "http://" + host
 	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	u, err := url.Parse(c.PublicURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return settingErrorf("CAPIRELAY_PUBLIC_URL", "%q must be an absolute http:// or https:// URL with a host, such as https://shop.example.com/capirelay", c.PublicURL)
+	}
+	c.PublicURL = u.Scheme + c.PublicURL[len(u.Scheme):] // HTTPS:// is https://
 	if !strings.HasPrefix(c.GraphURL, "http://") && !strings.HasPrefix(c.GraphURL, "https://") {
-		return fmt.Errorf("CAPIRELAY_GRAPH_URL: %q must start with http:// or https://", c.GraphURL)
+		return settingErrorf("CAPIRELAY_GRAPH_URL", "%q must start with http:// or https://", c.GraphURL)
 	}
 	if !strings.HasPrefix(c.GraphVersion, "v") || !strings.HasSuffix(c.GraphVersion, ".0") {
-		return fmt.Errorf("CAPIRELAY_GRAPH_VERSION: %q must look like v25.0", c.GraphVersion)
+		return settingErrorf("CAPIRELAY_GRAPH_VERSION", "%q must look like v25.0", c.GraphVersion)
 	}
 	if c.DatabaseURL != "" && !IsPostgres(c.DatabaseURL) && !strings.HasPrefix(c.DatabaseURL, "sqlite:") && !strings.HasPrefix(c.DatabaseURL, "file:") {
-		return fmt.Errorf("CAPIRELAY_DATABASE_URL: %q must be postgres://…, sqlite:PATH or file:PATH", c.DatabaseURL)
+		return settingErrorf("CAPIRELAY_DATABASE_URL", "%q must be postgres://…, sqlite:PATH or file:PATH", c.DatabaseURL)
 	}
 	if c.AdminPassword != "" && utf8.RuneCountInString(c.AdminPassword) < MinAdminPassword {
-		return fmt.Errorf("CAPIRELAY_ADMIN_PASSWORD: the admin password must have at least %d characters (the same minimum as capirelay admin set-password)", MinAdminPassword)
+		return settingErrorf("CAPIRELAY_ADMIN_PASSWORD", "the admin password must have at least %d characters (the same minimum as capirelay admin set-password)", MinAdminPassword)
 	}
 	switch c.LogLevel {
 	case "", "debug", "info", "warn", "error":
 	default:
-		return fmt.Errorf("CAPIRELAY_LOG_LEVEL: %q is not debug, info, warn or error", c.LogLevel)
+		return settingErrorf("CAPIRELAY_LOG_LEVEL", "%q is not debug, info, warn or error", c.LogLevel)
 	}
 	return nil
 }

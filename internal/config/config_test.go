@@ -73,3 +73,69 @@ func check(t *testing.T, name, v string) {
 		t.Errorf("%s=%q: err = %v, want one naming the variable", name, v, err)
 	}
 }
+
+// TestLoadRefusesZeroDurations: a duration given as 0 (or less) is
+// refused, naming the flag or variable it came from; only an unset one
+// means the default.
+func TestLoadRefusesZeroDurations(t *testing.T) {
+	for _, d := range []struct{ flag, env string }{
+		{"--batch-linger", "CAPIRELAY_BATCH_LINGER"},
+		{"--graph-timeout", "CAPIRELAY_GRAPH_TIMEOUT"},
+		{"--retention", "CAPIRELAY_RETENTION"},
+		{"--dispatch-lease", "CAPIRELAY_DISPATCH_LEASE"},
+	} {
+		for _, v := range []string{"0", "0s", "-1s"} {
+			check(t, d.env, v)
+			_, err := Load([]string{d.flag, v}, func(string) string { return "" }, io.Discard)
+			if err == nil || !strings.HasPrefix(err.Error(), d.flag+":") {
+				t.Errorf("%s %s: err = %v, want one naming the flag", d.flag, v, err)
+			}
+		}
+	}
+	// The flag wins, so its value is the one refused and named, also
+	// over a good value in the environment.
+	_, err := Load([]string{"--batch-linger", "abc"}, func(k string) string {
+		if k == "CAPIRELAY_BATCH_LINGER" {
+			return "200ms"
+		}
+		return ""
+	}, io.Discard)
+	if err == nil || !strings.HasPrefix(err.Error(), "--batch-linger:") || strings.Contains(err.Error(), "CAPIRELAY_BATCH_LINGER") {
+		t.Errorf("--batch-linger abc: err = %v, want one naming --batch-linger only", err)
+	}
+	// A bad value found by Validate names the flag too.
+	_, err = Load([]string{"--graph-version", "25"}, func(string) string { return "" }, io.Discard)
+	if err == nil || !strings.HasPrefix(err.Error(), "--graph-version:") {
+		t.Errorf("--graph-version 25: err = %v, want one naming the flag", err)
+	}
+	// Validate, for a Config built in code: zero is the default, less is refused.
+	c := Config{Retention: -time.Hour}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "CAPIRELAY_RETENTION") {
+		t.Errorf("Validate with a negative retention = %v", err)
+	}
+	c = Config{}
+	if err := c.Validate(); err != nil || c.Retention != DefaultRetention || c.GraphTimeout != DefaultGraphTimeout {
+		t.Errorf("Validate of the zero Config = %v, %+v", err, c)
+	}
+}
+
+func TestLoadPublicURL(t *testing.T) {
+	for _, v := range []string{"ftp://x", "https://", "shop.example.com", "http:///capirelay", "/capirelay", "https://u:p@shop.example.com", "https://shop.example.com/?a=b"} {
+		check(t, "CAPIRELAY_PUBLIC_URL", v)
+		_, err := Load([]string{"--public-url", v}, func(string) string { return "" }, io.Discard)
+		if err == nil || !strings.HasPrefix(err.Error(), "--public-url:") {
+			t.Errorf("--public-url %s: err = %v, want one naming the flag", v, err)
+		}
+	}
+	for v, want := range map[string]string{
+		"":                                    "http://localhost:8080",
+		"https://shop.example.com/capirelay/": "https://shop.example.com/capirelay",
+		"http://127.0.0.1:8080":               "http://127.0.0.1:8080",
+		"HTTPS://relay.example.com":           "https://relay.example.com",
+	} {
+		c, err := Load([]string{"--public-url", v}, func(string) string { return "" }, io.Discard)
+		if err != nil || c.PublicURL != want {
+			t.Errorf("--public-url %q = %q, %v; want %q", v, c.PublicURL, err, want)
+		}
+	}
+}
