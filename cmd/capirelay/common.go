@@ -28,6 +28,8 @@ func (f *storeFlags) register(fs *flag.FlagSet, getenv getenvFunc) {
 	}
 	fs.StringVar(&f.dataDir, "data-dir", def("CAPIRELAY_DATA_DIR", config.DefaultDataDir), "data directory (CAPIRELAY_DATA_DIR)")
 	fs.StringVar(&f.databaseURL, "database-url", def("CAPIRELAY_DATABASE_URL", ""), "postgres://… (CAPIRELAY_DATABASE_URL); default SQLite in the data directory")
+	// -h does not print the URL from the environment: it may hold a password.
+	fs.Lookup("database-url").DefValue = ""
 }
 
 // open opens the store the way serve does, so the CLI works beside a

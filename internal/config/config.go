@@ -145,7 +145,10 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	}
 	str(&c.Addr, "addr", "CAPIRELAY_ADDR", DefaultAddr, "listen address")
 	str(&c.DataDir, "data-dir", "CAPIRELAY_DATA_DIR", DefaultDataDir, "data directory")
+	// -h does not print the database URL from the environment as the
+	// flag's default: it may hold a password.
 	str(&c.DatabaseURL, "database-url", "CAPIRELAY_DATABASE_URL", "", "postgres://… or empty for SQLite")
+	fs.Lookup("database-url").DefValue = ""
 	str(&c.GraphURL, "graph-url", "CAPIRELAY_GRAPH_URL", DefaultGraphURL, "Graph API base URL")
 	str(&c.GraphVersion, "graph-version", "CAPIRELAY_GRAPH_VERSION", capi.DefaultVersion, "Graph API version")
 	str(&c.PublicURL, "public-url", "CAPIRELAY_PUBLIC_URL", "", "public base URL, http:// or https://")
@@ -287,7 +290,7 @@ func (c *Config) Validate() error {
 		return settingErrorf("CAPIRELAY_GRAPH_VERSION", "%q must look like v25.0", c.GraphVersion)
 	}
 	if c.DatabaseURL != "" && !IsPostgres(c.DatabaseURL) && !strings.HasPrefix(c.DatabaseURL, "sqlite:") && !strings.HasPrefix(c.DatabaseURL, "file:") {
-		return settingErrorf("CAPIRELAY_DATABASE_URL", "%q must be postgres://…, sqlite:PATH or file:PATH", c.DatabaseURL)
+		return settingErrorf("CAPIRELAY_DATABASE_URL", "%s must be postgres://…, sqlite:PATH or file:PATH", redactURL(c.DatabaseURL))
 	}
 	if c.AdminPassword != "" && utf8.RuneCountInString(c.AdminPassword) < MinAdminPassword {
 		return settingErrorf("CAPIRELAY_ADMIN_PASSWORD", "the admin password must have at least %d characters (the same minimum as capirelay admin set-password)", MinAdminPassword)
@@ -298,6 +301,19 @@ func (c *Config) Validate() error {
 		return settingErrorf("CAPIRELAY_LOG_LEVEL", "%q is not debug, info, warn or error", c.LogLevel)
 	}
 	return nil
+}
+
+// redactURL quotes a database URL for an error without its password; one
+// that does not parse as scheme://[user[:password]@]host… is not shown.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.Opaque != "" || u.Scheme == "" || u.Host == "" {
+		return "the value (not shown: it may hold a password)"
+	}
+	if u.RawQuery != "" {
+		u.RawQuery = "…" // password=… may be a parameter
+	}
+	return strconv.Quote(u.Redacted())
 }
 
 // IsPostgres reports whether url names a PostgreSQL database.

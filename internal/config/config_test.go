@@ -139,3 +139,42 @@ func TestLoadPublicURL(t *testing.T) {
 		}
 	}
 }
+
+// TestDatabaseURLErrorHidesPassword: a refused database URL is named
+// without its password, or not shown at all when it does not parse.
+func TestDatabaseURLErrorHidesPassword(t *testing.T) {
+	for v, want := range map[string]string{
+		"postgress://user:s3cret-pw@db.example/relay":     `"postgress://user:xxxxx@db.example/relay"`,
+		"mysql://db.example/relay":                        `"mysql://db.example/relay"`,
+		"user:s3cret-pw@db.example/relay":                 "not shown",
+		"postgress://user:s3cret-pw@db example/%zz":       "not shown",
+		"postgress://db.example/relay?password=s3cret-pw": `"postgress://db.example/relay?…"`,
+	} {
+		for _, args := range [][]string{nil, {"--database-url", v}} {
+			_, err := Load(args, func(k string) string {
+				if k == "CAPIRELAY_DATABASE_URL" {
+					return v
+				}
+				return ""
+			}, io.Discard)
+			if err == nil || strings.Contains(err.Error(), "s3cret-pw") || !strings.Contains(err.Error(), want) {
+				t.Errorf("database URL %q (args %q): err = %v, want one showing %s and no password", v, args, err, want)
+			}
+		}
+	}
+}
+
+// TestHelpHidesDatabaseURL: serve -h does not print the database URL of
+// the environment as the flag's default.
+func TestHelpHidesDatabaseURL(t *testing.T) {
+	var out strings.Builder
+	_, err := Load([]string{"-h"}, func(k string) string {
+		if k == "CAPIRELAY_DATABASE_URL" {
+			return "postgres://relay:s3cret-pw@db.example/relay"
+		}
+		return ""
+	}, &out)
+	if err == nil || strings.Contains(out.String(), "s3cret-pw") || !strings.Contains(out.String(), "-database-url") {
+		t.Errorf("serve -h = %v, printed:\n%s", err, out.String())
+	}
+}
