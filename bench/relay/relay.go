@@ -314,10 +314,16 @@ func StartProcess(ctx context.Context, bin string, o Options) (*Relay, error) {
 }
 
 // siteKeys creates the bench site with `capirelay site add`, unless
-// o.Keys names one, and applies o.SiteSet to it.
+// o.Keys names one, and applies o.SiteSet to it. `capirelay migrate`
+// creates the store first: site add adds only to an existing one.
 func siteKeys(ctx context.Context, bin string, env []string, o Options) (*Keys, error) {
 	if o.Keys != nil {
 		return o.Keys, nil
+	}
+	migrate := exec.CommandContext(ctx, bin, "migrate")
+	migrate.Env = env
+	if out, err := migrate.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("capirelay migrate: %w: %s", err, out)
 	}
 	add := exec.CommandContext(ctx, bin, "site", "add", "--name", "bench", "--domain", Domain, "--pixel-id", PixelID, "--access-token", AccessToken)
 	add.Env = env

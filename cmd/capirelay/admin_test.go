@@ -26,6 +26,7 @@ func TestAdminCommandsReachEitherStore(t *testing.T) {
 				env["CAPIRELAY_DATABASE_URL"] = storetest.PostgresDatabase(t)
 			}
 			getenv := func(k string) string { return env[k] }
+			migrate(t, getenv)
 			var out, errw bytes.Buffer
 			if err := runAdmin(t.Context(), []string{"set-password"}, strings.NewReader("correct horse\n"), &out, &errw, getenv); err != nil {
 				t.Fatalf("set-password: %v (%s)", err, errw.String())
@@ -60,7 +61,7 @@ func TestAdminCommandsReachEitherStore(t *testing.T) {
 
 func TestAdminTokensCLI(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
+	dir := newDataDir(t)
 	getenv := dataDirEnv(dir)
 	run := func(args ...string) (string, string, error) {
 		var out, errOut bytes.Buffer

@@ -2,13 +2,20 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
 
 	"github.com/capirelay/capirelay/internal/app"
 	"github.com/capirelay/capirelay/internal/config"
+	"github.com/capirelay/capirelay/internal/secret"
 	"github.com/capirelay/capirelay/internal/store"
+	"github.com/capirelay/capirelay/internal/store/sqlite"
 )
 
 func appVersion() string { return app.Version }
@@ -33,14 +40,71 @@ func (f *storeFlags) register(fs *flag.FlagSet, getenv getenvFunc) {
 }
 
 // open opens the store the way serve does, so the CLI works beside a
-// running relay on the same data directory.
+// running relay on the same data directory. It creates nothing: a data
+// directory without relay data, or a store without its secret key, is an
+// error, so a mistyped --data-dir neither reads as an empty relay nor gets
+// sites no relay will serve.
 func (f *storeFlags) open(ctx context.Context, getenv getenvFunc) (store.Store, error) {
-	cfg := config.Config{DataDir: f.dataDir, DatabaseURL: f.databaseURL, SecretKey: getenv("CAPIRELAY_SECRET_KEY")}
-	if err := cfg.Validate(); err != nil {
+	cfg, err := f.config(getenv)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkRelayData(cfg); err != nil {
 		return nil, err
 	}
 	st, _, err := app.OpenStore(ctx, cfg)
 	return st, err
+}
+
+// create is open for migrate, which, like serve, may create the data
+// directory, its secret key and the store.
+func (f *storeFlags) create(ctx context.Context, getenv getenvFunc) (store.Store, error) {
+	cfg, err := f.config(getenv)
+	if err != nil {
+		return nil, err
+	}
+	st, _, err := app.OpenStore(ctx, cfg)
+	return st, err
+}
+
+func (f *storeFlags) config(getenv getenvFunc) (config.Config, error) {
+	cfg := config.Config{DataDir: f.dataDir, DatabaseURL: f.databaseURL, SecretKey: getenv("CAPIRELAY_SECRET_KEY")}
+	return cfg, cfg.Validate()
+}
+
+// checkRelayData tells why cfg names no store that serve or migrate made:
+// no SQLite file, or no secret key to open its sealed values with (a new
+// key would make them unreadable, and seal new ones that serve cannot read).
+func checkRelayData(cfg config.Config) error {
+	dir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		dir = cfg.DataDir
+	}
+	if !config.IsPostgres(cfg.DatabaseURL) {
+		path := cfg.SQLitePath(sqlite.FileName)
+		_, err := os.Stat(path)
+		switch {
+		case errors.Is(err, fs.ErrNotExist) && cfg.DatabaseURL != "":
+			abs, _ := filepath.Abs(path)
+			return fmt.Errorf("no relay database at %s (start the relay once with \"capirelay serve\" or \"capirelay migrate\", or check --database-url)", abs)
+		case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
+			return fmt.Errorf("no relay data in %s (start it once with \"capirelay serve\" or \"capirelay migrate\", or pass --data-dir)", dir)
+		case err != nil:
+			return fmt.Errorf("data directory: %w", err)
+		}
+	}
+	if cfg.SecretKey != "" {
+		return nil
+	}
+	switch _, err := os.Stat(filepath.Join(cfg.DataDir, secret.KeyFileName)); {
+	case errors.Is(err, fs.ErrNotExist) && config.IsPostgres(cfg.DatabaseURL):
+		return fmt.Errorf("no secret key: with a PostgreSQL database, set CAPIRELAY_SECRET_KEY to the key the relay uses, or pass the --data-dir whose %s it uses (%s has none)", secret.KeyFileName, dir)
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("no secret key in %s: set CAPIRELAY_SECRET_KEY to the key the relay uses", dir)
+	case err != nil:
+		return fmt.Errorf("secret key: %w", err)
+	}
+	return nil
 }
 
 func newFlagSet(name string, stderr io.Writer, usageLine string) *flag.FlagSet {

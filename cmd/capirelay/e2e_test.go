@@ -109,7 +109,10 @@ func cli(t *testing.T, env []string, args ...string) string {
 	return out.String()
 }
 
+// addSite creates a site with the CLI before the relay's first start, as
+// a deployment would: migrate creates the store, site add adds to it.
 func addSite(t *testing.T, env []string, pixel, token string) (siteKey, apiKey string) {
+	cli(t, env, "migrate")
 	out := cli(t, env, "site", "add", "--name", "Shop", "--domain", "shop.example.com", "--pixel-id", pixel, "--access-token", token)
 	var keys map[string]string
 	if err := json.Unmarshal([]byte(out), &keys); err != nil || len(keys) != 2 {
@@ -305,6 +308,7 @@ func TestKill9UnderLoadLosesNoAcknowledgedEvent(t *testing.T) {
 
 func TestSandboxTailPrintsPayloads(t *testing.T) {
 	env := relayEnv(t.TempDir(), "http://127.0.0.1:1")
+	cli(t, env, "migrate")
 	out := cli(t, env, "site", "add", "--name", "Sandboxed", "--domain", "example.org")
 	var keys map[string]string
 	json.Unmarshal([]byte(out), &keys)

@@ -19,11 +19,29 @@ func dataDirEnv(dir string) getenvFunc {
 	}
 }
 
+// newDataDir is a data directory with an empty store, made with
+// `capirelay migrate` as before a relay's first start.
+func newDataDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	migrate(t, dataDirEnv(dir))
+	return dir
+}
+
+// migrate runs `capirelay migrate` in getenv's environment.
+func migrate(t *testing.T, getenv getenvFunc) {
+	t.Helper()
+	var out, errw bytes.Buffer
+	if err := run(t.Context(), []string{"migrate"}, strings.NewReader(""), &out, &errw, getenv); err != nil {
+		t.Fatalf("capirelay migrate: %v (%s)", err, errw.String())
+	}
+}
+
 // TestForgetPrintsKinds forgets a visitor whose event was delivered: the
 // CLI erases it with its dedup key and says so, kind by kind.
 func TestForgetPrintsKinds(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
+	dir := newDataDir(t)
 	getenv := dataDirEnv(dir)
 	sf := storeFlags{dataDir: dir}
 	st, err := sf.open(t.Context(), getenv)

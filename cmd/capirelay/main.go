@@ -47,9 +47,11 @@ Usage:
   capirelay admin set-password|create-token|list-tokens|revoke-token   dashboard access
   capirelay import --site KEY FILE        offline conversions (CSV or JSON lines)
   capirelay validate FILE.json            check a Meta payload like Meta's Payload Helper
-  capirelay migrate                       apply database migrations
+  capirelay migrate                       create the store, or apply database migrations
   capirelay version
 
+Only serve and migrate create a data directory (--data-dir, CAPIRELAY_DATA_DIR, default ./data);
+the other commands work on one a relay made.
 Run 'capirelay COMMAND -h' for a command's flags.
 `
 

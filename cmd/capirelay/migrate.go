@@ -7,7 +7,8 @@ import (
 )
 
 // runMigrate applies the embedded migrations (serve does so too, under a
-// lock, on start).
+// lock, on start). Like serve, and unlike the other commands, it creates
+// the data directory and the store when there are none.
 func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer, getenv getenvFunc) error {
 	fs := newFlagSet("migrate", stderr, "migrate [--data-dir D] [--database-url URL]")
 	var sf storeFlags
@@ -15,7 +16,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	st, err := sf.open(ctx, getenv)
+	st, err := sf.create(ctx, getenv)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}

@@ -14,7 +14,7 @@ import (
 // line, and refuse an empty or ambiguous one.
 func TestAccessTokenFromFileAndStdin(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
+	dir := newDataDir(t)
 	getenv := dataDirEnv(dir)
 	site := func(stdin string, args ...string) (string, string, error) {
 		var out, errOut bytes.Buffer
