@@ -8,11 +8,13 @@ import (
 	"io"
 	"time"
 
+	"github.com/capirelay/capirelay/internal/admin"
 	"github.com/capirelay/capirelay/internal/capi"
 )
 
 // runSandbox prints what the sandbox destination received for a site, one
-// event per line, each exactly as it would have reached Meta.
+// event per line, each as it would have reached Meta except for
+// client_ip_address, shortened to its network as the dashboard shows it.
 func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer, getenv getenvFunc) error {
 	if len(args) == 0 || args[0] != "tail" {
 		fmt.Fprint(stderr, "Usage: capirelay sandbox tail --site KEY [--follow] [--requests]\n")
@@ -23,7 +25,7 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	sf.register(fs, getenv)
 	key := fs.String("site", "", "site key (required)")
 	follow := fs.Bool("follow", false, "keep printing new payloads until interrupted")
-	requests := fs.Bool("requests", false, "print whole request bodies instead of one event per line")
+	requests := fs.Bool("requests", false, "print whole request bodies instead of one event per line (client_ip_address is shortened to its /24 or /48 either way)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -47,7 +49,11 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 		for _, r := range recs {
 			after = r.ID
 			if *requests {
-				fmt.Fprintf(stdout, "%s\n", r.Payload)
+				p, err := admin.DisplayPayload(r.Payload)
+				if err != nil {
+					return fmt.Errorf("sandbox record %d: %w", r.ID, err)
+				}
+				fmt.Fprintf(stdout, "%s\n", p)
 				continue
 			}
 			var req capi.Request
@@ -55,7 +61,11 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 				return fmt.Errorf("sandbox record %d: %w", r.ID, err)
 			}
 			for _, ev := range req.Data {
-				fmt.Fprintf(stdout, "%s\n", ev)
+				p, err := admin.DisplayPayload(ev)
+				if err != nil {
+					return fmt.Errorf("sandbox record %d: %w", r.ID, err)
+				}
+				fmt.Fprintf(stdout, "%s\n", p)
 			}
 		}
 		if len(recs) == 500 {

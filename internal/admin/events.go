@@ -57,7 +57,7 @@ func (h *Handler) row(it store.Item) *itemRow {
 	r := &itemRow{ID: it.ID, Site: it.SiteKey, EventName: it.EventName, EventID: it.EventID, EventTime: it.EventTime,
 		Source: it.Source, State: it.State, Attempts: it.Attempts, NextAttempt: it.NextAttempt, TraceID: it.TraceID,
 		LastError: it.LastError, CreatedAt: it.CreatedAt, DeliveredAt: it.DeliveredAt, Enriched: it.Enriched}
-	p, err := displayPayload(it.Payload)
+	p, err := DisplayPayload(it.Payload)
 	if err != nil {
 		r.PayloadErr = "the stored payload is not JSON"
 		r.Payload = json.RawMessage("null")
@@ -75,21 +75,33 @@ func (h *Handler) pastWindow(eventTime time.Time) bool {
 	return h.now().Sub(eventTime) > metaWindow-replayMargin
 }
 
-// displayPayload shortens client_ip_address: the full address is personal
-// data and the network is enough to check that one was sent.
-func displayPayload(p []byte) (json.RawMessage, error) {
+// DisplayPayload shortens client_ip_address in an event, or in each event
+// of a request ({"data": [...]}), for showing: the full address is
+// personal data and the network is enough to check that one was sent. The
+// dashboard and capirelay sandbox tail show payloads through it.
+func DisplayPayload(p []byte) (json.RawMessage, error) {
+	type userData struct {
+		IP string `json:"client_ip_address"`
+	}
 	var ev struct {
-		UserData struct {
-			IP string `json:"client_ip_address"`
-		} `json:"user_data"`
+		UserData userData `json:"user_data"`
+		Data     []struct {
+			UserData userData `json:"user_data"`
+		} `json:"data"`
 	}
 	if err := json.Unmarshal(p, &ev); err != nil {
 		return nil, err
 	}
-	if ip := ev.UserData.IP; ip != "" {
-		old, _ := json.Marshal(ip)
-		short, _ := json.Marshal(shortenIP(ip))
-		p = bytes.ReplaceAll(p, old, short)
+	ips := []string{ev.UserData.IP}
+	for _, d := range ev.Data {
+		ips = append(ips, d.UserData.IP)
+	}
+	for _, ip := range ips {
+		if ip != "" {
+			old, _ := json.Marshal(ip)
+			short, _ := json.Marshal(shortenIP(ip))
+			p = bytes.ReplaceAll(p, old, short)
+		}
 	}
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, p); err != nil {
