@@ -12,6 +12,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"golang.org/x/term"
 
@@ -22,9 +23,11 @@ import (
 const adminUsage = `Usage:
   capirelay admin set-password [store flags]        read the dashboard password from stdin and store its hash
   capirelay admin create-token [store flags] [--scope read|write|webhooks] [--expires 90d|DATE|never] NAME
-                                                    create an admin API token (printed once)
+                                                    create an admin API token (printed once);
+                                                    NAME is one argument: quote one with spaces
   capirelay admin list-tokens [store flags]         list API tokens (never the tokens themselves)
-  capirelay admin revoke-token [store flags] ID|NAME   revoke an API token at once
+  capirelay admin revoke-token [store flags] NAME   revoke the active API token of that name at once
+  capirelay admin revoke-token [store flags] --id ID   revoke the API token of that id (list-tokens)
 
 Store flags: --data-dir D (CAPIRELAY_DATA_DIR), --database-url postgres://… (CAPIRELAY_DATABASE_URL);
 the key that seals secrets comes from CAPIRELAY_SECRET_KEY or the data directory, as for serve.
@@ -46,8 +49,7 @@ func runAdmin(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			return err
 		}
 		if fs.NArg() > 0 {
-			fmt.Fprint(stderr, adminUsage)
-			return errUsage
+			return usageError(stderr, func() { fmt.Fprint(stderr, adminUsage) }, "admin set-password: unexpected argument %q (the password is read from standard input)", fs.Arg(0))
 		}
 		pw, err := readPassword(stdin, stderr)
 		if err != nil {
@@ -139,9 +141,12 @@ func adminCreateToken(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
-	name := strings.TrimSpace(strings.Join(rest, " "))
-	if name == "" {
-		name = "api"
+	if len(rest) != 1 || strings.TrimSpace(rest[0]) == "" {
+		return usageError(stderr, func() { fmt.Fprint(stderr, adminUsage) }, "admin create-token: %s", oneArgument("NAME", rest))
+	}
+	name := strings.TrimSpace(rest[0])
+	if strings.IndexFunc(name, unicode.IsControl) >= 0 {
+		return fmt.Errorf("admin create-token: NAME %q has a control character", name)
 	}
 	st, err := sf.open(ctx, getenv)
 	if err != nil {
@@ -189,8 +194,7 @@ func adminListTokens(ctx context.Context, args []string, stdout, stderr io.Write
 		return err
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprint(stderr, adminUsage)
-		return errUsage
+		return usageError(stderr, func() { fmt.Fprint(stderr, adminUsage) }, "admin list-tokens: unexpected argument %q", fs.Arg(0))
 	}
 	st, toks, err := openTokens(ctx, &sf, getenv)
 	if err != nil {
@@ -199,12 +203,13 @@ func adminListTokens(ctx context.Context, args []string, stdout, stderr io.Write
 	st.Close()
 	now := time.Now()
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "ID\tNAME\tSCOPE\tSTATE\tCREATED\tEXPIRES\tLAST USED")
+	// One word or date per cell: the revocation has its own column.
+	fmt.Fprintln(w, "ID\tNAME\tSCOPE\tSTATE\tCREATED\tEXPIRES\tREVOKED\tLAST USED")
 	for _, t := range toks {
-		state := "active"
+		state, revoked := "active", "-"
 		switch {
 		case !t.RevokedAt.IsZero():
-			state = "revoked " + t.RevokedAt.UTC().Format(time.RFC3339)
+			state, revoked = "revoked", t.RevokedAt.UTC().Format(time.RFC3339)
 		case !t.Active(now):
 			state = "expired"
 		}
@@ -212,47 +217,68 @@ func adminListTokens(ctx context.Context, args []string, stdout, stderr io.Write
 		if !t.LastUsedAt.IsZero() {
 			used = t.LastUsedAt.UTC().Format(time.RFC3339)
 		}
-		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Scope, state,
-			t.CreatedAt.UTC().Format(time.RFC3339), expiryText(t.ExpiresAt), used)
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Scope, state,
+			t.CreatedAt.UTC().Format(time.RFC3339), expiryText(t.ExpiresAt), revoked, used)
 	}
 	return w.Flush()
 }
 
+// adminRevokeToken revokes by name (a bare argument, even one of digits)
+// or by --id, never guessing which of the two was meant.
 func adminRevokeToken(ctx context.Context, args []string, stdout, stderr io.Writer, getenv getenvFunc) error {
-	fs := newFlagSet("admin revoke-token", stderr, "admin revoke-token [--data-dir D | --database-url URL] ID|NAME")
+	fs := newFlagSet("admin revoke-token", stderr, "admin revoke-token [--data-dir D | --database-url URL] NAME | --id ID")
 	var sf storeFlags
 	sf.register(fs, getenv)
+	id := fs.Int64("id", 0, "revoke the token of this id (capirelay admin list-tokens) instead of one by NAME")
 	rest, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
 	}
-	ref := strings.TrimSpace(strings.Join(rest, " "))
-	if ref == "" {
-		fmt.Fprint(stderr, adminUsage)
-		return errUsage
+	byID := false
+	fs.Visit(func(f *flag.Flag) { byID = byID || f.Name == "id" })
+	switch {
+	case byID && len(rest) > 0:
+		return usageError(stderr, func() { fmt.Fprint(stderr, adminUsage) }, "admin revoke-token: give NAME or --id ID, not both (got --id %d and %q)", *id, rest)
+	case byID && *id <= 0:
+		return usageError(stderr, func() { fmt.Fprint(stderr, adminUsage) }, "admin revoke-token: --id %d is not a token id (capirelay admin list-tokens)", *id)
+	case !byID && len(rest) == 0:
+		return usageError(stderr, func() { fmt.Fprint(stderr, adminUsage) }, "admin revoke-token: NAME or --id ID is required")
+	case !byID && (len(rest) != 1 || strings.TrimSpace(rest[0]) == ""):
+		return usageError(stderr, func() { fmt.Fprint(stderr, adminUsage) }, "admin revoke-token: %s", oneArgument("NAME", rest))
 	}
 	st, toks, err := openTokens(ctx, &sf, getenv)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	// An id, else a name that only one token not yet revoked carries.
 	var match []store.AdminToken
-	for _, t := range toks {
-		if strconv.FormatInt(t.ID, 10) == ref {
-			match = []store.AdminToken{t}
-			break
+	if byID {
+		for _, t := range toks {
+			if t.ID == *id {
+				match = append(match, t)
+			}
 		}
-		if t.Name == ref && t.RevokedAt.IsZero() {
-			match = append(match, t)
+		if len(match) == 0 {
+			return fmt.Errorf("revoke-token: no token has the id %d (capirelay admin list-tokens)", *id)
 		}
-	}
-	switch len(match) {
-	case 0:
-		return fmt.Errorf("revoke-token: no token has the id or name %q (capirelay admin list-tokens)", ref)
-	case 1:
-	default:
-		return fmt.Errorf("revoke-token: %d tokens are named %q; give the id (capirelay admin list-tokens)", len(match), ref)
+	} else {
+		// A name that only one token not yet revoked carries.
+		name := strings.TrimSpace(rest[0])
+		for _, t := range toks {
+			if t.Name == name && t.RevokedAt.IsZero() {
+				match = append(match, t)
+			}
+		}
+		switch len(match) {
+		case 0:
+			if n, err := strconv.ParseInt(name, 10, 64); err == nil {
+				return fmt.Errorf("revoke-token: no active token is named %q; to revoke the token of id %d, use --id %d", name, n, n)
+			}
+			return fmt.Errorf("revoke-token: no active token is named %q (capirelay admin list-tokens)", name)
+		case 1:
+		default:
+			return fmt.Errorf("revoke-token: %d tokens are named %q; revoke one with --id ID (capirelay admin list-tokens)", len(match), name)
+		}
 	}
 	if err := st.RevokeAdminToken(ctx, match[0].ID, time.Now()); err != nil {
 		return fmt.Errorf("revoke-token: %w", err)

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/capirelay/capirelay/internal/app"
@@ -105,6 +106,25 @@ func checkRelayData(cfg config.Config) error {
 		return fmt.Errorf("secret key: %w", err)
 	}
 	return nil
+}
+
+// usageError reports a missing or extra argument: it prints the message
+// and then usage to stderr, and returns an error that main does not print
+// again and that exits with status 2.
+func usageError(stderr io.Writer, usage func(), format string, args ...any) error {
+	err := fmt.Errorf(format, args...)
+	fmt.Fprintf(stderr, "capirelay %v\n\n", err)
+	usage()
+	return fmt.Errorf("%w: %w", errUsage, err)
+}
+
+// oneArgument says what is wrong with args where exactly one argument,
+// what, was wanted.
+func oneArgument(what string, args []string) string {
+	if len(args) == 0 || (len(args) == 1 && strings.TrimSpace(args[0]) == "") {
+		return what + " is required"
+	}
+	return fmt.Sprintf("one %s, got %d arguments %q (quote a %s with spaces)", what, len(args), args, what)
 }
 
 func newFlagSet(name string, stderr io.Writer, usageLine string) *flag.FlagSet {
