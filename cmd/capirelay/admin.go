@@ -45,7 +45,7 @@ func runAdmin(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		fs := newFlagSet("admin set-password", stderr, "admin set-password [--data-dir D | --database-url URL] < password-file")
 		var sf storeFlags
 		sf.register(fs, getenv)
-		if err := fs.Parse(args[1:]); err != nil {
+		if err := parseFlags(fs, args[1:]); err != nil {
 			return err
 		}
 		if fs.NArg() > 0 {
@@ -88,7 +88,7 @@ func runAdmin(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	var rest []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := parseFlags(fs, args); err != nil {
 			return nil, err
 		}
 		if fs.NArg() == 0 {
@@ -190,7 +190,7 @@ func adminListTokens(ctx context.Context, args []string, stdout, stderr io.Write
 	fs := newFlagSet("admin list-tokens", stderr, "admin list-tokens [--data-dir D | --database-url URL]")
 	var sf storeFlags
 	sf.register(fs, getenv)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

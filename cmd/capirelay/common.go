@@ -108,6 +108,17 @@ func checkRelayData(cfg config.Config) error {
 	return nil
 }
 
+// parseFlags parses args into fs. The flag package has printed a bad
+// flag's message and the usage itself, so its error is marked errUsage:
+// main does not print it a second time, and exits 2.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	return err
+}
+
 // usageError reports a missing or extra argument: it prints the message
 // and then usage to stderr, and returns an error that main does not print
 // again and that exits with status 2.

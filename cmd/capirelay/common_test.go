@@ -122,3 +122,37 @@ func TestCommandsCreateNoStore(t *testing.T) {
 		t.Error("site add created a new secret key")
 	}
 }
+
+// cliMain runs capirelay ARGS… as main does: it returns what the command
+// wrote to standard output and standard error, and the exit status.
+func cliMain(t *testing.T, getenv getenvFunc, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errw bytes.Buffer
+	if err := run(t.Context(), args, strings.NewReader(""), &out, &errw, getenv); err != nil {
+		code = report(&errw, err)
+	}
+	return out.String(), errw.String(), code
+}
+
+// TestBadFlagSaidOnce: a flag that does not parse is reported once, then
+// the usage, with exit status 2.
+func TestBadFlagSaidOnce(t *testing.T) {
+	t.Parallel()
+	getenv := dataDirEnv(newDataDir(t))
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"site", "set", "--site", "s", "--partial-lead-timeout", "abc"}, `invalid value "abc" for flag -partial-lead-timeout`},
+		{[]string{"site", "set", "--bogus"}, "flag provided but not defined: -bogus"},
+		{[]string{"site", "list", "--json=maybe"}, `invalid boolean value "maybe" for -json`},
+		{[]string{"admin", "create-token", "--expires"}, "flag needs an argument: -expires"},
+		{[]string{"import", "--bogus", "x.csv"}, "flag provided but not defined: -bogus"},
+		{[]string{"serve", "--bogus"}, "flag provided but not defined: -bogus"},
+	} {
+		_, stderr, code := cliMain(t, getenv, tc.args...)
+		if code != 2 || strings.Count(stderr, tc.want) != 1 || !strings.Contains(stderr, "Usage") {
+			t.Errorf("capirelay %q: exit %d, stderr:\n%s\nwant %q once, the usage, exit 2", tc.args, code, stderr, tc.want)
+		}
+	}
+}

@@ -19,7 +19,7 @@ func runForgetEnv(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	visitor := fs.String("visitor", "", "a browser visitor id")
 	key := fs.String("site", "", "only this site (default every site)")
 	region := fs.String("region", "", "ISO country of a national phone number (default the site's, else every site's)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	given := 0

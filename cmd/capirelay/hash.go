@@ -52,7 +52,7 @@ func runHash(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	region := fs.String("region", "", "site default region (ISO alpha-2) when the value has no country")
 	order := fs.String("date-order", "auto", "ambiguous db day/month order: auto, mdy or dmy")
 	jsonl := fs.Bool("jsonl", false, "read JSON lines from stdin, write results to stdout")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	opts := normalize.Options{Region: *region}

@@ -35,7 +35,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	// Flags may come before or after FILE.
 	var files []string
 	for rest := args; ; {
-		if err := fs.Parse(rest); err != nil {
+		if err := parseFlags(fs, rest); err != nil {
 			return err
 		}
 		if fs.NArg() == 0 {

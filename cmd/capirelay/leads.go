@@ -71,7 +71,7 @@ func leadsExport(ctx context.Context, cmd string, args []string, stdout, stderr 
 	key := fs.String("site", "", "site key (required)")
 	sinceFlag := fs.String("since", "", "only leads active since T: RFC 3339, 2006-01-02, or an age such as 36h or 7d")
 	stateFlag := fs.String("state", "", "partial, converted, submitted, open or all, comma separated")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *key == "" {
@@ -129,7 +129,7 @@ func leadsWebhookSecret(ctx context.Context, args []string, stdout, stderr io.Wr
 	var sf storeFlags
 	sf.register(fs, getenv)
 	key := fs.String("site", "", "site key (required)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *key == "" {

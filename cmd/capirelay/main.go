@@ -18,11 +18,17 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
 	stop()
 	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) && !errors.Is(err, errUsage) {
-			fmt.Fprintln(os.Stderr, "capirelay:", err)
-		}
-		os.Exit(exitCode(err))
+		os.Exit(report(os.Stderr, err))
 	}
+}
+
+// report prints err, unless its command printed it already with the
+// usage, and returns the exit status.
+func report(stderr io.Writer, err error) int {
+	if !errors.Is(err, flag.ErrHelp) && !errors.Is(err, errUsage) {
+		fmt.Fprintln(stderr, "capirelay:", err)
+	}
+	return exitCode(err)
 }
 
 // errUsage marks an error whose message was already printed with the usage.

@@ -13,7 +13,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	fs := newFlagSet("migrate", stderr, "migrate [--data-dir D] [--database-url URL]")
 	var sf storeFlags
 	sf.register(fs, getenv)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	st, err := sf.create(ctx, getenv)

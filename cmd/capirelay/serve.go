@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +17,9 @@ import (
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, getenv getenvFunc) error {
 	cfg, err := config.Load(args, getenv, stderr)
+	if errors.Is(err, config.ErrFlag) {
+		return fmt.Errorf("%w: %w", errUsage, err) // printed with the usage
+	}
 	if err != nil {
 		return err
 	}

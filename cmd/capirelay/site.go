@@ -42,7 +42,7 @@ func siteAdd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	in.Flags(fs)
 	var tf accessTokenFlags
 	tf.register(fs, "Conversions API access token (without one the site uses the sandbox)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -75,7 +75,7 @@ func siteList(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	var sf storeFlags
 	sf.register(fs, getenv)
 	asJSON := fs.Bool("json", false, "print JSON lines")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	st, err := sf.open(ctx, getenv)
@@ -137,7 +137,7 @@ func siteSetToken(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	in.Flags(fs, "pixel_id")
 	var tf accessTokenFlags
 	tf.register(fs, "new Conversions API access token (this, or --access-token-file, is required)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *key == "" {
@@ -188,7 +188,7 @@ func siteSet(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	key := fs.String("site", "", "site key (required)")
 	var in sitecfg.Update
 	in.Flags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *key == "" {

@@ -29,7 +29,7 @@ const maxValidateBytes = 64 << 20
 // malformed. Messages never repeat values.
 func runValidateStdin(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("validate", stderr, "validate FILE.json|-")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {

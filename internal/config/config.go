@@ -103,6 +103,10 @@ var Env = []struct{ Name, Default, Help string }{
 	{"CAPIRELAY_DEDUP_INDEX_KEYS", strconv.Itoa(DefaultDedupIndexKeys), "dedup keys held in memory with SQLite (about 14 bytes each)"},
 }
 
+// ErrFlag marks a flag Load could not parse: the flag package has printed
+// its message and the usage already.
+var ErrFlag = errors.New("bad flag")
+
 // A SettingError is a setting Load or Validate refused. Name is where the
 // value came from: the flag when one was given, else the environment
 // variable.
@@ -163,7 +167,10 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	dedupKeys := str(nil, "dedup-index-keys", "CAPIRELAY_DEDUP_INDEX_KEYS", strconv.Itoa(DefaultDedupIndexKeys), "dedup keys held in memory")
 	allowExpired := str(nil, "allow-expired-version", "CAPIRELAY_ALLOW_EXPIRED_VERSION", "false", "start on an expired Graph API version")
 	if err := fs.Parse(args); err != nil {
-		return c, err
+		if errors.Is(err, flag.ErrHelp) {
+			return c, err
+		}
+		return c, fmt.Errorf("%w: %w", ErrFlag, err)
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
