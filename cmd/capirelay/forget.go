@@ -28,9 +28,12 @@ func runForgetEnv(ctx context.Context, args []string, stdin io.Reader, stdout, s
 			given++
 		}
 	}
-	if given != 1 || fs.NArg() > 0 {
-		fs.Usage()
-		return errUsage
+	switch {
+	case fs.NArg() > 0:
+		// Not echoed: it may be part of an address or a name.
+		return usageError(stderr, fs.Usage, "forget: %d unexpected arguments after the flags (quote a value with spaces)", fs.NArg())
+	case given != 1:
+		return usageError(stderr, fs.Usage, "forget: give one of --email, --phone or --visitor (%d given)", given)
 	}
 	st, err := openLeadsStore(ctx, &sf, getenv)
 	if err != nil {

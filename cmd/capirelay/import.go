@@ -43,9 +43,11 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer, get
 		}
 		files, rest = append(files, fs.Arg(0)), fs.Args()[1:]
 	}
-	if len(files) != 1 || *key == "" {
-		fs.Usage()
-		return errUsage
+	switch {
+	case *key == "":
+		return usageError(stderr, fs.Usage, "import: --site is required")
+	case len(files) != 1:
+		return usageError(stderr, fs.Usage, "import: %s", oneArgument("FILE", files))
 	}
 	path := files[0]
 	if *errorsPath == "" {

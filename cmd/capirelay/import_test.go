@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -229,8 +230,8 @@ func TestImportFailures(t *testing.T) {
 			}
 		})
 	}
-	if _, _, err := e.run(t, file); err != errUsage {
-		t.Errorf("import without --site = %v, want errUsage", err)
+	if _, _, err := e.run(t, file); !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "--site is required") {
+		t.Errorf("import without --site = %v, want errUsage saying --site is required", err)
 	}
 }
 

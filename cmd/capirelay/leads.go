@@ -74,6 +74,9 @@ func leadsExport(ctx context.Context, cmd string, args []string, stdout, stderr 
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return usageError(stderr, fs.Usage, "leads "+cmd+": unexpected argument %q", fs.Arg(0))
+	}
 	if *key == "" {
 		return fmt.Errorf("leads %s: --site is required", cmd)
 	}
@@ -131,6 +134,9 @@ func leadsWebhookSecret(ctx context.Context, args []string, stdout, stderr io.Wr
 	key := fs.String("site", "", "site key (required)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError(stderr, fs.Usage, "leads webhook-secret: unexpected argument %q", fs.Arg(0))
 	}
 	if *key == "" {
 		return errors.New("leads webhook-secret: --site is required")

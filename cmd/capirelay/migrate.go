@@ -16,6 +16,9 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return usageError(stderr, fs.Usage, "migrate: unexpected argument %q", fs.Arg(0))
+	}
 	st, err := sf.create(ctx, getenv)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)

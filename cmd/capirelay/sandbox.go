@@ -29,6 +29,9 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return usageError(stderr, fs.Usage, "sandbox tail: unexpected argument %q", fs.Arg(0))
+	}
 	if *key == "" {
 		return errors.New("sandbox tail: --site is required")
 	}

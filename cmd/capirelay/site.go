@@ -78,6 +78,9 @@ func siteList(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return usageError(stderr, fs.Usage, "site list: unexpected argument %q", fs.Arg(0))
+	}
 	st, err := sf.open(ctx, getenv)
 	if err != nil {
 		return err
@@ -118,6 +121,8 @@ func publicSite(s *store.Site) map[string]any {
 		"access_token_set": s.AccessToken != "", "test_event_code": s.TestEventCode, "consent": s.Consent,
 		"default_region": s.DefaultRegion, "identity": s.IdentityMode(), "click_window_days": int(s.FbcWindow() / (24 * time.Hour)),
 		"destination": dest, "status": status, "paused": s.Paused,
+		"partial_leads": s.PartialLeads, "partial_lead_timeout_minutes": int(s.PartialLeadTimeout / time.Minute),
+		"partial_lead_forward": s.PartialLeadForward, "partial_lead_event": s.PartialLeadEvent,
 		"webhook_url": s.WebhookURL, "webhook_allow_http": s.WebhookAllowHTTP, "webhook_allow_private": s.WebhookAllowPrivate}
 }
 
@@ -139,6 +144,9 @@ func siteSetToken(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	tf.register(fs, "new Conversions API access token (this, or --access-token-file, is required)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError(stderr, fs.Usage, "site set-token: unexpected argument %q", fs.Arg(0))
 	}
 	if *key == "" {
 		return errors.New("site set-token: --site is required")
@@ -190,6 +198,9 @@ func siteSet(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	in.Flags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError(stderr, fs.Usage, "site set: unexpected argument %q", fs.Arg(0))
 	}
 	if *key == "" {
 		return errors.New("site set: --site is required")

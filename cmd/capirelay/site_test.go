@@ -83,3 +83,75 @@ func TestSiteCommandsFollowTheSiteRules(t *testing.T) {
 		t.Errorf("refused site add created a site: %d sites, %v", len(sites), err)
 	}
 }
+
+// TestSiteSetEmptyValues: an empty partial-lead event name is refused,
+// naming the flag, and changes nothing; an empty test event code clears
+// the code, like "none".
+func TestSiteSetEmptyValues(t *testing.T) {
+	t.Parallel()
+	e := newImportEnv(t)
+	site := func() *store.Site {
+		st := e.open(t)
+		defer st.Close()
+		s, err := st.Site(t.Context(), e.site)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if out, err := e.runSite(t, "set", "--site", e.site, "--partial-lead-event", "Abandoned", "--test-event-code", "TEST123"); err != nil {
+		t.Fatalf("site set = %v (%s)", err, out)
+	}
+	for _, v := range []string{"", " "} {
+		out, err := e.runSite(t, "set", "--site", e.site, "--partial-lead-event", v, "--name", "Renamed")
+		if err == nil || !strings.Contains(out, "-partial-lead-event") || !strings.Contains(out, "empty") {
+			t.Errorf("site set --partial-lead-event %q = %v (%s), want an error naming the flag", v, err, out)
+		}
+	}
+	if s := site(); s.PartialLeadEvent != "Abandoned" || s.Name != "Shop" {
+		t.Errorf("refused site set changed the site: event %q, name %q", s.PartialLeadEvent, s.Name)
+	}
+	out, err := e.runSite(t, "set", "--site", e.site, "--test-event-code", "")
+	if err != nil || !strings.Contains(out, `"test_event_code":""`) || !strings.Contains(out, `"partial_lead_event":"Abandoned"`) {
+		t.Errorf("site set --test-event-code \"\" = %v (%s), want the code cleared and shown", err, out)
+	}
+	if s := site(); s.TestEventCode != "" {
+		t.Errorf("site set --test-event-code \"\" left %q", s.TestEventCode)
+	}
+}
+
+// TestUsageErrorsSayWhatIsMissing: a missing or extra argument is named,
+// once, before the usage, with exit status 2.
+func TestUsageErrorsSayWhatIsMissing(t *testing.T) {
+	t.Parallel()
+	e := newImportEnv(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"import", "orders.csv"}, "import: --site is required"},
+		{[]string{"import", "--site", e.site}, "import: FILE is required"},
+		{[]string{"import", "--site", e.site, "a.csv", "b.csv"}, `import: one FILE, got 2 arguments ["a.csv" "b.csv"]`},
+		{[]string{"validate"}, "validate: FILE (or - for standard input) is required"},
+		{[]string{"validate", "a.json", "b.json"}, "validate: one FILE (or - for standard input), got 2 arguments"},
+		{[]string{"admin", "revoke-token"}, "admin revoke-token: NAME or --id ID is required"},
+		{[]string{"forget"}, "forget: give one of --email, --phone or --visitor (0 given)"},
+		{[]string{"forget", "--visitor", "v", "--email", "jane@example.com"}, "forget: give one of --email, --phone or --visitor (2 given)"},
+		{[]string{"site", "set", "--site", e.site, "Renamed", "--name", "Renamed"}, `site set: unexpected argument "Renamed"`},
+		{[]string{"site", "list", "all"}, `site list: unexpected argument "all"`},
+	} {
+		_, stderr, code := cliMain(t, e.getenv, tc.args...)
+		i := strings.Index(stderr, tc.want)
+		if code != 2 || i < 0 || strings.Count(stderr, tc.want) != 1 || !strings.Contains(stderr[i:], "Usage") {
+			t.Errorf("capirelay %q: exit %d, stderr:\n%s\nwant %q once, then the usage, exit 2", tc.args, code, stderr, tc.want)
+		}
+	}
+	if _, stderr, _ := cliMain(t, e.getenv, "forget", "--email", "jane", "doe@example.com"); strings.Contains(stderr, "doe@example.com") {
+		t.Errorf("forget echoed an argument that may be personal data:\n%s", stderr)
+	}
+	st := e.open(t)
+	defer st.Close()
+	if s, err := st.Site(t.Context(), e.site); err != nil || s.Name != "Shop" {
+		t.Errorf("site set with an extra argument changed the site: %+v (%v)", s, err)
+	}
+}

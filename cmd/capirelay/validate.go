@@ -33,8 +33,7 @@ func runValidateStdin(ctx context.Context, args []string, stdin io.Reader, stdou
 		return err
 	}
 	if fs.NArg() != 1 {
-		fs.Usage()
-		return errUsage
+		return usageError(stderr, fs.Usage, "validate: %s", oneArgument("FILE (or - for standard input)", fs.Args()))
 	}
 	name := fs.Arg(0)
 	in := stdin

@@ -33,7 +33,7 @@ var flagDefs = []flagDef{
 		u.AccessToken = &v
 		return nil
 	}},
-	{"test_event_code", "test-event-code", "Meta test_event_code sent with every event (\"none\" to clear)", func(u *Update, v string) error {
+	{"test_event_code", "test-event-code", "Meta test_event_code sent with every event (\"none\" or \"\" to clear)", func(u *Update, v string) error {
 		u.TestEventCode = new(orNone(v))
 		return nil
 	}},
@@ -57,7 +57,10 @@ var flagDefs = []flagDef{
 		u.PartialLeadForward = &b
 		return err
 	}},
-	{"partial_lead_event", "partial-lead-event", "event name for forwarded partial leads", func(u *Update, v string) error {
+	{"partial_lead_event", "partial-lead-event", "event name for forwarded partial leads (default PartialLead)", func(u *Update, v string) error {
+		if strings.TrimSpace(v) == "" {
+			return errors.New("the event name is empty (PartialLead is the default)")
+		}
 		u.PartialLeadEvent = &v
 		return nil
 	}},
