@@ -52,6 +52,16 @@ func checkCustomDataJSON(ev *Event, p func(string) string) error {
 	if ev.EventName == "Purchase" && (!hasValue || cd.Currency == nil) {
 		return &FieldError{Field: p("custom_data"), Message: "Purchase requires value and currency"}
 	}
+	// Personal data goes (scrubCustomData), by the rebuilding half of it.
+	d := json.NewDecoder(bytes.NewReader(ev.CustomData))
+	d.UseNumber()
+	var v any
+	if d.Decode(&v) == nil {
+		if _, isObject := v.(map[string]any); isObject {
+			v, _ = scrubJSON(v, false)
+			ev.CustomData, _ = json.Marshal(v)
+		}
+	}
 	return nil
 }
 
