@@ -254,3 +254,17 @@ func ExampleHashPassword() {
 	fmt.Println(strings.HasPrefix(enc, "pbkdf2-sha256$600000$"), ok)
 	// Output: true true
 }
+
+// TestInstallNamesTheSite: the install page's proxy advice names the
+// site's own domain, not an example one.
+func TestInstallNamesTheSite(t *testing.T) {
+	b := setup(t)
+	s := b.mustSite(t, "Shop")
+	c := b.client(t)
+	b.login(t, c)
+	res, body := b.get(t, c, "/admin/sites/"+s.Key+"/install")
+	if res.StatusCode != http.StatusOK || !strings.Contains(body, "<code>https://shop.example.com/capirelay/</code>") ||
+		!strings.Contains(body, "<code>t.shop.example.com</code>") || strings.Contains(body, "www.example.com") {
+		t.Errorf("install page (%d) does not advise the site's own domain:\n%s", res.StatusCode, body)
+	}
+}
