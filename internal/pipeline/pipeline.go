@@ -15,10 +15,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/capirelay/capirelay/internal/event"
+	"github.com/capirelay/capirelay/internal/metarules"
 	"github.com/capirelay/capirelay/internal/normalize"
 	"github.com/capirelay/capirelay/internal/store"
 )
@@ -318,8 +320,9 @@ func (p *Pipeline) prepare(ctx context.Context, in *Input, now time.Time, sh *sh
 		ev.EventID = NewEventID()
 	}
 	res := Result{EventID: ev.EventID}
-	if len(ev.EventID) > 200 {
-		res.Status, res.Err = Rejected, &event.FieldError{Field: event.JoinPath(in.Path, "event_id"), Message: "is longer than 200 characters"}
+	if len(ev.EventID) > metarules.MaxEventIDLen {
+		res.Status, res.Err = Rejected, &event.FieldError{Field: event.JoinPath(in.Path, "event_id"),
+			Message: "is longer than " + strconv.Itoa(metarules.MaxEventIDLen) + " characters"}
 		return store.NewEvent{}, res
 	}
 	src, ref := ev.EventSourceURL, ev.ReferrerURL
