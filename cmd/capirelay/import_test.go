@@ -269,3 +269,36 @@ func TestSandboxTailShortensIPs(t *testing.T) {
 		}
 	}
 }
+
+// TestLeadsListNamesExportIDs: leads list shows the lead_id that leads
+// export and the webhook give, so a row can be found in either.
+func TestLeadsListNamesExportIDs(t *testing.T) {
+	t.Parallel()
+	e := newImportEnv(t)
+	st := e.open(t)
+	l, err := st.UpsertLead(t.Context(), e.site, "v-1", "signup", func(l *store.Lead) error {
+		l.State, l.Data.Fields = store.LeadPartial, map[string]string{"em": "ada@example.com"}
+		return nil
+	})
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list, export, errw bytes.Buffer
+	for _, c := range []struct {
+		cmd string
+		out *bytes.Buffer
+	}{{"list", &list}, {"export", &export}} {
+		if err := runLeadsEnv(t.Context(), []string{c.cmd, "--site", e.site, "--state", "all"}, nil, c.out, &errw, e.getenv); err != nil {
+			t.Fatalf("leads %s: %v (%s)", c.cmd, err, errw.String())
+		}
+	}
+	rows, err := csv.NewReader(&export).ReadAll()
+	if err != nil || len(rows) != 2 || rows[0][0] != "lead_id" || rows[1][0] != l.SessionID {
+		t.Fatalf("export = %q (%v), want one lead %s", rows, err, l.SessionID)
+	}
+	lines := strings.Split(strings.TrimSpace(list.String()), "\n")
+	if len(lines) != 2 || strings.Fields(lines[1])[0] != l.SessionID {
+		t.Errorf("list =\n%s\nwant the lead as %s", list.String(), l.SessionID)
+	}
+}

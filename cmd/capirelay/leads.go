@@ -109,7 +109,8 @@ func leadsExport(ctx context.Context, cmd string, args []string, stdout, stderr 
 		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTATE\tFORM\tVISITOR\tLAST ACTIVITY\tFIELDS\tFORWARD")
+	// LEAD ID is the export's lead_id and the webhook's, not the row id.
+	fmt.Fprintln(tw, "LEAD ID\tSTATE\tFORM\tVISITOR\tLAST ACTIVITY\tFIELDS\tFORWARD")
 	for _, l := range ls {
 		var names []string
 		for _, k := range leads.FieldNames {
@@ -121,7 +122,7 @@ func leadsExport(ctx context.Context, cmd string, args []string, stdout, stderr 
 		if fwd == "" {
 			fwd = "-"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", l.ID, l.State, l.FormID, l.VisitorID,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.SessionID, l.State, l.FormID, l.VisitorID,
 			l.UpdatedAt.UTC().Format(time.RFC3339), strings.Join(names, ","), fwd)
 	}
 	return tw.Flush()
