@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -63,24 +62,20 @@ func runHash(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	case "dmy":
 		opts.DateOrder = normalize.DateOrderDayFirst
 	default:
-		fs.Usage()
-		return fmt.Errorf("hash: --date-order %q: want auto, mdy or dmy", *order)
+		return usageError(stderr, fs.Usage, "hash: --date-order %q: want auto, mdy or dmy", *order)
 	}
 	if *jsonl {
 		if *field != "" || *country != "" || fs.NArg() > 0 {
-			fs.Usage()
-			return errors.New("hash: --jsonl takes no --field, --country or VALUE; they come from each line")
+			return usageError(stderr, fs.Usage, "hash: --jsonl takes no --field, --country or VALUE; they come from each line")
 		}
 		return hashLines(ctx, stdin, stdout, opts)
 	}
 	f, ok := normalize.ParseField(*field)
 	if !ok {
-		fs.Usage()
-		return fmt.Errorf("hash: --field %q: want one of em ph fn ln db ge ct st zp country external_id", *field)
+		return usageError(stderr, fs.Usage, "hash: --field %q: want one of em ph fn ln db ge ct st zp country external_id", *field)
 	}
 	if fs.NArg() != 1 {
-		fs.Usage()
-		return errors.New("hash: want exactly one VALUE")
+		return usageError(stderr, fs.Usage, "hash: want exactly one VALUE")
 	}
 	res := hashOne(f, fs.Arg(0), *country, opts)
 	if res.Error != "" {

@@ -139,6 +139,9 @@ func TestUsageErrorsSayWhatIsMissing(t *testing.T) {
 		{[]string{"forget", "--visitor", "v", "--email", "jane@example.com"}, "forget: give one of --email, --phone or --visitor (2 given)"},
 		{[]string{"site", "set", "--site", e.site, "Renamed", "--name", "Renamed"}, `site set: unexpected argument "Renamed"`},
 		{[]string{"site", "list", "all"}, `site list: unexpected argument "all"`},
+		{[]string{"hash", "--field", "zz", "x"}, `hash: --field "zz": want one of`},
+		{[]string{"hash", "--field", "em"}, "hash: want exactly one VALUE"},
+		{[]string{"hash", "--jsonl", "--field", "em"}, "hash: --jsonl takes no --field"},
 	} {
 		_, stderr, code := cliMain(t, e.getenv, tc.args...)
 		i := strings.Index(stderr, tc.want)
