@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/capirelay/capirelay/internal/leads"
 	"github.com/capirelay/capirelay/internal/sitecfg"
 	"github.com/capirelay/capirelay/internal/store"
 )
@@ -299,16 +300,15 @@ func toJSON(ctx context.Context, s *store.Site) siteJSON {
 // the URL decides where raw leads go, so only a principal with the
 // webhooks scope (or a dashboard session) sees it whole; the others see
 // its scheme and host and a marked redaction ("https://hooks.example/…(hidden)"),
-// as the webhook sender's log lines do (leads.redact).
+// as the webhook sender's log lines do (leads.RedactURL).
 func webhookURL(ctx context.Context, raw string) (shown string, redacted bool) {
 	if raw == "" || principalFrom(ctx).may(ScopeWebhooks) {
 		return raw, false
 	}
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return "…(hidden)", true
+	if s, ok := leads.RedactURL(raw); ok {
+		return s + "/…(hidden)", true
 	}
-	return u.Scheme + "://" + u.Host + "/…(hidden)", true
+	return "…(hidden)", true
 }
 
 // decodeJSON reads a small JSON body, refusing unknown fields.

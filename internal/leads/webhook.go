@@ -237,11 +237,22 @@ func (s *Service) webhookClient(p netguard.Policy) *http.Client {
 // redact keeps the scheme and host of a URL: a path or query may hold a
 // token.
 func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(invalid URL)"
+	if s, ok := RedactURL(raw); ok {
+		return s
 	}
-	return u.Scheme + "://" + u.Host
+	return "(invalid URL)"
+}
+
+// RedactURL is a webhook URL's scheme and host ("https://hooks.example"),
+// without the path, query and user information, which may hold a secret;
+// ok is false when raw is no URL with a host. The sender's log lines and
+// the admin API show hook URLs through it.
+func RedactURL(raw string) (shown string, ok bool) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "", false
+	}
+	return u.Scheme + "://" + u.Host, true
 }
 
 // unwrapURLError drops *url.Error, whose message repeats the full URL.
