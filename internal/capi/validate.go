@@ -416,7 +416,7 @@ func (v *validator) userData(raw []byte, website bool) (hasIP bool) {
 	if ud.ip != nil {
 		if s, ok := v.singleString("client_ip_address", ud.ip); ok {
 			if _, err := netip.ParseAddr(string(s)); err != nil {
-				v.add("user_data.client_ip_address", 0, "is not a valid IPv4 or IPv6 address")
+				v.add("user_data.client_ip_address", 0, metarules.IPMessage)
 			} else {
 				hasIP = true
 				keys = append(keys, "client_ip_address")
@@ -446,7 +446,7 @@ func (v *validator) userData(raw []byte, website bool) (hasIP bool) {
 			continue
 		}
 		if !metarules.IsCookieValue(s) {
-			v.add("user_data."+c.key, c.subcode, "is not in the fb.<subdomain index>.<creation time>.<value>[.<appendix>] format")
+			v.add("user_data."+c.key, c.subcode, metarules.CookieShapeMessage)
 			continue
 		}
 		keys = append(keys, c.key)

@@ -202,20 +202,16 @@ func (ev *Event) checkExtras(p func(string) string) error {
 func (u *UserData) checkDevice(p func(string) string) error {
 	if ip := u.ClientIPAddress; ip != "" {
 		if _, err := netip.ParseAddr(ip); err != nil {
-			return &FieldError{Field: p("user_data.client_ip_address"), Message: "is not a valid IPv4 or IPv6 address"}
+			return &FieldError{Field: p("user_data.client_ip_address"), Message: metarules.IPMessage}
 		}
 	}
 	if u.Fbc != "" && !metarules.IsCookieValue(u.Fbc) {
-		return &FieldError{Field: p("user_data.fbc"), Message: cookieShape("click id"), Subcode: metarules.SubcodeBadClickID}
+		return &FieldError{Field: p("user_data.fbc"), Message: metarules.CookieShapeMessage, Subcode: metarules.SubcodeBadClickID}
 	}
 	if u.Fbp != "" && !metarules.IsCookieValue(u.Fbp) {
-		return &FieldError{Field: p("user_data.fbp"), Message: cookieShape("random number")}
+		return &FieldError{Field: p("user_data.fbp"), Message: metarules.CookieShapeMessage}
 	}
 	return nil
-}
-
-func cookieShape(value string) string {
-	return "is not in the fb.<subdomain index>.<creation time>.<" + value + ">[.<appendix>] format"
 }
 
 // strongKey reports whether u carries a key that is in no thin set (em, ph,

@@ -380,6 +380,13 @@ const (
 	MaxEventIDLen   = 200
 )
 
+// The reasons ingest and the pre-send validator give for a device field
+// of the wrong shape (IsCookieValue, net/netip.ParseAddr).
+const (
+	CookieShapeMessage = "is not in the fb.<subdomain index>.<creation time>.<value>[.<appendix>] format"
+	IPMessage          = "is not a valid IPv4 or IPv6 address"
+)
+
 // IsCookieValue reports whether s has the fbp/fbc shape
 // fb.<subdomain index digits>.<creation time digits>.<value>[.<appendix>]
 // (§5.1, §5.3), the rule of Meta's Parameter Builder (§5.4 step 4) and of
