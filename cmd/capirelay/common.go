@@ -119,6 +119,19 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return err
 }
 
+// parseNoArgs is parseFlags for a command that takes flags only: an
+// argument left over is a usage error naming it and the command (fs's
+// name), not a value silently dropped with the flags after it.
+func parseNoArgs(fs *flag.FlagSet, args []string, stderr io.Writer) error {
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError(stderr, fs.Usage, "%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	}
+	return nil
+}
+
 // usageError reports a missing or extra argument: it prints the message
 // and then usage to stderr, and returns an error that main does not print
 // again and that exits with status 2.

@@ -71,11 +71,8 @@ func leadsExport(ctx context.Context, cmd string, args []string, stdout, stderr 
 	key := fs.String("site", "", "site key (required)")
 	sinceFlag := fs.String("since", "", "only leads active since T: RFC 3339, 2006-01-02, or an age such as 36h or 7d")
 	stateFlag := fs.String("state", "", "partial, converted, submitted, open or all, comma separated")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args, stderr); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError(stderr, fs.Usage, "leads "+cmd+": unexpected argument %q", fs.Arg(0))
 	}
 	if *key == "" {
 		return fmt.Errorf("leads %s: --site is required", cmd)
@@ -133,11 +130,8 @@ func leadsWebhookSecret(ctx context.Context, args []string, stdout, stderr io.Wr
 	var sf storeFlags
 	sf.register(fs, getenv)
 	key := fs.String("site", "", "site key (required)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args, stderr); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError(stderr, fs.Usage, "leads webhook-secret: unexpected argument %q", fs.Arg(0))
 	}
 	if *key == "" {
 		return errors.New("leads webhook-secret: --site is required")

@@ -13,11 +13,8 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	fs := newFlagSet("migrate", stderr, "migrate [--data-dir D] [--database-url URL]")
 	var sf storeFlags
 	sf.register(fs, getenv)
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args, stderr); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError(stderr, fs.Usage, "migrate: unexpected argument %q", fs.Arg(0))
 	}
 	st, err := sf.create(ctx, getenv)
 	if err != nil {

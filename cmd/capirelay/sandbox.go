@@ -26,11 +26,8 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	key := fs.String("site", "", "site key (required)")
 	follow := fs.Bool("follow", false, "keep printing new payloads until interrupted")
 	requests := fs.Bool("requests", false, "print whole request bodies instead of one event per line (client_ip_address is shortened to its /24 or /48 either way)")
-	if err := parseFlags(fs, args[1:]); err != nil {
+	if err := parseNoArgs(fs, args[1:], stderr); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError(stderr, fs.Usage, "sandbox tail: unexpected argument %q", fs.Arg(0))
 	}
 	if *key == "" {
 		return errors.New("sandbox tail: --site is required")

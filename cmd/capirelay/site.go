@@ -75,11 +75,8 @@ func siteList(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	var sf storeFlags
 	sf.register(fs, getenv)
 	asJSON := fs.Bool("json", false, "print JSON lines")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args, stderr); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError(stderr, fs.Usage, "site list: unexpected argument %q", fs.Arg(0))
 	}
 	st, err := sf.open(ctx, getenv)
 	if err != nil {
@@ -142,11 +139,8 @@ func siteSetToken(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	in.Flags(fs, "pixel_id")
 	var tf accessTokenFlags
 	tf.register(fs, "new Conversions API access token (this, or --access-token-file, is required)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args, stderr); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError(stderr, fs.Usage, "site set-token: unexpected argument %q", fs.Arg(0))
 	}
 	if *key == "" {
 		return errors.New("site set-token: --site is required")
@@ -196,11 +190,8 @@ func siteSet(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	key := fs.String("site", "", "site key (required)")
 	var in sitecfg.Update
 	in.Flags(fs)
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args, stderr); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError(stderr, fs.Usage, "site set: unexpected argument %q", fs.Arg(0))
 	}
 	if *key == "" {
 		return errors.New("site set: --site is required")
