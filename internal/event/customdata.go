@@ -236,11 +236,21 @@ func replaceKey(raw json.RawMessage, key string, val []byte) json.RawMessage {
 		}
 	}
 	m[key] = val
+	out, err := encodeRaw(m)
+	if err != nil {
+		return raw
+	}
+	return out
+}
+
+// encodeRaw is v as JSON the way custom_data is rebuilt: keys in order,
+// <, > and & left as they are (json.Marshal would escape them).
+func encodeRaw(v any) (json.RawMessage, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(m); err != nil {
-		return raw
+	if err := enc.Encode(v); err != nil {
+		return nil, err
 	}
-	return bytes.TrimSpace(buf.Bytes())
+	return bytes.TrimSpace(buf.Bytes()), nil
 }

@@ -34,13 +34,11 @@ func scrubCustomData(raw json.RawMessage) (json.RawMessage, bool) {
 		return raw, false
 	}
 	v, _ = scrubJSON(v, false)
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
+	out, err := encodeRaw(v)
+	if err != nil {
 		return raw, false
 	}
-	return bytes.TrimSpace(buf.Bytes()), true
+	return out, true
 }
 
 // maxScrubDepth bounds the walk (CheckLimits allows 10 levels).
